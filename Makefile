@@ -1,0 +1,41 @@
+# Two commands do all the set-up on a fresh machine: `make run` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: run test install install-dev migrate demo bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: requirements.txt | $(PY)
+	$(PY) -m pip install --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
+	$(PY) -m pip install --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+migrate: install
+	$(PY) manage.py migrate --noinput
+
+demo: migrate
+	$(PY) manage.py seed_demo
+
+# Serves http://127.0.0.1:8000 with daphne, a Celery worker and Celery beat. SQLite and an embedded
+# Redis unless DATABASE_URL / REDIS_URL name real ones. Ctrl-C stops everything.
+run: demo
+	$(PY) manage.py runportal
+
+# The whole suite, integration tests included (real daphne, Celery worker, Redis, database).
+test: install-dev
+	$(PY) -m portal.embedded $(PY) -m pytest $(PYTEST_ARGS)
+
+bench: install-dev
+	$(PY) -m portal.embedded $(PY) bench/e2e_latency.py
+
+clean:
+	rm -rf var .pytest_cache

@@ -1,0 +1,73 @@
+"""REST API for alerts: the feed (with replay after an id), acknowledge and resolve."""
+
+from __future__ import annotations
+
+import django_filters
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics
+from rest_framework.exceptions import APIException, NotFound, PermissionDenied
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from alerts.models import Alert, AlertEvent
+from alerts.selectors import alert_list_for_user
+from alerts.serializers import AlertResolveSerializer, AlertSerializer
+from alerts.services import AlertConflict, AlertForbidden, AlertNotFound, alert_acknowledge, alert_resolve
+
+
+class AlertFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=Alert.Status.choices)
+    after = django_filters.NumberFilter(field_name="id", lookup_expr="gt", label="Only alerts with a larger id")
+    patient = django_filters.NumberFilter(field_name="patient_id")
+
+    class Meta:
+        model = Alert
+        fields = ["status", "after", "patient"]
+
+
+class AlertListApi(generics.ListAPIView):
+    serializer_class = AlertSerializer
+    filterset_class = AlertFilter
+
+    def get_queryset(self):
+        alerts = alert_list_for_user(user=self.request.user)
+        # Replay after an id comes oldest first, so a client can apply it in order.
+        return alerts.order_by("id") if "after" in self.request.query_params else alerts
+
+
+class _Conflict(APIException):
+    status_code = 409
+    default_code = "conflict"
+
+
+class AlertAcknowledgeApi(APIView):
+    @extend_schema(request=None, responses={200: AlertSerializer})
+    def post(self, request, pk: int):
+        alert = _run(lambda: alert_acknowledge(alert_id=pk, user=request.user, source=AlertEvent.Source.API,
+                                               remote_addr=request.META.get("REMOTE_ADDR")))
+        return Response(AlertSerializer(alert, context={"request": request}).data)
+
+
+class AlertResolveApi(APIView):
+    @extend_schema(request=AlertResolveSerializer, responses={200: AlertSerializer})
+    def post(self, request, pk: int):
+        form = AlertResolveSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        alert = _run(lambda: alert_resolve(alert_id=pk, user=request.user, source=AlertEvent.Source.API,
+                                           outcome=form.validated_data["outcome"],
+                                           note=form.validated_data.get("note", ""),
+                                           remote_addr=request.META.get("REMOTE_ADDR")))
+        return Response(AlertSerializer(alert, context={"request": request}).data)
+
+
+def _run(action):
+    try:
+        return action()
+    except AlertNotFound:
+        raise NotFound("Alert not found.") from None
+    except AlertForbidden as exc:
+        raise PermissionDenied(str(exc)) from None
+    except AlertConflict as exc:
+        raise _Conflict(str(exc)) from None
+
+

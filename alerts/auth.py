@@ -1,0 +1,54 @@
+"""WebSocket authentication: the browser's session, or the mobile app's ?token=."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs
+
+from channels.auth import AuthMiddlewareStack
+from channels.db import database_sync_to_async
+from channels.security.websocket import AllowedHostsOriginValidator, WebsocketDenier
+from django.contrib.auth.models import AnonymousUser
+from rest_framework.authtoken.models import Token
+
+
+@database_sync_to_async
+def _user_for_token(key: str):
+    token = Token.objects.select_related("user").filter(key=key).first()
+    if token is None or not token.user.is_active:
+        return AnonymousUser()
+    return token.user
+
+
+class TokenAuthMiddleware:
+    def __init__(self, inner):
+        self.inner = inner
+
+    async def __call__(self, scope, receive, send):
+        token = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token")
+        if token:
+            scope = dict(scope, user=await _user_for_token(token[0]))
+        return await self.inner(scope, receive, send)
+
+
+def SessionOrTokenAuth(inner):
+    # Session first (sets scope["user"]); a token, when given, takes precedence.
+    return AuthMiddlewareStack(TokenAuthMiddleware(inner))
+
+
+class BrowserOriginGuard:
+    """Browsers always send Origin: check it against ALLOWED_HOSTS (cross-site WebSocket hijacking
+    rides on the session cookie). The mobile app sends no Origin; it must then use ?token=, and any
+    cookie is ignored."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.with_origin_check = AllowedHostsOriginValidator(inner)
+
+    async def __call__(self, scope, receive, send):
+        headers = scope.get("headers", [])
+        if any(name == b"origin" for name, _ in headers):
+            return await self.with_origin_check(scope, receive, send)
+        if not parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token"):
+            return await WebsocketDenier()(scope, receive, send)
+        scope = dict(scope, headers=[(name, value) for name, value in headers if name != b"cookie"])
+        return await self.inner(scope, receive, send)

@@ -1,0 +1,119 @@
+"""WebSocket /ws/alerts/: live alerts and scan updates, with replay for clients that were away.
+
+Authentication: the session cookie (browser) or ?token= (mobile app). Replay: ?after=<alert id>
+sends every visible alert with a larger id, oldest first, before live events.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from alerts.events import STAFF_GROUP, user_group
+from alerts.models import AlertEvent
+from alerts.selectors import alert_get_visible, alert_list_for_user
+from alerts.serializers import AlertSerializer
+from alerts.services import AlertConflict, AlertForbidden, AlertNotFound, alert_acknowledge
+from scans.selectors import scan_get_visible
+from scans.serializers import ScanSerializer
+
+logger = logging.getLogger(__name__)
+
+REPLAY_LIMIT = 500
+
+
+class AlertConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self):
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=4401)
+            return
+        self.user = user
+        self.groups_joined = [user_group(user.id)] + ([STAFF_GROUP] if user.is_staff else [])
+        for group in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+        await self.accept()
+        after = _query_int(self.scope, "after")
+        if after is not None:
+            for payload in await self._replay(after):
+                await self.send_json({"type": "alert.created", "alert": payload, "replayed": True})
+
+    async def disconnect(self, code):
+        for group in getattr(self, "groups_joined", []):
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def receive_json(self, content, **kwargs):
+        if not isinstance(content, dict) or content.get("type") != "alert.acknowledge":
+            await self.send_json({"type": "error", "error": "Unknown frame; expected alert.acknowledge."})
+            return
+        alert_id = content.get("id")
+        if not isinstance(alert_id, int):
+            await self.send_json({"type": "error", "error": "alert.acknowledge needs an integer id."})
+            return
+        error = await self._acknowledge(alert_id)
+        if error:
+            await self.send_json({"type": "error", "id": alert_id, "error": error})
+
+    @classmethod
+    async def decode_json(cls, text_data):
+        try:
+            return json.loads(text_data)
+        except ValueError:
+            return None
+
+    # Channel-layer events -> frames. Each re-reads the row and re-checks permission.
+    async def alert_created(self, event):
+        await self._send_alert("alert.created", event["alert_id"])
+
+    async def alert_updated(self, event):
+        await self._send_alert("alert.updated", event["alert_id"])
+
+    async def scan_updated(self, event):
+        payload = await self._scan_payload(event["scan_id"])
+        if payload is not None:
+            await self.send_json({"type": "scan.updated", "scan": payload})
+
+    async def _send_alert(self, frame_type: str, alert_id: int):
+        payload = await self._alert_payload(alert_id)
+        if payload is not None:
+            await self.send_json({"type": frame_type, "alert": payload})
+
+    @database_sync_to_async
+    def _alert_payload(self, alert_id: int):
+        alert = alert_get_visible(user=self.user, alert_id=alert_id)
+        return AlertSerializer(alert).data if alert is not None else None
+
+    @database_sync_to_async
+    def _scan_payload(self, scan_id: int):
+        scan = scan_get_visible(user=self.user, scan_id=scan_id)
+        return ScanSerializer(scan).data if scan is not None else None
+
+    @database_sync_to_async
+    def _replay(self, after: int):
+        alerts = alert_list_for_user(user=self.user, after=after).order_by("id")[:REPLAY_LIMIT]
+        return [AlertSerializer(alert).data for alert in alerts]
+
+    @database_sync_to_async
+    def _acknowledge(self, alert_id: int) -> str | None:
+        client = self.scope.get("client") or [None]
+        try:
+            alert_acknowledge(alert_id=alert_id, user=self.user, source=AlertEvent.Source.SOCKET,
+                              remote_addr=client[0])
+        except (AlertNotFound, AlertForbidden, AlertConflict) as exc:
+            return str(exc)
+        return None
+
+
+def _query_int(scope, name: str) -> int | None:
+    from urllib.parse import parse_qs
+
+    values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get(name)
+    if not values:
+        return None
+    try:
+        return int(values[0])
+    except ValueError:
+        return None

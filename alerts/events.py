@@ -1,0 +1,54 @@
+"""The only fan-out point: every channel-layer send goes through `publish_on_commit`.
+
+Events are small (ids and status); each consumer re-reads the row and re-checks permission before
+it sends anything to its client (house style 6 and 7). Sends happen after the transaction commits,
+so no client is told about a row it cannot read yet (Zulip's send_event_on_commit).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+from portal.selectors import user_ids_who_may_see_patient
+
+logger = logging.getLogger(__name__)
+
+STAFF_GROUP = "staff"
+
+
+def user_group(user_id: int) -> str:
+    return f"user.{user_id}"
+
+
+def publish_on_commit(groups: Iterable[str], event: dict) -> None:
+    group_list = sorted(set(groups))
+
+    def send() -> None:
+        layer = get_channel_layer()
+        for group in group_list:
+            try:
+                async_to_sync(layer.group_send)(group, event)
+            except Exception:
+                # The database already holds the change; clients catch up by replay on reconnect.
+                logger.exception("could not publish %s to %s", event.get("type"), group)
+
+    transaction.on_commit(send)
+
+
+def patient_audience(patient_id: int) -> list[str]:
+    """The groups of everyone who may see this patient: staff, its care team and its caregivers."""
+    return [STAFF_GROUP, *(user_group(user_id) for user_id in user_ids_who_may_see_patient(patient_id=patient_id))]
+
+
+def publish_alert(*, event_type: str, alert_id: int, patient_id: int) -> None:
+    publish_on_commit(patient_audience(patient_id), {"type": event_type, "alert_id": alert_id})
+
+
+def publish_scan_updated(*, scan_id: int, uploader_id: int | None) -> None:
+    if uploader_id is not None:
+        publish_on_commit([user_group(uploader_id)], {"type": "scan.updated", "scan_id": scan_id})

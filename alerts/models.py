@@ -1,0 +1,70 @@
+"""Alerts raised by positive scans, and the log of everything that happened to each."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class Alert(models.Model):
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        ACKNOWLEDGED = "acknowledged", "Acknowledged"
+        RESOLVED = "resolved", "Resolved"
+
+    class Outcome(models.TextChoices):
+        CONFIRMED = "confirmed", "Confirmed"
+        FALSE_ALARM = "false_alarm", "False alarm"
+        REFERRED = "referred", "Referred"
+
+    # One alert per scan; the constraint makes a retried task unable to raise a second one.
+    scan = models.OneToOneField("scans.Scan", on_delete=models.CASCADE, related_name="alert")
+    patient = models.ForeignKey("portal.Patient", on_delete=models.CASCADE, related_name="alerts")
+    status = models.CharField(max_length=14, choices=Status.choices, default=Status.OPEN, db_index=True)
+    severity = models.CharField(max_length=10)
+    score = models.FloatField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=12, choices=Outcome.choices, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"Alert {self.pk} for {self.patient} ({self.status})"
+
+
+class AlertEvent(models.Model):
+    """Append-only: who did what to an alert, when, and from where."""
+
+    class Kind(models.TextChoices):
+        RAISED = "raised", "Raised"
+        ACKNOWLEDGED = "acknowledged", "Acknowledged"
+        RESOLVED = "resolved", "Resolved"
+
+    class Source(models.TextChoices):
+        SYSTEM = "system", "System"
+        WEB = "web", "Dashboard"
+        API = "api", "REST API"
+        SOCKET = "socket", "WebSocket"
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=14, choices=Kind.choices)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    source = models.CharField(max_length=8, choices=Source.choices, default=Source.SYSTEM)
+    remote_addr = models.GenericIPAddressField(null=True, blank=True)
+    note = models.CharField(max_length=500, blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} by {self.actor or 'system'} at {self.at:%Y-%m-%d %H:%M:%S}"

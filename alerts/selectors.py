@@ -1,0 +1,28 @@
+"""Reads of alerts, always scoped to what the user may see."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from alerts.models import Alert
+from portal.selectors import patient_list_for_user
+
+
+def alert_list_for_user(*, user, status: str | None = None, after: int | None = None) -> QuerySet[Alert]:
+    alerts = Alert.objects.filter(patient_id__in=patient_list_for_user(user=user).values("id")).select_related(
+        "patient", "scan", "scan__referring_physician", "scan__result", "scan__result__model_version",
+        "acknowledged_by", "resolved_by",
+    )
+    if status:
+        alerts = alerts.filter(status=status)
+    if after is not None:
+        alerts = alerts.filter(id__gt=after)
+    return alerts
+
+
+def alert_get_visible(*, user, alert_id: int) -> Alert | None:
+    return alert_list_for_user(user=user).filter(id=alert_id).first()
+
+
+def alert_open_count(*, user) -> int:
+    return alert_list_for_user(user=user, status=Alert.Status.OPEN).count()

@@ -1,0 +1,53 @@
+"""Alert payloads: one shape for the REST API and the WebSocket frames."""
+
+from __future__ import annotations
+
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from alerts.models import Alert
+from scans.serializers import DISCLAIMER, PatientSummarySerializer, absolute_url
+
+
+class AlertSerializer(serializers.ModelSerializer):
+    patient = PatientSummarySerializer(read_only=True)
+    scan = serializers.SerializerMethodField()
+    acknowledged_by = serializers.SerializerMethodField()
+    resolved_by = serializers.SerializerMethodField()
+    disclaimer = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Alert
+        fields = ["id", "status", "severity", "score", "created_at", "patient", "scan", "acknowledged_by",
+                  "acknowledged_at", "resolved_by", "resolved_at", "outcome", "disclaimer"]
+
+    @extend_schema_field(serializers.DictField())
+    def get_scan(self, alert: Alert) -> dict:
+        scan = alert.scan
+        request = self.context.get("request")
+        result = getattr(scan, "result", None)
+        return {
+            "id": scan.id,
+            "url": absolute_url(request, reverse("api:scan-detail", args=[scan.id])),
+            "page_url": absolute_url(request, scan.get_absolute_url()),
+            "image_url": absolute_url(request, reverse("api:scan-file", args=[scan.id, "image"])),
+            "uploaded_at": scan.uploaded_at.isoformat(),
+            "referring_physician": scan.referring_physician.full_name if scan.referring_physician else None,
+            "label": result.label if result else None,
+            "model_version": result.model_version_name if result else None,
+        }
+
+    def get_acknowledged_by(self, alert: Alert) -> str | None:
+        return alert.acknowledged_by.get_username() if alert.acknowledged_by else None
+
+    def get_resolved_by(self, alert: Alert) -> str | None:
+        return alert.resolved_by.get_username() if alert.resolved_by else None
+
+    def get_disclaimer(self, _alert) -> str:
+        return DISCLAIMER
+
+
+class AlertResolveSerializer(serializers.Serializer):
+    outcome = serializers.ChoiceField(choices=Alert.Outcome.choices)
+    note = serializers.CharField(required=False, allow_blank=True, max_length=500)

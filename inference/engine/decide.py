@@ -1,0 +1,88 @@
+"""The decision: classifier probability and asymmetry measurements -> label, score and severity.
+
+The rule and its thresholds travel with every result, so any label can be traced and reproduced.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+PARALYSIS = "paralysis"
+NO_PARALYSIS = "no_paralysis"
+INCONCLUSIVE = "inconclusive"
+
+
+@dataclass(frozen=True)
+class DecisionRule:
+    name: str
+    # Asymmetry index at which the asymmetry evidence alone counts as positive / negative.
+    asymmetry_positive_at: float
+    asymmetry_negative_below: float
+    # Fused score thresholds (only used when a classifier probability is present).
+    fused_positive_at: float = 0.5
+    fused_negative_below: float = 0.5
+    classifier_weight: float = 0.0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_thresholds(cls, thresholds: dict, *, name: str) -> "DecisionRule":
+        fields = {key: float(value) for key, value in thresholds.items() if key in cls.__dataclass_fields__}
+        fields.pop("name", None)
+        base = asdict(ASYMMETRY_ONLY_RULE)
+        base.update(fields)
+        base["name"] = name
+        return cls(**base)
+
+
+# Training-free rule used when no trained classifier is active. Thresholds fitted on the
+# stroke-faces data set (see docs/model-card.md for the figures and how to reproduce them).
+ASYMMETRY_ONLY_RULE = DecisionRule(
+    name="asymmetry-only-v1",
+    asymmetry_positive_at=1.0,
+    asymmetry_negative_below=0.6,
+)
+
+
+@dataclass(frozen=True)
+class Decision:
+    label: str
+    score: float
+    severity: str
+    rule: dict
+
+
+def asymmetry_score(index: float, rule: DecisionRule) -> float:
+    """Map the index to 0..1 so that the positive threshold is 0.5 (a logistic curve)."""
+    midpoint = rule.asymmetry_positive_at
+    width = max((rule.asymmetry_positive_at - rule.asymmetry_negative_below) / 2, 1e-6)
+    return 1.0 / (1.0 + math.exp(-(index - midpoint) / width))
+
+
+def decide(*, asymmetry_index: float, severity: str, probability: float | None, rule: DecisionRule) -> Decision:
+    asym = asymmetry_score(asymmetry_index, rule)
+    if probability is None:
+        score = asym
+        if asymmetry_index >= rule.asymmetry_positive_at:
+            label = PARALYSIS
+        elif asymmetry_index < rule.asymmetry_negative_below:
+            label = NO_PARALYSIS
+        else:
+            label = INCONCLUSIVE
+    else:
+        weight = rule.classifier_weight
+        score = weight * probability + (1 - weight) * asym
+        if score >= rule.fused_positive_at:
+            label = PARALYSIS
+        elif score < rule.fused_negative_below:
+            label = NO_PARALYSIS
+        else:
+            label = INCONCLUSIVE
+    # A negative label with a raised band would read as a contradiction: the band describes the
+    # measured asymmetry, which natural faces have a little of, so it is kept but capped at mild.
+    if label == NO_PARALYSIS and severity not in {"none", "mild"}:
+        severity = "mild"
+    return Decision(label=label, score=round(score, 4), severity=severity,
+                    rule={**rule.as_dict(), "used_classifier": probability is not None})

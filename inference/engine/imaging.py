@@ -1,0 +1,103 @@
+"""Decoding untrusted uploads safely: real images only, bounded in bytes and pixels, no metadata kept."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+# Formats a phone or a scanner produces for a photograph. Anything else (SVG, PDF, animated GIF...)
+# is refused before decoding. HEIC needs a plugin we do not ship; the message says to send JPEG.
+ACCEPTED_FORMATS = {"JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF"}
+MIN_SIDE = 64
+
+
+class ImageRejected(ValueError):
+    """The upload is not an image we can analyse; the message is for the person who sent it."""
+
+
+@dataclass(frozen=True)
+class CleanImage:
+    """A decoded photo, oriented upright, re-encoded without any metadata."""
+
+    data: bytes  # JPEG bytes (no EXIF, no GPS, no ICC)
+    width: int
+    height: int
+    sha256: str
+    source_format: str
+
+
+def decode_upload(raw: bytes, *, max_bytes: int, max_pixels: int) -> CleanImage:
+    if not raw:
+        raise ImageRejected("The file is empty. Choose a photo of the patient's face.")
+    if len(raw) > max_bytes:
+        raise ImageRejected(
+            f"The file is {len(raw) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB. Send a smaller photo."
+        )
+    image = open_image(raw, max_pixels=max_pixels)
+    fmt = image.format or "unknown"
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=92)
+    data = buffer.getvalue()
+    return CleanImage(
+        data=data,
+        width=image.width,
+        height=image.height,
+        sha256=hashlib.sha256(data).hexdigest(),
+        source_format=fmt,
+    )
+
+
+def open_image(raw: bytes, *, max_pixels: int) -> Image.Image:
+    """Decode to an upright RGB image, or raise ImageRejected with a reason a person can act on."""
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns at half its bomb limit; we check against our own limit below.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            probe = Image.open(io.BytesIO(raw))
+            fmt = probe.format
+            if fmt not in ACCEPTED_FORMATS:
+                raise ImageRejected(
+                    f"{fmt or 'This'} files are not accepted. Send a JPEG or PNG photo of the face."
+                )
+            if getattr(probe, "n_frames", 1) > 1:
+                raise ImageRejected("Animated images are not accepted. Send a single still photo.")
+            width, height = probe.size
+            if width * height > max_pixels:
+                raise ImageRejected(
+                    f"The photo is {width}x{height} pixels, more than the {max_pixels / 1e6:.0f} megapixel "
+                    "limit. Send a smaller photo."
+                )
+            if min(width, height) < MIN_SIDE:
+                raise ImageRejected(
+                    f"The photo is only {width}x{height} pixels. Send a sharper photo of the face."
+                )
+            probe.load()
+            image = ImageOps.exif_transpose(probe)
+    except ImageRejected:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError):
+        raise ImageRejected("This file is not a photo we can read. Send a JPEG or PNG photo.") from None
+    except (OSError, SyntaxError, ValueError, EOFError):
+        # Truncated or corrupt data (Pillow raises several types for these).
+        raise ImageRejected("The photo is damaged or incomplete. Take or send it again.") from None
+    image = _to_rgb(image)
+    image.format = fmt
+    return image
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    if image.mode == "RGB":
+        return image
+    if image.mode in {"I;16", "I;16B", "I;16L", "I"}:
+        # 16-bit greyscale: scale to 8 bits rather than clipping everything to white.
+        image = image.point(lambda value: value * (1 / 256)).convert("L")
+    if image.mode in {"RGBA", "LA", "P", "PA"}:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return image.convert("RGB")

@@ -1,0 +1,171 @@
+"""The whole analysis of one photo: decode -> face -> quality -> align -> measure -> classify -> decide.
+
+A pure library: no Django. The worker (inference/tasks.py) and `manage.py analyze_image` both call
+`Pipeline.analyze`, so the portal and the command line give the same answer for the same photo.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from inference.engine import quality
+from inference.engine.align import aligned_face
+from inference.engine.classifier import ResNetClassifier
+from inference.engine.decide import ASYMMETRY_ONLY_RULE, DecisionRule, decide
+from inference.engine.face import FaceMeshDetector
+from inference.engine.imaging import open_image
+from inference.engine.measure import LEFT, RIGHT, NOSE_BRIDGE, measure
+
+ENGINE_VERSION = "facemesh-asymmetry-1"
+OVERLAY_MAX_SIDE = 900
+
+
+@dataclass
+class Analysis:
+    status: str  # "done" or "rejected"
+    reason: str = ""
+    label: str = ""
+    score: float = 0.0
+    severity: str = ""
+    affected_side: str = ""
+    measurements: dict = field(default_factory=dict)
+    quality: dict = field(default_factory=dict)
+    classifier: dict = field(default_factory=dict)
+    decision: dict = field(default_factory=dict)
+    engine_version: str = ENGINE_VERSION
+    overlay_jpeg: bytes | None = None
+    heatmap_jpeg: bytes | None = None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        """JSON-ready, without the image bytes."""
+        data = {key: value for key, value in self.__dict__.items() if not key.endswith("_jpeg")}
+        return data
+
+
+class Pipeline:
+    def __init__(
+        self,
+        *,
+        detector: FaceMeshDetector | None = None,
+        classifier: ResNetClassifier | None = None,
+        classifier_name: str = "",
+        rule: DecisionRule = ASYMMETRY_ONLY_RULE,
+        max_pixels: int = 40_000_000,
+    ) -> None:
+        self.detector = detector or FaceMeshDetector()
+        self.classifier = classifier
+        self.classifier_name = classifier_name
+        self.rule = rule
+        self.max_pixels = max_pixels
+        self.classifier_note = "No trained classifier is active; the asymmetry rule decided alone."
+
+    def analyze_bytes(self, raw: bytes) -> Analysis:
+        """Raises imaging.ImageRejected for a file that is not a usable image."""
+        return self.analyze(open_image(raw, max_pixels=self.max_pixels))
+
+    def analyze(self, image: Image.Image) -> Analysis:
+        timings: dict[str, float] = {}
+        clock = time.perf_counter()
+
+        def lap(stage: str) -> None:
+            nonlocal clock
+            now = time.perf_counter()
+            timings[stage] = round((now - clock) * 1000, 2)
+            clock = now
+
+        rgb = np.asarray(image.convert("RGB"))
+        search = self.detector.find(rgb)
+        lap("face")
+        measurements = measure(search.faces[0]) if len(search.faces) == 1 else None
+        lap("measure")
+        report = quality.assess(rgb, search.faces, measurements)
+        report_figures = {**report.figures, "face_search": search.attempt}
+        if not report.passed:
+            return Analysis(status="rejected", reason=report.reason, quality=report_figures, timings_ms=timings)
+        points = search.faces[0]
+
+        probability = None
+        heatmap = None
+        if self.classifier is None:
+            classifier_info = {"status": "absent", "detail": self.classifier_note}
+        else:
+            face = aligned_face(rgb, points, size=self.classifier.input_size)
+            lap("align")
+            prediction = self.classifier.predict(face, with_heatmap=True)
+            probability = prediction.probability
+            heatmap = _heatmap_jpeg(face, prediction.heatmap)
+            classifier_info = {"status": "used", "model": self.classifier_name,
+                               "probability": round(probability, 4)}
+            lap("classify")
+
+        decision = decide(asymmetry_index=measurements.asymmetry_index, severity=measurements.severity,
+                          probability=probability, rule=self.rule)
+        overlay = _overlay_jpeg(image, points)
+        lap("overlay")
+        return Analysis(
+            status="done",
+            label=decision.label,
+            score=decision.score,
+            severity=decision.severity,
+            affected_side=measurements.affected_side,
+            measurements=measurements.as_dict(),
+            quality=report_figures,
+            classifier=classifier_info,
+            decision=decision.rule,
+            overlay_jpeg=overlay,
+            heatmap_jpeg=heatmap,
+            timings_ms=timings,
+        )
+
+
+def _jpeg(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=88)
+    return buffer.getvalue()
+
+
+def _overlay_jpeg(image: Image.Image, points: np.ndarray) -> bytes:
+    """The photo with the landmarks used for measuring, the eye line and the mouth-corner line."""
+    scale = min(1.0, OVERLAY_MAX_SIDE / max(image.size))
+    canvas = image.convert("RGB").resize((round(image.width * scale), round(image.height * scale)))
+    draw = ImageDraw.Draw(canvas)
+    pts = points * scale
+    radius = max(1.5, canvas.width / 400)
+    for x, y in pts[:468:3]:
+        draw.ellipse((x - radius / 2, y - radius / 2, x + radius / 2, y + radius / 2), fill=(120, 220, 255))
+    width = max(2, round(canvas.width / 300))
+
+    def line(a, b, colour):
+        draw.line([tuple(a), tuple(b)], fill=colour, width=width)
+
+    right_eye = (pts[RIGHT["eye_outer"]] + pts[RIGHT["eye_inner"]]) / 2
+    left_eye = (pts[LEFT["eye_outer"]] + pts[LEFT["eye_inner"]]) / 2
+    line(right_eye, left_eye, (80, 200, 80))
+    line(pts[RIGHT["mouth_corner"]], pts[LEFT["mouth_corner"]], (240, 80, 60))
+    line(pts[RIGHT["brow"][2]], pts[LEFT["brow"][2]], (250, 200, 40))
+    eye_mid = (right_eye + left_eye) / 2
+    direction = left_eye - right_eye
+    normal = np.array([-direction[1], direction[0]])
+    line(eye_mid - normal * 0.6, eye_mid + normal * 1.9, (200, 200, 200))
+    for index in (RIGHT["mouth_corner"], LEFT["mouth_corner"], NOSE_BRIDGE):
+        x, y = pts[index]
+        r = radius * 2.5
+        draw.ellipse((x - r, y - r, x + r, y + r), outline=(255, 255, 255), width=width)
+    return _jpeg(canvas)
+
+
+def _heatmap_jpeg(face_rgb: np.ndarray, heatmap: np.ndarray | None) -> bytes | None:
+    if heatmap is None:
+        return None
+    import cv2
+
+    colour = cv2.applyColorMap((np.clip(heatmap, 0, 1) * 255).astype(np.uint8), cv2.COLORMAP_JET)
+    colour = cv2.cvtColor(colour, cv2.COLOR_BGR2RGB)
+    blended = (0.55 * face_rgb + 0.45 * colour).astype(np.uint8)
+    return _jpeg(Image.fromarray(blended))

@@ -1,0 +1,63 @@
+"""The worker's pipeline, built once per process and rebuilt only when the active model changes.
+
+Never imported by the web process at start-up; the first task in each worker pays the load.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from django.conf import settings
+
+from inference.engine.classifier import CheckpointError, ResNetClassifier
+from inference.engine.decide import ASYMMETRY_ONLY_RULE, DecisionRule
+from inference.engine.face import FaceMeshDetector
+from inference.engine.pipeline import Pipeline
+from inference.models import ModelVersion
+
+logger = logging.getLogger(__name__)
+
+_lock = threading.Lock()
+_cached: dict = {"key": object(), "pipeline": None, "version": None}
+_detector: FaceMeshDetector | None = None
+
+
+def active_model_version() -> ModelVersion | None:
+    return ModelVersion.objects.filter(is_active=True).first()
+
+
+def current_pipeline() -> tuple[Pipeline, ModelVersion | None]:
+    """The pipeline for the active model version (one registry query; a model load only on change)."""
+    global _detector
+    version = active_model_version()
+    key = (version.id, version.sha256) if version else None
+    with _lock:
+        if _cached["key"] != key:
+            if _detector is None:
+                _detector = FaceMeshDetector()
+            _cached.update(key=key, pipeline=_build(version, _detector), version=version)
+        return _cached["pipeline"], _cached["version"]
+
+
+def _build(version: ModelVersion | None, detector: FaceMeshDetector) -> Pipeline:
+    if version is None:
+        return Pipeline(detector=detector, rule=ASYMMETRY_ONLY_RULE, max_pixels=settings.SCAN_MAX_PIXELS)
+    try:
+        classifier = ResNetClassifier(version.checkpoint.path, expected_sha256=version.sha256)
+    except (CheckpointError, OSError, RuntimeError, KeyError) as exc:
+        # A broken checkpoint must not silently become random weights: run without the classifier
+        # and say why in every result until an admin fixes the registry.
+        logger.error("active model %s could not be loaded: %s", version.name, exc)
+        pipeline = Pipeline(detector=detector, rule=ASYMMETRY_ONLY_RULE, max_pixels=settings.SCAN_MAX_PIXELS)
+        pipeline.classifier_note = f"Active model {version.name} could not be loaded ({exc}); asymmetry rule only."
+        return pipeline
+    rule = DecisionRule.from_thresholds(version.thresholds, name=f"fused:{version.name}")
+    logger.info("loaded classifier %s (%s)", version.name, version.sha256[:12])
+    return Pipeline(detector=detector, classifier=classifier, classifier_name=version.name, rule=rule,
+                    max_pixels=settings.SCAN_MAX_PIXELS)
+
+
+def loaded_version_of(pipeline: Pipeline, version: ModelVersion | None) -> ModelVersion | None:
+    """The model version that will actually decide (None when the classifier could not load)."""
+    return version if pipeline.classifier is not None else None

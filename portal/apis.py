@@ -1,0 +1,73 @@
+"""REST API for people: token login, patients, physicians."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+
+from portal.models import CareTeam, Patient
+from portal.selectors import patient_list_for_user, physician_list, user_role
+from scans.serializers import PatientSerializer, PhysicianSerializer
+
+
+class TokenResponseSerializer(serializers.Serializer):
+    token = serializers.CharField()
+
+
+class TokenApi(ObtainAuthToken):
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "login"
+
+    @extend_schema(responses=TokenResponseSerializer, tags=["auth"])
+    def post(self, request, *args, **kwargs):
+        return super().post(request, *args, **kwargs)
+
+
+class PatientListApi(generics.ListCreateAPIView):
+    serializer_class = PatientSerializer
+    filterset_fields = ["mrn"]
+
+    def get_queryset(self):
+        return patient_list_for_user(user=self.request.user).prefetch_related("caregivers")
+
+    def create(self, request, *args, **kwargs):
+        role = user_role(request.user)
+        if role not in {"staff", "clinician"}:
+            raise PermissionDenied("Only clinicians and staff can register patients.")
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        care_team = serializer.validated_data.get("care_team")
+        if role == "clinician":
+            own_teams = CareTeam.objects.filter(memberships__physician__user=request.user)
+            if care_team is None:
+                care_team = own_teams.first()
+            elif not own_teams.filter(id=care_team.id).exists():
+                raise PermissionDenied("You can only register patients for your own care team.")
+        with transaction.atomic():
+            patient = Patient.objects.create(
+                mrn=serializer.validated_data["mrn"],
+                full_name=serializer.validated_data["full_name"],
+                date_of_birth=serializer.validated_data.get("date_of_birth"),
+                care_team=care_team,
+            )
+            patient.caregivers.set(serializer.validated_data.get("caregivers", []))
+        return Response(self.get_serializer(patient).data, status=status.HTTP_201_CREATED)
+
+
+class PatientDetailApi(generics.RetrieveAPIView):
+    serializer_class = PatientSerializer
+
+    def get_queryset(self):
+        return patient_list_for_user(user=self.request.user).prefetch_related("caregivers")
+
+
+class PhysicianListApi(generics.ListAPIView):
+    serializer_class = PhysicianSerializer
+
+    def get_queryset(self):
+        return physician_list()

@@ -1,0 +1,80 @@
+"""The people: patients, physicians, caregivers and the care teams that link them."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class Physician(models.Model):
+    """A doctor: a clinician who logs in to triage, or only a referring doctor named on scans."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="physician"
+    )
+    full_name = models.CharField(max_length=200)
+    specialty = models.CharField(max_length=100, blank=True)
+    phone = models.CharField(max_length=40, blank=True)
+    email = models.EmailField(blank=True)
+
+    class Meta:
+        ordering = ["full_name"]
+
+    def __str__(self) -> str:
+        return self.full_name
+
+
+class Caregiver(models.Model):
+    """A relative, nurse or carer who photographs a patient; sees only the patients linked to them."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="caregiver")
+    phone = models.CharField(max_length=40, blank=True)
+
+    def __str__(self) -> str:
+        return self.user.get_full_name() or self.user.get_username()
+
+
+class CareTeam(models.Model):
+    name = models.CharField(max_length=120, unique=True)
+    members = models.ManyToManyField(Physician, through="CareTeamMembership", related_name="care_teams")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CareTeamMembership(models.Model):
+    class Role(models.TextChoices):
+        LEAD = "lead", "Lead physician"
+        MEMBER = "member", "Member"
+
+    care_team = models.ForeignKey(CareTeam, on_delete=models.CASCADE, related_name="memberships")
+    physician = models.ForeignKey(Physician, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["care_team", "physician"], name="unique_care_team_member"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.physician} in {self.care_team} ({self.get_role_display()})"
+
+
+class Patient(models.Model):
+    mrn = models.CharField("medical record number", max_length=64, unique=True)
+    full_name = models.CharField(max_length=200)
+    date_of_birth = models.DateField(null=True, blank=True)
+    care_team = models.ForeignKey(
+        CareTeam, null=True, blank=True, on_delete=models.SET_NULL, related_name="patients"
+    )
+    caregivers = models.ManyToManyField(Caregiver, blank=True, related_name="patients")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["full_name", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.full_name} ({self.mrn})"

@@ -1,0 +1,118 @@
+"""Starting the portal's processes together: daphne (HTTP + WebSocket), a Celery worker, Celery beat.
+
+Used by `manage.py runportal` (make run), the integration tests and the benchmarks, so all three run
+the same real processes the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+
+@dataclass
+class Stack:
+    env: dict[str, str]
+    host: str = "127.0.0.1"
+    port: int = 8000
+    worker_concurrency: int = 1
+    beat: bool = False
+    log_dir: Path | None = None  # None: processes write to this terminal
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    _logs: list[IO] = field(default_factory=list)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def commands(self) -> dict[str, list[str]]:
+        python = sys.executable
+        commands = {
+            "web": [python, "-m", "daphne", "-b", self.host, "-p", str(self.port), "portal.asgi:application"],
+            "worker": [python, "-m", "celery", "-A", "portal", "worker", "--loglevel", "INFO",
+                       "--concurrency", str(self.worker_concurrency), "--hostname", f"worker-{self.port}@%h",
+                       "--without-gossip", "--without-mingle"],
+        }
+        if self.beat:
+            schedule = Path(self.env.get("PORTAL_VAR_DIR", "var")) / "celerybeat-schedule"
+            commands["beat"] = [python, "-m", "celery", "-A", "portal", "beat", "--loglevel", "INFO",
+                                "--schedule", str(schedule)]
+        return commands
+
+    def start(self) -> "Stack":
+        root = Path(__file__).resolve().parent.parent
+        for name, command in self.commands().items():
+            output = None
+            if self.log_dir is not None:
+                self.log_dir.mkdir(parents=True, exist_ok=True)
+                output = open(self.log_dir / f"{name}.log", "ab")
+                self._logs.append(output)
+            self.processes[name] = subprocess.Popen(
+                command, cwd=root, env=self.env, stdout=output, stderr=subprocess.STDOUT if output else None
+            )
+        return self
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        """Wait until /healthz reports the database, Redis and a worker all answering."""
+        deadline = time.monotonic() + timeout
+        last_error = ""
+        while time.monotonic() < deadline:
+            for name, process in self.processes.items():
+                if process.poll() is not None:
+                    raise RuntimeError(f"{name} exited with code {process.returncode}{self._tail(name)}")
+            try:
+                with urllib.request.urlopen(f"{self.base_url}/healthz", timeout=5) as response:
+                    if response.status == 200:
+                        return
+            except urllib.error.HTTPError as exc:
+                last_error = exc.read().decode(errors="replace")
+            except OSError as exc:
+                last_error = str(exc)
+            time.sleep(0.5)
+        raise TimeoutError(f"the portal did not become healthy in {timeout:.0f}s: {last_error}")
+
+    def stop(self, timeout: float = 20.0) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for process in self.processes.values():
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        for handle in self._logs:
+            handle.close()
+        self._logs.clear()
+
+    def kill(self, name: str) -> None:
+        self.processes[name].kill()
+        self.processes[name].wait()
+
+    def _tail(self, name: str) -> str:
+        if self.log_dir is None:
+            return ""
+        text = (self.log_dir / f"{name}.log").read_text(errors="replace")
+        return "\n" + text[-3000:]
+
+    def __enter__(self) -> "Stack":
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+
+def base_env(**overrides: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(overrides)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env

@@ -1,0 +1,36 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from alerts import apis as alert_apis
+from portal import apis as portal_apis
+from portal import views as portal_views
+from scans import apis as scan_apis
+
+api_v1 = [
+    path("auth/token/", portal_apis.TokenApi.as_view(), name="token"),
+    path("patients/", portal_apis.PatientListApi.as_view(), name="patient-list"),
+    path("patients/<int:pk>/", portal_apis.PatientDetailApi.as_view(), name="patient-detail"),
+    path("physicians/", portal_apis.PhysicianListApi.as_view(), name="physician-list"),
+    path("scans/", scan_apis.ScanListApi.as_view(), name="scan-list"),
+    path("scans/<int:pk>/", scan_apis.ScanDetailApi.as_view(), name="scan-detail"),
+    path("scans/<int:pk>/<str:kind>/", scan_apis.ScanFileApi.as_view(), name="scan-file"),
+    path("alerts/", alert_apis.AlertListApi.as_view(), name="alert-list"),
+    path("alerts/<int:pk>/acknowledge/", alert_apis.AlertAcknowledgeApi.as_view(), name="alert-acknowledge"),
+    path("alerts/<int:pk>/resolve/", alert_apis.AlertResolveApi.as_view(), name="alert-resolve"),
+]
+
+urlpatterns = [
+    path("", portal_views.home, name="home"),
+    path("information/", portal_views.information, name="information"),
+    path("healthz", portal_views.healthz, name="healthz"),
+    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("scans/", include("scans.urls")),
+    path("alerts/", include("alerts.urls")),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include((api_v1, "api"))),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+]

@@ -1,0 +1,57 @@
+"""Home, information page and the health check."""
+
+from __future__ import annotations
+
+import redis
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.db import connection
+from django.http import JsonResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+
+from alerts.selectors import alert_open_count
+from scans.selectors import scan_list_for_user
+
+
+@login_required
+def home(request):
+    recent = scan_list_for_user(user=request.user)[:5]
+    return render(request, "portal/home.html", {
+        "recent_scans": recent,
+        "open_alerts": alert_open_count(user=request.user),
+    })
+
+
+def information(request):
+    return render(request, "portal/information.html")
+
+
+@never_cache
+def healthz(request):
+    """Liveness of the parts a scan needs: database, Redis, and at least one Celery worker."""
+    checks: dict[str, str] = {}
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        checks["database"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - any failure is reported, not raised
+        checks["database"] = f"error: {exc.__class__.__name__}"
+    try:
+        redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1).ping()
+        checks["redis"] = "ok"
+    except Exception as exc:  # noqa: BLE001
+        checks["redis"] = f"error: {exc.__class__.__name__}"
+    if checks["redis"] == "ok":
+        from portal.celery import app
+
+        try:
+            replies = app.control.ping(timeout=1.0)
+            checks["worker"] = f"ok ({len(replies)})" if replies else "error: no worker answered"
+        except Exception as exc:  # noqa: BLE001
+            checks["worker"] = f"error: {exc.__class__.__name__}"
+    else:
+        checks["worker"] = "unknown: Redis is down"
+    healthy = all(value.startswith("ok") for value in checks.values())
+    return JsonResponse({"status": "ok" if healthy else "degraded", "checks": checks},
+                        status=200 if healthy else 503)

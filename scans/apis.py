@@ -1,0 +1,104 @@
+"""REST API for scans: upload (202 at once), list, detail, and the permission-checked image files."""
+
+from __future__ import annotations
+
+import django_filters
+from django.conf import settings
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import FileResponse, Http404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import generics, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from inference.engine.imaging import ImageRejected
+from portal.models import Physician
+from portal.selectors import patient_list_for_user
+from scans.models import Scan
+from scans.selectors import scan_get_visible, scan_list_for_user
+from scans.serializers import ScanCreateSerializer, ScanSerializer
+from scans.services import read_upload, scan_create
+
+
+class ScanFilter(django_filters.FilterSet):
+    patient = django_filters.NumberFilter(field_name="patient_id")
+    status = django_filters.ChoiceFilter(choices=Scan.Status.choices)
+    label = django_filters.CharFilter(field_name="result__label")
+
+    class Meta:
+        model = Scan
+        fields = ["patient", "status", "label"]
+
+
+class ScanListApi(generics.ListAPIView):
+    serializer_class = ScanSerializer
+    filterset_class = ScanFilter
+    parser_classes = [MultiPartParser, FormParser]
+
+    def get_queryset(self):
+        return scan_list_for_user(user=self.request.user)
+
+    @extend_schema(
+        request={"multipart/form-data": ScanCreateSerializer},
+        responses={202: ScanSerializer, 400: OpenApiResponse(description="Invalid patient or image")},
+        description="Upload a facial photo. Answers 202 at once; the analysis follows (poll the scan "
+        "URL or listen on /ws/alerts/ for scan.updated).",
+    )
+    def post(self, request, *args, **kwargs):
+        form = ScanCreateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        patient = patient_list_for_user(user=request.user).filter(id=data["patient"]).first()
+        if patient is None:
+            # The same answer whether the patient does not exist or is someone else's.
+            raise ValidationError({"patient": ["Unknown patient."]})
+        physician = None
+        if data.get("referring_physician") is not None:
+            physician = Physician.objects.filter(id=data["referring_physician"]).first()
+            if physician is None:
+                raise ValidationError({"referring_physician": ["Unknown physician."]})
+        raw = read_upload(data["image"], max_bytes=settings.SCAN_MAX_UPLOAD_BYTES)
+        try:
+            scan = scan_create(user=request.user, patient=patient, image_bytes=raw,
+                               referring_physician=physician, note=data.get("note", ""))
+        except ImageRejected as exc:
+            raise ValidationError({"image": [str(exc)]}) from None
+        except DjangoPermissionDenied:
+            raise ValidationError({"patient": ["Unknown patient."]}) from None
+        scan = scan_get_visible(user=request.user, scan_id=scan.id)
+        body = ScanSerializer(scan, context={"request": request}).data
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["url"]})
+
+
+class ScanDetailApi(generics.RetrieveAPIView):
+    serializer_class = ScanSerializer
+
+    def get_queryset(self):
+        return scan_list_for_user(user=self.request.user)
+
+
+class ScanFileApi(APIView):
+    """The photo and its overlays: health data, sent only to users who may see the patient."""
+
+    @extend_schema(responses={(200, "image/jpeg"): OpenApiTypes.BINARY}, operation_id="scans_file_retrieve")
+    def get(self, request, pk: int, kind: str):
+        scan = scan_get_visible(user=request.user, scan_id=pk)
+        if scan is None:
+            raise Http404
+        if kind == "image":
+            field = scan.image
+        else:
+            result = getattr(scan, "result", None)
+            field = getattr(result, kind, None) if result is not None else None
+        if not field:
+            raise Http404
+        response = FileResponse(field.open("rb"), content_type="image/jpeg")
+        response["Cache-Control"] = "private, no-store"
+        response["Content-Disposition"] = f'inline; filename="scan-{scan.id}-{kind}.jpg"'
+        return response
+
+
+

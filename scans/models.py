@@ -1,0 +1,102 @@
+"""A scan (one uploaded photo of a patient's face) and the result of analysing it."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+
+
+def _private_image_path(instance: models.Model, filename: str) -> str:
+    # The client's file name is never used: it may carry patient data or path tricks.
+    now = datetime.now()
+    return f"scans/{now:%Y/%m}/{uuid.uuid4().hex}.{filename.rsplit('.', 1)[-1].lower()}"
+
+
+class Scan(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        PROCESSING = "processing", "Analysing"
+        DONE = "done", "Done"
+        REJECTED = "rejected", "Rejected"
+        FAILED = "failed", "Failed"
+
+    patient = models.ForeignKey("portal.Patient", on_delete=models.PROTECT, related_name="scans")
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="uploaded_scans"
+    )
+    referring_physician = models.ForeignKey(
+        "portal.Physician", null=True, blank=True, on_delete=models.SET_NULL, related_name="referred_scans"
+    )
+    note = models.TextField(blank=True, max_length=2000)
+    image = models.FileField(upload_to=_private_image_path)
+    image_sha256 = models.CharField(max_length=64)
+    image_width = models.PositiveIntegerField()
+    image_height = models.PositiveIntegerField()
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    status_reason = models.CharField(max_length=300, blank=True)
+    uploaded_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-uploaded_at", "-id"]
+        indexes = [models.Index(fields=["patient", "-uploaded_at"])]
+
+    def __str__(self) -> str:
+        return f"Scan {self.pk} of patient {self.patient_id} ({self.status})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("scans:detail", args=[self.pk])
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in {self.Status.DONE, self.Status.REJECTED, self.Status.FAILED}
+
+
+class ScanResult(models.Model):
+    class Label(models.TextChoices):
+        PARALYSIS = "paralysis", "Signs of facial paralysis"
+        NO_PARALYSIS = "no_paralysis", "No signs detected"
+        INCONCLUSIVE = "inconclusive", "Inconclusive"
+
+    class Severity(models.TextChoices):
+        NONE = "none", "None"
+        MILD = "mild", "Mild"
+        MODERATE = "moderate", "Moderate"
+        SEVERE = "severe", "Severe"
+
+    scan = models.OneToOneField(Scan, on_delete=models.CASCADE, related_name="result")
+    label = models.CharField(max_length=16, choices=Label.choices)
+    score = models.FloatField(help_text="0..1: how strongly the evidence points to paralysis.")
+    severity = models.CharField(max_length=10, choices=Severity.choices)
+    affected_side = models.CharField(max_length=10, blank=True)
+    measurements = models.JSONField(default=dict)
+    quality = models.JSONField(default=dict)
+    classifier = models.JSONField(default=dict, help_text="Classifier stage output, or why it was skipped.")
+    decision = models.JSONField(default=dict, help_text="The rule and thresholds that produced the label.")
+    model_version = models.ForeignKey(
+        "inference.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="results"
+    )
+    engine_version = models.CharField(max_length=60)
+    overlay = models.FileField(upload_to=_private_image_path, blank=True)
+    heatmap = models.FileField(upload_to=_private_image_path, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.get_label_display()} ({self.score:.2f}) for scan {self.scan_id}"
+
+    @property
+    def is_positive(self) -> bool:
+        return self.label == self.Label.PARALYSIS
+
+    @property
+    def model_version_name(self) -> str:
+        """Every result names what produced it: the classifier version, or the engine alone."""
+        if self.model_version_id:
+            return f"{self.model_version.name} + {self.engine_version}"
+        return f"{self.engine_version} (asymmetry only, no classifier)"

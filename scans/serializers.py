@@ -1,0 +1,105 @@
+"""Serializers stay dumb: shapes only. The socket frames use the same ones as the REST API."""
+
+from __future__ import annotations
+
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from portal.models import Patient, Physician
+from scans.models import Scan, ScanResult
+
+DISCLAIMER = (
+    "Screening and notification aid for prioritisation only; not a diagnosis. "
+    "A clinician must review the patient."
+)
+
+
+class PhysicianSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Physician
+        fields = ["id", "full_name", "specialty"]
+
+
+class PatientSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Patient
+        fields = ["id", "mrn", "full_name", "date_of_birth", "care_team", "caregivers", "created_at"]
+        read_only_fields = ["created_at"]
+
+
+class PatientSummarySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Patient
+        fields = ["id", "mrn", "full_name"]
+
+
+class ScanResultSerializer(serializers.ModelSerializer):
+    model_version = serializers.CharField(source="model_version_name")
+    disclaimer = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ScanResult
+        fields = ["label", "score", "severity", "affected_side", "measurements", "quality", "classifier",
+                  "decision", "model_version", "engine_version", "created_at", "disclaimer"]
+
+    def get_disclaimer(self, _result) -> str:
+        return DISCLAIMER
+
+
+def absolute_url(request, path: str) -> str:
+    return request.build_absolute_uri(path) if request is not None else path
+
+
+class ScanSerializer(serializers.ModelSerializer):
+    patient = PatientSummarySerializer(read_only=True)
+    referring_physician = PhysicianSerializer(read_only=True)
+    result = serializers.SerializerMethodField()
+    url = serializers.SerializerMethodField()
+    page_url = serializers.SerializerMethodField()
+    image_url = serializers.SerializerMethodField()
+    overlay_url = serializers.SerializerMethodField()
+    heatmap_url = serializers.SerializerMethodField()
+    alert_id = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Scan
+        fields = ["id", "url", "page_url", "patient", "status", "status_reason", "uploaded_at", "finished_at",
+                  "referring_physician", "note", "result", "image_url", "overlay_url", "heatmap_url", "alert_id"]
+
+    @extend_schema_field(ScanResultSerializer(allow_null=True))
+    def get_result(self, scan: Scan):
+        result = getattr(scan, "result", None) if scan.status == Scan.Status.DONE else None
+        return ScanResultSerializer(result).data if result is not None else None
+
+    def get_url(self, scan: Scan) -> str:
+        return absolute_url(self.context.get("request"), reverse("api:scan-detail", args=[scan.id]))
+
+    def get_page_url(self, scan: Scan) -> str:
+        return absolute_url(self.context.get("request"), scan.get_absolute_url())
+
+    def get_image_url(self, scan: Scan) -> str:
+        return absolute_url(self.context.get("request"), reverse("api:scan-file", args=[scan.id, "image"]))
+
+    def _result_file_url(self, scan: Scan, kind: str) -> str | None:
+        result = getattr(scan, "result", None)
+        if result is None or not getattr(result, kind):
+            return None
+        return absolute_url(self.context.get("request"), reverse("api:scan-file", args=[scan.id, kind]))
+
+    def get_overlay_url(self, scan: Scan) -> str | None:
+        return self._result_file_url(scan, "overlay")
+
+    def get_heatmap_url(self, scan: Scan) -> str | None:
+        return self._result_file_url(scan, "heatmap")
+
+    def get_alert_id(self, scan: Scan) -> int | None:
+        alert = getattr(scan, "alert", None)
+        return alert.id if alert is not None else None
+
+
+class ScanCreateSerializer(serializers.Serializer):
+    patient = serializers.IntegerField()
+    image = serializers.FileField()
+    referring_physician = serializers.IntegerField(required=False, allow_null=True)
+    note = serializers.CharField(required=False, allow_blank=True, max_length=2000)

@@ -1,0 +1,186 @@
+"""Writes to scans: create on upload, claim and analyse in the worker, record the result."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from alerts.events import publish_scan_updated
+from alerts.services import alert_raise
+from inference.engine.imaging import ImageRejected, decode_upload
+from portal.models import Patient, Physician
+from portal.selectors import patient_is_visible
+from scans.models import Scan, ScanResult
+
+logger = logging.getLogger(__name__)
+
+FAILED_REASON = "The analysis failed because of a fault on our side; the team has been told. Please upload again later."
+
+
+def read_upload(upload, *, max_bytes: int) -> bytes:
+    """Read at most max_bytes + 1 bytes, so a huge upload is refused without holding all of it."""
+    upload.seek(0)
+    return upload.read(max_bytes + 1)
+
+
+def scan_create(
+    *,
+    user,
+    patient: Patient,
+    image_bytes: bytes,
+    referring_physician: Physician | None = None,
+    note: str = "",
+) -> Scan:
+    """Validate and store the photo, save the scan as queued, and enqueue its analysis on commit.
+
+    Raises PermissionDenied (patient not visible to the user) or ImageRejected (bad image). Nothing
+    is written unless everything succeeds.
+    """
+    if not patient_is_visible(user=user, patient_id=patient.id):
+        raise PermissionDenied("You may not upload scans for this patient.")
+    clean = decode_upload(image_bytes, max_bytes=settings.SCAN_MAX_UPLOAD_BYTES,
+                          max_pixels=settings.SCAN_MAX_PIXELS)
+    scan = Scan(
+        patient=patient,
+        uploaded_by=user,
+        referring_physician=referring_physician,
+        note=note.strip()[:2000],
+        image_sha256=clean.sha256,
+        image_width=clean.width,
+        image_height=clean.height,
+    )
+    scan.image.save("photo.jpg", ContentFile(clean.data), save=False)
+    try:
+        with transaction.atomic():
+            scan.save()
+            transaction.on_commit(lambda: _enqueue(scan.id))
+    except Exception:
+        # The row was not saved: do not leave an orphaned patient photo on disk.
+        scan.image.delete(save=False)
+        raise
+    return scan
+
+
+def _enqueue(scan_id: int) -> None:
+    from inference.tasks import analyze_scan
+
+    try:
+        analyze_scan.delay(scan_id)
+    except Exception:
+        # Broker down: the scan stays queued and the beat sweeper enqueues it again later.
+        logger.exception("could not enqueue scan %s; the sweeper will retry", scan_id)
+
+
+def scan_claim(*, scan_id: int) -> bool:
+    """Claim a scan for analysis; False when another worker holds it or it is finished.
+
+    A scan stuck in `processing` past the stall limit (its worker died) may be claimed again.
+    """
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.SCAN_STALL_SECONDS)
+    claimable = Q(status=Scan.Status.QUEUED) | Q(status=Scan.Status.PROCESSING, started_at__lt=stale)
+    with transaction.atomic():
+        claimed = Scan.objects.filter(claimable, id=scan_id).update(
+            status=Scan.Status.PROCESSING, started_at=now, status_reason="", attempts=F("attempts") + 1
+        )
+        if claimed == 1:
+            uploader_id = Scan.objects.filter(id=scan_id).values_list("uploaded_by_id", flat=True).first()
+            publish_scan_updated(scan_id=scan_id, uploader_id=uploader_id)
+    return claimed == 1
+
+
+def scan_analyze(*, scan_id: int) -> None:
+    if not scan_claim(scan_id=scan_id):
+        logger.info("scan %s is not claimable (finished or held by another worker)", scan_id)
+        return
+    scan = Scan.objects.get(id=scan_id)
+    from inference.runtime import current_pipeline, loaded_version_of
+
+    try:
+        pipeline, version = current_pipeline()
+        with scan.image.open("rb") as handle:
+            raw = handle.read()
+        analysis = pipeline.analyze_bytes(raw)
+    except ImageRejected as exc:
+        scan_finish(scan=scan, status=Scan.Status.REJECTED, reason=str(exc))
+        return
+    except SoftTimeLimitExceeded:
+        scan_finish(scan=scan, status=Scan.Status.FAILED, reason=FAILED_REASON)
+        raise
+    except Exception:
+        logger.exception("analysis of scan %s failed", scan_id)
+        scan_finish(scan=scan, status=Scan.Status.FAILED, reason=FAILED_REASON)
+        return
+    if analysis.status == "rejected":
+        scan_finish(scan=scan, status=Scan.Status.REJECTED, reason=analysis.reason)
+        return
+    scan_record_result(scan=scan, analysis=analysis, model_version=loaded_version_of(pipeline, version))
+
+
+def scan_finish(*, scan: Scan, status: str, reason: str) -> None:
+    with transaction.atomic():
+        Scan.objects.filter(id=scan.id, status=Scan.Status.PROCESSING).update(
+            status=status, status_reason=reason[:300], finished_at=timezone.now()
+        )
+        publish_scan_updated(scan_id=scan.id, uploader_id=scan.uploaded_by_id)
+
+
+def scan_record_result(*, scan: Scan, analysis, model_version) -> ScanResult:
+    """Store the result and mark the scan done; a positive result raises its alert in the same
+    transaction, so an alert never exists without its result nor a positive result without its alert."""
+    with transaction.atomic():
+        locked = Scan.objects.select_for_update().get(id=scan.id)
+        if locked.status != Scan.Status.PROCESSING or hasattr(locked, "result"):
+            logger.warning("scan %s changed state during analysis; result discarded", scan.id)
+            return getattr(locked, "result", None)
+        result = ScanResult(
+            scan=locked,
+            label=analysis.label,
+            score=analysis.score,
+            severity=analysis.severity,
+            affected_side=analysis.affected_side,
+            measurements=analysis.measurements,
+            quality=analysis.quality,
+            classifier=analysis.classifier,
+            decision=analysis.decision,
+            model_version=model_version,
+            engine_version=analysis.engine_version,
+        )
+        if analysis.overlay_jpeg:
+            result.overlay.save("overlay.jpg", ContentFile(analysis.overlay_jpeg), save=False)
+        if analysis.heatmap_jpeg:
+            result.heatmap.save("heatmap.jpg", ContentFile(analysis.heatmap_jpeg), save=False)
+        result.save()
+        locked.status = Scan.Status.DONE
+        locked.finished_at = timezone.now()
+        locked.save(update_fields=["status", "finished_at"])
+        if result.is_positive:
+            alert_raise(scan=locked, result=result)
+        publish_scan_updated(scan_id=locked.id, uploader_id=locked.uploaded_by_id)
+    return result
+
+
+def scan_requeue_stalled() -> int:
+    """Re-enqueue scans that never reached a worker (broker down) or whose worker died."""
+    from inference.tasks import analyze_scan
+
+    stale = timezone.now() - timedelta(seconds=settings.SCAN_STALL_SECONDS)
+    stalled = list(
+        Scan.objects.filter(
+            Q(status=Scan.Status.QUEUED, uploaded_at__lt=stale)
+            | Q(status=Scan.Status.PROCESSING, started_at__lt=stale)
+        ).values_list("id", flat=True)[:500]
+    )
+    for scan_id in stalled:
+        analyze_scan.delay(scan_id)
+    if stalled:
+        logger.warning("re-enqueued %d stalled scans", len(stalled))
+    return len(stalled)

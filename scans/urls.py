@@ -1,0 +1,10 @@
+from django.urls import path
+
+from scans import views
+
+app_name = "scans"
+urlpatterns = [
+    path("", views.history, name="history"),
+    path("new/", views.new_scan, name="new"),
+    path("<int:pk>/", views.detail, name="detail"),
+]

@@ -1,0 +1,61 @@
+"""Dashboard pages for scans: new scan, history (positives in red), one scan with its result."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import redirect, render
+
+from inference.engine.imaging import ImageRejected
+from scans.forms import NewScanForm
+from scans.models import Scan, ScanResult
+from scans.selectors import scan_get_visible, scan_list_for_user
+from scans.serializers import DISCLAIMER
+from scans.services import read_upload, scan_create
+
+
+@login_required
+def new_scan(request):
+    form = NewScanForm(request.POST or None, request.FILES or None, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        raw = read_upload(form.cleaned_data["image"], max_bytes=settings.SCAN_MAX_UPLOAD_BYTES)
+        try:
+            scan = scan_create(
+                user=request.user,
+                patient=form.cleaned_data["patient"],
+                image_bytes=raw,
+                referring_physician=form.cleaned_data["referring_physician"],
+                note=form.cleaned_data["note"],
+            )
+        except ImageRejected as exc:
+            form.add_error("image", str(exc))
+        else:
+            return redirect(scan)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "scans/new.html", {"form": form}, status=status)
+
+
+@login_required
+def history(request):
+    scans = scan_list_for_user(user=request.user)
+    label = request.GET.get("label", "")
+    if label in ScanResult.Label.values:
+        scans = scans.filter(result__label=label)
+    patient = request.GET.get("patient", "")
+    if patient.isdigit():
+        scans = scans.filter(patient_id=int(patient))
+    page = Paginator(scans, 25).get_page(request.GET.get("page"))
+    return render(request, "scans/history.html", {
+        "page": page, "label": label, "labels": ScanResult.Label.choices, "patient": patient,
+    })
+
+
+@login_required
+def detail(request, pk: int):
+    scan = scan_get_visible(user=request.user, scan_id=pk)
+    if scan is None:
+        raise Http404("No such scan.")
+    result = getattr(scan, "result", None) if scan.status == Scan.Status.DONE else None
+    return render(request, "scans/detail.html", {"scan": scan, "result": result, "disclaimer": DISCLAIMER})

@@ -1,0 +1,79 @@
+// The live alert feed: renders the initial list, then applies alert.created / alert.updated frames.
+// Alerts are keyed by id, so a replayed or duplicated frame updates the row instead of doubling it.
+(function () {
+  "use strict";
+  const feed = document.getElementById("alert-feed");
+  const canAct = feed.dataset.canAct === "1";
+  const rows = new Map();
+
+  function csrfToken() {
+    const match = document.cookie.match(/csrftoken=([^;]+)/);
+    return match ? match[1] : "";
+  }
+
+  function render(alert) {
+    let li = rows.get(alert.id);
+    if (!li) {
+      li = document.createElement("li");
+      li.dataset.alertId = alert.id;
+      // Newest first: place it just below the closest newer alert already shown.
+      const newer = [...rows.keys()].filter((id) => id > alert.id);
+      const above = newer.length ? rows.get(Math.min(...newer)) : null;
+      feed.insertBefore(li, above ? above.nextSibling : feed.firstChild);
+      rows.set(alert.id, li);
+    }
+    li.className = "alert severity-" + alert.severity + " status-" + alert.status;
+    li.innerHTML = "";
+    const img = document.createElement("img");
+    img.src = alert.scan.image_url; img.alt = "Photo that raised the alert"; img.loading = "lazy";
+    const body = document.createElement("div");
+    const title = document.createElement("a");
+    title.href = alert.scan.page_url;
+    title.textContent = alert.patient.full_name + " (" + alert.patient.mrn + ")";
+    const meta = document.createElement("p");
+    const when = new Date(alert.created_at).toLocaleString();
+    meta.textContent = "Severity " + alert.severity + " · score " + alert.score.toFixed(2) + " · " + when +
+      " · referring physician: " + (alert.scan.referring_physician || "none");
+    const status = document.createElement("p");
+    status.className = "alert-status";
+    status.textContent = alert.status === "open" ? "Open: not yet claimed"
+      : alert.status === "acknowledged" ? "Claimed by " + alert.acknowledged_by
+      : "Resolved (" + alert.outcome.replace("_", " ") + ") by " + alert.resolved_by;
+    body.append(title, meta, status);
+    if (canAct && alert.status === "open") {
+      const button = document.createElement("button");
+      button.textContent = "Acknowledge";
+      button.className = "acknowledge";
+      button.onclick = () => act(alert.id, "acknowledge", {});
+      body.append(button);
+    }
+    if (canAct && alert.status !== "resolved") {
+      for (const [outcome, label] of [["confirmed", "Resolve: confirmed"], ["false_alarm", "Resolve: false alarm"], ["referred", "Resolve: referred"]]) {
+        const button = document.createElement("button");
+        button.textContent = label; button.className = "secondary";
+        button.onclick = () => act(alert.id, "resolve", { outcome });
+        body.append(button);
+      }
+    }
+    li.append(img, body);
+    document.getElementById("no-alerts").hidden = rows.size > 0;
+  }
+
+  async function act(id, action, body) {
+    const response = await fetch("/api/v1/alerts/" + id + "/" + action + "/", {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
+      body: JSON.stringify(body),
+    });
+    const data = await response.json();
+    if (response.ok) render(data); else window.alert(data.detail || "That did not work.");
+  }
+
+  JSON.parse(document.getElementById("initial-alerts").textContent).forEach(render);
+  document.getElementById("no-alerts").hidden = rows.size > 0;
+  window.addEventListener("portal:alert.created", (e) => render(e.detail.alert));
+  window.addEventListener("portal:alert.updated", (e) => render(e.detail.alert));
+  if ("Notification" in window && Notification.permission === "default") {
+    document.addEventListener("click", () => Notification.requestPermission(), { once: true });
+  }
+})();

@@ -1,0 +1,66 @@
+// One WebSocket per page to /ws/alerts/. Frames become window events ("portal:alert.created",
+// "portal:alert.updated", "portal:scan.updated"). On reconnect it asks for every alert after the
+// last id it saw, so nothing raised while the connection was down is missed.
+(function () {
+  "use strict";
+  const state = { lastAlertId: 0, openCount: 0, socket: null, retry: 0 };
+  window.portalLive = state;
+
+  function setConnection(text, ok) {
+    const el = document.getElementById("connection");
+    if (el) { el.textContent = text; el.classList.toggle("ok", ok); }
+  }
+
+  function updateBadge() {
+    const badge = document.getElementById("open-alert-badge");
+    if (badge) { badge.textContent = state.openCount; badge.hidden = state.openCount === 0; }
+    const base = document.title.replace(/^\(\d+\) /, "");
+    document.title = state.openCount > 0 ? "(" + state.openCount + ") " + base : base;
+  }
+
+  async function refreshCounts() {
+    const [open, latest] = await Promise.all([
+      fetch("/api/v1/alerts/?status=open", { credentials: "same-origin" }).then((r) => r.json()),
+      fetch("/api/v1/alerts/", { credentials: "same-origin" }).then((r) => r.json()),
+    ]);
+    state.openCount = open.count;
+    if (latest.results.length) state.lastAlertId = Math.max(state.lastAlertId, latest.results[0].id);
+    updateBadge();
+  }
+
+  function connect() {
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    const socket = new WebSocket(scheme + "://" + location.host + "/ws/alerts/?after=" + state.lastAlertId);
+    state.socket = socket;
+    socket.onopen = () => { state.retry = 0; setConnection("live", true); };
+    socket.onclose = () => {
+      setConnection("reconnecting…", false);
+      state.retry = Math.min(state.retry + 1, 6);
+      setTimeout(connect, 500 * 2 ** state.retry);
+    };
+    socket.onmessage = (message) => {
+      const frame = JSON.parse(message.data);
+      if (frame.alert) {
+        const isNew = frame.alert.id > state.lastAlertId;
+        state.lastAlertId = Math.max(state.lastAlertId, frame.alert.id);
+        if (frame.type === "alert.created" && isNew && frame.alert.status === "open") state.openCount += 1;
+        if (frame.type === "alert.updated") refreshCounts().catch(() => {});
+        updateBadge();
+        if (frame.type === "alert.created" && isNew && !frame.replayed) notify(frame.alert);
+      }
+      window.dispatchEvent(new CustomEvent("portal:" + frame.type, { detail: frame }));
+    };
+  }
+
+  function notify(alert) {
+    if (!("Notification" in window) || Notification.permission !== "granted") return;
+    // Only what this user may see anyway: the alert payload is already scoped to them.
+    new Notification("Facial paralysis alert: " + alert.patient.full_name,
+      { body: "Severity " + alert.severity + ". Screening aid only, not a diagnosis.", tag: "alert-" + alert.id });
+  }
+
+  state.send = (frame) => state.socket && state.socket.readyState === 1 && state.socket.send(JSON.stringify(frame));
+  const feed = document.getElementById("alert-feed");
+  if (feed) state.lastAlertId = Number(feed.dataset.lastId || 0);
+  refreshCounts().catch(() => {}).finally(connect);
+})();
