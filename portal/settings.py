@@ -101,6 +101,7 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "staticfiles"
+STATIC_ROOT.mkdir(exist_ok=True)  # whitenoise serves from the finders until collectstatic fills it
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     # Patient images are health data: a private folder, never under STATIC or a public MEDIA_URL.

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 NUM_LANDMARKS = 478
+# Past this roll the mesh is refitted on a levelled copy of the photo.
+UPRIGHT_RETRY_DEGREES = 20.0
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,40 @@ class FaceMeshDetector:
         return faces
 
     def find(self, rgb: np.ndarray) -> FaceSearch:
+        search = self._find_any(rgb)
+        if len(search.faces) == 1:
+            return self._refine_upright(rgb, search)
+        return search
+
+    def _refine_upright(self, rgb: np.ndarray, search: FaceSearch) -> FaceSearch:
+        """The mesh fits a strongly tilted face poorly: turn the photo so the eyes are level and
+        measure again, then map the landmarks back to the original photo."""
+        points = search.faces[0]
+        right_eye = (points[33] + points[133]) / 2
+        left_eye = (points[263] + points[362]) / 2
+        dx, dy = left_eye - right_eye
+        roll = float(np.degrees(np.arctan2(dy, dx)))
+        if abs(roll) < UPRIGHT_RETRY_DEGREES:
+            return search
+        import cv2
+
+        height, width = rgb.shape[:2]
+        centre = (float(width / 2), float(height / 2))
+        matrix = cv2.getRotationMatrix2D(centre, roll, 1.0)
+        # Enlarge the canvas so no part of the photo is cut off by the turn.
+        cos, sin = abs(matrix[0, 0]), abs(matrix[0, 1])
+        new_width, new_height = int(height * sin + width * cos), int(height * cos + width * sin)
+        matrix[0, 2] += new_width / 2 - centre[0]
+        matrix[1, 2] += new_height / 2 - centre[1]
+        upright = cv2.warpAffine(rgb, matrix, (new_width, new_height), borderMode=cv2.BORDER_REPLICATE)
+        faces = self._landmarks(upright)
+        if len(faces) != 1:
+            return search
+        inverse = cv2.invertAffineTransform(matrix)
+        restored = faces[0] @ inverse[:, :2].T + inverse[:, 2]
+        return FaceSearch([restored], f"{search.attempt}, levelled {roll:+.0f}")
+
+    def _find_any(self, rgb: np.ndarray) -> FaceSearch:
         faces = self._landmarks(rgb)
         if faces:
             return FaceSearch(faces, "plain")

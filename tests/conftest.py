@@ -1,0 +1,89 @@
+"""Fixtures: the personas of the access tests, API clients, a private media folder, eager Celery.
+
+Personas (like healthchecks' alice/bob/charlie):
+- triage: staff, the triage desk; sees every patient.
+- alice: clinician on the care team of `patient`.
+- bob: clinician on another team (not on `patient`'s).
+- carol: caregiver of `patient`.
+- dave: caregiver of `other_patient` only.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from tests import factories
+
+
+@pytest.fixture(scope="session")
+def media_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("private-media")
+
+
+@pytest.fixture(autouse=True)
+def _private_media(settings, media_root):
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage",
+                    "OPTIONS": {"location": str(media_root), "base_url": None}},
+    }
+
+
+@pytest.fixture
+def in_memory_channels(settings):
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+
+@pytest.fixture
+def eager_celery():
+    """Run tasks inline (unit tests); the integration tests use a real worker process instead."""
+    from portal.celery import app
+
+    app.conf.task_always_eager = True
+    yield app
+    app.conf.task_always_eager = False
+
+
+@pytest.fixture
+def people(db):
+    team = factories.CareTeamFactory(name="Stroke Unit")
+    other_team = factories.CareTeamFactory(name="Neurology")
+    users = SimpleNamespace(
+        triage=factories.UserFactory(username="triage", is_staff=True),
+        alice=factories.UserFactory(username="alice"),
+        bob=factories.UserFactory(username="bob"),
+        carol=factories.UserFactory(username="carol"),
+        dave=factories.UserFactory(username="dave"),
+    )
+    dr_alice = factories.PhysicianFactory(user=users.alice, full_name="Dr Alice")
+    dr_bob = factories.PhysicianFactory(user=users.bob, full_name="Dr Bob")
+    factories.add_to_team(dr_alice, team, role="lead")
+    factories.add_to_team(dr_bob, other_team)
+    carol = factories.CaregiverFactory(user=users.carol)
+    dave = factories.CaregiverFactory(user=users.dave)
+    patient = factories.PatientFactory(full_name="Maria Santos", care_team=team)
+    patient.caregivers.add(carol)
+    other_patient = factories.PatientFactory(full_name="Li Wei", care_team=other_team)
+    other_patient.caregivers.add(dave)
+    return SimpleNamespace(
+        **vars(users), team=team, other_team=other_team, dr_alice=dr_alice, dr_bob=dr_bob,
+        patient=patient, other_patient=other_patient,
+    )
+
+
+@pytest.fixture
+def api():
+    """api(user) -> an APIClient authenticated with that user's token (None: anonymous)."""
+
+    def client_for(user=None) -> APIClient:
+        client = APIClient()
+        if user is not None:
+            token, _ = Token.objects.get_or_create(user=user)
+            client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        return client
+
+    return client_for

@@ -1,0 +1,110 @@
+"""The engine on a real face (scikit-image's astronaut) and on faces warped to droop."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from inference.engine import quality
+from inference.engine.decide import ASYMMETRY_ONLY_RULE, INCONCLUSIVE, NO_PARALYSIS, PARALYSIS, decide
+from inference.engine.pipeline import ENGINE_VERSION, Pipeline
+from inference.engine.measure import measure
+from tests.faces import astronaut, astronaut_landmarks, drooped_astronaut
+
+
+@pytest.fixture(scope="module")
+def pipeline():
+    return Pipeline()
+
+
+def analyze(pipeline, rgb):
+    return pipeline.analyze(Image.fromarray(rgb))
+
+
+def test_it_measures_a_symmetric_face_as_not_paralysed(pipeline):
+    result = analyze(pipeline, astronaut())
+    assert result.status == "done"
+    assert result.label == NO_PARALYSIS
+    assert result.measurements["asymmetry_index"] < ASYMMETRY_ONLY_RULE.asymmetry_negative_below
+    assert result.engine_version == ENGINE_VERSION
+    assert result.classifier["status"] == "absent"
+    assert result.decision["name"] == ASYMMETRY_ONLY_RULE.name
+    assert result.overlay_jpeg[:2] == b"\xff\xd8"
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_it_finds_the_drooping_side_and_calls_it_paralysis(pipeline, side):
+    result = analyze(pipeline, drooped_astronaut(side=side, pixels=10))
+    assert result.label == PARALYSIS
+    assert result.affected_side == side
+    assert result.severity in {"moderate", "severe"}
+
+
+def test_the_asymmetry_index_grows_with_the_droop(pipeline):
+    indices = [analyze(pipeline, drooped_astronaut(pixels=px)).measurements["asymmetry_index"] for px in (0, 5, 10)]
+    assert indices[0] < indices[1] < indices[2]
+    mouth = analyze(pipeline, drooped_astronaut(pixels=10)).measurements["regions"]["mouth_corner_height"]
+    # Patient's left corner lower than the right: negative left-minus-right height, in millimetres.
+    assert mouth["difference"] < -3
+
+
+def test_it_still_measures_a_photo_rotated_by_a_right_angle(pipeline):
+    rotated = np.ascontiguousarray(np.rot90(drooped_astronaut(pixels=10)))
+    result = analyze(pipeline, rotated)
+    assert result.status == "done"
+    assert result.affected_side == "left"
+    assert abs(abs(result.measurements["roll_deg"]) - 90) < 10
+
+
+def test_it_finds_a_close_up_face_that_fills_the_frame(pipeline):
+    close_up = astronaut()[40:260, 120:340]
+    result = analyze(pipeline, cv2.resize(close_up, (660, 660)))
+    assert result.status == "done"
+
+
+@pytest.mark.parametrize(
+    "make_image, reason",
+    [
+        (lambda: np.full((400, 400, 3), 128, dtype=np.uint8), quality.NO_FACE),
+        (lambda: np.hstack([astronaut()[0:300, 90:390]] * 2), quality.SEVERAL_FACES),
+        (lambda: cv2.resize(astronaut(), (250, 250)), quality.TOO_SMALL),
+        (lambda: cv2.GaussianBlur(astronaut(), (0, 0), 5), quality.TOO_BLURRED),
+        (lambda: (astronaut() * 0.12).astype(np.uint8), quality.TOO_DARK),
+    ],
+    ids=["no-face", "two-faces", "too-small", "blurred", "dark"],
+)
+def test_it_rejects_unusable_photos_with_a_reason_a_caregiver_can_act_on(pipeline, make_image, reason):
+    result = analyze(pipeline, make_image())
+    assert result.status == "rejected"
+    assert result.reason == reason
+    assert result.label == ""
+
+
+def test_the_gate_rejects_a_head_turned_to_the_side():
+    points = astronaut_landmarks().copy()
+    half_eye_distance = np.linalg.norm(points[263] - points[33]) / 4
+    points[1, 0] += 1.2 * half_eye_distance  # the nose tip far off the midline, as in a turned head
+    report = quality.assess(astronaut(), [points], measure(points))
+    assert not report.passed
+    assert report.reason == quality.TURNED
+    assert report.figures["yaw"] > quality.MAX_YAW
+
+
+def test_the_rule_says_inconclusive_between_its_thresholds():
+    rule = ASYMMETRY_ONLY_RULE
+    middle = (rule.asymmetry_negative_below + rule.asymmetry_positive_at) / 2
+    decision = decide(asymmetry_index=middle, severity="mild", probability=None, rule=rule)
+    assert decision.label == INCONCLUSIVE
+    assert decision.rule["used_classifier"] is False
+    assert 0 < decision.score < 1
+
+
+def test_a_classifier_probability_moves_the_fused_decision():
+    rule = ASYMMETRY_ONLY_RULE.__class__(name="fused", asymmetry_positive_at=1.0, asymmetry_negative_below=0.6,
+                                         fused_positive_at=0.6, fused_negative_below=0.4, classifier_weight=0.7)
+    low = decide(asymmetry_index=0.8, severity="mild", probability=0.05, rule=rule)
+    high = decide(asymmetry_index=0.8, severity="mild", probability=0.95, rule=rule)
+    assert low.label == NO_PARALYSIS and high.label == PARALYSIS
+    assert high.rule["used_classifier"] is True

@@ -1,0 +1,30 @@
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from portal.env import env_bool, env_int, env_secret
+
+
+def test_env_bool_accepts_the_usual_spellings(monkeypatch):
+    monkeypatch.setenv("FLAG", "yes")
+    assert env_bool("FLAG") is True
+    monkeypatch.setenv("FLAG", "0")
+    assert env_bool("FLAG", True) is False
+
+
+def test_a_badly_formed_value_stops_start_up(monkeypatch):
+    monkeypatch.setenv("FLAG", "maybe")
+    with pytest.raises(ImproperlyConfigured, match="not a boolean"):
+        env_bool("FLAG")
+    monkeypatch.setenv("NUMBER", "12x")
+    with pytest.raises(ImproperlyConfigured, match="not an integer"):
+        env_int("NUMBER", 1)
+    monkeypatch.setenv("NUMBER", "-1")
+    with pytest.raises(ImproperlyConfigured, match="at least 0"):
+        env_int("NUMBER", 1, minimum=0)
+
+
+def test_secrets_can_come_from_a_file(monkeypatch, tmp_path):
+    secret = tmp_path / "key"
+    secret.write_text("s3cret\n")
+    monkeypatch.setenv("SECRET_KEY_FILE", str(secret))
+    assert env_secret("SECRET_KEY") == "s3cret"

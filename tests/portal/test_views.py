@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from scans.models import Scan
+from tests import factories
+from tests.faces import astronaut, jpeg_bytes
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize("url", ["/", "/scans/", "/scans/new/", "/alerts/"])
+def test_dashboard_pages_require_login(client, url):
+    response = client.get(url)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/login/")
+
+
+def test_home_shows_the_four_sections_of_the_app(client, people):
+    client.force_login(people.alice)
+    page = client.get("/").content.decode()
+    for section in ("New Scan", "Scan History", "Alerts", "Information", "About facial paralysis"):
+        assert section in page
+
+
+def test_the_information_page_covers_causes_signs_and_when_to_seek_care(client):
+    page = client.get("/information/").content.decode()
+    for topic in ("Causes", "Bell's palsy", "Stroke", "Signs to look for", "When to seek care", "FAST",
+                  "not a\n    diagnosis"):
+        assert topic in page
+
+
+def test_history_shows_positive_scans_in_red_and_only_visible_ones(client, people):
+    positive = factories.ScanResultFactory(scan__patient=people.patient, label="paralysis").scan
+    negative = factories.ScanResultFactory(scan__patient=people.patient, label="no_paralysis").scan
+    hidden = factories.ScanResultFactory(scan__patient=people.other_patient, label="paralysis").scan
+    client.force_login(people.carol)
+    page = client.get("/scans/").content.decode()
+    rows = page.split("<tr")
+    positive_row = next(row for row in rows if f"/scans/{positive.id}/" in row)
+    negative_row = next(row for row in rows if f"/scans/{negative.id}/" in row)
+    assert 'class="positive"' in positive_row and "Positive" in positive_row
+    assert 'class="positive"' not in negative_row and "Negative" in negative_row
+    assert f"/scans/{hidden.id}/" not in page
+
+
+def test_the_new_scan_form_uploads_and_redirects_to_the_scan_page(client, people):
+    client.force_login(people.carol)
+    response = client.post("/scans/new/", {
+        "patient": people.patient.id,
+        "image": SimpleUploadedFile("face.jpg", jpeg_bytes(astronaut()), "image/jpeg"),
+        "note": "",
+    })
+    scan = Scan.objects.get()
+    assert response.status_code == 302 and response["Location"] == f"/scans/{scan.id}/"
+    page = client.get(response["Location"]).content.decode()
+    assert "Queued" in page and "the result will appear here by itself" in page
+
+
+def test_the_new_scan_form_explains_a_bad_file_and_keeps_nothing(client, people):
+    client.force_login(people.carol)
+    response = client.post("/scans/new/", {
+        "patient": people.patient.id,
+        "image": SimpleUploadedFile("face.jpg", b"%PDF-1.4 not a photo", "image/jpeg"),
+    })
+    assert response.status_code == 400
+    assert "not a photo we can read" in response.content.decode()
+    assert not Scan.objects.exists()
+
+
+def test_the_new_scan_form_offers_only_visible_patients(client, people):
+    client.force_login(people.carol)
+    page = client.get("/scans/new/").content.decode()
+    assert "Maria Santos" in page and "Li Wei" not in page
+
+
+def test_a_scan_page_shows_result_measurements_model_and_disclaimer(client, people):
+    result = factories.ScanResultFactory(
+        scan__patient=people.patient,
+        measurements={"asymmetry_index": 2.1, "scale_source": "iris",
+                      "regions": {"mouth_corner_height": {"right": -55.0, "left": -61.0, "difference": -6.0}}},
+        decision={"name": "asymmetry-only-v1"},
+    )
+    client.force_login(people.alice)
+    page = client.get(f"/scans/{result.scan_id}/").content.decode()
+    assert "Positive: signs of possible facial paralysis" in page
+    assert "-6.0 mm" in page
+    assert "test-engine (asymmetry only, no classifier)" in page
+    assert "not a diagnosis" in page
+
+
+def test_a_scan_page_is_404_for_someone_not_allowed(client, people):
+    scan = factories.ScanFactory(patient=people.patient)
+    client.force_login(people.dave)
+    assert client.get(f"/scans/{scan.id}/").status_code == 404
+
+
+def test_the_alert_feed_page_embeds_only_visible_alerts(client, people, in_memory_channels):
+    from alerts.services import alert_raise
+
+    mine = factories.ScanResultFactory(scan__patient=people.patient)
+    theirs = factories.ScanResultFactory(scan__patient=people.other_patient)
+    alert = alert_raise(scan=mine.scan, result=mine)
+    alert_raise(scan=theirs.scan, result=theirs)
+    client.force_login(people.alice)
+    response = client.get("/alerts/")
+    assert [row["id"] for row in response.context["alerts_json"]] == [alert.id]
+    assert response.context["can_act"] is True
+
+
+def test_openapi_schema_and_docs_are_served(client):
+    schema = client.get("/api/schema/")
+    assert schema.status_code == 200
+    text = schema.content.decode()
+    for path in ("/api/v1/scans/", "/api/v1/alerts/{id}/acknowledge/", "/api/v1/auth/token/", "/api/v1/patients/"):
+        assert path in text
+    assert client.get("/api/docs/").status_code == 200
+
+
+def test_the_token_endpoint_gives_a_token_for_valid_credentials_only(client, people):
+    good = client.post("/api/v1/auth/token/", {"username": "alice", "password": "correct horse battery"})
+    assert good.status_code == 200 and len(good.json()["token"]) == 40
+    assert client.post("/api/v1/auth/token/", {"username": "alice", "password": "nope"}).status_code == 400
+
+
+def test_patients_api_is_scoped_and_only_clinicians_and_staff_register_patients(people, api):
+    assert [p["full_name"] for p in api(people.carol).get("/api/v1/patients/").json()["results"]] == ["Maria Santos"]
+    assert api(people.carol).post("/api/v1/patients/", {"mrn": "X1", "full_name": "New"}).status_code == 403
+    created = api(people.alice).post("/api/v1/patients/", {"mrn": "X2", "full_name": "New Patient"})
+    assert created.status_code == 201 and created.json()["care_team"] == people.team.id
+    assert api(people.alice).get(f"/api/v1/patients/{created.json()['id']}/").status_code == 200
+    assert api(people.bob).get(f"/api/v1/patients/{created.json()['id']}/").status_code == 404
+    assert api(people.bob).post("/api/v1/patients/", {"mrn": "X3", "full_name": "Y",
+                                                      "care_team": people.team.id}).status_code == 403

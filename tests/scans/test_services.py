@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import pytest
+from django.core.files.base import ContentFile
+
+from alerts.models import Alert, AlertEvent
+from scans.models import Scan
+from scans.services import scan_analyze, scan_claim, scan_requeue_stalled
+from tests import factories
+from tests.faces import drooped_astronaut, jpeg_bytes
+
+pytestmark = pytest.mark.django_db
+
+
+def scan_with_photo(patient, rgb, uploader=None):
+    scan = factories.ScanFactory(patient=patient, uploaded_by=uploader, image=ContentFile(jpeg_bytes(rgb), "p.jpg"))
+    return scan
+
+
+def test_only_one_claim_wins(people):
+    scan = factories.ScanFactory(patient=people.patient)
+    assert scan_claim(scan_id=scan.id) is True
+    assert scan_claim(scan_id=scan.id) is False
+    scan.refresh_from_db()
+    assert scan.status == Scan.Status.PROCESSING and scan.attempts == 1
+
+
+def test_a_scan_whose_worker_died_can_be_claimed_again_after_the_stall_limit(people, settings):
+    scan = factories.ScanFactory(patient=people.patient)
+    assert scan_claim(scan_id=scan.id)
+    settings.SCAN_STALL_SECONDS = 0
+    assert scan_claim(scan_id=scan.id) is True
+    scan.refresh_from_db()
+    assert scan.attempts == 2
+
+
+def test_analysing_twice_records_one_result_and_one_alert(people, in_memory_channels):
+    scan = scan_with_photo(people.patient, drooped_astronaut(pixels=10), uploader=people.carol)
+    scan_analyze(scan_id=scan.id)
+    scan_analyze(scan_id=scan.id)  # a redelivered task
+    scan.refresh_from_db()
+    assert scan.status == Scan.Status.DONE
+    assert scan.result.label == "paralysis"
+    assert Alert.objects.filter(scan=scan).count() == 1
+    assert AlertEvent.objects.filter(alert__scan=scan, kind="raised").count() == 1
+
+
+def test_a_photo_without_a_face_ends_rejected_with_an_actionable_reason(people, in_memory_channels):
+    import numpy as np
+
+    scan = scan_with_photo(people.patient, np.full((300, 300, 3), 90, dtype=np.uint8))
+    scan_analyze(scan_id=scan.id)
+    scan.refresh_from_db()
+    assert scan.status == Scan.Status.REJECTED
+    assert scan.status_reason.startswith("No face found: retake the photo")
+    assert not Alert.objects.exists()
+
+
+def test_a_stored_file_that_is_not_an_image_ends_rejected_not_crashed(people, in_memory_channels):
+    scan = factories.ScanFactory(patient=people.patient)
+    scan_analyze(scan_id=scan.id)
+    scan.refresh_from_db()
+    assert scan.status == Scan.Status.REJECTED
+
+
+def test_the_sweeper_reenqueues_scans_stuck_in_queued(people, settings, eager_celery, in_memory_channels):
+    scan = scan_with_photo(people.patient, drooped_astronaut(pixels=10))
+    settings.SCAN_STALL_SECONDS = 0
+    assert scan_requeue_stalled() == 1
+    scan.refresh_from_db()
+    assert scan.status == Scan.Status.DONE
+    assert scan_requeue_stalled() == 0
