@@ -54,6 +54,7 @@ import json
 import math
 import os
 import random
+import re
 import sys
 import time
 from pathlib import Path
@@ -75,6 +76,8 @@ CROP_SIZE = 64
 CROP_TEMPLATE = np.array([[0.30, 0.32], [0.70, 0.32], [0.50, 0.74]], dtype=np.float32)
 WIDE_TEMPLATE = np.array([[0.36, 0.42], [0.64, 0.42], [0.50, 0.66]], dtype=np.float32)
 LAYOUT_GRID = 8
+# The refit puts 1.0 (per region and for the index) at this percentile of the healthy photos.
+HEALTHY_PERCENTILE = 90
 
 os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ start-up chatter
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -479,7 +482,9 @@ def main(argv: list[str] | None = None) -> int:
         rows = [r for r, l in zip(records, labels_all) if l == label]
         attempts: dict[str, int] = {}
         for r in rows:
-            attempts[r["attempt"]] = attempts.get(r["attempt"], 0) + 1
+            # "plain, levelled +25": the detector refitted a tilted face upright; the angle varies.
+            attempt = re.sub(r"levelled [+-]?\d+", "levelled", r["attempt"])
+            attempts[attempt] = attempts.get(attempt, 0) + 1
         detection[name] = {
             "photos": len(rows),
             "faces_found": sum(r["found"] for r in rows),
@@ -538,16 +543,16 @@ def main(argv: list[str] | None = None) -> int:
     }
 
     # --- refit of the constants on the fitting groups, in measure.py's form: units = each region's
-    # healthy 95th percentile, weights = non-negative logistic on |difference| / unit, rescaled so
-    # the index's healthy 95th percentile is 1.0. Once on the regions the index uses now, once on all.
+    # healthy 90th percentile, weights = non-negative logistic on |difference| / unit, rescaled so
+    # the index's healthy 90th percentile is 1.0. Once on the regions the index uses now, once on all.
     healthy_fit = fit & (y == 0)
-    units = {n: float(np.percentile(features[n][healthy_fit], 95)) or 1.0 for n in region_names}
+    units = {n: float(np.percentile(features[n][healthy_fit], HEALTHY_PERCENTILE)) or 1.0 for n in region_names}
 
     def refit_constants(names: list[str]) -> dict:
         x = np.stack([features[n] / units[n] for n in names], axis=1)
         w, _ = fit_nonnegative_logistic(x[fit], y[fit].astype(float))
         score = x @ w
-        scale = float(np.percentile(score[healthy_fit], 95)) or 1.0
+        scale = float(np.percentile(score[healthy_fit], HEALTHY_PERCENTILE)) or 1.0
         return {
             "INDEX_UNITS": {n: round(units[n], 2) for n in names},
             "INDEX_WEIGHTS": {n: round(float(v / scale), 3) for n, v in zip(names, w)},
@@ -557,8 +562,8 @@ def main(argv: list[str] | None = None) -> int:
 
     used = [n for n in INDEX_WEIGHTS if INDEX_WEIGHTS[n] > 0]
     refit = {
-        "note": "index = sum(weight * |difference| / unit); unit = healthy 95th percentile of the region, weights"
-                " rescaled so the index's healthy 95th percentile is 1.0; all fitted on the fitting groups only",
+        "note": "index = sum(weight * |difference| / unit); unit = healthy 90th percentile of the region, weights"
+                " rescaled so the index's healthy 90th percentile is 1.0; all fitted on the fitting groups only",
         "regions_in_index": refit_constants(used),
         "all_regions": refit_constants(region_names),
         "paralysis_index_tertiles_above_1_fit": [

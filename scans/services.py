@@ -162,9 +162,10 @@ def scan_record_result(*, scan: Scan, analysis, model_version) -> ScanResult:
         locked.status = Scan.Status.DONE
         locked.finished_at = timezone.now()
         locked.save(update_fields=["status", "finished_at"])
+        # Registered first, so the uploader sees the result before the alert it raised.
+        publish_scan_updated(scan_id=locked.id, uploader_id=locked.uploaded_by_id)
         if result.is_positive:
             alert_raise(scan=locked, result=result)
-        publish_scan_updated(scan_id=locked.id, uploader_id=locked.uploaded_by_id)
     return result
 
 

@@ -1,0 +1,49 @@
+"""The real parts, started for real: daphne, a Celery worker process, Redis and the database.
+
+The stack runs against the test database (committed data: these tests use transactional_db) and
+a queue and channel prefix of its own, so a `make run` on the same Redis cannot steal its work.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.conf import settings
+
+from portal.embedded import free_port
+from portal.stack import Stack, base_env
+
+
+def database_url(settings_dict: dict) -> str:
+    if settings_dict["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{settings_dict['NAME']}"
+    user = settings_dict.get("USER") or ""
+    password = f":{settings_dict['PASSWORD']}" if settings_dict.get("PASSWORD") else ""
+    auth = f"{user}{password}@" if user else ""
+    host = settings_dict.get("HOST") or "localhost"
+    port = f":{settings_dict['PORT']}" if settings_dict.get("PORT") else ""
+    return f"postgres://{auth}{host}{port}/{settings_dict['NAME']}"
+
+
+@pytest.fixture(scope="session")
+def live_stack(django_db_setup, django_db_blocker, media_root, tmp_path_factory):
+    from django.db import connection
+
+    run_id = uuid.uuid4().hex[:8]
+    var_dir = tmp_path_factory.mktemp("stack-var")
+    env = base_env(
+        DATABASE_URL=database_url(connection.settings_dict),
+        REDIS_URL=settings.REDIS_URL,
+        MEDIA_ROOT=str(media_root),
+        PORTAL_VAR_DIR=str(var_dir),
+        CELERY_QUEUE=f"portal-test-{run_id}",
+        CHANNELS_PREFIX=f"portal-test-{run_id}",
+    )
+    stack = Stack(env=env, port=free_port(), worker_concurrency=1, log_dir=var_dir / "logs")
+    stack.start()
+    try:
+        stack.wait_ready(timeout=180)
+        yield stack
+    finally:
+        stack.stop()
