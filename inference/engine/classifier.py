@@ -91,7 +91,7 @@ class ResNetClassifier:
         try:
             with torch.enable_grad():
                 logits = self.model(batch)
-                probability = float(torch.softmax(logits, dim=1)[0, 1])
+                probability = float(torch.softmax(logits.detach(), dim=1)[0, 1])
                 self.model.zero_grad(set_to_none=True)
                 logits[0, 1].backward()
         finally:

@@ -1,0 +1,87 @@
+"""The model registry decides what the worker uses; a bad checkpoint never turns into random weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from django.core.files.base import ContentFile
+from PIL import Image
+
+from inference import runtime
+from inference.engine.classifier import CLASSES, build_resnet50, file_sha256
+from inference.models import ModelVersion
+from tests.faces import drooped_astronaut
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(scope="module")
+def checkpoint_file(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "resnet50-test.pt"
+    torch.save({"state_dict": build_resnet50().state_dict(), "classes": list(CLASSES), "input_size": 224,
+                "architecture": "resnet50"}, path)
+    return path
+
+
+def register(checkpoint_file, *, name="test-v1", active=True, sha256=None) -> ModelVersion:
+    version = ModelVersion(name=name, sha256=sha256 or file_sha256(checkpoint_file), is_active=active,
+                           thresholds={"classifier_weight": 0.5, "fused_positive_at": 0.6,
+                                       "fused_negative_below": 0.4})
+    version.checkpoint.save(f"{name}.pt", ContentFile(checkpoint_file.read_bytes()), save=False)
+    version.save()
+    return version
+
+
+def test_without_an_active_version_the_classifier_stage_is_reported_absent():
+    pipeline, version = runtime.current_pipeline()
+    assert version is None and pipeline.classifier is None
+    result = pipeline.analyze(Image.fromarray(drooped_astronaut(pixels=10)))
+    assert result.classifier["status"] == "absent"
+    assert result.heatmap_jpeg is None
+
+
+def test_activating_a_version_changes_what_the_worker_uses(checkpoint_file):
+    version = register(checkpoint_file)
+    pipeline, active = runtime.current_pipeline()
+    assert active == version and pipeline.classifier is not None
+    assert pipeline.rule.name == "fused:test-v1" and pipeline.rule.classifier_weight == 0.5
+    result = pipeline.analyze(Image.fromarray(drooped_astronaut(pixels=10)))
+    assert result.classifier["status"] == "used" and result.classifier["model"] == "test-v1"
+    assert 0.0 <= result.classifier["probability"] <= 1.0
+    assert result.decision["used_classifier"] is True
+    assert result.heatmap_jpeg[:2] == b"\xff\xd8"
+    # Cached per process: the same objects while the registry does not change.
+    assert runtime.current_pipeline()[0] is pipeline
+
+    ModelVersion.objects.filter(id=version.id).update(is_active=False)
+    assert runtime.current_pipeline()[0].classifier is None
+
+
+def test_a_checkpoint_whose_hash_does_not_match_is_refused_not_used(checkpoint_file):
+    register(checkpoint_file, name="tampered", sha256="0" * 64)
+    pipeline, _ = runtime.current_pipeline()
+    assert pipeline.classifier is None
+    assert "could not be loaded" in pipeline.classifier_note
+    result = pipeline.analyze(Image.fromarray(drooped_astronaut(pixels=10)))
+    assert result.classifier["status"] == "absent" and "tampered" in result.classifier["detail"]
+    assert runtime.loaded_version_of(pipeline, ModelVersion.objects.get()) is None
+
+
+def test_grad_cam_gives_a_normalised_heatmap_over_the_face_crop(checkpoint_file):
+    from inference.engine.classifier import ResNetClassifier
+
+    classifier = ResNetClassifier(checkpoint_file)
+    face = np.zeros((224, 224, 3), dtype=np.uint8)
+    prediction = classifier.predict(face)
+    assert prediction.heatmap.shape == (224, 224)
+    assert 0.0 <= prediction.heatmap.min() and prediction.heatmap.max() <= 1.0
+
+
+def test_only_one_version_can_be_active(checkpoint_file):
+    from django.db import IntegrityError, transaction
+
+    register(checkpoint_file, name="a")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        register(checkpoint_file, name="b")
