@@ -22,7 +22,7 @@ from inference.engine.imaging import open_image
 from inference.engine.measure import LEFT, RIGHT, NOSE_BRIDGE, measure
 
 ENGINE_VERSION = "facemesh-asymmetry-1"
-OVERLAY_MAX_SIDE = 900
+OVERLAY_SIDE = 640  # the face crop is drawn at this size, so small faces become readable
 
 
 @dataclass
@@ -131,11 +131,17 @@ def _jpeg(image: Image.Image) -> bytes:
 
 
 def _overlay_jpeg(image: Image.Image, points: np.ndarray) -> bytes:
-    """The photo with the landmarks used for measuring, the eye line and the mouth-corner line."""
-    scale = min(1.0, OVERLAY_MAX_SIDE / max(image.size))
-    canvas = image.convert("RGB").resize((round(image.width * scale), round(image.height * scale)))
+    """The face, cropped with a margin, with the landmarks used for measuring, the eye line, the
+    brow line, the mouth-corner line and the midline drawn on it."""
+    low, high = points.min(axis=0), points.max(axis=0)
+    margin = (high - low) * 0.35
+    left, top = np.maximum(low - margin, 0).astype(int)
+    right, bottom = np.minimum(high + margin, image.size).astype(int)
+    face = image.convert("RGB").crop((left, top, right, bottom))
+    scale = OVERLAY_SIDE / max(face.size)
+    canvas = face.resize((max(1, round(face.width * scale)), max(1, round(face.height * scale))))
     draw = ImageDraw.Draw(canvas)
-    pts = points * scale
+    pts = (points - [left, top]) * scale
     radius = max(1.5, canvas.width / 400)
     for x, y in pts[:468:3]:
         draw.ellipse((x - radius / 2, y - radius / 2, x + radius / 2, y + radius / 2), fill=(120, 220, 255))

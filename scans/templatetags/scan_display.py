@@ -1,0 +1,23 @@
+from django import template
+
+register = template.Library()
+
+REGION_LABELS = {
+    "brow_height": "Eyebrow height above the eye line",
+    "eye_opening": "Eye opening (lid to lid)",
+    "mouth_corner_height": "Mouth-corner height (negative: below the eye line)",
+    "mouth_excursion": "Mouth-corner distance from the midline",
+    "nasolabial": "Nose wing to mouth corner",
+    "lip_line_tilt_deg": "Lip line tilt (positive: left corner higher)",
+    "mouth_deviation": "Mouth centre off the midline (positive: to the left)",
+}
+
+
+@register.filter
+def region_label(name: str) -> str:
+    return REGION_LABELS.get(name, name.replace("_", " ").capitalize())
+
+
+@register.filter
+def region_unit(name: str) -> str:
+    return "°" if name.endswith("_deg") else "mm"

@@ -1,0 +1,110 @@
+"""Two people in two browsers: a caregiver uploads on the dashboard, a clinician's open alert feed
+receives the alert live (no reload) and claims it, and the caregiver sees it claimed.
+
+Headless Chromium (Debian's package) driven by Playwright. Set SCREENSHOTS_DIR to save screenshots
+of the main pages (the README's pictures come from here).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.faces import drooped_astronaut, jpeg_bytes
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
+                 "--no-first-run", "--disable-component-update", "--disable-sync"]
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if CHROMIUM is None:
+        pytest.skip("Chromium is not installed (apt-get install chromium); .ci/run installs it")
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop running in this thread; Django would take that for
+    # async code and refuse the test's own (synchronous) database calls.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            yield browser
+            browser.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+def shoot(page, name: str) -> None:
+    directory = os.environ.get("SCREENSHOTS_DIR")
+    if directory:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(directory) / f"{name}.png"), full_page=True)
+
+
+def logged_in_page(browser, stack, username: str, viewport=None):
+    context = browser.new_context(viewport=viewport or {"width": 1200, "height": 900})
+    page = context.new_page()
+    page.goto(f"{stack.base_url}/login/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{stack.base_url}/")
+    return page
+
+
+def test_an_upload_in_one_browser_arrives_live_in_another_and_is_claimed(browser, live_stack, people, tmp_path):
+    photo = tmp_path / "face.jpg"
+    photo.write_bytes(jpeg_bytes(drooped_astronaut(pixels=10)))
+
+    clinician = logged_in_page(browser, live_stack, "alice")
+    shoot(clinician, "home")
+    clinician.goto(f"{live_stack.base_url}/alerts/")
+    clinician.wait_for_selector("#connection.ok")  # the socket is live
+    assert clinician.locator("li.alert").count() == 0
+
+    caregiver = logged_in_page(browser, live_stack, "carol", viewport={"width": 390, "height": 844})
+    caregiver.goto(f"{live_stack.base_url}/scans/new/")
+    caregiver.select_option("select[name=patient]", str(people.patient.id))
+    caregiver.set_input_files("input[name=image]", str(photo))
+    shoot(caregiver, "new-scan-phone")
+    caregiver.click("text=Start Analysis")
+    caregiver.wait_for_url(f"{live_stack.base_url}/scans/*/")
+    # The result appears by itself (scan.updated over the socket reloads the page).
+    caregiver.wait_for_selector(".result.positive", timeout=60_000)
+    assert "Positive: signs of possible facial paralysis" in caregiver.content()
+    assert "not a diagnosis" in caregiver.content()
+
+    # Meanwhile the clinician's feed got the alert without a reload.
+    alert_row = clinician.wait_for_selector("li.alert.status-open", timeout=30_000)
+    assert "Maria Santos" in alert_row.inner_text()
+    clinician.wait_for_function("document.title.startsWith('(1)')")
+    shoot(clinician, "alerts-live")
+
+    caregiver.goto(f"{live_stack.base_url}/alerts/")
+    caregiver.wait_for_selector("#connection.ok")
+    assert caregiver.locator("button.acknowledge").count() == 0  # caregivers are informed, not asked to act
+
+    clinician.click("button.acknowledge")
+    clinician.wait_for_selector("li.alert.status-acknowledged")
+    claimed = caregiver.wait_for_selector("li.alert.status-acknowledged", timeout=15_000)
+    assert "Claimed by alice" in claimed.inner_text()
+
+    clinician.goto(f"{live_stack.base_url}/scans/")
+    assert clinician.locator("tr.positive").count() == 1
+    shoot(clinician, "history")
+    clinician.click("tr.positive a")
+    clinician.wait_for_selector("table.measurements")
+    shoot(clinician, "scan-detail")
+    clinician.goto(f"{live_stack.base_url}/information/")
+    shoot(clinician, "information")
