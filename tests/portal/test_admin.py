@@ -1,0 +1,29 @@
+import pytest
+
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_client(client, django_user_model):
+    admin = django_user_model.objects.create_superuser("root", "root@example.org", "pw-for-admin-tests")
+    client.force_login(admin)
+    return client
+
+
+@pytest.mark.parametrize("path", ["/admin/portal/patient/", "/admin/portal/physician/", "/admin/portal/caregiver/",
+                                  "/admin/portal/careteam/", "/admin/scans/scan/", "/admin/alerts/alert/",
+                                  "/admin/inference/modelversion/"])
+def test_admin_lists_every_managed_model_with_search(admin_client, people, path):
+    response = admin_client.get(path + "?q=a")
+    assert response.status_code == 200
+
+
+def test_the_scan_admin_shows_results_read_only_and_links_images_through_the_checked_view(admin_client, people):
+    result = factories.ScanResultFactory(scan__patient=people.patient)
+    page = admin_client.get(f"/admin/scans/scan/{result.scan_id}/change/").content.decode()
+    assert f"/api/v1/scans/{result.scan_id}/image/" in page
+    assert 'name="result-0-label"' not in page  # no editable result fields
+    assert "Signs of facial paralysis" in page
+    assert "/scans/20" not in page  # no raw storage path as a link
