@@ -171,8 +171,9 @@ class LandmarkCache:
         self.path = path
         self.entries: dict[str, dict] = {}
         if path.exists():
-            with np.load(path, allow_pickle=False) as data:
-                if int(data["version"]) == CACHE_VERSION:
+            with np.load(path, allow_pickle=False) as stored:
+                if int(stored["version"]) == CACHE_VERSION:
+                    data = {name: stored[name] for name in stored.files}  # decompress each array once
                     for i, key in enumerate(data["keys"]):
                         self.entries[str(key)] = {
                             "points": data["points"][i].astype(np.float64),
