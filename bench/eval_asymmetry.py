@@ -456,6 +456,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=Path("/tmp/eval_asymmetry_cache"),
                         help="folder for the landmark cache (outside the repository; default /tmp/eval_asymmetry_cache)")
     parser.add_argument("--out", type=Path, default=None, help="folder for eval_asymmetry.json and roc.png")
+    parser.add_argument("--rule", type=float, nargs=2, metavar=("POSITIVE_AT", "NEGATIVE_BELOW"), default=None,
+                        help="also judge these thresholds (e.g. the ones in inference/engine/decide.py) on both parts")
     parser.add_argument("--bootstrap", type=int, default=500, help="group bootstrap resamples for AUC intervals (0 = none)")
     args = parser.parse_args(argv)
 
@@ -545,6 +547,14 @@ def main(argv: list[str] | None = None) -> int:
         "fit": rates(index[fit], y[fit], positive_at, negative_below),
         "held_out": rates(index[held], y[held], positive_at, negative_below),
     }
+    if args.rule:
+        given_positive, given_negative = args.rule
+        decision["given_rule"] = {
+            "positive_at": given_positive,
+            "negative_below": given_negative,
+            "fit": rates(index[fit], y[fit], given_positive, given_negative),
+            "held_out": rates(index[held], y[held], given_positive, given_negative),
+        }
 
     # --- refit of the constants on the fitting groups, in measure.py's form: units = each region's
     # healthy 90th percentile, weights = non-negative logistic on |difference| / unit, rescaled so
@@ -603,6 +613,8 @@ def main(argv: list[str] | None = None) -> int:
             "mixed_class_groups": int(mixed),
             "fit_photos": {name: int((fit & (y == label)).sum()) for label, name in zip((1, 0), CLASSES)},
             "held_out_photos": {name: int((held & (y == label)).sum()) for label, name in zip((1, 0), CLASSES)},
+            "fit_groups": {name: int(len(np.unique(groups[fit & (y == label)]))) for label, name in zip((1, 0), CLASSES)},
+            "held_out_groups": {name: int(len(np.unique(groups[held & (y == label)]))) for label, name in zip((1, 0), CLASSES)},
         },
         "index_constants": {"INDEX_UNITS": INDEX_UNITS, "INDEX_WEIGHTS": INDEX_WEIGHTS,
                             "SEVERITY_BANDS": measure_module.SEVERITY_BANDS},
@@ -635,7 +647,8 @@ def print_report(report: dict) -> None:
           " mirrored copies included): "
           f"{g['groups']} groups for {g['photos_with_face']} photos ({g['groups_per_class']}), largest {g['largest_group']}, "
           f"{g['singletons']} singletons, {g['mixed_class_groups']} mixing both classes")
-    print(f"  fitting photos {g['fit_photos']}, held-out photos {g['held_out_photos']}")
+    print(f"  fitting photos {g['fit_photos']} in groups {g['fit_groups']}; "
+          f"held-out photos {g['held_out_photos']} in groups {g['held_out_groups']}")
     print("\nROC AUC, paralysis vs no_paralysis (|left - right| per region; held-out = other groups, 95% group bootstrap)")
     print(f"  {'feature':22s} {'all':>6s} {'fit':>6s} {'held-out':>9s}  ci95")
     for name, row in report["auc"].items():
@@ -649,12 +662,21 @@ def print_report(report: dict) -> None:
     d = report["decision_thresholds"]
     print(f"\nAsymmetry-only rule: positive_at={d['positive_at']} (90% specificity on fit), "
           f"negative_below={d['negative_below']} (90% sensitivity on fit)")
-    for part in ("fit", "held_out"):
-        r = d[part]
-        print(f"  {part:8s} n={r['n']:4d} sensitivity {r['sensitivity']:.3f} specificity {r['specificity']:.3f} "
-              f"(not called paralysis {r['specificity_not_called_positive']:.3f}) "
-              f"inconclusive {r['inconclusive_rate']:.3f} (paralysis {r['inconclusive_rate_paralysis']:.3f}, "
-              f"healthy {r['inconclusive_rate_no_paralysis']:.3f}), accuracy when decided {r['accuracy_when_decided']:.3f}")
+    print("  (sensitivity: paralysis photos called paralysis; specificity: healthy photos called no_paralysis;"
+          " 'not called paralysis' counts inconclusive healthy photos as right)")
+
+    def print_rates(parts: dict) -> None:
+        for part in ("fit", "held_out"):
+            r = parts[part]
+            print(f"  {part:8s} n={r['n']:4d} sensitivity {r['sensitivity']:.3f} specificity {r['specificity']:.3f} "
+                  f"(not called paralysis {r['specificity_not_called_positive']:.3f}) "
+                  f"inconclusive {r['inconclusive_rate']:.3f} (paralysis {r['inconclusive_rate_paralysis']:.3f}, "
+                  f"healthy {r['inconclusive_rate_no_paralysis']:.3f}), accuracy when decided {r['accuracy_when_decided']:.3f}")
+
+    print_rates(d)
+    if "given_rule" in d:
+        print(f"Given rule: positive_at={d['given_rule']['positive_at']}, negative_below={d['given_rule']['negative_below']}")
+        print_rates(d["given_rule"])
     print("\nIndex distribution (percentiles)")
     for name, q in report["index_distribution"].items():
         print(f"  {name:13s} " + "  ".join(f"p{k}={v}" for k, v in q.items()))

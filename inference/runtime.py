@@ -44,7 +44,8 @@ def _build(version: ModelVersion | None, detector: FaceMeshDetector) -> Pipeline
     if version is None:
         return Pipeline(detector=detector, rule=ASYMMETRY_ONLY_RULE, max_pixels=settings.SCAN_MAX_PIXELS)
     try:
-        classifier = ResNetClassifier(version.checkpoint.path, expected_sha256=version.sha256)
+        classifier = ResNetClassifier(version.checkpoint.path, expected_sha256=version.sha256,
+                                      runtime=settings.INFERENCE_RUNTIME, cache_dir=_model_cache_dir())
     except (CheckpointError, OSError, RuntimeError, KeyError) as exc:
         # A broken checkpoint must not silently become random weights: run without the classifier
         # and say why in every result until an admin fixes the registry.
@@ -56,6 +57,12 @@ def _build(version: ModelVersion | None, detector: FaceMeshDetector) -> Pipeline
     logger.info("loaded classifier %s (%s)", version.name, version.sha256[:12])
     return Pipeline(detector=detector, classifier=classifier, classifier_name=version.name, rule=rule,
                     max_pixels=settings.SCAN_MAX_PIXELS)
+
+
+def _model_cache_dir():
+    folder = settings.VAR_DIR / "model-cache"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def loaded_version_of(pipeline: Pipeline, version: ModelVersion | None) -> ModelVersion | None:

