@@ -1,6 +1,7 @@
 """Benchmark of the training-free facial asymmetry index on the stroke-faces photos.
 
     PYTHONPATH=. .venv/bin/python bench/eval_asymmetry.py --per-class 400 --seed 0 --out /tmp/asym-eval
+    PYTHONPATH=. .venv/bin/python bench/eval_asymmetry.py --per-class 0 --seed 0 --rule 1.0 0.85 --out /tmp/asym-all
 
 What it does, one process on one core:
 
@@ -18,12 +19,13 @@ What it does, one process on one core:
    shear, which is what the augmentation does, and leaves the face in the same place whatever the
    framing. Two photos are linked when either
    - the 64-bit DCT hash (pHash) of the tight 64x64 grey face crop is within ``--dup-bits`` bits
-     (copies of one photo: 0-4 bits; different faces: 14-40), or
+     (copies of one photo: mostly 0-4 bits; different photos: mostly 16-40; a looser cut chains
+     the whole data set into one group), or
    - the colour layout of a wider aligned crop (face, hair, collar and the background right next to
      the head: mean CIELAB colour in an 8x8 grid, cells the photo does not cover left out) differs by
      at most ``--dup-colour`` (root-mean-square Delta E; copies: mostly under 12, different photos:
-     mostly over 20). This catches the copies whose fine detail the hash
-     misses (strong stretch, heavy crops, blur) and errs towards linking similar-looking photos.
+     mostly over 20). This catches the copies whose fine detail the hash misses (strong stretch,
+     heavy crops, blur) and errs towards linking similar-looking photos.
    Both compare each photo with the others and with their mirror image (a flipped copy aligns to the
    mirrored crop). The groups are the connected components (union-find), so chains of copies end up
    together. Linking too much only makes the held-out figures more pessimistic; linking too little
@@ -66,7 +68,15 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from inference.engine import measure as measure_module  # noqa: E402
-from inference.engine.measure import INDEX_UNITS, INDEX_WEIGHTS, LEFT, LOWER_LIP, RIGHT, UPPER_LIP, measure  # noqa: E402
+from inference.engine.measure import (  # noqa: E402
+    INDEX_UNITS,
+    INDEX_WEIGHTS,
+    LEFT,
+    LOWER_LIP,
+    RIGHT,
+    UPPER_LIP,
+    measure,
+)
 
 CLASSES = ("paralysis", "no_paralysis")  # positive first
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
@@ -418,11 +428,15 @@ def rates(scores, labels, positive_at: float, negative_below: float) -> dict:
         "inconclusive_rate": float(inconclusive.mean()),
         "inconclusive_rate_paralysis": float(inconclusive[labels].mean()),
         "inconclusive_rate_no_paralysis": float(inconclusive[~labels].mean()),
-        "accuracy_when_decided": float((positive[decided] == labels[decided]).mean()) if decided.any() else float("nan"),
+        "accuracy_when_decided": (
+            float((positive[decided] == labels[decided]).mean()) if decided.any() else float("nan")
+        ),
     }
 
 
-def fit_nonnegative_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, steps: int = 4000) -> tuple[np.ndarray, float]:
+def fit_nonnegative_logistic(
+    x: np.ndarray, y: np.ndarray, l2: float = 1e-2, steps: int = 4000
+) -> tuple[np.ndarray, float]:
     """Logistic regression with weights kept >= 0 (more asymmetry never lowers the index), by
     projected gradient descent with a backtracking-free fixed step on standardised inputs."""
     scale = x.std(axis=0) + 1e-9
@@ -443,22 +457,28 @@ def fit_nonnegative_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, ste
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", type=Path, default=REPO_ROOT.parent / "shared" / "datasets" / "stroke-faces",
                         help="folder with paralysis/ and no_paralysis/ (default: ../shared/datasets/stroke-faces)")
     parser.add_argument("--per-class", type=int, default=400, help="photos sampled per class; 0 = all (default 400)")
     parser.add_argument("--seed", type=int, default=0, help="sampling, group split and bootstrap seed (default 0)")
-    parser.add_argument("--holdout", type=float, default=0.5, help="share of each class's photos, by group, held out (default 0.5)")
+    parser.add_argument("--holdout", type=float, default=0.5,
+                        help="share of each class's photos, by group, held out (default 0.5)")
     parser.add_argument("--dup-bits", type=int, default=4,
                         help="aligned-face pHash bits (of 64) within which two photos count as copies (default 4)")
     parser.add_argument("--dup-colour", type=float, default=16.0,
-                        help="aligned colour-layout distance (RMS Delta E) within which two photos count as copies (default 16)")
+                        help="aligned colour-layout distance (RMS Delta E) within which two photos count as "
+                             "copies (default 16)")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/eval_asymmetry_cache"),
-                        help="folder for the landmark cache (outside the repository; default /tmp/eval_asymmetry_cache)")
+                        help="folder for the landmark cache, outside the repository "
+                             "(default /tmp/eval_asymmetry_cache)")
     parser.add_argument("--out", type=Path, default=None, help="folder for eval_asymmetry.json and roc.png")
     parser.add_argument("--rule", type=float, nargs=2, metavar=("POSITIVE_AT", "NEGATIVE_BELOW"), default=None,
                         help="also judge these thresholds (e.g. the ones in inference/engine/decide.py) on both parts")
-    parser.add_argument("--bootstrap", type=int, default=500, help="group bootstrap resamples for AUC intervals (0 = none)")
+    parser.add_argument("--bootstrap", type=int, default=500,
+                        help="group bootstrap resamples for AUC intervals (0 = none)")
     args = parser.parse_args(argv)
 
     data_root = args.data.resolve()
@@ -521,7 +541,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # --- AUCs
     def auc_row(scores: np.ndarray) -> dict:
-        row = {"all": roc_auc(scores, y), "fit": roc_auc(scores[fit], y[fit]), "held_out": roc_auc(scores[held], y[held])}
+        row = {"all": roc_auc(scores, y), "fit": roc_auc(scores[fit], y[fit]),
+               "held_out": roc_auc(scores[held], y[held])}
         if args.bootstrap:
             row["held_out_ci95"] = group_bootstrap_auc(scores[held], y[held], groups[held], args.bootstrap, args.seed)
         return row
@@ -613,8 +634,10 @@ def main(argv: list[str] | None = None) -> int:
             "mixed_class_groups": int(mixed),
             "fit_photos": {name: int((fit & (y == label)).sum()) for label, name in zip((1, 0), CLASSES)},
             "held_out_photos": {name: int((held & (y == label)).sum()) for label, name in zip((1, 0), CLASSES)},
-            "fit_groups": {name: int(len(np.unique(groups[fit & (y == label)]))) for label, name in zip((1, 0), CLASSES)},
-            "held_out_groups": {name: int(len(np.unique(groups[held & (y == label)]))) for label, name in zip((1, 0), CLASSES)},
+            "fit_groups": {name: int(len(np.unique(groups[fit & (y == label)])))
+                           for label, name in zip((1, 0), CLASSES)},
+            "held_out_groups": {name: int(len(np.unique(groups[held & (y == label)])))
+                                for label, name in zip((1, 0), CLASSES)},
         },
         "index_constants": {"INDEX_UNITS": INDEX_UNITS, "INDEX_WEIGHTS": INDEX_WEIGHTS,
                             "SEVERITY_BANDS": measure_module.SEVERITY_BANDS},
@@ -632,7 +655,8 @@ def main(argv: list[str] | None = None) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "eval_asymmetry.json").write_text(json.dumps(report, indent=2, default=float))
         plotted = plot_roc(args.out / "roc.png", index, features, y, held, positive_at, negative_below)
-        print(f"\nWrote {args.out / 'eval_asymmetry.json'}" + (f" and {args.out / 'roc.png'}" if plotted else " (no matplotlib: no plot)"))
+        plot_note = f" and {args.out / 'roc.png'}" if plotted else " (no matplotlib: no plot)"
+        print(f"\nWrote {args.out / 'eval_asymmetry.json'}{plot_note}")
     return 0
 
 
@@ -643,13 +667,14 @@ def print_report(report: dict) -> None:
         print(f"  {name:13s} {d['faces_found']:4d}/{d['photos']:<4d} faces found, {d['no_face']} without  [{passes}]"
               f"  several faces: {d['several_faces']}, median {1000 * d['median_seconds']:.0f} ms")
     g = report["groups"]
-    print(f"\nNear-duplicate groups (aligned face: pHash <= {g['dup_bits']} bits or colour layout <= {g['dup_colour']} RMS Delta E,"
-          " mirrored copies included): "
-          f"{g['groups']} groups for {g['photos_with_face']} photos ({g['groups_per_class']}), largest {g['largest_group']}, "
-          f"{g['singletons']} singletons, {g['mixed_class_groups']} mixing both classes")
+    print(f"\nNear-duplicate groups (aligned face: pHash <= {g['dup_bits']} bits or colour layout"
+          f" <= {g['dup_colour']} RMS Delta E, mirrored copies included): {g['groups']} groups for"
+          f" {g['photos_with_face']} photos ({g['groups_per_class']}), largest {g['largest_group']},"
+          f" {g['singletons']} singletons, {g['mixed_class_groups']} mixing both classes")
     print(f"  fitting photos {g['fit_photos']} in groups {g['fit_groups']}; "
           f"held-out photos {g['held_out_photos']} in groups {g['held_out_groups']}")
-    print("\nROC AUC, paralysis vs no_paralysis (|left - right| per region; held-out = other groups, 95% group bootstrap)")
+    print("\nROC AUC, paralysis vs no_paralysis (|left - right| per region; held-out = other groups,"
+          " 95% group bootstrap)")
     print(f"  {'feature':22s} {'all':>6s} {'fit':>6s} {'held-out':>9s}  ci95")
     for name, row in report["auc"].items():
         ci = row.get("held_out_ci95")
@@ -670,26 +695,31 @@ def print_report(report: dict) -> None:
             r = parts[part]
             print(f"  {part:8s} n={r['n']:4d} sensitivity {r['sensitivity']:.3f} specificity {r['specificity']:.3f} "
                   f"(not called paralysis {r['specificity_not_called_positive']:.3f}) "
+                  f"missed paralysis {r['missed_paralysis_rate']:.3f} "
                   f"inconclusive {r['inconclusive_rate']:.3f} (paralysis {r['inconclusive_rate_paralysis']:.3f}, "
-                  f"healthy {r['inconclusive_rate_no_paralysis']:.3f}), accuracy when decided {r['accuracy_when_decided']:.3f}")
+                  f"healthy {r['inconclusive_rate_no_paralysis']:.3f}), "
+                  f"accuracy when decided {r['accuracy_when_decided']:.3f}")
 
     print_rates(d)
     if "given_rule" in d:
-        print(f"Given rule: positive_at={d['given_rule']['positive_at']}, negative_below={d['given_rule']['negative_below']}")
+        given = d["given_rule"]
+        print(f"Given rule: positive_at={given['positive_at']}, negative_below={given['negative_below']}")
         print_rates(d["given_rule"])
     print("\nIndex distribution (percentiles)")
     for name, q in report["index_distribution"].items():
         print(f"  {name:13s} " + "  ".join(f"p{k}={v}" for k, v in q.items()))
-    print(f"  healthy photos below 1.0: {report['healthy_share_below_1']:.3f}; severity bands: {report['severity_counts']}")
+    print(f"  healthy photos below 1.0: {report['healthy_share_below_1']:.3f}; "
+          f"severity bands: {report['severity_counts']}")
     r = report["reference_refit"]
     for part, title in (("regions_in_index", "regions in the index"), ("all_regions", "all regions")):
         fit_ = r[part]
-        print(f"\nRefit on the fitting groups, {title}: held-out AUC {fit_['auc_held_out']:.3f} (fit {fit_['auc_fit']:.3f})")
+        print(f"\nRefit on the fitting groups, {title}: held-out AUC {fit_['auc_held_out']:.3f}"
+              f" (fit {fit_['auc_fit']:.3f})")
         print(f"  INDEX_UNITS   {fit_['INDEX_UNITS']}")
         print(f"  INDEX_WEIGHTS {fit_['INDEX_WEIGHTS']}")
     print(f"  paralysis index tertiles above 1.0 (fit): {r['paralysis_index_tertiles_above_1_fit']}")
-    print("\nCaveats: classes come from different sources (patient close-ups vs press photos); near-duplicate grouping is"
-          " approximate; not a clinical population.")
+    print("\nCaveats: classes come from different sources (patient close-ups vs press photos); near-duplicate"
+          " grouping is approximate (different photos of one person are not linked); not a clinical population.")
 
 
 def plot_roc(path: Path, index, features, y, held, positive_at, negative_below) -> bool:

@@ -42,7 +42,7 @@ class DecisionRule:
 ASYMMETRY_ONLY_RULE = DecisionRule(
     name="asymmetry-only-v1",
     asymmetry_positive_at=1.0,
-    asymmetry_negative_below=0.6,
+    asymmetry_negative_below=0.85,
 )
 
 

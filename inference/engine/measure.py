@@ -8,8 +8,9 @@ own sides.
 
 The composite asymmetry index rests on the two signs of a drooping mouth that survive a turned or
 tilted head and a stretched photo: the lip line tilting against the eye line (an angle between two
-lines that are parallel on a symmetric face, and stay parallel under any rotation, scaling or
-stretch of the photo) and the lips pulled off the midline towards the working side. The other
+lines that are parallel on a symmetric face and stay parallel when the photo is rotated, scaled or
+stretched, and nearly so when the head is turned) and the lips pulled off the midline towards the
+working side. The other
 regions are measured and reported, but in still photos they did not tell faces with stroke-related
 droop from faces without it (see bench/eval_asymmetry.py), so they do not count in the index.
 """
