@@ -51,7 +51,7 @@ def load_images(directory: Path | None, count: int) -> list[tuple[str, bytes]]:
     from tests.faces import drooped_astronaut, jpeg_bytes
 
     print(f"(no image folder at {directory}; using {count} synthetic drooped faces)")
-    return [(f"synthetic-{i}", jpeg_bytes(drooped_astronaut(side="left" if i % 2 else "right", pixels=6 + i % 8)))
+    return [(f"synthetic-{i}", jpeg_bytes(drooped_astronaut(side="left" if i % 2 else "right", pixels=12 + i % 8)))
             for i in range(count)]
 
 

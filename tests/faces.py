@@ -27,21 +27,28 @@ def astronaut_landmarks() -> np.ndarray:
     return FaceMeshDetector().find(astronaut()).faces[0]
 
 
-def droop(rgb: np.ndarray, points: np.ndarray, *, side: str = "left", pixels: float = 10.0) -> np.ndarray:
-    """Pull the patient's `side` mouth corner (and the cheek around it) down by `pixels`."""
+def droop(rgb: np.ndarray, points: np.ndarray, *, side: str = "left", pixels: float = 16.0) -> np.ndarray:
+    """Mimic a facial palsy on the patient's `side`: that mouth corner sags by `pixels` and the lips
+    are drawn towards the working side by as much, as the healthy muscles pull unopposed."""
     corner = points[291] if side == "left" else points[61]
+    mouth_centre = (points[13] + points[14]) / 2
     mouth_width = float(np.linalg.norm(points[291] - points[61]))
-    sigma = 0.45 * mouth_width
     height, width = rgb.shape[:2]
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
-    weight = np.exp(-((xs - corner[0]) ** 2 + (ys - corner[1]) ** 2) / (2 * sigma**2))
-    # Each output pixel samples from higher up, so the content moves down.
-    map_y = ys - pixels * weight
-    return cv2.remap(rgb, xs, map_y.astype(np.float32), interpolation=cv2.INTER_LINEAR,
+
+    def bump(centre, sigma):
+        return np.exp(-((xs - centre[0]) ** 2 + (ys - centre[1]) ** 2) / (2 * sigma**2))
+
+    # The patient's left is the image's right: pulling towards the working (right) side moves content
+    # to smaller x. Each output pixel samples from where its content came from, hence the signs.
+    towards_working = -1.0 if side == "left" else 1.0
+    map_y = ys - pixels * bump(corner, 0.45 * mouth_width)
+    map_x = xs - towards_working * pixels * bump(mouth_centre, 0.6 * mouth_width)
+    return cv2.remap(rgb, map_x.astype(np.float32), map_y.astype(np.float32), interpolation=cv2.INTER_LINEAR,
                      borderMode=cv2.BORDER_REFLECT101)
 
 
-def drooped_astronaut(side: str = "left", pixels: float = 10.0) -> np.ndarray:
+def drooped_astronaut(side: str = "left", pixels: float = 16.0) -> np.ndarray:
     return droop(astronaut(), astronaut_landmarks(), side=side, pixels=pixels)
 
 

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_analyze_image_gives_the_same_result_as_the_portal(people, tmp_path, in_memory_channels):
-    photo = jpeg_bytes(drooped_astronaut(pixels=8))
+    photo = jpeg_bytes(drooped_astronaut())
     path = tmp_path / "face.jpg"
     path.write_bytes(photo)
     out = io.StringIO()

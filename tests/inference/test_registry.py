@@ -41,7 +41,7 @@ def register(checkpoint_file, *, name="test-v1", active=True, sha256=None) -> Mo
 def test_without_an_active_version_the_classifier_stage_is_reported_absent():
     pipeline, version = runtime.current_pipeline()
     assert version is None and pipeline.classifier is None
-    result = pipeline.analyze(Image.fromarray(drooped_astronaut(pixels=10)))
+    result = pipeline.analyze(Image.fromarray(drooped_astronaut()))
     assert result.classifier["status"] == "absent"
     assert result.heatmap_jpeg is None
 
@@ -51,7 +51,7 @@ def test_activating_a_version_changes_what_the_worker_uses(checkpoint_file):
     pipeline, active = runtime.current_pipeline()
     assert active == version and pipeline.classifier is not None
     assert pipeline.rule.name == "fused:test-v1" and pipeline.rule.classifier_weight == 0.5
-    result = pipeline.analyze(Image.fromarray(drooped_astronaut(pixels=10)))
+    result = pipeline.analyze(Image.fromarray(drooped_astronaut()))
     assert result.classifier["status"] == "used" and result.classifier["model"] == "test-v1"
     assert 0.0 <= result.classifier["probability"] <= 1.0
     assert result.decision["used_classifier"] is True
@@ -68,7 +68,7 @@ def test_a_checkpoint_whose_hash_does_not_match_is_refused_not_used(checkpoint_f
     pipeline, _ = runtime.current_pipeline()
     assert pipeline.classifier is None
     assert "could not be loaded" in pipeline.classifier_note
-    result = pipeline.analyze(Image.fromarray(drooped_astronaut(pixels=10)))
+    result = pipeline.analyze(Image.fromarray(drooped_astronaut()))
     assert result.classifier["status"] == "absent" and "tampered" in result.classifier["detail"]
     assert runtime.loaded_version_of(pipeline, ModelVersion.objects.get()) is None
 

@@ -65,7 +65,7 @@ def logged_in_page(browser, stack, username: str, viewport=None):
 
 def test_an_upload_in_one_browser_arrives_live_in_another_and_is_claimed(browser, live_stack, people, tmp_path):
     photo = tmp_path / "face.jpg"
-    photo.write_bytes(jpeg_bytes(drooped_astronaut(pixels=10)))
+    photo.write_bytes(jpeg_bytes(drooped_astronaut()))
 
     clinician = logged_in_page(browser, live_stack, "alice")
     shoot(clinician, "home")

@@ -71,7 +71,7 @@ def test_a_drooping_face_uploaded_over_rest_arrives_as_a_live_alert(live_stack, 
                 websockets.connect(ws_url(live_stack, tokens["triage"])) as triage:
             started = time.monotonic()
             scan = await asyncio.to_thread(upload, live_stack, tokens["carol"], people.patient.id,
-                                           jpeg_bytes(drooped_astronaut(pixels=10)))
+                                           jpeg_bytes(drooped_astronaut()))
             alert_frames = await frames_until(alice, lambda f: f["type"] == "alert.created", timeout=90)
             latency = time.monotonic() - started
             alert = alert_frames[-1]["alert"]
@@ -145,7 +145,7 @@ def test_a_client_that_was_offline_gets_the_missed_alert_on_reconnect(live_stack
         # Nobody from the care team is connected while the alert is raised.
         async with websockets.connect(ws_url(live_stack, carol_token)) as carol:
             await asyncio.to_thread(upload, live_stack, carol_token, people.patient.id,
-                                    jpeg_bytes(drooped_astronaut(side="right", pixels=10)))
+                                    jpeg_bytes(drooped_astronaut(side="right")))
             raised = await frames_until(carol, lambda f: f["type"] == "alert.created", timeout=90)
         alert_id = raised[-1]["alert"]["id"]
         async with websockets.connect(ws_url(live_stack, alice_token, after=alert_id - 1)) as alice:

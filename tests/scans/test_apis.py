@@ -36,7 +36,7 @@ def test_it_accepts_an_upload_at_once_and_enqueues_the_analysis_on_commit(people
 def test_the_upload_is_analysed_and_a_droop_raises_an_alert(people, api, eager_celery, in_memory_channels,
                                                             django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        response = upload(api(people.carol), people.patient.id, jpeg_bytes(drooped_astronaut(pixels=10)))
+        response = upload(api(people.carol), people.patient.id, jpeg_bytes(drooped_astronaut()))
     detail = api(people.carol).get(response.json()["url"]).json()
     assert detail["status"] == "done"
     assert detail["result"]["label"] == "paralysis"

@@ -35,7 +35,7 @@ def test_a_scan_whose_worker_died_can_be_claimed_again_after_the_stall_limit(peo
 
 
 def test_analysing_twice_records_one_result_and_one_alert(people, in_memory_channels):
-    scan = scan_with_photo(people.patient, drooped_astronaut(pixels=10), uploader=people.carol)
+    scan = scan_with_photo(people.patient, drooped_astronaut(), uploader=people.carol)
     scan_analyze(scan_id=scan.id)
     scan_analyze(scan_id=scan.id)  # a redelivered task
     scan.refresh_from_db()
@@ -64,7 +64,7 @@ def test_a_stored_file_that_is_not_an_image_ends_rejected_not_crashed(people, in
 
 
 def test_the_sweeper_reenqueues_scans_stuck_in_queued(people, settings, eager_celery, in_memory_channels):
-    scan = scan_with_photo(people.patient, drooped_astronaut(pixels=10))
+    scan = scan_with_photo(people.patient, drooped_astronaut())
     settings.SCAN_STALL_SECONDS = 0
     assert scan_requeue_stalled() == 1
     scan.refresh_from_db()
