@@ -13,10 +13,10 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from alerts.events import STAFF_GROUP, user_group
-from alerts.models import AlertEvent
+from alerts.models import Alert, AlertEvent
 from alerts.selectors import alert_get_visible, alert_list_for_user
 from alerts.serializers import AlertSerializer
-from alerts.services import AlertConflict, AlertForbidden, AlertNotFound, alert_acknowledge
+from alerts.services import AlertConflict, AlertForbidden, AlertNotFound, alert_acknowledge, alert_resolve
 from scans.selectors import scan_get_visible
 from scans.serializers import ScanSerializer
 
@@ -46,14 +46,23 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_discard(group, self.channel_name)
 
     async def receive_json(self, content, **kwargs):
-        if not isinstance(content, dict) or content.get("type") != "alert.acknowledge":
-            await self.send_json({"type": "error", "error": "Unknown frame; expected alert.acknowledge."})
+        frame_type = content.get("type") if isinstance(content, dict) else None
+        if frame_type not in {"alert.acknowledge", "alert.resolve"}:
+            await self.send_json({"type": "error", "error": "Unknown frame; expected alert.acknowledge or alert.resolve."})
             return
         alert_id = content.get("id")
         if not isinstance(alert_id, int):
-            await self.send_json({"type": "error", "error": "alert.acknowledge needs an integer id."})
+            await self.send_json({"type": "error", "error": f"{frame_type} needs an integer id."})
             return
-        error = await self._acknowledge(alert_id)
+        if frame_type == "alert.acknowledge":
+            error = await self._act(alert_acknowledge, alert_id=alert_id)
+        else:
+            outcome, note = content.get("outcome"), content.get("note", "")
+            if outcome not in Alert.Outcome.values or not isinstance(note, str):
+                await self.send_json({"type": "error", "id": alert_id,
+                                      "error": f"alert.resolve needs an outcome: {', '.join(Alert.Outcome.values)}."})
+                return
+            error = await self._act(alert_resolve, alert_id=alert_id, outcome=outcome, note=note)
         if error:
             await self.send_json({"type": "error", "id": alert_id, "error": error})
 
@@ -70,6 +79,9 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
 
     async def alert_updated(self, event):
         await self._send_alert("alert.updated", event["alert_id"])
+
+    async def alert_escalated(self, event):
+        await self._send_alert("alert.escalated", event["alert_id"])
 
     async def scan_updated(self, event):
         payload = await self._scan_payload(event["scan_id"])
@@ -97,11 +109,10 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
         return [AlertSerializer(alert).data for alert in alerts]
 
     @database_sync_to_async
-    def _acknowledge(self, alert_id: int) -> str | None:
+    def _act(self, service, **arguments) -> str | None:
         client = self.scope.get("client") or [None]
         try:
-            alert_acknowledge(alert_id=alert_id, user=self.user, source=AlertEvent.Source.SOCKET,
-                              remote_addr=client[0])
+            service(user=self.user, source=AlertEvent.Source.SOCKET, remote_addr=client[0], **arguments)
         except (AlertNotFound, AlertForbidden, AlertConflict) as exc:
             return str(exc)
         return None

@@ -6,6 +6,9 @@ from django.conf import settings
 from django.db import models
 
 
+ESCALATION_TIERS = ("care team", "lead physician", "triage desk")
+
+
 class Alert(models.Model):
     class Status(models.TextChoices):
         OPEN = "open", "Open"
@@ -33,9 +36,21 @@ class Alert(models.Model):
     )
     resolved_at = models.DateTimeField(null=True, blank=True)
     outcome = models.CharField(max_length=12, choices=Outcome.choices, blank=True)
+    # Escalation: 0 = the care team; each missed deadline moves it one tier up (see ESCALATION_TIERS).
+    escalation_level = models.PositiveSmallIntegerField(default=0)
+    next_escalation_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # Repeated positive scans of the patient within an episode join this alert instead of a new one.
+    scan_count = models.PositiveIntegerField(default=1)
+    latest_scan = models.ForeignKey("scans.Scan", null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
 
     class Meta:
         ordering = ["-id"]
+        indexes = [models.Index(fields=["patient", "status"])]
+
+    @property
+    def escalation_tier(self) -> str:
+        return ESCALATION_TIERS[min(self.escalation_level, len(ESCALATION_TIERS) - 1)]
 
     def __str__(self) -> str:
         return f"Alert {self.pk} for {self.patient} ({self.status})"
@@ -48,6 +63,8 @@ class AlertEvent(models.Model):
         RAISED = "raised", "Raised"
         ACKNOWLEDGED = "acknowledged", "Acknowledged"
         RESOLVED = "resolved", "Resolved"
+        ESCALATED = "escalated", "Escalated"
+        REPEATED = "repeated", "Another positive scan"
 
     class Source(models.TextChoices):
         SYSTEM = "system", "System"

@@ -19,12 +19,24 @@ class AlertSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Alert
-        fields = ["id", "status", "severity", "score", "created_at", "patient", "scan", "acknowledged_by",
-                  "acknowledged_at", "resolved_by", "resolved_at", "outcome", "disclaimer"]
+        fields = ["id", "status", "severity", "score", "created_at", "patient", "scan", "latest_scan", "scan_count",
+                  "escalation_level", "escalation_tier", "acknowledged_by", "acknowledged_at", "resolved_by",
+                  "resolved_at", "outcome", "disclaimer"]
+
+    latest_scan = serializers.SerializerMethodField()
+    escalation_tier = serializers.CharField(read_only=True)
 
     @extend_schema_field(serializers.DictField())
     def get_scan(self, alert: Alert) -> dict:
-        scan = alert.scan
+        """The scan that raised the alert."""
+        return self._scan(alert.scan)
+
+    @extend_schema_field(serializers.DictField())
+    def get_latest_scan(self, alert: Alert) -> dict:
+        """The most recent positive scan of the episode (the same as `scan` until another joins)."""
+        return self._scan(alert.latest_scan or alert.scan)
+
+    def _scan(self, scan) -> dict:
         request = self.context.get("request")
         result = getattr(scan, "result", None)
         return {

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from django.db import IntegrityError, transaction
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from alerts.events import publish_alert
-from alerts.models import Alert, AlertEvent
+from alerts.models import ESCALATION_TIERS, Alert, AlertEvent
 from alerts.selectors import alert_get_visible
 from portal.selectors import user_role
+
+SEVERITY_ORDER = ("none", "mild", "moderate", "severe")
+ACTIVE = (Alert.Status.OPEN, Alert.Status.ACKNOWLEDGED)
 
 
 class AlertNotFound(Exception):
@@ -23,28 +30,60 @@ class AlertConflict(Exception):
     """The alert is not in a state that allows this step (e.g. someone else claimed it first)."""
 
 
-def alert_raise(*, scan, result) -> Alert:
-    """Store the alert for a positive scan (once per scan), then tell everyone who may see it."""
+def ack_deadline(severity: str) -> timedelta:
+    minutes = settings.ALERT_ACK_DEADLINE_MINUTES.get(severity, settings.ALERT_ACK_DEADLINE_MINUTES["none"])
+    return timedelta(minutes=minutes)
+
+
+def alert_raise(*, scan, result, now: datetime | None = None) -> Alert:
+    """Store the alert for a positive scan, then tell everyone who may see the patient.
+
+    A positive scan of a patient who already has an open or claimed alert from the same episode
+    joins that alert (the feed shows one alert with its scan count) instead of flooding the feed.
+    Called inside scan_record_result's transaction with the scan row locked, so a redelivered task
+    finds `episode_alert_id` set and does nothing.
+    """
+    now = now or timezone.now()
+    if scan.episode_alert_id:
+        return Alert.objects.get(id=scan.episode_alert_id)
     with transaction.atomic():
-        try:
-            with transaction.atomic():
-                alert = Alert.objects.create(
-                    scan=scan, patient_id=scan.patient_id, severity=result.severity, score=result.score
-                )
-        except IntegrityError:
-            # A redelivered task: the alert exists already and was announced then.
-            return Alert.objects.get(scan=scan)
-        AlertEvent.objects.create(alert=alert, kind=AlertEvent.Kind.RAISED, source=AlertEvent.Source.SYSTEM)
+        episode_start = now - timedelta(hours=settings.ALERT_EPISODE_HOURS)
+        current = (Alert.objects.select_for_update()
+                   .filter(patient_id=scan.patient_id, status__in=ACTIVE, created_at__gte=episode_start)
+                   .order_by("-id").first())
+        if current is not None:
+            return _join_episode(current, scan=scan, result=result)
+        alert = Alert.objects.create(
+            scan=scan, latest_scan=scan, patient_id=scan.patient_id, severity=result.severity, score=result.score,
+            next_escalation_at=now + ack_deadline(result.severity),
+        )
+        scan.__class__.objects.filter(id=scan.id).update(episode_alert=alert)
+        AlertEvent.objects.create(alert=alert, kind=AlertEvent.Kind.RAISED, source=AlertEvent.Source.SYSTEM,
+                                  note=f"scan {scan.id}")
         publish_alert(event_type="alert.created", alert_id=alert.id, patient_id=alert.patient_id)
     return alert
 
 
+def _join_episode(alert: Alert, *, scan, result) -> Alert:
+    worse = SEVERITY_ORDER.index(result.severity) > SEVERITY_ORDER.index(alert.severity)
+    Alert.objects.filter(id=alert.id).update(
+        scan_count=F("scan_count") + 1, latest_scan=scan,
+        severity=result.severity if worse else alert.severity, score=max(alert.score, result.score),
+    )
+    scan.__class__.objects.filter(id=scan.id).update(episode_alert=alert)
+    AlertEvent.objects.create(alert=alert, kind=AlertEvent.Kind.REPEATED, source=AlertEvent.Source.SYSTEM,
+                              note=f"scan {scan.id}, severity {result.severity}")
+    publish_alert(event_type="alert.updated", alert_id=alert.id, patient_id=alert.patient_id)
+    alert.refresh_from_db()
+    return alert
+
+
 def alert_acknowledge(*, alert_id: int, user, source: str, remote_addr: str | None = None) -> Alert:
-    alert = _visible_or_raise(user=user, alert_id=alert_id)
+    alert = _actionable_or_raise(user=user, alert_id=alert_id)
     now = timezone.now()
     with transaction.atomic():
         claimed = Alert.objects.filter(id=alert.id, status=Alert.Status.OPEN).update(
-            status=Alert.Status.ACKNOWLEDGED, acknowledged_by=user, acknowledged_at=now
+            status=Alert.Status.ACKNOWLEDGED, acknowledged_by=user, acknowledged_at=now, next_escalation_at=None
         )
         if claimed != 1:
             alert.refresh_from_db()
@@ -60,12 +99,12 @@ def alert_resolve(*, alert_id: int, user, outcome: str, note: str = "", source: 
                   remote_addr: str | None = None) -> Alert:
     if outcome not in Alert.Outcome.values:
         raise ValueError(f"outcome must be one of {', '.join(Alert.Outcome.values)}")
-    alert = _visible_or_raise(user=user, alert_id=alert_id)
+    alert = _actionable_or_raise(user=user, alert_id=alert_id)
     now = timezone.now()
     with transaction.atomic():
-        updated = Alert.objects.filter(
-            id=alert.id, status__in=[Alert.Status.OPEN, Alert.Status.ACKNOWLEDGED]
-        ).update(status=Alert.Status.RESOLVED, resolved_by=user, resolved_at=now, outcome=outcome)
+        updated = Alert.objects.filter(id=alert.id, status__in=ACTIVE).update(
+            status=Alert.Status.RESOLVED, resolved_by=user, resolved_at=now, outcome=outcome, next_escalation_at=None
+        )
         if updated != 1:
             raise AlertConflict(f"Alert {alert.id} is already resolved.")
         AlertEvent.objects.create(alert_id=alert.id, kind=AlertEvent.Kind.RESOLVED, actor=user, source=source,
@@ -74,7 +113,32 @@ def alert_resolve(*, alert_id: int, user, outcome: str, note: str = "", source: 
     return alert_get_visible(user=user, alert_id=alert.id)
 
 
-def _visible_or_raise(*, user, alert_id: int) -> Alert:
+def alert_escalate_overdue(*, now: datetime | None = None) -> int:
+    """Move every open alert past its deadline one tier up and announce it again (Celery beat)."""
+    now = now or timezone.now()
+    escalated = 0
+    overdue = Alert.objects.filter(status=Alert.Status.OPEN, next_escalation_at__lte=now).values_list(
+        "id", "escalation_level", "severity", "patient_id")
+    for alert_id, level, severity, patient_id in overdue:
+        new_level = level + 1
+        last_tier = new_level >= len(ESCALATION_TIERS) - 1
+        with transaction.atomic():
+            # Conditional on the level we read: two beat runs never escalate one step twice.
+            moved = Alert.objects.filter(id=alert_id, status=Alert.Status.OPEN, escalation_level=level).update(
+                escalation_level=new_level,
+                next_escalation_at=None if last_tier else now + ack_deadline(severity),
+            )
+            if moved != 1:
+                continue
+            AlertEvent.objects.create(alert_id=alert_id, kind=AlertEvent.Kind.ESCALATED,
+                                      source=AlertEvent.Source.SYSTEM,
+                                      note=f"not acknowledged in time: escalated to the {ESCALATION_TIERS[new_level]}")
+            publish_alert(event_type="alert.escalated", alert_id=alert_id, patient_id=patient_id)
+        escalated += 1
+    return escalated
+
+
+def _actionable_or_raise(*, user, alert_id: int) -> Alert:
     alert = alert_get_visible(user=user, alert_id=alert_id)
     if alert is None:
         raise AlertNotFound(f"Alert {alert_id} not found.")

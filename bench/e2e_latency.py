@@ -118,7 +118,10 @@ def main() -> None:
 
     images = load_images(args.images, args.scans)
     var_dir = Path(tempfile.mkdtemp(prefix="portal-bench-"))
+    # ALERT_EPISODE_HOURS=0: every positive raises its own alert (no episode grouping), so each
+    # upload is timed to the alert.created frame a clinician would see first.
     env = base_env(PORTAL_VAR_DIR=str(var_dir), DATABASE_URL=f"sqlite:///{var_dir / 'bench.sqlite3'}",
+                   ALERT_EPISODE_HOURS="0",
                    CELERY_QUEUE=f"bench-{var_dir.name}", CHANNELS_PREFIX=f"bench-{var_dir.name}")
     manage = [sys.executable, str(ROOT / "manage.py")]
     subprocess.run([*manage, "migrate", "--noinput"], env=env, check=True, capture_output=True)

@@ -11,26 +11,13 @@ What it does, one process on one core:
    landmarks (largest face when there are several), the pass that found them and a perceptual hash
    of the aligned face are cached in an ``.npz`` outside the repository (``--cache``), so reruns
    with other settings cost seconds. Photos are only read, never copied.
-2. Groups near-duplicates. The dataset is heavily augmented (rotated, stretched, cropped and
-   mirrored copies of the same photo, about 40-60 copies of each), so a plain random split puts the
-   same face on both sides. Both signatures are taken of the *aligned face*: an affine warp that
-   sends the two eye centres and the mouth centre to fixed positions. Three point pairs fix an
-   affine map exactly, so the warp undoes rotation (any angle), scale, translation, stretch and
-   shear, which is what the augmentation does, and leaves the face in the same place whatever the
-   framing. Two photos are linked when either
-   - the 64-bit DCT hash (pHash) of the tight 64x64 grey face crop is within ``--dup-bits`` bits
-     (copies of one photo: mostly 0-4 bits; different photos: mostly 16-40; a looser cut chains
-     the whole data set into one group), or
-   - the colour layout of a wider aligned crop (face, hair, collar and the background right next to
-     the head: mean CIELAB colour in an 8x8 grid, cells the photo does not cover left out) differs by
-     at most ``--dup-colour`` (root-mean-square Delta E; copies: mostly under 12, different photos:
-     mostly over 20). This catches the copies whose fine detail the hash misses (strong stretch,
-     heavy crops, blur) and errs towards linking similar-looking photos.
-   Both compare each photo with the others and with their mirror image (a flipped copy aligns to the
-   mirrored crop). The groups are the connected components (union-find), so chains of copies end up
-   together. Linking too much only makes the held-out figures more pessimistic; linking too little
-   leaks a face into both parts. Different photos of the same person are not recognised (no face
-   identity model), which is the main remaining leak.
+2. Groups near-duplicates with ``inference/engine/duplicates.py`` (the method and why it is needed
+   are described there; training uses the same grouping): the dataset is heavily augmented (about
+   40-60 rotated, stretched, cropped and mirrored copies of each photo), so photos are linked when
+   the pHash of the aligned face is within ``--dup-bits`` bits or the colour layout of a wider
+   aligned crop is within ``--dup-colour`` RMS Delta E, mirrored copies included, and chains of
+   links form one group. Different photos of the same person are not recognised (no face identity
+   model), which is the main remaining leak.
 3. Splits the *groups* (not the photos) at random, per class, into a fitting part and a held-out
    part (``--holdout``). Anything fitted (the decision thresholds, the reference logistic refit) is
    fitted on the fitting groups only, and every figure called "held-out" is computed on the other
@@ -54,7 +41,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import math
 import os
 import random
 import re
@@ -67,26 +53,22 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+from inference.engine import duplicates  # noqa: E402
 from inference.engine import measure as measure_module  # noqa: E402
-from inference.engine.measure import (  # noqa: E402
-    INDEX_UNITS,
-    INDEX_WEIGHTS,
-    LEFT,
-    LOWER_LIP,
-    RIGHT,
-    UPPER_LIP,
-    measure,
+from inference.engine.evaluation import (  # noqa: E402
+    group_bootstrap_auc,
+    roc_auc,
+    roc_curve,
+    sensitivity_at_specificity,
+    threshold_at_sensitivity,
+    threshold_at_specificity,
 )
+from inference.engine.measure import INDEX_UNITS, INDEX_WEIGHTS, LEFT, RIGHT, measure  # noqa: E402
 
 CLASSES = ("paralysis", "no_paralysis")  # positive first
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 CACHE_VERSION = 2
-CROP_SIZE = 64
-# Where the aligned crops put the eye centres and the mouth centre (fractions of the crop side): the
-# tight one holds the face from brows to chin, the wide one adds hair, collar and nearby background.
-CROP_TEMPLATE = np.array([[0.30, 0.32], [0.70, 0.32], [0.50, 0.74]], dtype=np.float32)
-WIDE_TEMPLATE = np.array([[0.36, 0.42], [0.64, 0.42], [0.50, 0.66]], dtype=np.float32)
-LAYOUT_GRID = 8
+LAYOUT_GRID = duplicates.LAYOUT_GRID
 # The refit puts 1.0 (per region and for the index) at this percentile of the healthy photos.
 HEALTHY_PERCENTILE = 90
 
@@ -119,54 +101,6 @@ def largest_face(faces: list[np.ndarray]) -> np.ndarray:
         return float(np.linalg.norm(measure_module.eye_centre(points, LEFT) - measure_module.eye_centre(points, RIGHT)))
 
     return max(faces, key=eye_distance)
-
-
-def _alignment_source(points: np.ndarray) -> np.ndarray:
-    return np.array(
-        [
-            measure_module.eye_centre(points, RIGHT),
-            measure_module.eye_centre(points, LEFT),
-            (points[UPPER_LIP] + points[LOWER_LIP] + points[RIGHT["mouth_corner"]] + points[LEFT["mouth_corner"]]) / 4,
-        ],
-        dtype=np.float32,
-    )
-
-
-def aligned_crop(rgb: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """64x64 grey face, affinely warped so the eyes and the mouth centre land on fixed spots."""
-    import cv2
-
-    matrix = cv2.getAffineTransform(_alignment_source(points), CROP_TEMPLATE * CROP_SIZE)
-    grey = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
-    return cv2.warpAffine(grey, matrix, (CROP_SIZE, CROP_SIZE), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
-
-
-def colour_layout(rgb: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean CIELAB colour of each cell of an 8x8 grid over the wide aligned crop, and which cells
-    the photo covers (a rotated or cropped copy leaves corners empty)."""
-    import cv2
-
-    matrix = cv2.getAffineTransform(_alignment_source(points), WIDE_TEMPLATE * CROP_SIZE)
-    size = (CROP_SIZE, CROP_SIZE)
-    crop = cv2.warpAffine(np.ascontiguousarray(rgb), matrix, size, flags=cv2.INTER_AREA,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
-    covered = cv2.warpAffine(np.ones(rgb.shape[:2], np.float32), matrix, size, flags=cv2.INTER_NEAREST,
-                             borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    lab = cv2.cvtColor(crop, cv2.COLOR_RGB2LAB).astype(np.float32) * covered[..., None]
-    grid = (LAYOUT_GRID, LAYOUT_GRID)
-    share = cv2.resize(covered, grid, interpolation=cv2.INTER_AREA)
-    mean = cv2.resize(lab, grid, interpolation=cv2.INTER_AREA) / np.maximum(share, 1e-3)[..., None]
-    return mean.astype(np.float32), share > 0.6
-
-
-def phash(grey: np.ndarray) -> int:
-    """64-bit DCT hash: the signs of the 8x8 lowest frequencies (less the DC term) against their median."""
-    import cv2
-
-    small = cv2.resize(grey.astype(np.float32), (32, 32), interpolation=cv2.INTER_AREA)
-    low = cv2.dct(small)[:8, :8].flatten()[1:]
-    bits = low > np.median(low)
-    return int("".join("1" if b else "0" for b in bits), 2)
 
 
 def file_key(path: Path, data_root: Path) -> str:
@@ -263,10 +197,7 @@ def extract(paths: list[Path], data_root: Path, cache: LandmarkCache) -> list[di
                 entry["size"] = (rgb.shape[1], rgb.shape[0])
                 if search.faces:
                     points = largest_face(search.faces)
-                    crop = aligned_crop(rgb, points)
-                    layout, layout_mask = colour_layout(rgb, points)
-                    entry.update(points=points, found=True, hash=phash(crop), hash_mirror=phash(crop[:, ::-1]),
-                                 layout=layout, layout_mask=layout_mask)
+                    entry.update(points=points, found=True, **duplicates.signature(rgb, points))
             entry["seconds"] = time.perf_counter() - started
             cache.put(key, entry)
         records.append({"path": path, "key": key, **entry})
@@ -275,141 +206,7 @@ def extract(paths: list[Path], data_root: Path, cache: LandmarkCache) -> list[di
 
 
 # ----------------------------------------------------------------------------------------------
-# Near-duplicate groups and the group split
-
-
-def _popcount(values: np.ndarray) -> np.ndarray:
-    return np.unpackbits(values.view(np.uint8).reshape(*values.shape, 8), axis=-1).sum(axis=-1)
-
-
-def layout_distances(layouts: np.ndarray, masks: np.ndarray, rows: slice) -> np.ndarray:
-    """Root-mean-square Delta E over the cells both photos cover, against the other photo or its
-    mirror image (whichever is closer); 99 when they share fewer than 20 of the 64 cells. Written
-    with matrix products (|a - b|^2 = |a|^2 + |b|^2 - 2ab over the shared cells) so that all pairs of
-    a few thousand photos take seconds."""
-    n = len(layouts)
-    best = None
-    a = layouts[rows].reshape(-1, LAYOUT_GRID * LAYOUT_GRID, 3).astype(np.float64)
-    ma = masks[rows].reshape(len(a), -1).astype(np.float64)
-    for other, other_mask in ((layouts, masks), (layouts[:, :, ::-1], masks[:, :, ::-1])):
-        b = other.reshape(n, -1, 3).astype(np.float64)
-        mb = other_mask.reshape(n, -1).astype(np.float64)
-        squares = ((a**2).sum(-1) * ma) @ mb.T + ma @ ((b**2).sum(-1) * mb).T
-        cross = (a * ma[..., None]).reshape(len(a), -1) @ (b * mb[..., None]).reshape(n, -1).T
-        shared = ma @ mb.T
-        distance = np.where(shared >= 20, np.sqrt(np.maximum(squares - 2 * cross, 0) / np.maximum(shared, 1)), 99.0)
-        best = distance if best is None else np.minimum(best, distance)
-    return best
-
-
-def duplicate_groups(hashes: np.ndarray, mirrored: np.ndarray, layouts: np.ndarray, masks: np.ndarray,
-                     max_bits: int, max_colour: float) -> np.ndarray:
-    """Connected components of "hash within max_bits or colour layout within max_colour, directly or
-    mirrored"; returns a group id per photo."""
-    n = len(hashes)
-    parent = np.arange(n)
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    chunk = 256
-    for start in range(0, n, chunk):
-        rows = slice(start, min(start + chunk, n))
-        bits = np.minimum(_popcount(hashes[rows, None] ^ hashes[None]), _popcount(hashes[rows, None] ^ mirrored[None]))
-        linked = (bits <= max_bits) | (layout_distances(layouts, masks, rows) <= max_colour)
-        for i, j in zip(*np.nonzero(linked)):
-            a, b = find(start + int(i)), find(int(j))
-            if a != b:
-                parent[b] = a
-    roots = np.array([find(i) for i in range(n)])
-    _, group = np.unique(roots, return_inverse=True)
-    return group
-
-
-def group_split(groups: np.ndarray, labels: np.ndarray, holdout: float, seed: int) -> np.ndarray:
-    """True for photos in held-out groups. Groups are shuffled per (majority) class and filled up to
-    ``holdout`` of that class's photos, so both parts keep both classes."""
-    rng = random.Random(seed)
-    held = np.zeros(len(groups), dtype=bool)
-    group_ids = np.unique(groups)
-    majority = {g: int(round(labels[groups == g].mean())) for g in group_ids}
-    for label in (1, 0):
-        ids = [g for g in group_ids if majority[g] == label]
-        rng.shuffle(ids)
-        target = holdout * sum(int((groups == g).sum()) for g in ids)
-        taken = 0
-        for g in ids:
-            if taken >= target:
-                break
-            members = groups == g
-            held |= members
-            taken += int(members.sum())
-    return held
-
-
-# ----------------------------------------------------------------------------------------------
-# Statistics (numpy only; sklearn is not a dependency)
-
-
-def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Mann-Whitney AUC with average ranks for ties: P(score of a positive > score of a negative)."""
-    scores = np.asarray(scores, dtype=float)
-    labels = np.asarray(labels, dtype=bool)
-    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    order = np.argsort(scores, kind="mergesort")
-    ranks = np.empty(len(scores))
-    sorted_scores = scores[order]
-    _, first, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
-    average = first + (counts + 1) / 2.0  # 1-based average rank of each tie block
-    ranks[order] = np.repeat(average, counts)
-    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
-def roc_curve(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    thresholds = np.unique(scores)[::-1]
-    labels = labels.astype(bool)
-    tpr = [0.0] + [float((scores[labels] >= t).mean()) for t in thresholds]
-    fpr = [0.0] + [float((scores[~labels] >= t).mean()) for t in thresholds]
-    return np.array(fpr), np.array(tpr)
-
-
-def group_bootstrap_auc(scores, labels, groups, n_boot: int, seed: int) -> tuple[float, float]:
-    """95% interval of the AUC, resampling whole near-duplicate groups."""
-    rng = np.random.default_rng(seed)
-    ids = np.unique(groups)
-    members = [np.nonzero(groups == g)[0] for g in ids]
-    values = []
-    for _ in range(n_boot):
-        pick = np.concatenate([members[i] for i in rng.integers(0, len(ids), len(ids))])
-        auc = roc_auc(scores[pick], labels[pick])
-        if not math.isnan(auc):
-            values.append(auc)
-    if not values:
-        return float("nan"), float("nan")
-    return float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))
-
-
-def threshold_at_specificity(negatives: np.ndarray, specificity: float) -> float:
-    """Smallest threshold t (a score seen among negatives, or just above) with P(neg < t) >= specificity."""
-    ordered = np.sort(negatives)
-    k = int(math.ceil(specificity * len(ordered)))  # at least k negatives must lie strictly below t
-    if k <= 0:
-        return float(ordered[0])
-    if k >= len(ordered):
-        return float(np.nextafter(ordered[-1], np.inf))
-    return float(np.nextafter(ordered[k - 1], np.inf)) if ordered[k] == ordered[k - 1] else float(ordered[k])
-
-
-def threshold_at_sensitivity(positives: np.ndarray, sensitivity: float) -> float:
-    """Largest threshold t with P(pos >= t) >= sensitivity."""
-    ordered = np.sort(positives)[::-1]
-    k = int(math.ceil(sensitivity * len(ordered)))
-    return float(ordered[max(k - 1, 0)])
+# Decision-rule statistics (the ROC maths is in inference/engine/evaluation.py)
 
 
 def rates(scores, labels, positive_at: float, negative_below: float) -> dict:
@@ -529,38 +326,33 @@ def main(argv: list[str] | None = None) -> int:
     features = {name: np.array([abs(m.regions[name]["difference"]) for m in results]) for name in region_names}
 
     # --- near-duplicate groups and the split
-    hashes = np.array([r["hash"] for r in kept], dtype=np.uint64)
-    mirrored = np.array([r["hash_mirror"] for r in kept], dtype=np.uint64)
-    layouts = np.stack([r["layout"] for r in kept])
-    layout_masks = np.stack([r["layout_mask"] for r in kept])
-    groups = duplicate_groups(hashes, mirrored, layouts, layout_masks, args.dup_bits, args.dup_colour)
+    groups = duplicates.duplicate_groups(kept, max_bits=args.dup_bits, max_colour=args.dup_colour)
     sizes = np.bincount(groups)
     mixed = sum(len(set(y[groups == g])) > 1 for g in np.unique(groups))
-    held = group_split(groups, y, args.holdout, args.seed)
+    held = duplicates.split_groups(groups, y, {"held_out": args.holdout}, rest="fit", seed=args.seed) == "held_out"
     fit = ~held
 
     # --- AUCs
     def auc_row(scores: np.ndarray) -> dict:
-        row = {"all": roc_auc(scores, y), "fit": roc_auc(scores[fit], y[fit]),
-               "held_out": roc_auc(scores[held], y[held])}
+        row = {"all": roc_auc(y, scores), "fit": roc_auc(y[fit], scores[fit]),
+               "held_out": roc_auc(y[held], scores[held])}
         if args.bootstrap:
-            row["held_out_ci95"] = group_bootstrap_auc(scores[held], y[held], groups[held], args.bootstrap, args.seed)
+            row["held_out_ci95"] = group_bootstrap_auc(y[held], scores[held], groups[held], args.bootstrap, args.seed)
         return row
 
     aucs = {name: auc_row(values) for name, values in features.items()}
     aucs["asymmetry_index"] = auc_row(index)
 
     # --- thresholds fitted on the fitting groups, judged on the held-out ones
-    positive_at = threshold_at_specificity(index[fit & (y == 0)], 0.90)
-    negative_below = threshold_at_sensitivity(index[fit & (y == 1)], 0.90)
+    positive_at = threshold_at_specificity(y[fit], index[fit], 0.90)
+    negative_below = threshold_at_sensitivity(y[fit], index[fit], 0.90)
     if negative_below > positive_at:  # the two would overlap: no inconclusive band, one cut
         negative_below = positive_at
     sens_at_90_spec = {
         "threshold_from_fit": positive_at,
         "held_out_sensitivity": float((index[held & (y == 1)] >= positive_at).mean()),
         "held_out_specificity": float((index[held & (y == 0)] < positive_at).mean()),
-        "held_out_oracle_sensitivity": float(
-            (index[held & (y == 1)] >= threshold_at_specificity(index[held & (y == 0)], 0.90)).mean()),
+        "held_out_oracle_sensitivity": sensitivity_at_specificity(y[held], index[held], 0.90),
     }
     decision = {
         "positive_at": round(positive_at, 3),
@@ -591,8 +383,8 @@ def main(argv: list[str] | None = None) -> int:
         return {
             "INDEX_UNITS": {n: round(units[n], 2) for n in names},
             "INDEX_WEIGHTS": {n: round(float(v / scale), 3) for n, v in zip(names, w)},
-            "auc_fit": roc_auc(score[fit], y[fit]),
-            "auc_held_out": roc_auc(score[held], y[held]),
+            "auc_fit": roc_auc(y[fit], score[fit]),
+            "auc_held_out": roc_auc(y[held], score[held]),
         }
 
     used = [n for n in INDEX_WEIGHTS if INDEX_WEIGHTS[n] > 0]
@@ -732,12 +524,12 @@ def plot_roc(path: Path, index, features, y, held, positive_at, negative_below) 
         return False
     fig, ax = plt.subplots(figsize=(6.5, 6))
     yh = y[held]
-    ranked = sorted(features, key=lambda n: -roc_auc(features[n][held], yh))
+    ranked = sorted(features, key=lambda n: -roc_auc(yh, features[n][held]))
     for name in ranked[:4]:
-        fpr, tpr = roc_curve(features[name][held], yh)
-        ax.plot(fpr, tpr, lw=1, alpha=0.7, label=f"{name} (AUC {roc_auc(features[name][held], yh):.3f})")
-    fpr, tpr = roc_curve(index[held], yh)
-    ax.plot(fpr, tpr, lw=2.5, color="black", label=f"asymmetry_index (AUC {roc_auc(index[held], yh):.3f})")
+        fpr, tpr, _ = roc_curve(yh, features[name][held])
+        ax.plot(fpr, tpr, lw=1, alpha=0.7, label=f"{name} (AUC {roc_auc(yh, features[name][held]):.3f})")
+    fpr, tpr, _ = roc_curve(yh, index[held])
+    ax.plot(fpr, tpr, lw=2.5, color="black", label=f"asymmetry_index (AUC {roc_auc(yh, index[held]):.3f})")
     for threshold, marker, label in ((positive_at, "o", "positive_at"), (negative_below, "s", "negative_below")):
         sens = float((index[held][yh == 1] >= threshold).mean())
         fp = float((index[held][yh == 0] >= threshold).mean())

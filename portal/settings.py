@@ -161,7 +161,18 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE = {
     "requeue-stalled-scans": {"task": "scans.tasks.requeue_stalled_scans", "schedule": 60.0},
+    "escalate-overdue-alerts": {"task": "alerts.tasks.escalate_overdue_alerts", "schedule": 30.0},
 }
+# Minutes an alert may stay unacknowledged, per severity, before it escalates one tier
+# (care team -> lead physician -> staff triage desk).
+ALERT_ACK_DEADLINE_MINUTES = {
+    "severe": env_int("ALERT_DEADLINE_SEVERE_MINUTES", 5, minimum=1),
+    "moderate": env_int("ALERT_DEADLINE_MODERATE_MINUTES", 15, minimum=1),
+    "mild": env_int("ALERT_DEADLINE_MILD_MINUTES", 30, minimum=1),
+    "none": env_int("ALERT_DEADLINE_NONE_MINUTES", 60, minimum=1),
+}
+# Positive scans of a patient whose alert is still open (or claimed) and younger than this join it.
+ALERT_EPISODE_HOURS = env_int("ALERT_EPISODE_HOURS", 24, minimum=0)
 # A scan still queued (broker was down) or processing (worker died) this long is re-enqueued.
 SCAN_STALL_SECONDS = env_int("SCAN_STALL_SECONDS", CELERY_TASK_TIME_LIMIT + 30, minimum=10)
 

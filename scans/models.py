@@ -42,6 +42,9 @@ class Scan(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    # The alert this scan raised or joined (repeated positives within an episode share one alert).
+    episode_alert = models.ForeignKey("alerts.Alert", null=True, blank=True, on_delete=models.SET_NULL,
+                                      related_name="scans")
 
     class Meta:
         ordering = ["-uploaded_at", "-id"]

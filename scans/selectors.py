@@ -10,7 +10,7 @@ from scans.models import Scan
 
 def scan_list_for_user(*, user) -> QuerySet[Scan]:
     return Scan.objects.filter(patient_id__in=patient_list_for_user(user=user).values("id")).select_related(
-        "patient", "referring_physician", "result", "result__model_version", "alert"
+        "patient", "referring_physician", "result", "result__model_version", "episode_alert"
     )
 
 

@@ -94,8 +94,7 @@ class ScanSerializer(serializers.ModelSerializer):
         return self._result_file_url(scan, "heatmap")
 
     def get_alert_id(self, scan: Scan) -> int | None:
-        alert = getattr(scan, "alert", None)
-        return alert.id if alert is not None else None
+        return scan.episode_alert_id
 
 
 class ScanCreateSerializer(serializers.Serializer):

@@ -2,8 +2,8 @@
 
 The data set may be the paper's layout (train|val|test/paralysis|no_paralysis) or two flat class
 folders. Flat folders are split here, keeping near-duplicates (augmented copies of one photo) on the
-same side: faces are grouped by a perceptual hash of the aligned crop, so rotations, flips and
-stretches of one photo, which alignment undoes, land in one group.
+same side; with a given layout, the groups show how many copies cross its splits. The grouping is
+inference/engine/duplicates.py, the metrics inference/engine/evaluation.py (shared with bench/).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +18,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from inference.engine import duplicates
 from inference.engine.align import aligned_face
 from inference.engine.classifier import CLASSES, IMAGENET_MEAN, IMAGENET_STD, build_resnet50
+from inference.engine.evaluation import (  # noqa: F401  (classification_report: re-exported)
+    classification_report,
+    roc_auc,
+    roc_curve,
+    threshold_at_sensitivity,
+    threshold_at_specificity,
+)
 from inference.engine.face import FaceMeshDetector
 from inference.engine.measure import measure
 
@@ -79,9 +86,10 @@ def _images(folder: Path) -> list[Path]:
 
 def prepare(samples: list[Sample], *, size: int, detector: FaceMeshDetector | None = None,
             cache_dir: Path | None = None, progress: Callable[[Iterable], Iterable] = lambda it: it) -> PreparedSet:
-    """Detect, align and measure every face, as serving does; photos without one face are skipped."""
+    """Detect, align and measure every face, as serving does; photos without one face are skipped.
+    The near-duplicate signatures are taken here too, because they need the full photo and landmarks."""
     detector = detector or FaceMeshDetector()
-    faces, labels, asym, paths, splits = [], [], [], [], []
+    faces, labels, asym, paths, splits, signatures = [], [], [], [], [], []
     skipped: dict[str, int] = {}
     for sample in progress(samples):
         item = _cached(cache_dir, sample.path, size) if cache_dir else None
@@ -92,17 +100,17 @@ def prepare(samples: list[Sample], *, size: int, detector: FaceMeshDetector | No
         if isinstance(item, str):
             skipped[item] = skipped.get(item, 0) + 1
             continue
-        face, index = item
+        face, index, signature = item
         faces.append(face)
         labels.append(sample.label)
         asym.append(index)
+        signatures.append(signature)
         paths.append(str(sample.path))
         splits.append(sample.split or "")
     if not faces:
         raise ValueError("no usable face was found in any photo")
-    stacked = np.stack(faces)
-    return PreparedSet(stacked, np.array(labels), np.array(asym, dtype=np.float32), paths, splits,
-                       near_duplicate_groups(stacked), skipped)
+    return PreparedSet(np.stack(faces), np.array(labels), np.array(asym, dtype=np.float32), paths, splits,
+                       duplicates.duplicate_groups(signatures), skipped)
 
 
 def _prepare_one(path: Path, size: int, detector: FaceMeshDetector):
@@ -115,7 +123,8 @@ def _prepare_one(path: Path, size: int, detector: FaceMeshDetector):
     if len(search.faces) != 1:
         return "no face" if not search.faces else "several faces"
     points = search.faces[0]
-    return aligned_face(rgb, points, size=size), float(measure(points).asymmetry_index)
+    index = float(measure(points).asymmetry_index)
+    return aligned_face(rgb, points, size=size), index, duplicates.signature(rgb, points)
 
 
 def _cache_key(path: Path, size: int) -> str:
@@ -126,10 +135,14 @@ def _cached(cache_dir: Path, path: Path, size: int):
     file = cache_dir / f"{_cache_key(path, size)}.npz"
     if not file.exists():
         return None
-    data = np.load(file, allow_pickle=False)
-    if "reason" in data:
-        return str(data["reason"])
-    return data["face"], float(data["asymmetry"])
+    with np.load(file, allow_pickle=False) as data:
+        if "reason" in data:
+            return str(data["reason"])
+        if "layout" not in data:  # written before the signatures were cached: prepare it again
+            return None
+        signature = {"hash": int(data["hash"]), "hash_mirror": int(data["hash_mirror"]),
+                     "layout": data["layout"], "layout_mask": data["layout_mask"]}
+        return data["face"], float(data["asymmetry"]), signature
 
 
 def _store(cache_dir: Path, path: Path, size: int, item) -> None:
@@ -138,64 +151,21 @@ def _store(cache_dir: Path, path: Path, size: int, item) -> None:
     if isinstance(item, str):
         np.savez(file, reason=np.array(item))
     else:
-        np.savez_compressed(file, face=item[0], asymmetry=np.array(item[1]))
-
-
-def dhash(face: np.ndarray) -> int:
-    """Difference hash of the aligned face, made mirror-invariant (a flipped copy hashes alike)."""
-    grey = np.asarray(Image.fromarray(face).convert("L").resize((9, 8), Image.BILINEAR), dtype=np.int16)
-    mirrored = grey[:, ::-1]
-    symmetric = grey + mirrored  # left/right flips map to the same image
-    bits = (symmetric[:, 1:] > symmetric[:, :-1]).flatten()
-    return int("".join("1" if b else "0" for b in bits), 2)
-
-
-def near_duplicate_groups(faces: np.ndarray, *, max_distance: int = 6) -> np.ndarray:
-    """Union-find over faces whose hashes differ in at most max_distance of 64 bits."""
-    hashes = np.array([dhash(face) for face in faces], dtype=np.uint64)
-    parent = list(range(len(hashes)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    bits = np.unpackbits(hashes.view(np.uint8).reshape(len(hashes), 8), axis=1)
-    for i in range(len(hashes)):
-        distances = np.count_nonzero(bits[i + 1:] != bits[i], axis=1)
-        for j in np.nonzero(distances <= max_distance)[0]:
-            a, b = find(i), find(i + 1 + int(j))
-            if a != b:
-                parent[b] = a
-    return np.array([find(i) for i in range(len(hashes))])
+        face, index, signature = item
+        np.savez_compressed(file, face=face, asymmetry=np.array(index),
+                            hash=np.array(signature["hash"], dtype=np.uint64),
+                            hash_mirror=np.array(signature["hash_mirror"], dtype=np.uint64),
+                            layout=signature["layout"], layout_mask=signature["layout_mask"])
 
 
 def group_split(prepared: PreparedSet, *, fractions=(0.7, 0.15, 0.15), seed: int = 0) -> None:
-    """Assign whole near-duplicate groups to test/val/train when the layout gave no split.
-
-    Groups are stratified by their majority class, so each split keeps roughly the class balance.
-    """
+    """Assign whole near-duplicate groups to test/val/train (fractions in SPLITS order) when the
+    layout gave no split; stratified by each group's majority class, so each split keeps both classes."""
     if all(prepared.splits):
         return
-    rng = random.Random(seed)
-    members: dict[int, list[int]] = {}
-    for i, group in enumerate(prepared.groups):
-        members.setdefault(int(group), []).append(i)
-    assigned: dict[int, str] = {}
-    for label in range(len(CLASSES)):
-        groups = [g for g, idx in members.items()
-                  if int(np.bincount(prepared.labels[idx], minlength=len(CLASSES)).argmax()) == label]
-        rng.shuffle(groups)
-        total = sum(len(members[g]) for g in groups)
-        targets = {"test": fractions[2] * total, "val": fractions[1] * total}
-        filled = {"test": 0, "val": 0}
-        for group in groups:
-            split = next((s for s in ("test", "val") if filled[s] < targets[s]), "train")
-            assigned[group] = split
-            if split != "train":
-                filled[split] += len(members[group])
-    prepared.splits = [assigned[int(group)] for group in prepared.groups]
+    assigned = duplicates.split_groups(prepared.groups, prepared.labels, {"test": fractions[2], "val": fractions[1]},
+                                       rest="train", seed=seed)
+    prepared.splits = [str(split) for split in assigned]
 
 
 def leakage(prepared: PreparedSet) -> int:
@@ -264,7 +234,7 @@ def train(prepared: PreparedSet, *, epochs: int, batch_size: int, lr: float, dev
             scheduler.step()
             losses.append(float(loss.detach()))
         val_prob = predict(model, val_x, batch_size=batch_size, device=device) if len(val_x) else np.array([])
-        val_auc = roc_auc(val_y, val_prob) if len(set(val_y.tolist())) == 2 else float("nan")
+        val_auc = roc_auc(val_y, val_prob)
         history.append({"epoch": epoch, "loss": float(np.mean(losses)), "val_auc": val_auc})
         log(f"epoch {epoch}: loss {np.mean(losses):.4f}, validation ROC AUC {val_auc:.4f}")
         if best_state is None or (not math.isnan(val_auc) and val_auc > best_auc):
@@ -287,77 +257,7 @@ def predict(model, faces: np.ndarray, *, batch_size: int = 32, device: str = "cp
     return np.concatenate(out) if out else np.array([])
 
 
-# --- evaluation -------------------------------------------------------------------------------
-
-
-def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Mann-Whitney U statistic with ties counted half."""
-    labels = np.asarray(labels)
-    scores = np.asarray(scores, dtype=np.float64)
-    pos, neg = scores[labels == 1], scores[labels == 0]
-    if len(pos) == 0 or len(neg) == 0:
-        return float("nan")
-    order = np.argsort(np.concatenate([pos, neg]), kind="mergesort")
-    ranks = np.empty(len(order))
-    combined = np.concatenate([pos, neg])[order]
-    ranks_sorted = np.arange(1, len(order) + 1, dtype=np.float64)
-    # average ranks over ties
-    start = 0
-    while start < len(combined):
-        end = start
-        while end + 1 < len(combined) and combined[end + 1] == combined[start]:
-            end += 1
-        ranks_sorted[start:end + 1] = (start + end + 2) / 2
-        start = end + 1
-    ranks[order] = ranks_sorted
-    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
-
-
-def roc_curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    thresholds = np.unique(scores)[::-1]
-    tpr = np.array([np.mean(scores[labels == 1] >= t) for t in thresholds])
-    fpr = np.array([np.mean(scores[labels == 0] >= t) for t in thresholds])
-    return np.concatenate([[0], fpr, [1]]), np.concatenate([[0], tpr, [1]]), thresholds
-
-
-def threshold_at_specificity(labels: np.ndarray, scores: np.ndarray, specificity: float) -> float:
-    negatives = np.sort(scores[labels == 0])
-    if len(negatives) == 0:
-        return float(np.max(scores))
-    index = min(len(negatives) - 1, int(math.ceil(specificity * len(negatives))) - 1)
-    return float(np.nextafter(negatives[max(index, 0)], np.inf))
-
-
-def threshold_at_sensitivity(labels: np.ndarray, scores: np.ndarray, sensitivity: float) -> float:
-    positives = np.sort(scores[labels == 1])[::-1]
-    if len(positives) == 0:
-        return float(np.min(scores))
-    index = min(len(positives) - 1, int(math.ceil(sensitivity * len(positives))) - 1)
-    return float(positives[max(index, 0)])
-
-
-def classification_report(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
-    predicted = (scores >= threshold).astype(int)
-    report: dict = {"n": int(len(labels)), "threshold": float(threshold),
-                    "accuracy": float(np.mean(predicted == labels)) if len(labels) else float("nan")}
-    confusion = [[int(np.sum((labels == t) & (predicted == p))) for p in (0, 1)] for t in (0, 1)]
-    report["confusion_matrix"] = {"rows_true_cols_predicted": list(CLASSES), "matrix": confusion}
-    f1s, supports = [], []
-    for label, name in enumerate(CLASSES):
-        tp = np.sum((predicted == label) & (labels == label))
-        precision = tp / max(np.sum(predicted == label), 1)
-        recall = tp / max(np.sum(labels == label), 1)
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        report[name] = {"precision": float(precision), "recall": float(recall), "f1": float(f1),
-                        "support": int(np.sum(labels == label))}
-        f1s.append(f1)
-        supports.append(np.sum(labels == label))
-    report["weighted_f1"] = float(np.average(f1s, weights=supports)) if sum(supports) else float("nan")
-    report["roc_auc"] = roc_auc(labels, scores)
-    sensitivity_threshold = threshold_at_specificity(labels, scores, 0.9)
-    report["sensitivity_at_90_specificity"] = float(np.mean(scores[labels == 1] >= sensitivity_threshold)) \
-        if np.any(labels == 1) else float("nan")
-    return report
+# --- fused decision and report ------------------------------------------------------------------
 
 
 def fused_scores(probability: np.ndarray, asymmetry: np.ndarray, *, weight: float,

@@ -25,21 +25,28 @@
     li.className = "alert severity-" + alert.severity + " status-" + alert.status;
     li.innerHTML = "";
     const img = document.createElement("img");
-    img.src = alert.scan.image_url; img.alt = "Photo that raised the alert"; img.loading = "lazy";
+    img.src = alert.latest_scan.image_url; img.alt = "Latest photo of this alert"; img.loading = "lazy";
     const body = document.createElement("div");
     const title = document.createElement("a");
-    title.href = alert.scan.page_url;
+    title.href = alert.latest_scan.page_url;
     title.textContent = alert.patient.full_name + " (" + alert.patient.mrn + ")";
     const meta = document.createElement("p");
     const when = new Date(alert.created_at).toLocaleString();
     meta.textContent = "Severity " + alert.severity + " · score " + alert.score.toFixed(2) + " · " + when +
-      " · referring physician: " + (alert.scan.referring_physician || "none");
+      " · referring physician: " + (alert.latest_scan.referring_physician || "none") +
+      (alert.scan_count > 1 ? " · " + alert.scan_count + " positive scans in this episode" : "");
     const status = document.createElement("p");
     status.className = "alert-status";
     status.textContent = alert.status === "open" ? "Open: not yet claimed"
       : alert.status === "acknowledged" ? "Claimed by " + alert.acknowledged_by
       : "Resolved (" + alert.outcome.replace("_", " ") + ") by " + alert.resolved_by;
     body.append(title, meta, status);
+    if (alert.escalation_level > 0 && alert.status === "open") {
+      const escalated = document.createElement("p");
+      escalated.className = "escalated";
+      escalated.textContent = "Not acknowledged in time: escalated to the " + alert.escalation_tier;
+      body.append(escalated);
+    }
     if (canAct && alert.status === "open") {
       const button = document.createElement("button");
       button.textContent = "Acknowledge";
@@ -73,6 +80,7 @@
   document.getElementById("no-alerts").hidden = rows.size > 0;
   window.addEventListener("portal:alert.created", (e) => render(e.detail.alert));
   window.addEventListener("portal:alert.updated", (e) => render(e.detail.alert));
+  window.addEventListener("portal:alert.escalated", (e) => render(e.detail.alert));
   if ("Notification" in window && Notification.permission === "default") {
     document.addEventListener("click", () => Notification.requestPermission(), { once: true });
   }

@@ -44,19 +44,34 @@
         const isNew = frame.alert.id > state.lastAlertId;
         state.lastAlertId = Math.max(state.lastAlertId, frame.alert.id);
         if (frame.type === "alert.created" && isNew && frame.alert.status === "open") state.openCount += 1;
-        if (frame.type === "alert.updated") refreshCounts().catch(() => {});
+        if (frame.type !== "alert.created") refreshCounts().catch(() => {});
         updateBadge();
-        if (frame.type === "alert.created" && isNew && !frame.replayed) notify(frame.alert);
+        if (frame.type === "alert.created" && isNew && !frame.replayed) notify(frame.alert, "");
+        if (frame.type === "alert.escalated") notify(frame.alert, "Escalated to the " + frame.alert.escalation_tier + ". ");
       }
       window.dispatchEvent(new CustomEvent("portal:" + frame.type, { detail: frame }));
     };
   }
 
-  function notify(alert) {
+  function notify(alert, prefix) {
+    beep();
     if (!("Notification" in window) || Notification.permission !== "granted") return;
     // Only what this user may see anyway: the alert payload is already scoped to them.
     new Notification("Facial paralysis alert: " + alert.patient.full_name,
-      { body: "Severity " + alert.severity + ". Screening aid only, not a diagnosis.", tag: "alert-" + alert.id });
+      { body: prefix + "Severity " + alert.severity + ". Screening aid only, not a diagnosis.",
+        tag: "alert-" + alert.id, renotify: true });
+  }
+
+  function beep() {
+    // A short tone; browsers allow it once the user has interacted with the page.
+    try {
+      const audio = new (window.AudioContext || window.webkitAudioContext)();
+      const tone = audio.createOscillator();
+      tone.frequency.value = 880;
+      tone.connect(audio.destination);
+      tone.start();
+      tone.stop(audio.currentTime + 0.25);
+    } catch (error) { /* no audio: the visual feed still updates */ }
   }
 
   state.send = (frame) => state.socket && state.socket.readyState === 1 && state.socket.send(JSON.stringify(frame));

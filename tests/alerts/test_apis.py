@@ -34,7 +34,8 @@ def test_the_alert_payload_carries_what_the_paper_shows_and_the_disclaimer(peopl
     assert "not a diagnosis" in row["disclaimer"]
 
 
-def test_after_replays_only_newer_alerts_oldest_first(people, api, alert, in_memory_channels):
+def test_after_replays_only_newer_alerts_oldest_first(settings, people, api, alert, in_memory_channels):
+    settings.ALERT_EPISODE_HOURS = 0  # one alert per scan here, not one per episode
     newer = [factories.ScanResultFactory(scan__patient=people.patient) for _ in range(2)]
     ids = [alert_raise(scan=result.scan, result=result).id for result in newer]
     body = api(people.alice).get(f"/api/v1/alerts/?after={alert.id}").json()

@@ -16,8 +16,9 @@ from tests import factories
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("in_memory_channels")]
 
-FRAME_KEYS = {"id", "status", "severity", "score", "created_at", "patient", "scan", "acknowledged_by",
-              "acknowledged_at", "resolved_by", "resolved_at", "outcome", "disclaimer"}
+FRAME_KEYS = {"id", "status", "severity", "score", "created_at", "patient", "scan", "latest_scan", "scan_count",
+              "escalation_level", "escalation_tier", "acknowledged_by", "acknowledged_at", "resolved_by",
+              "resolved_at", "outcome", "disclaimer"}
 
 
 async def connect(user=None, query: str = "", headers=None):
@@ -77,7 +78,8 @@ async def test_an_alert_reaches_the_care_team_caregiver_and_staff_but_not_outsid
             await communicator.disconnect()
 
 
-async def test_a_reconnecting_client_gets_the_alerts_it_missed_in_order(people):
+async def test_a_reconnecting_client_gets_the_alerts_it_missed_in_order(settings, people):
+    settings.ALERT_EPISODE_HOURS = 0  # one alert per scan here, not one per episode
     from asgiref.sync import sync_to_async
 
     first = await sync_to_async(raise_alert_for)(people.patient)
@@ -119,3 +121,34 @@ async def test_it_answers_a_malformed_frame_with_an_error_and_stays_open(people)
     await communicator.send_json_to({"type": "alert.acknowledge", "id": "7"})
     assert "integer" in (await communicator.receive_json_from(timeout=3))["error"]
     await communicator.disconnect()
+
+
+async def test_a_clinician_resolves_over_the_socket_with_an_outcome(people):
+    from asgiref.sync import sync_to_async
+
+    alert = await sync_to_async(raise_alert_for)(people.patient)
+    alice, _, _ = await connect(people.alice)
+    await alice.send_json_to({"type": "alert.resolve", "id": alert.id, "outcome": "bogus"})
+    assert "needs an outcome" in (await alice.receive_json_from(timeout=3))["error"]
+    await alice.send_json_to({"type": "alert.resolve", "id": alert.id, "outcome": "referred", "note": "to neuro"})
+    frame = await alice.receive_json_from(timeout=3)
+    assert frame["type"] == "alert.updated" and frame["alert"]["status"] == "resolved"
+    assert frame["alert"]["outcome"] == "referred" and frame["alert"]["resolved_by"] == "alice"
+    await alice.disconnect()
+
+
+async def test_an_escalation_is_pushed_to_everyone_who_sees_the_alert(people, settings):
+    from datetime import timedelta
+
+    from asgiref.sync import sync_to_async
+    from django.utils import timezone
+
+    from alerts.services import alert_escalate_overdue
+
+    alert = await sync_to_async(raise_alert_for)(people.patient)
+    alice, _, _ = await connect(people.alice)
+    await sync_to_async(alert_escalate_overdue)(now=timezone.now() + timedelta(hours=2))
+    frame = await alice.receive_json_from(timeout=3)
+    assert frame["type"] == "alert.escalated"
+    assert frame["alert"]["id"] == alert.id and frame["alert"]["escalation_tier"] == "lead physician"
+    await alice.disconnect()
