@@ -22,7 +22,7 @@ from inference.engine.imaging import open_image
 from inference.engine.measure import LEFT, RIGHT, NOSE_BRIDGE, measure
 
 ENGINE_VERSION = "facemesh-asymmetry-1"
-OVERLAY_SIDE = 640  # the face crop is drawn at this size, so small faces become readable
+OVERLAY_SIDE = 512  # the face crop is drawn at this size, so small faces become readable
 
 
 @dataclass
