@@ -12,6 +12,7 @@ api_v1 = [
     path("auth/token/", portal_apis.TokenApi.as_view(), name="token"),
     path("patients/", portal_apis.PatientListApi.as_view(), name="patient-list"),
     path("patients/<int:pk>/", portal_apis.PatientDetailApi.as_view(), name="patient-detail"),
+    path("patients/<int:pk>/timeline/", scan_apis.PatientTimelineApi.as_view(), name="patient-timeline"),
     path("physicians/", portal_apis.PhysicianListApi.as_view(), name="physician-list"),
     path("scans/", scan_apis.ScanListApi.as_view(), name="scan-list"),
     path("scans/<int:pk>/", scan_apis.ScanDetailApi.as_view(), name="scan-detail"),

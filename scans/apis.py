@@ -18,8 +18,8 @@ from inference.engine.imaging import ImageRejected
 from portal.models import Physician
 from portal.selectors import patient_list_for_user
 from scans.models import Scan
-from scans.selectors import scan_get_visible, scan_list_for_user
-from scans.serializers import ScanCreateSerializer, ScanSerializer
+from scans.selectors import patient_timeline, scan_get_visible, scan_list_for_user
+from scans.serializers import ScanCreateSerializer, ScanSerializer, TimelinePointSerializer
 from scans.services import read_upload, scan_create
 
 
@@ -102,3 +102,13 @@ class ScanFileApi(APIView):
 
 
 
+
+
+class PatientTimelineApi(APIView):
+    """The patient's analysed scans, oldest first: label, severity and asymmetry index for a trend."""
+
+    @extend_schema(responses=TimelinePointSerializer(many=True))
+    def get(self, request, pk: int):
+        if not patient_list_for_user(user=request.user).filter(id=pk).exists():
+            raise Http404
+        return Response(TimelinePointSerializer(patient_timeline(user=request.user, patient_id=pk), many=True).data)

@@ -16,3 +16,23 @@ def scan_list_for_user(*, user) -> QuerySet[Scan]:
 
 def scan_get_visible(*, user, scan_id: int) -> Scan | None:
     return scan_list_for_user(user=user).filter(id=scan_id).first()
+
+
+def patient_timeline(*, user, patient_id: int, limit: int = 200) -> list[dict]:
+    """The patient's analysed scans, oldest first, with what a trend needs (visible patients only)."""
+    scans = (scan_list_for_user(user=user).filter(patient_id=patient_id, status=Scan.Status.DONE)
+             .order_by("-uploaded_at")[:limit])
+    points = []
+    for scan in reversed(list(scans)):
+        result = scan.result
+        points.append({
+            "scan_id": scan.id,
+            "uploaded_at": scan.uploaded_at,
+            "label": result.label,
+            "severity": result.severity,
+            "score": result.score,
+            "asymmetry_index": result.measurements.get("asymmetry_index"),
+            "affected_side": result.affected_side,
+            "model_version": result.model_version_name,
+        })
+    return points

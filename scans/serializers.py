@@ -102,3 +102,14 @@ class ScanCreateSerializer(serializers.Serializer):
     image = serializers.FileField()
     referring_physician = serializers.IntegerField(required=False, allow_null=True)
     note = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+
+
+class TimelinePointSerializer(serializers.Serializer):
+    scan_id = serializers.IntegerField()
+    uploaded_at = serializers.DateTimeField()
+    label = serializers.CharField()
+    severity = serializers.CharField()
+    score = serializers.FloatField()
+    asymmetry_index = serializers.FloatField(allow_null=True)
+    affected_side = serializers.CharField()
+    model_version = serializers.CharField()

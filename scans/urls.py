@@ -7,4 +7,5 @@ urlpatterns = [
     path("", views.history, name="history"),
     path("new/", views.new_scan, name="new"),
     path("<int:pk>/", views.detail, name="detail"),
+    path("patients/<int:pk>/", views.patient, name="patient"),
 ]

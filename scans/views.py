@@ -11,14 +11,18 @@ from django.shortcuts import redirect, render
 from inference.engine.imaging import ImageRejected
 from scans.forms import NewScanForm
 from scans.models import Scan, ScanResult
-from scans.selectors import scan_get_visible, scan_list_for_user
+from alerts.selectors import alert_list_for_user
+from portal.selectors import patient_list_for_user
+from scans.charts import severity_trend_svg
+from scans.selectors import patient_timeline, scan_get_visible, scan_list_for_user
 from scans.serializers import DISCLAIMER
 from scans.services import read_upload, scan_create
 
 
 @login_required
 def new_scan(request):
-    form = NewScanForm(request.POST or None, request.FILES or None, user=request.user)
+    form = NewScanForm(request.POST or None, request.FILES or None, user=request.user,
+                       initial={"patient": request.GET.get("patient")})
     if request.method == "POST" and form.is_valid():
         raw = read_upload(form.cleaned_data["image"], max_bytes=settings.SCAN_MAX_UPLOAD_BYTES)
         try:
@@ -43,12 +47,19 @@ def history(request):
     label = request.GET.get("label", "")
     if label in ScanResult.Label.values:
         scans = scans.filter(result__label=label)
-    patient = request.GET.get("patient", "")
-    if patient.isdigit():
-        scans = scans.filter(patient_id=int(patient))
+    status = request.GET.get("status", "")
+    if status in Scan.Status.values:
+        scans = scans.filter(status=status)
+    patient_id = request.GET.get("patient", "")
+    if patient_id.isdigit():
+        scans = scans.filter(patient_id=int(patient_id))
     page = Paginator(scans, 25).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
     return render(request, "scans/history.html", {
-        "page": page, "label": label, "labels": ScanResult.Label.choices, "patient": patient,
+        "page": page, "label": label, "labels": ScanResult.Label.choices, "status": status,
+        "statuses": Scan.Status.choices, "patient_id": patient_id, "query": query.urlencode(),
+        "patients": patient_list_for_user(user=request.user),
     })
 
 
@@ -59,3 +70,18 @@ def detail(request, pk: int):
         raise Http404("No such scan.")
     result = getattr(scan, "result", None) if scan.status == Scan.Status.DONE else None
     return render(request, "scans/detail.html", {"scan": scan, "result": result, "disclaimer": DISCLAIMER})
+
+
+@login_required
+def patient(request, pk: int):
+    person = patient_list_for_user(user=request.user).filter(id=pk).first()
+    if person is None:
+        raise Http404("No such patient.")
+    timeline = patient_timeline(user=request.user, patient_id=pk)
+    return render(request, "scans/patient.html", {
+        "patient": person,
+        "trend_svg": severity_trend_svg(timeline),
+        "timeline": timeline,
+        "scans": scan_list_for_user(user=request.user).filter(patient_id=pk)[:50],
+        "open_alerts": alert_list_for_user(user=request.user).filter(patient_id=pk, status__in=["open", "acknowledged"]),
+    })

@@ -133,3 +133,34 @@ def test_patients_api_is_scoped_and_only_clinicians_and_staff_register_patients(
     assert api(people.bob).get(f"/api/v1/patients/{created.json()['id']}/").status_code == 404
     assert api(people.bob).post("/api/v1/patients/", {"mrn": "X3", "full_name": "Y",
                                                       "care_team": people.team.id}).status_code == 403
+
+
+def test_the_patient_page_charts_severity_over_time_with_positives_in_red(client, people):
+    for label, index in (("no_paralysis", 0.3), ("paralysis", 1.9), ("paralysis", 2.4)):
+        factories.ScanResultFactory(scan__patient=people.patient, label=label,
+                                    measurements={"asymmetry_index": index, "regions": {}})
+    client.force_login(people.carol)
+    page = client.get(f"/scans/patients/{people.patient.id}/").content.decode()
+    assert page.count('class="positive"><title>') == 2 and page.count('class="negative"><title>') == 1
+    assert "Asymmetry index across 3 scans" in page
+    assert client.get(f"/scans/patients/{people.other_patient.id}/").status_code == 404
+
+
+def test_the_timeline_api_gives_the_trend_oldest_first_to_those_allowed(people, api):
+    first = factories.ScanResultFactory(scan__patient=people.patient, measurements={"asymmetry_index": 0.4})
+    second = factories.ScanResultFactory(scan__patient=people.patient, measurements={"asymmetry_index": 1.8})
+    body = api(people.alice).get(f"/api/v1/patients/{people.patient.id}/timeline/").json()
+    assert [point["scan_id"] for point in body] == [first.scan_id, second.scan_id]
+    assert body[1]["asymmetry_index"] == 1.8 and body[1]["model_version"].startswith("test-engine")
+    assert api(people.dave).get(f"/api/v1/patients/{people.patient.id}/timeline/").status_code == 404
+
+
+def test_history_filters_by_patient_and_status(client, people):
+    mine = factories.ScanFactory(patient=people.patient)
+    done = factories.ScanResultFactory(scan__patient=people.patient).scan
+    other = factories.ScanFactory(patient=people.other_patient)
+    client.force_login(people.triage)
+    by_patient = client.get(f"/scans/?patient={people.patient.id}").content.decode()
+    assert f"/scans/{mine.id}/" in by_patient and f"/scans/{other.id}/" not in by_patient
+    queued = client.get("/scans/?status=queued").content.decode()
+    assert f"/scans/{mine.id}/" in queued and f"/scans/{done.id}/" not in queued
