@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from portal.models import CareTeam, CareTeamMembership, Caregiver, Patient, Physician
+from portal.models import AuditEvent, CareTeam, CareTeamMembership, Caregiver, Patient, Physician
 
 
 class MembershipInline(admin.TabularInline):
@@ -36,3 +36,48 @@ class PatientAdmin(admin.ModelAdmin):
     search_fields = ["full_name", "mrn"]
     list_filter = ["care_team"]
     filter_horizontal = ["caregivers"]
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """Staff browse and export the trail; nobody edits or deletes it."""
+
+    list_display = ["at", "username", "action", "object_type", "object_id", "patient_id", "status_code", "remote_addr"]
+    list_filter = ["action", "object_type", "status_code", "at"]
+    search_fields = ["username", "path", "object_id", "remote_addr"]
+    date_hierarchy = "at"
+    actions = ["export_csv"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in AuditEvent._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_staff
+
+    def has_module_permission(self, request):
+        return request.user.is_active and request.user.is_staff
+
+    @admin.action(description="Export the selected events as CSV")
+    def export_csv(self, request, queryset):
+        import csv
+
+        from django.http import HttpResponse
+
+        response = HttpResponse(content_type="text/csv")
+        response["Content-Disposition"] = 'attachment; filename="audit-trail.csv"'
+        fields = ["at", "username", "action", "route", "method", "path", "status_code", "patient_id",
+                  "object_type", "object_id", "remote_addr", "user_agent"]
+        writer = csv.writer(response)
+        writer.writerow(fields)
+        for event in queryset.order_by("at", "id"):
+            writer.writerow([getattr(event, field) for field in fields])
+        return response

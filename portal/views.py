@@ -5,6 +5,8 @@ from __future__ import annotations
 import redis
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import LoginView
+from django.core.cache import cache
 from django.db import connection
 from django.http import JsonResponse
 from django.shortcuts import render
@@ -55,3 +57,30 @@ def healthz(request):
     healthy = all(value.startswith("ok") for value in checks.values())
     return JsonResponse({"status": "ok" if healthy else "degraded", "checks": checks},
                         status=200 if healthy else 503)
+
+
+class RateLimitedLoginView(LoginView):
+    """Django's login, refusing (429) after too many failures from one address or for one username."""
+
+    def post(self, request, *args, **kwargs):
+        keys = login_failure_keys(request)
+        if any(cache.get(key, 0) >= settings.LOGIN_FAILURE_LIMIT for key in keys):
+            return render(request, "registration/login.html", {
+                "form": self.get_form(), "locked_out": True,
+            }, status=429)
+        return super().post(request, *args, **kwargs)
+
+    def form_invalid(self, form):
+        for key in login_failure_keys(self.request):
+            # add() starts the window; incr() counts within it without extending it.
+            if not cache.add(key, 1, timeout=settings.LOGIN_FAILURE_WINDOW_SECONDS):
+                try:
+                    cache.incr(key)
+                except ValueError:
+                    cache.set(key, 1, timeout=settings.LOGIN_FAILURE_WINDOW_SECONDS)
+        return super().form_invalid(form)
+
+
+def login_failure_keys(request) -> list[str]:
+    username = (request.POST.get("username") or "").strip().lower()[:150]
+    return [f"login-fail:addr:{request.META.get('REMOTE_ADDR', '')}", f"login-fail:user:{username}"]

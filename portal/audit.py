@@ -1,0 +1,115 @@
+"""The audit trail of patient data: a middleware records every request that reads or writes it.
+
+One place decides what counts as patient data: the URL routes below. Each request to one of them
+(allowed or refused, by anyone) becomes an AuditEvent after the response is known.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import DatabaseError
+from django.urls import Resolver404, resolve
+
+from portal.models import AuditEvent
+
+logger = logging.getLogger(__name__)
+
+# route name -> (object type, which kwarg holds its id)
+PATIENT_ROUTES: dict[str, tuple[str, str | None]] = {
+    "api:patient-list": ("patient", None),
+    "api:patient-detail": ("patient", "pk"),
+    "api:patient-timeline": ("patient", "pk"),
+    "api:scan-list": ("scan", None),
+    "api:scan-detail": ("scan", "pk"),
+    "api:scan-file": ("scan", "pk"),
+    "api:alert-list": ("alert", None),
+    "api:alert-acknowledge": ("alert", "pk"),
+    "api:alert-resolve": ("alert", "pk"),
+    "home": ("scan", None),
+    "scans:history": ("scan", None),
+    "scans:new": ("scan", None),
+    "scans:detail": ("scan", "pk"),
+    "scans:patient": ("patient", "pk"),
+    "alerts:feed": ("alert", None),
+}
+ADMIN_MODELS = {"portal/patient", "portal/caregiver", "scans/scan", "alerts/alert", "portal/auditevent"}
+
+
+def _action(route: str, method: str, has_id: bool, kind: str = "") -> str:
+    if route.endswith("acknowledge"):
+        return "acknowledge"
+    if route.endswith("resolve"):
+        return "resolve"
+    if route == "api:scan-file":
+        return f"download {kind}".strip()
+    if method in {"POST", "PUT", "PATCH"}:
+        return "create" if not has_id else "update"
+    if method == "DELETE":
+        return "delete"
+    return "view" if has_id else "list"
+
+
+def _patient_id(object_type: str, object_id: str | None) -> int | None:
+    if not object_id or not object_id.isdigit():
+        return None
+    from alerts.models import Alert
+    from scans.models import Scan
+
+    if object_type == "patient":
+        return int(object_id)
+    model = {"scan": Scan, "alert": Alert}.get(object_type)
+    return model.objects.filter(id=int(object_id)).values_list("patient_id", flat=True).first() if model else None
+
+
+def classify(path: str, method: str) -> dict | None:
+    """What a request touches, or None when it touches no patient data."""
+    try:
+        match = resolve(path)
+    except Resolver404:
+        return None
+    route = f"{match.namespace}:{match.url_name}" if match.namespace else (match.url_name or "")
+    if route in PATIENT_ROUTES:
+        object_type, key = PATIENT_ROUTES[route]
+        object_id = str(match.kwargs.get(key, "")) if key else ""
+        return {"route": route, "object_type": object_type, "object_id": object_id,
+                "action": _action(route, method, bool(object_id), match.kwargs.get("kind", ""))}
+    parts = path.strip("/").split("/")
+    if parts[0] == "admin" and len(parts) >= 3 and f"{parts[1]}/{parts[2]}" in ADMIN_MODELS:
+        object_id = parts[3] if len(parts) > 3 and parts[3].isdigit() else ""
+        return {"route": f"admin:{parts[1]}/{parts[2]}", "object_type": parts[2], "object_id": object_id,
+                "action": "admin " + _action("admin", method, bool(object_id))}
+    return None
+
+
+class AuditMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        touched = classify(request.path_info, request.method)
+        if touched is not None:
+            self._record(request, response, touched)
+        return response
+
+    @staticmethod
+    def _record(request, response, touched: dict) -> None:
+        # DRF authenticates inside the view: its user is on the response's renderer context.
+        user = getattr(getattr(response, "renderer_context", {}).get("request", None), "user", None) or request.user
+        authenticated = bool(user and user.is_authenticated)
+        try:
+            AuditEvent.objects.create(
+                user=user if authenticated else None,
+                username=user.get_username() if authenticated else "",
+                method=request.method,
+                path=request.get_full_path()[:500],
+                status_code=response.status_code,
+                patient_id=_patient_id(touched["object_type"], touched["object_id"]),
+                remote_addr=request.META.get("REMOTE_ADDR"),
+                user_agent=request.META.get("HTTP_USER_AGENT", "")[:300],
+                **touched,
+            )
+        except DatabaseError:
+            # The request already happened; losing its audit row must be loud, not a 500.
+            logger.exception("could not write the audit event for %s %s", request.method, request.path)

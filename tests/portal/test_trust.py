@@ -1,0 +1,137 @@
+"""Audit trail, login rate limit, security headers and the production settings check."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.cache import cache
+
+from portal.models import AuditEvent
+from tests import factories
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.mark.django_db
+def test_reading_a_scan_records_who_what_when_and_from_where(people, api):
+    scan = factories.ScanFactory(patient=people.patient)
+    api(people.alice).get(f"/api/v1/scans/{scan.id}/", REMOTE_ADDR="10.1.2.3", HTTP_USER_AGENT="FaceCheck/1.0")
+    event = AuditEvent.objects.get(route="api:scan-detail")
+    assert (event.username, event.action, event.status_code) == ("alice", "view", 200)
+    assert event.patient_id == people.patient.id and event.object_id == str(scan.id)
+    assert event.remote_addr == "10.1.2.3" and event.user_agent == "FaceCheck/1.0"
+
+
+@pytest.mark.django_db
+def test_refused_attempts_are_recorded_too(people, api, client):
+    scan = factories.ScanFactory(patient=people.patient)
+    api(people.dave).get(f"/api/v1/scans/{scan.id}/image/")
+    client.force_login(people.bob)
+    client.get(f"/scans/{scan.id}/")
+    rows = list(AuditEvent.objects.order_by("id").values_list("username", "action", "status_code", "patient_id"))
+    assert rows == [("dave", "download image", 404, people.patient.id), ("bob", "view", 404, people.patient.id)]
+
+
+@pytest.mark.django_db
+def test_pages_that_show_no_patient_data_are_not_audited(client, people):
+    client.get("/information/")
+    client.get("/healthz")
+    assert not AuditEvent.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_audit_trail_is_append_only(people, api):
+    api(people.alice).get("/api/v1/scans/")
+    event = AuditEvent.objects.get()
+    event.action = "nothing to see"
+    with pytest.raises(PermissionError):
+        event.save()
+    with pytest.raises(PermissionError):
+        event.delete()
+    with pytest.raises(PermissionError):
+        AuditEvent.objects.filter(id=event.id).update(action="x")
+    with pytest.raises(PermissionError):
+        AuditEvent.objects.all().delete()
+
+
+@pytest.mark.django_db
+def test_staff_browse_and_export_the_trail_in_admin_and_cannot_change_it(client, django_user_model, people, api):
+    api(people.alice).get(f"/api/v1/patients/{people.patient.id}/")
+    admin = django_user_model.objects.create_superuser("root", "root@example.org", "pw-for-admin-tests")
+    client.force_login(admin)
+    listing = client.get("/admin/portal/auditevent/")
+    assert listing.status_code == 200 and "alice" in listing.content.decode()
+    event = AuditEvent.objects.get(username="alice")
+    export = client.post("/admin/portal/auditevent/", {"action": "export_csv", "_selected_action": [event.id]})
+    rows = list(csv.reader(io.StringIO(export.content.decode())))
+    assert rows[0][:3] == ["at", "username", "action"] and rows[1][1:3] == ["alice", "view"]
+    assert client.post(f"/admin/portal/auditevent/{event.id}/delete/", {"post": "yes"}).status_code == 403
+
+
+@pytest.mark.django_db
+def test_dashboard_login_is_refused_after_too_many_failures(client, people, settings):
+    settings.LOGIN_FAILURE_LIMIT = 3
+    for _ in range(3):
+        assert client.post("/login/", {"username": "alice", "password": "wrong"}).status_code == 200
+    locked = client.post("/login/", {"username": "alice", "password": "correct horse battery"})
+    assert locked.status_code == 429
+    assert "Too many failed attempts" in locked.content.decode()
+
+
+@pytest.mark.django_db
+def test_a_correct_login_still_works_below_the_limit(client, people):
+    client.post("/login/", {"username": "alice", "password": "wrong"})
+    response = client.post("/login/", {"username": "alice", "password": "correct horse battery"})
+    assert response.status_code == 302 and response["Location"] == "/"
+
+
+@pytest.mark.django_db
+def test_pages_send_a_strict_content_security_policy(client, people):
+    client.force_login(people.alice)
+    response = client.get("/")
+    policy = response["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy and "object-src 'none'" in policy
+    assert response["X-Frame-Options"] == "DENY"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    docs = client.get("/api/docs/").content.decode()
+    assert "<script src=" in docs and "cdn." not in docs  # Swagger UI served locally
+
+
+def test_check_deploy_is_clean_with_production_settings(tmp_path):
+    env = {key: value for key, value in os.environ.items() if key != "DEBUG"}
+    env.update(
+        SECRET_KEY="x" * 60 + "production-only-secret-for-the-check",
+        PORTAL_REQUIRE_SECRET_KEY="1",
+        DEBUG="0",
+        ALLOWED_HOSTS="portal.example.org",
+        CSRF_TRUSTED_ORIGINS="https://portal.example.org",
+        BEHIND_TLS_PROXY="1",
+        SECURE_COOKIES="1",
+        SECURE_SSL_REDIRECT="1",
+        SECURE_HSTS_SECONDS="31536000",
+        PORTAL_VAR_DIR=str(tmp_path),
+    )
+    result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+                            cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_production_refuses_to_start_without_a_secret_key(tmp_path):
+    env = {key: value for key, value in os.environ.items() if key not in {"SECRET_KEY", "SECRET_KEY_FILE"}}
+    env.update(PORTAL_REQUIRE_SECRET_KEY="1", PORTAL_VAR_DIR=str(tmp_path))
+    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode != 0 and "SECRET_KEY" in result.stderr
