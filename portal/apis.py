@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from django.db import transaction
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics, serializers, status
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 
 from portal.models import CareTeam, Patient
 from portal.selectors import patient_list_for_user, physician_list, user_role
-from scans.serializers import PatientSerializer, PhysicianSerializer
+from portal.throttling import FailOpenScopedRateThrottle
+from scans.serializers import PatientSerializer, PhysicianSerializer, error_responses
 
 
 class TokenResponseSerializer(serializers.Serializer):
@@ -20,14 +20,18 @@ class TokenResponseSerializer(serializers.Serializer):
 
 
 class TokenApi(ObtainAuthToken):
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [FailOpenScopedRateThrottle]
     throttle_scope = "login"
 
-    @extend_schema(responses=TokenResponseSerializer, tags=["auth"])
+    @extend_schema(responses={200: TokenResponseSerializer, **error_responses(400, 401, 429)}, tags=["auth"])
     def post(self, request, *args, **kwargs):
         return super().post(request, *args, **kwargs)
 
 
+@extend_schema_view(
+    get=extend_schema(responses={200: PatientSerializer(many=True), **error_responses(401, 404)}),
+    post=extend_schema(responses={201: PatientSerializer, **error_responses(400, 401, 403)}),
+)
 class PatientListApi(generics.ListCreateAPIView):
     serializer_class = PatientSerializer
     filterset_fields = ["mrn"]
@@ -59,6 +63,7 @@ class PatientListApi(generics.ListCreateAPIView):
         return Response(self.get_serializer(patient).data, status=status.HTTP_201_CREATED)
 
 
+@extend_schema_view(get=extend_schema(responses={200: PatientSerializer, **error_responses(401, 404, id_in_path=True)}))
 class PatientDetailApi(generics.RetrieveAPIView):
     serializer_class = PatientSerializer
 
@@ -66,6 +71,7 @@ class PatientDetailApi(generics.RetrieveAPIView):
         return patient_list_for_user(user=self.request.user).prefetch_related("caregivers")
 
 
+@extend_schema_view(get=extend_schema(responses={200: PhysicianSerializer(many=True), **error_responses(401, 404)}))
 class PhysicianListApi(generics.ListAPIView):
     serializer_class = PhysicianSerializer
 

@@ -172,11 +172,19 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("SCAN_SOFT_TIME_LIMIT", 120, minimum=5)
 CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 30
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT * 4}
+# A message taken by a worker that then died goes back to the queue after this long.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", CELERY_TASK_TIME_LIMIT * 4, minimum=1),
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# With the broker down an upload must still be answered quickly: a bounded retry, then the scan
+# stays queued and the sweeper below enqueues it again once the broker is back.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE = {
-    "requeue-stalled-scans": {"task": "scans.tasks.requeue_stalled_scans", "schedule": 60.0},
+    "requeue-stalled-scans": {"task": "scans.tasks.requeue_stalled_scans",
+                              "schedule": float(env_int("SCAN_SWEEP_SECONDS", 60, minimum=1))},
     "escalate-overdue-alerts": {"task": "alerts.tasks.escalate_overdue_alerts", "schedule": 30.0},
 }
 # Minutes an alert may stay unacknowledged, per severity, before it escalates one tier
@@ -190,7 +198,9 @@ ALERT_ACK_DEADLINE_MINUTES = {
 # Positive scans of a patient whose alert is still open (or claimed) and younger than this join it.
 ALERT_EPISODE_HOURS = env_int("ALERT_EPISODE_HOURS", 24, minimum=0)
 # A scan still queued (broker was down) or processing (worker died) this long is re-enqueued.
-SCAN_STALL_SECONDS = env_int("SCAN_STALL_SECONDS", CELERY_TASK_TIME_LIMIT + 30, minimum=10)
+SCAN_STALL_SECONDS = env_int("SCAN_STALL_SECONDS", CELERY_TASK_TIME_LIMIT + 30, minimum=1)
+# Fault-injection tests only (a worker killed mid-analysis): pause this long after claiming a scan.
+SCAN_ANALYSIS_DELAY_SECONDS = env_int("SCAN_ANALYSIS_DELAY_SECONDS", 0, minimum=0)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

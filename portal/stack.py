@@ -6,6 +6,7 @@ the same real processes the same way.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -55,10 +56,23 @@ class Stack:
                 self.log_dir.mkdir(parents=True, exist_ok=True)
                 output = open(self.log_dir / f"{name}.log", "ab")
                 self._logs.append(output)
-            self.processes[name] = subprocess.Popen(
-                command, cwd=root, env=self.env, stdout=output, stderr=subprocess.STDOUT if output else None
-            )
+            self._spawn(name, command, root, output)
         return self
+
+    def _spawn(self, name: str, command: list[str], root: Path, output) -> None:
+        # Each in its own process group, so one part (a worker and its pool children) can be killed
+        # alone, and Ctrl-C reaches them only through stop().
+        self.processes[name] = subprocess.Popen(
+            command, cwd=root, env=self.env, stdout=output, stderr=subprocess.STDOUT if output else None,
+            start_new_session=True,
+        )
+
+    def restart(self, name: str) -> None:
+        output = None
+        if self.log_dir is not None:
+            output = open(self.log_dir / f"{name}.log", "ab")
+            self._logs.append(output)
+        self._spawn(name, self.commands()[name], Path(__file__).resolve().parent.parent, output)
 
     def wait_ready(self, timeout: float = 120.0) -> None:
         """Wait until /healthz reports the database, Redis and a worker all answering."""
@@ -90,13 +104,21 @@ class Stack:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+            # Whatever the part left behind in its group (pool children) goes with it.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
         for handle in self._logs:
             handle.close()
         self._logs.clear()
 
     def kill(self, name: str) -> None:
-        self.processes[name].kill()
-        self.processes[name].wait()
+        """SIGKILL a part with all its children (fault injection: a crashed machine, an OOM kill)."""
+        process = self.processes[name]
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait()
 
     def _tail(self, name: str) -> str:
         if self.log_dir is None:

