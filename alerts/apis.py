@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import django_filters
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics
 from rest_framework.exceptions import APIException, NotFound, PermissionDenied
 from rest_framework.response import Response
@@ -13,18 +13,23 @@ from alerts.models import Alert, AlertEvent
 from alerts.selectors import alert_list_for_user
 from alerts.serializers import AlertResolveSerializer, AlertSerializer
 from alerts.services import AlertConflict, AlertForbidden, AlertNotFound, alert_acknowledge, alert_resolve
+from scans.apis import IdFilter
+from scans.serializers import error_responses
 
 
 class AlertFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=Alert.Status.choices)
-    after = django_filters.NumberFilter(field_name="id", lookup_expr="gt", label="Only alerts with a larger id")
-    patient = django_filters.NumberFilter(field_name="patient_id")
+    after = IdFilter(field_name="id", lookup_expr="gt", label="Only alerts with a larger id")
+    patient = IdFilter(field_name="patient_id")
 
     class Meta:
         model = Alert
         fields = ["status", "after", "patient"]
 
 
+@extend_schema_view(
+    get=extend_schema(responses={200: AlertSerializer(many=True), **error_responses(400, 401, 404)}),
+)
 class AlertListApi(generics.ListAPIView):
     serializer_class = AlertSerializer
     filterset_class = AlertFilter
@@ -41,7 +46,8 @@ class _Conflict(APIException):
 
 
 class AlertAcknowledgeApi(APIView):
-    @extend_schema(request=None, responses={200: AlertSerializer})
+    @extend_schema(request=None,
+                   responses={200: AlertSerializer, **error_responses(401, 403, 404, 409, id_in_path=True)})
     def post(self, request, pk: int):
         alert = _run(lambda: alert_acknowledge(alert_id=pk, user=request.user, source=AlertEvent.Source.API,
                                                remote_addr=request.META.get("REMOTE_ADDR")))
@@ -49,7 +55,8 @@ class AlertAcknowledgeApi(APIView):
 
 
 class AlertResolveApi(APIView):
-    @extend_schema(request=AlertResolveSerializer, responses={200: AlertSerializer})
+    @extend_schema(request=AlertResolveSerializer,
+                   responses={200: AlertSerializer, **error_responses(400, 401, 403, 404, 409, id_in_path=True)})
     def post(self, request, pk: int):
         form = AlertResolveSerializer(data=request.data)
         form.is_valid(raise_exception=True)

@@ -6,6 +6,7 @@ sends every visible alert with a larger id, oldest first, before live events.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
@@ -14,7 +15,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from alerts.events import STAFF_GROUP, user_group
 from alerts.models import Alert, AlertEvent
-from alerts.selectors import alert_get_visible, alert_list_for_user
+from alerts.selectors import ALERT_RELATED, alert_list_for_user
 from alerts.serializers import AlertSerializer
 from alerts.services import AlertConflict, AlertForbidden, AlertNotFound, alert_acknowledge, alert_resolve
 from scans.selectors import scan_get_visible
@@ -74,29 +75,27 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
             return None
 
     # Channel-layer events -> frames. Each re-reads the row and re-checks permission.
+    # Alert events reach only the groups of people who may see the patient (decided from the database
+    # when the event is published, alerts/events.py), so the frame is rendered once per change per
+    # process and shared by every socket here, instead of one database read per socket.
     async def alert_created(self, event):
-        await self._send_alert("alert.created", event["alert_id"])
+        await self._send_alert("alert.created", event)
 
     async def alert_updated(self, event):
-        await self._send_alert("alert.updated", event["alert_id"])
+        await self._send_alert("alert.updated", event)
 
     async def alert_escalated(self, event):
-        await self._send_alert("alert.escalated", event["alert_id"])
+        await self._send_alert("alert.escalated", event)
 
     async def scan_updated(self, event):
         payload = await self._scan_payload(event["scan_id"])
         if payload is not None:
             await self.send_json({"type": "scan.updated", "scan": payload})
 
-    async def _send_alert(self, frame_type: str, alert_id: int):
-        payload = await self._alert_payload(alert_id)
+    async def _send_alert(self, frame_type: str, event: dict):
+        payload = await rendered_alert(event["alert_id"], event.get("version"))
         if payload is not None:
             await self.send_json({"type": frame_type, "alert": payload})
-
-    @database_sync_to_async
-    def _alert_payload(self, alert_id: int):
-        alert = alert_get_visible(user=self.user, alert_id=alert_id)
-        return AlertSerializer(alert).data if alert is not None else None
 
     @database_sync_to_async
     def _scan_payload(self, scan_id: int):
@@ -116,6 +115,34 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
         except (AlertNotFound, AlertForbidden, AlertConflict) as exc:
             return str(exc)
         return None
+
+
+_rendered: dict[tuple[int, int | None], asyncio.Future] = {}
+RENDERED_KEEP = 256
+
+
+async def rendered_alert(alert_id: int, version: int | None):
+    """The alert's frame payload at this version, read once per process however many sockets ask."""
+    key = (alert_id, version)
+    future = _rendered.get(key)
+    if future is None or version is None:
+        future = asyncio.get_running_loop().create_future()
+        if version is not None:
+            _rendered[key] = future
+            while len(_rendered) > RENDERED_KEEP:
+                _rendered.pop(next(iter(_rendered)))
+        try:
+            future.set_result(await _read_alert(alert_id))
+        except Exception as exc:  # noqa: BLE001 - every waiter sees the same failure
+            _rendered.pop(key, None)
+            future.set_exception(exc)
+    return await asyncio.shield(future)
+
+
+@database_sync_to_async
+def _read_alert(alert_id: int):
+    alert = Alert.objects.filter(id=alert_id).select_related(*ALERT_RELATED).first()
+    return AlertSerializer(alert).data if alert is not None else None
 
 
 def _query_int(scope, name: str) -> int | None:

@@ -29,15 +29,20 @@ def publish_on_commit(groups: Iterable[str], event: dict) -> None:
     group_list = sorted(set(groups))
 
     def send() -> None:
-        layer = get_channel_layer()
-        for group in group_list:
-            try:
-                async_to_sync(layer.group_send)(group, event)
-            except Exception:
-                # The database already holds the change; clients catch up by replay on reconnect.
-                logger.exception("could not publish %s to %s", event.get("type"), group)
+        try:
+            # One event loop run for the whole fan-out, not one per group.
+            async_to_sync(_send_all)(group_list, event)
+        except Exception:
+            # The database already holds the change; clients catch up by replay on reconnect.
+            logger.exception("could not publish %s to %d groups", event.get("type"), len(group_list))
 
     transaction.on_commit(send)
+
+
+async def _send_all(groups: list[str], event: dict) -> None:
+    layer = get_channel_layer()
+    for group in groups:
+        await layer.group_send(group, event)
 
 
 def patient_audience(patient_id: int) -> list[str]:
@@ -45,8 +50,10 @@ def patient_audience(patient_id: int) -> list[str]:
     return [STAFF_GROUP, *(user_group(user_id) for user_id in user_ids_who_may_see_patient(patient_id=patient_id))]
 
 
-def publish_alert(*, event_type: str, alert_id: int, patient_id: int) -> None:
-    publish_on_commit(patient_audience(patient_id), {"type": event_type, "alert_id": alert_id})
+def publish_alert(*, event_type: str, alert_id: int, patient_id: int, version: int) -> None:
+    """`version` (the id of the alert's latest event row) lets each web process render the frame
+    once per change, however many of its sockets receive it."""
+    publish_on_commit(patient_audience(patient_id), {"type": event_type, "alert_id": alert_id, "version": version})
 
 
 def publish_scan_updated(*, scan_id: int, uploader_id: int | None) -> None:

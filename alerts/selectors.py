@@ -8,12 +8,17 @@ from alerts.models import Alert
 from portal.selectors import patient_list_for_user
 
 
+# Everything a serialized alert touches, fetched in the same query.
+ALERT_RELATED = (
+    "patient", "scan", "scan__referring_physician", "scan__result", "scan__result__model_version",
+    "latest_scan", "latest_scan__referring_physician", "latest_scan__result",
+    "latest_scan__result__model_version", "acknowledged_by", "resolved_by",
+)
+
+
 def alert_list_for_user(*, user, status: str | None = None, after: int | None = None) -> QuerySet[Alert]:
     alerts = Alert.objects.filter(patient_id__in=patient_list_for_user(user=user).values("id")).select_related(
-        "patient", "scan", "scan__referring_physician", "scan__result", "scan__result__model_version",
-        "latest_scan", "latest_scan__referring_physician", "latest_scan__result",
-        "latest_scan__result__model_version", "acknowledged_by", "resolved_by",
-    )
+        *ALERT_RELATED)
     if status:
         alerts = alerts.filter(status=status)
     if after is not None:

@@ -58,9 +58,9 @@ def alert_raise(*, scan, result, now: datetime | None = None) -> Alert:
             next_escalation_at=now + ack_deadline(result.severity),
         )
         scan.__class__.objects.filter(id=scan.id).update(episode_alert=alert)
-        AlertEvent.objects.create(alert=alert, kind=AlertEvent.Kind.RAISED, source=AlertEvent.Source.SYSTEM,
-                                  note=f"scan {scan.id}")
-        publish_alert(event_type="alert.created", alert_id=alert.id, patient_id=alert.patient_id)
+        event = AlertEvent.objects.create(alert=alert, kind=AlertEvent.Kind.RAISED, source=AlertEvent.Source.SYSTEM,
+                                          note=f"scan {scan.id}")
+        publish_alert(event_type="alert.created", alert_id=alert.id, patient_id=alert.patient_id, version=event.id)
     return alert
 
 
@@ -71,9 +71,9 @@ def _join_episode(alert: Alert, *, scan, result) -> Alert:
         severity=result.severity if worse else alert.severity, score=max(alert.score, result.score),
     )
     scan.__class__.objects.filter(id=scan.id).update(episode_alert=alert)
-    AlertEvent.objects.create(alert=alert, kind=AlertEvent.Kind.REPEATED, source=AlertEvent.Source.SYSTEM,
-                              note=f"scan {scan.id}, severity {result.severity}")
-    publish_alert(event_type="alert.updated", alert_id=alert.id, patient_id=alert.patient_id)
+    event = AlertEvent.objects.create(alert=alert, kind=AlertEvent.Kind.REPEATED, source=AlertEvent.Source.SYSTEM,
+                                      note=f"scan {scan.id}, severity {result.severity}")
+    publish_alert(event_type="alert.updated", alert_id=alert.id, patient_id=alert.patient_id, version=event.id)
     alert.refresh_from_db()
     return alert
 
@@ -89,9 +89,9 @@ def alert_acknowledge(*, alert_id: int, user, source: str, remote_addr: str | No
             alert.refresh_from_db()
             who = alert.acknowledged_by.get_username() if alert.acknowledged_by else "someone"
             raise AlertConflict(f"Alert {alert.id} is already {alert.status} (claimed by {who}).")
-        AlertEvent.objects.create(alert_id=alert.id, kind=AlertEvent.Kind.ACKNOWLEDGED, actor=user,
-                                  source=source, remote_addr=remote_addr)
-        publish_alert(event_type="alert.updated", alert_id=alert.id, patient_id=alert.patient_id)
+        event = AlertEvent.objects.create(alert_id=alert.id, kind=AlertEvent.Kind.ACKNOWLEDGED, actor=user,
+                                          source=source, remote_addr=remote_addr)
+        publish_alert(event_type="alert.updated", alert_id=alert.id, patient_id=alert.patient_id, version=event.id)
     return alert_get_visible(user=user, alert_id=alert.id)
 
 
@@ -107,9 +107,9 @@ def alert_resolve(*, alert_id: int, user, outcome: str, note: str = "", source: 
         )
         if updated != 1:
             raise AlertConflict(f"Alert {alert.id} is already resolved.")
-        AlertEvent.objects.create(alert_id=alert.id, kind=AlertEvent.Kind.RESOLVED, actor=user, source=source,
-                                  remote_addr=remote_addr, note=note[:500])
-        publish_alert(event_type="alert.updated", alert_id=alert.id, patient_id=alert.patient_id)
+        event = AlertEvent.objects.create(alert_id=alert.id, kind=AlertEvent.Kind.RESOLVED, actor=user,
+                                          source=source, remote_addr=remote_addr, note=note[:500])
+        publish_alert(event_type="alert.updated", alert_id=alert.id, patient_id=alert.patient_id, version=event.id)
     return alert_get_visible(user=user, alert_id=alert.id)
 
 
@@ -130,10 +130,10 @@ def alert_escalate_overdue(*, now: datetime | None = None) -> int:
             )
             if moved != 1:
                 continue
-            AlertEvent.objects.create(alert_id=alert_id, kind=AlertEvent.Kind.ESCALATED,
-                                      source=AlertEvent.Source.SYSTEM,
-                                      note=f"not acknowledged in time: escalated to the {ESCALATION_TIERS[new_level]}")
-            publish_alert(event_type="alert.escalated", alert_id=alert_id, patient_id=patient_id)
+            event = AlertEvent.objects.create(
+                alert_id=alert_id, kind=AlertEvent.Kind.ESCALATED, source=AlertEvent.Source.SYSTEM,
+                note=f"not acknowledged in time: escalated to the {ESCALATION_TIERS[new_level]}")
+            publish_alert(event_type="alert.escalated", alert_id=alert_id, patient_id=patient_id, version=event.id)
         escalated += 1
     return escalated
 

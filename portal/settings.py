@@ -157,7 +157,11 @@ CACHES = {
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": env_str("CHANNELS_PREFIX", "portal"), "expiry": 30},
+        # channels_redis queues the messages of all the sockets of one web process in one Redis key and
+        # drops what exceeds `capacity` there (100 by default: 50 clinicians and 3 alerts fill it). The
+        # database stays the record and clients catch up with ?after=, but drops should be rare.
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": env_str("CHANNELS_PREFIX", "portal"), "expiry": 60,
+                   "capacity": env_int("CHANNEL_CAPACITY", 20000, minimum=10)},
     }
 }
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import django_filters
+from django import forms
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import FileResponse, Http404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import generics, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -19,12 +20,33 @@ from portal.models import Physician
 from portal.selectors import patient_list_for_user
 from scans.models import Scan
 from scans.selectors import patient_timeline, scan_get_visible, scan_list_for_user
-from scans.serializers import ScanCreateSerializer, ScanSerializer, TimelinePointSerializer
+from scans.serializers import ScanCreateSerializer, ScanSerializer, TimelinePointSerializer, error_responses
 from scans.services import read_upload, scan_create
 
 
+ID_MAX = 2**63 - 1  # a 64-bit primary key
+
+
+class IdFilter(django_filters.NumberFilter):
+    """An id in the query string: a whole number the database can hold, else a 400.
+
+    (A plain NumberFilter takes any decimal, and one past 64 bits reached the database: a 500.)
+    """
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("min_value", 0)
+        kwargs.setdefault("max_value", ID_MAX)
+        super().__init__(*args, **kwargs)
+        schema = {"type": "integer", "minimum": 0, "maximum": ID_MAX}
+        if self.label:
+            schema["description"] = str(self.label)
+        extend_schema_field(schema)(self)
+
+
 class ScanFilter(django_filters.FilterSet):
-    patient = django_filters.NumberFilter(field_name="patient_id")
+    patient = IdFilter(field_name="patient_id")
     status = django_filters.ChoiceFilter(choices=Scan.Status.choices)
     label = django_filters.CharFilter(field_name="result__label")
 
@@ -33,6 +55,9 @@ class ScanFilter(django_filters.FilterSet):
         fields = ["patient", "status", "label"]
 
 
+@extend_schema_view(
+    get=extend_schema(responses={200: ScanSerializer(many=True), **error_responses(400, 401, 404)}),
+)
 class ScanListApi(generics.ListAPIView):
     serializer_class = ScanSerializer
     filterset_class = ScanFilter
@@ -43,7 +68,9 @@ class ScanListApi(generics.ListAPIView):
 
     @extend_schema(
         request={"multipart/form-data": ScanCreateSerializer},
-        responses={202: ScanSerializer, 400: OpenApiResponse(description="Invalid patient or image")},
+        responses={202: ScanSerializer, **error_responses(400, 401)},
+        parameters=[OpenApiParameter("Location", OpenApiTypes.URI, OpenApiParameter.HEADER, required=True,
+                                     response=[202], description="The new scan's URL (as `url` in the body).")],
         description="Upload a facial photo. Answers 202 at once; the analysis follows (poll the scan "
         "URL or listen on /ws/alerts/ for scan.updated).",
     )
@@ -73,6 +100,9 @@ class ScanListApi(generics.ListAPIView):
         return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["url"]})
 
 
+@extend_schema_view(
+    get=extend_schema(responses={200: ScanSerializer, **error_responses(401, 404, id_in_path=True)}),
+)
 class ScanDetailApi(generics.RetrieveAPIView):
     serializer_class = ScanSerializer
 
@@ -83,7 +113,10 @@ class ScanDetailApi(generics.RetrieveAPIView):
 class ScanFileApi(APIView):
     """The photo and its overlays: health data, sent only to users who may see the patient."""
 
-    @extend_schema(responses={(200, "image/jpeg"): OpenApiTypes.BINARY}, operation_id="scans_file_retrieve")
+    @extend_schema(
+        responses={(200, "image/jpeg"): OpenApiTypes.BINARY, **error_responses(401, 404, id_in_path=True)},
+        operation_id="scans_file_retrieve",
+    )
     def get(self, request, pk: int, kind: str):
         scan = scan_get_visible(user=request.user, scan_id=pk)
         if scan is None:
@@ -107,7 +140,9 @@ class ScanFileApi(APIView):
 class PatientTimelineApi(APIView):
     """The patient's analysed scans, oldest first: label, severity and asymmetry index for a trend."""
 
-    @extend_schema(responses=TimelinePointSerializer(many=True))
+    @extend_schema(
+        responses={200: TimelinePointSerializer(many=True), **error_responses(401, 404, id_in_path=True)},
+    )
     def get(self, request, pk: int):
         if not patient_list_for_user(user=request.user).filter(id=pk).exists():
             raise Http404

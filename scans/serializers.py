@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from django.urls import reverse
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema_field
 from rest_framework import serializers
 
 from portal.models import Patient, Physician
@@ -53,7 +54,7 @@ def absolute_url(request, path: str) -> str:
 
 class ScanSerializer(serializers.ModelSerializer):
     patient = PatientSummarySerializer(read_only=True)
-    referring_physician = PhysicianSerializer(read_only=True)
+    referring_physician = PhysicianSerializer(read_only=True, allow_null=True)
     result = serializers.SerializerMethodField()
     url = serializers.SerializerMethodField()
     page_url = serializers.SerializerMethodField()
@@ -113,3 +114,37 @@ class TimelinePointSerializer(serializers.Serializer):
     asymmetry_index = serializers.FloatField(allow_null=True)
     affected_side = serializers.CharField()
     model_version = serializers.CharField()
+
+
+class ErrorSerializer(serializers.Serializer):
+    """DRF's error body: {"detail": "..."}."""
+
+    detail = serializers.CharField()
+
+
+_ERRORS = {
+    400: OpenApiResponse(OpenApiTypes.OBJECT, description="Invalid input: {field: [messages]}, or {detail} "
+                         "when the body cannot be parsed."),
+    401: OpenApiResponse(ErrorSerializer, description="No credentials, or an unknown token."),
+    403: OpenApiResponse(ErrorSerializer, description="Signed in, but this role may not do this."),
+    404: OpenApiResponse(ErrorSerializer, description="Not found, or not visible to this user (the two answers "
+                         "are the same on purpose)."),
+    409: OpenApiResponse(ErrorSerializer, description="The object is not in a state that allows this step."),
+    429: OpenApiResponse(ErrorSerializer, description="Too many requests: retry after the Retry-After seconds."),
+}
+# A path id that is not a number matches no URL, so Django's own 404 page answers it, as HTML.
+_NOT_FOUND_BY_ID = OpenApiResponse(ErrorSerializer, description=_ERRORS[404].description + " An id that is not "
+                                   "a number matches no URL: Django's HTML 404 page answers it.")
+_NOT_FOUND_PAGE = OpenApiResponse(OpenApiTypes.STR, description=_NOT_FOUND_BY_ID.description)
+
+
+def error_responses(*codes: int, id_in_path: bool = False) -> dict:
+    """The documented error answers, for extend_schema(responses={200: ..., **error_responses(401, 404)})."""
+    responses = {}
+    for code in codes:
+        if code == 404 and id_in_path:
+            responses[(404, "application/json")] = _NOT_FOUND_BY_ID
+            responses[(404, "text/html")] = _NOT_FOUND_PAGE
+        else:
+            responses[code] = _ERRORS[code]
+    return responses

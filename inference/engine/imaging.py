@@ -11,7 +11,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 # Formats a phone or a scanner produces for a photograph. Anything else (SVG, PDF, animated GIF...)
 # is refused before decoding. HEIC needs a plugin we do not ship; the message says to send JPEG.
-ACCEPTED_FORMATS = {"JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF"}
+ACCEPTED_FORMATS = {"JPEG", "MPO", "PNG", "WEBP", "BMP", "TIFF", "GIF"}
+# Multi-picture JPEG (many phone and HDR photos): the first picture is the photo itself.
+FIRST_FRAME_FORMATS = {"MPO"}
 MIN_SIDE = 64
 
 
@@ -34,11 +36,13 @@ def decode_upload(raw: bytes, *, max_bytes: int, max_pixels: int) -> CleanImage:
     if not raw:
         raise ImageRejected("The file is empty. Choose a photo of the patient's face.")
     if len(raw) > max_bytes:
-        raise ImageRejected(
-            f"The file is {len(raw) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB. Send a smaller photo."
-        )
+        # Not the file's size: the caller reads at most max_bytes + 1 bytes (scans.services.read_upload).
+        raise ImageRejected(f"The file is too large: the limit is {max_bytes / 2**20:.3g} MB. Send a smaller photo.")
     image = open_image(raw, max_pixels=max_pixels)
     fmt = image.format or "unknown"
+    # Pillow's JPEG writer copies a comment from the decoded file (a JPEG COM segment, a PNG "comment"
+    # text chunk) into the new one unless told otherwise: keep the pixels and nothing else.
+    image.info = {}
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=92)
     data = buffer.getvalue()
@@ -63,7 +67,7 @@ def open_image(raw: bytes, *, max_pixels: int) -> Image.Image:
                 raise ImageRejected(
                     f"{fmt or 'This'} files are not accepted. Send a JPEG or PNG photo of the face."
                 )
-            if getattr(probe, "n_frames", 1) > 1:
+            if fmt not in FIRST_FRAME_FORMATS and getattr(probe, "n_frames", 1) > 1:
                 raise ImageRejected("Animated images are not accepted. Send a single still photo.")
             width, height = probe.size
             if width * height > max_pixels:

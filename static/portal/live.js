@@ -74,6 +74,24 @@
     } catch (error) { /* no audio: the visual feed still updates */ }
   }
 
+  // Safety net: the socket only tells clients to look, and a frame can be dropped under load. Every
+  // 15 s (and when the tab becomes visible) ask the record for anything after the last alert seen.
+  async function catchUp() {
+    const response = await fetch("/api/v1/alerts/?after=" + state.lastAlertId, { credentials: "same-origin" });
+    if (!response.ok) return;
+    const page = await response.json();
+    for (const alert of page.results) {
+      if (alert.id <= state.lastAlertId) continue;
+      state.lastAlertId = alert.id;
+      if (alert.status === "open") state.openCount += 1;
+      window.dispatchEvent(new CustomEvent("portal:alert.created",
+        { detail: { type: "alert.created", alert: alert, replayed: true } }));
+    }
+    updateBadge();
+  }
+  setInterval(() => catchUp().catch(() => {}), 15000);
+  document.addEventListener("visibilitychange", () => { if (!document.hidden) catchUp().catch(() => {}); });
+
   state.send = (frame) => state.socket && state.socket.readyState === 1 && state.socket.send(JSON.stringify(frame));
   const feed = document.getElementById("alert-feed");
   if (feed) state.lastAlertId = Number(feed.dataset.lastId || 0);

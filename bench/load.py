@@ -1,0 +1,216 @@
+"""Load: concurrent uploads while many clinicians' sockets listen; counts in against counts out.
+
+    .venv/bin/python -m portal.embedded .venv/bin/python bench/load.py [--scans 200] [--clients 4] [--sockets 50]
+
+Starts daphne, a Celery worker (concurrency 2) and beat on a scratch database (SQLite in a temporary
+folder, or --database-url for a scratch PostgreSQL database: it is migrated and filled with demo
+users), registers --sockets clinicians on the patient's care team, connects one WebSocket each,
+then uploads --scans photos from --clients concurrent clients. Prints upload throughput, latency
+percentiles (upload answer, upload -> result, upload -> alert at every socket) and the counts: scans
+in, results out, alerts raised, alert frames per socket. A benchmark: it prints, it never fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+
+from bench.e2e_latency import DEFAULT_IMAGES, load_images, percentile  # noqa: E402
+
+MAKE_CLINICIANS = """
+from django.contrib.auth import get_user_model
+from rest_framework.authtoken.models import Token
+from portal.models import CareTeam, CareTeamMembership, Patient, Physician
+team = CareTeam.objects.get(name="Stroke Unit")
+tokens = []
+for i in range({count}):
+    user, _ = get_user_model().objects.get_or_create(username=f"load-clinician-{{i}}")
+    physician, _ = Physician.objects.get_or_create(user=user, defaults={{"full_name": f"Dr Load {{i}}"}})
+    CareTeamMembership.objects.get_or_create(care_team=team, physician=physician)
+    tokens.append(Token.objects.get_or_create(user=user)[0].key)
+print(json.dumps({{"clinicians": tokens, "carol": Token.objects.get(user__username="carol").key,
+                  "patient": Patient.objects.get(mrn="MRN-1001").id}}))
+"""
+
+
+def ms_summary(name: str, seconds: list[float]) -> str:
+    if not seconds:
+        return f"  {name:<36} n=0"
+    ms = [s * 1000 for s in seconds]
+    return (f"  {name:<36} n={len(ms):<5} p50 {statistics.median(ms):8.1f} ms  p95 {percentile(ms, 95):8.1f} ms"
+            f"  max {max(ms):8.1f} ms")
+
+
+async def run(base_url: str, ws_base: str, tokens: dict, images: list[tuple[str, bytes]], scans: int, clients: int):
+    import requests
+    import websockets
+
+    uploads: dict[int, float] = {}
+    answer_times, refused = [], Counter()
+    finished: dict[int, tuple[str, float]] = {}
+    alert_seen: dict[int, list[float]] = {}
+    per_socket = Counter()
+
+    async def listen(index: int, token: str, ready: asyncio.Event, stop: asyncio.Event):
+        async with websockets.connect(f"{ws_base}/ws/alerts/?token={token}", max_queue=None) as socket:
+            ready.set()
+            while not stop.is_set():
+                try:
+                    frame = json.loads(await asyncio.wait_for(socket.recv(), 0.5))
+                except asyncio.TimeoutError:
+                    continue
+                if frame["type"] == "alert.created":
+                    scan_id = frame["alert"]["scan"]["id"]
+                    alert_seen.setdefault(scan_id, []).append(time.perf_counter())
+                    per_socket[index] += 1
+
+    async def caregiver(stop: asyncio.Event):
+        async with websockets.connect(f"{ws_base}/ws/alerts/?token={tokens['carol']}", max_queue=None) as socket:
+            while not stop.is_set():
+                try:
+                    frame = json.loads(await asyncio.wait_for(socket.recv(), 0.5))
+                except asyncio.TimeoutError:
+                    continue
+                if frame["type"] == "scan.updated" and frame["scan"]["status"] in {"done", "rejected", "failed"}:
+                    label = (frame["scan"].get("result") or {}).get("label") or frame["scan"]["status"]
+                    finished.setdefault(frame["scan"]["id"], (label, time.perf_counter()))
+
+    def upload_one(index: int) -> None:
+        _name, data = images[index % len(images)]
+        started = time.perf_counter()
+        response = requests.post(f"{base_url}/api/v1/scans/", headers={"Authorization": f"Token {tokens['carol']}"},
+                                 data={"patient": tokens["patient"]}, files={"image": ("face.jpg", data, "image/jpeg")},
+                                 timeout=120)
+        answer_times.append(time.perf_counter() - started)
+        if response.status_code == 202:
+            uploads[response.json()["id"]] = started
+        else:
+            refused[response.status_code] += 1
+
+    stop = asyncio.Event()
+    readies = [asyncio.Event() for _ in tokens["clinicians"]]
+    listeners = [asyncio.create_task(listen(i, token, readies[i], stop)) for i, token in enumerate(tokens["clinicians"])]
+    watcher = asyncio.create_task(caregiver(stop))
+    await asyncio.wait_for(asyncio.gather(*(ready.wait() for ready in readies)), 60)
+
+    semaphore = asyncio.Semaphore(clients)
+
+    async def limited(index: int):
+        async with semaphore:
+            await asyncio.to_thread(upload_one, index)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(limited(i) for i in range(scans)))
+    upload_seconds = time.perf_counter() - started
+
+    def pending() -> int:
+        # The database is the record: ask it, not the sockets, whether work is left.
+        headers = {"Authorization": f"Token {tokens['carol']}"}
+        return sum(requests.get(f"{base_url}/api/v1/scans/?status={status}", headers=headers, timeout=30).json()["count"]
+                   for status in ("queued", "processing"))
+
+    deadline = time.monotonic() + 600
+    while await asyncio.to_thread(pending) and time.monotonic() < deadline:
+        await asyncio.sleep(1)
+    all_done = time.perf_counter() - started
+    await asyncio.sleep(3)  # the last frames in flight
+    stop.set()
+    await asyncio.gather(*listeners, watcher, return_exceptions=True)
+
+    def recorded() -> dict:
+        carol = {"Authorization": f"Token {tokens['carol']}"}
+        by_status = {status: requests.get(f"{base_url}/api/v1/scans/?status={status}", headers=carol,
+                                          timeout=30).json()["count"]
+                     for status in ("queued", "processing", "done", "rejected", "failed")}
+        positives = requests.get(f"{base_url}/api/v1/scans/?label=paralysis", headers=carol, timeout=30).json()["count"]
+        # What a clinician who missed frames gets back by asking for everything after the last id seen.
+        caught_up = [requests.get(f"{base_url}/api/v1/alerts/?after=0", headers={"Authorization": f"Token {token}"},
+                                  timeout=30).json()["count"] for token in tokens["clinicians"]]
+        return {"by_status": by_status, "positives": positives, "caught_up": caught_up}
+
+    return {
+        "uploads": uploads, "answer_times": answer_times, "refused": refused, "finished": finished,
+        "alert_seen": alert_seen, "per_socket": per_socket, "upload_seconds": upload_seconds,
+        "all_done": all_done, "sockets": len(listeners), "db": await asyncio.to_thread(recorded),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES)
+    parser.add_argument("--scans", type=int, default=200)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--sockets", type=int, default=50)
+    parser.add_argument("--concurrency", type=int, default=2, help="Celery worker processes")
+    parser.add_argument("--database-url", default="", help="a scratch database (default: temporary SQLite)")
+    args = parser.parse_args()
+    if "REDIS_URL" not in os.environ:
+        sys.exit("REDIS_URL is not set: run through `python -m portal.embedded`.")
+
+    from portal.embedded import free_port
+    from portal.stack import Stack, base_env
+
+    images = load_images(args.images, 60)
+    var_dir = Path(tempfile.mkdtemp(prefix="portal-load-"))
+    env = base_env(PORTAL_VAR_DIR=str(var_dir),
+                   DATABASE_URL=args.database_url or f"sqlite:///{var_dir / 'load.sqlite3'}",
+                   CELERY_QUEUE=f"load-{var_dir.name}", CHANNELS_PREFIX=f"load-{var_dir.name}",
+                   ALERT_EPISODE_HOURS="0",  # every positive raises its own alert: count them all
+                   UPLOAD_THROTTLE_RATE="100000/hour")
+    manage = [sys.executable, str(ROOT / "manage.py")]
+    subprocess.run([*manage, "migrate", "--noinput"], env=env, check=True, capture_output=True)
+    subprocess.run([*manage, "seed_demo", "--quiet"], env=env, check=True, capture_output=True)
+    made = subprocess.run([*manage, "shell", "--no-imports", "-c",
+                           "import json\n" + MAKE_CLINICIANS.format(count=args.sockets)],
+                          env=env, check=True, capture_output=True, text=True)
+    tokens = json.loads(made.stdout.strip().splitlines()[-1])
+
+    stack = Stack(env=env, port=free_port(), worker_concurrency=args.concurrency, beat=True, log_dir=var_dir / "logs")
+    with stack:
+        stack.wait_ready(timeout=180)
+        r = asyncio.run(run(stack.base_url, f"ws://{stack.host}:{stack.port}", tokens, images, args.scans,
+                            args.clients))
+
+    uploads, finished, db = r["uploads"], r["finished"], r["db"]
+    to_result = [finished[s][1] - uploads[s] for s in finished if s in uploads]
+    positives = [s for s, (label, _) in finished.items() if label == "paralysis" and s in uploads]
+    to_alert = [seen - uploads[s] for s in r["alert_seen"] if s in uploads for seen in r["alert_seen"][s]]
+    fan_out = [max(seen) - min(seen) for seen in r["alert_seen"].values() if len(seen) > 1]
+    frames = sorted(r["per_socket"].get(i, 0) for i in range(r["sockets"]))
+    finished_in_db = db["by_status"]["done"] + db["by_status"]["rejected"] + db["by_status"]["failed"]
+    print(f"\n{args.scans} uploads from {args.clients} concurrent clients; {r['sockets']} clinician sockets; "
+          f"worker concurrency {args.concurrency}; {os.cpu_count()} CPUs; database "
+          f"{'PostgreSQL' if args.database_url.startswith('postgres') else 'SQLite'}")
+    print(f"  upload throughput: {len(uploads) / r['upload_seconds']:.1f} scans/s accepted "
+          f"({r['upload_seconds']:.1f} s); every scan analysed after {r['all_done']:.1f} s "
+          f"({finished_in_db / r['all_done']:.1f} scans/s end to end)")
+    print(ms_summary("upload answered (202)", r["answer_times"]))
+    print(ms_summary("upload -> result (scan.updated)", to_result))
+    print(ms_summary("upload -> alert, every socket", to_alert))
+    print(ms_summary("first to last socket, per alert", fan_out))
+    print(f"  counts in the database: scans in {len(uploads)} (refused {dict(r['refused']) or 0}), "
+          f"{db['by_status']}, scans lost {len(uploads) - finished_in_db}; positive scans {db['positives']}")
+    expected_frames = db["positives"] * r["sockets"]
+    print(f"  live frames: alert.created per socket min {frames[0] if frames else 0} / max {frames[-1] if frames else 0}"
+          f" of {db['positives']} ({expected_frames - sum(frames)} of {expected_frames} frames dropped under load;"
+          f" scan.updated results seen by the uploader {len(to_result)} of {finished_in_db})")
+    print(f"  after catch-up (GET /api/v1/alerts/?after=0 per clinician): min {min(db['caught_up'])} / "
+          f"max {max(db['caught_up'])} of {db['positives']} alerts: "
+          f"{'none lost' if min(db['caught_up']) == db['positives'] else 'ALERTS MISSING'}")
+
+
+if __name__ == "__main__":
+    main()
