@@ -50,8 +50,12 @@ def _action(route: str, method: str, has_id: bool, kind: str = "") -> str:
     return "view" if has_id else "list"
 
 
+MAX_ID = 2**63 - 1
+
+
 def _patient_id(object_type: str, object_id: str | None) -> int | None:
-    if not object_id or not object_id.isdigit():
+    # Ids come from the URL: anything that cannot be a row id touches no patient.
+    if not object_id or not object_id.isdigit() or int(object_id) > MAX_ID:
         return None
     from alerts.models import Alert
     from scans.models import Scan
@@ -71,12 +75,12 @@ def classify(path: str, method: str) -> dict | None:
     route = f"{match.namespace}:{match.url_name}" if match.namespace else (match.url_name or "")
     if route in PATIENT_ROUTES:
         object_type, key = PATIENT_ROUTES[route]
-        object_id = str(match.kwargs.get(key, "")) if key else ""
+        object_id = str(match.kwargs.get(key, ""))[:40] if key else ""
         return {"route": route, "object_type": object_type, "object_id": object_id,
                 "action": _action(route, method, bool(object_id), match.kwargs.get("kind", ""))}
     parts = path.strip("/").split("/")
     if parts[0] == "admin" and len(parts) >= 3 and f"{parts[1]}/{parts[2]}" in ADMIN_MODELS:
-        object_id = parts[3] if len(parts) > 3 and parts[3].isdigit() else ""
+        object_id = parts[3][:40] if len(parts) > 3 and parts[3].isdigit() else ""
         return {"route": f"admin:{parts[1]}/{parts[2]}", "object_type": parts[2], "object_id": object_id,
                 "action": "admin " + _action("admin", method, bool(object_id))}
     return None

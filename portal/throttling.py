@@ -20,3 +20,19 @@ class FailOpenScopedRateThrottle(ScopedRateThrottle):
         except Exception:  # noqa: BLE001 - any cache failure: let the request through, loudly
             logger.exception("rate limit cache unavailable; allowing the request")
             return True
+
+
+class UploadThrottle(FailOpenScopedRateThrottle):
+    """The view's scoped rate, for POST only: uploading is limited, reading scans is not."""
+
+    def allow_request(self, request, view):
+        return request.method != "POST" or super().allow_request(request, view)
+
+
+class _Uploads:
+    throttle_scope = "uploads"
+
+
+def upload_allowed(request) -> bool:
+    """The API's per-user upload limit, for the dashboard's New Scan form too (one shared count)."""
+    return FailOpenScopedRateThrottle().allow_request(request, _Uploads())

@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 from inference.engine.imaging import ImageRejected
 from portal.models import Physician
 from portal.selectors import patient_list_for_user
+from portal.throttling import UploadThrottle
 from scans.models import Scan
 from scans.selectors import patient_timeline, scan_get_visible, scan_list_for_user
 from scans.serializers import ScanCreateSerializer, ScanSerializer, TimelinePointSerializer, error_responses
@@ -62,6 +63,8 @@ class ScanListApi(generics.ListAPIView):
     serializer_class = ScanSerializer
     filterset_class = ScanFilter
     parser_classes = [MultiPartParser, FormParser]
+    throttle_classes = [UploadThrottle]
+    throttle_scope = "uploads"
 
     def get_queryset(self):
         return scan_list_for_user(user=self.request.user)
@@ -113,13 +116,17 @@ class ScanDetailApi(generics.RetrieveAPIView):
 class ScanFileApi(APIView):
     """The photo and its overlays: health data, sent only to users who may see the patient."""
 
+    KINDS = ("image", "overlay", "heatmap")
+
     @extend_schema(
+        parameters=[OpenApiParameter("kind", str, OpenApiParameter.PATH, enum=KINDS)],
         responses={(200, "image/jpeg"): OpenApiTypes.BINARY, **error_responses(401, 404, id_in_path=True)},
         operation_id="scans_file_retrieve",
     )
     def get(self, request, pk: int, kind: str):
         scan = scan_get_visible(user=request.user, scan_id=pk)
-        if scan is None:
+        # Only the file kinds: `kind` names an attribute below, and any other one (`scan`, `label`) was a 500.
+        if scan is None or kind not in self.KINDS:
             raise Http404
         if kind == "image":
             field = scan.image

@@ -13,6 +13,7 @@ from scans.forms import NewScanForm
 from scans.models import Scan, ScanResult
 from alerts.selectors import alert_list_for_user
 from portal.selectors import patient_list_for_user
+from portal.throttling import upload_allowed
 from scans.charts import severity_trend_svg
 from scans.selectors import patient_timeline, scan_get_visible, scan_list_for_user
 from scans.serializers import DISCLAIMER
@@ -23,6 +24,9 @@ from scans.services import read_upload, scan_create
 def new_scan(request):
     form = NewScanForm(request.POST or None, request.FILES or None, user=request.user,
                        initial={"patient": request.GET.get("patient")})
+    if request.method == "POST" and not upload_allowed(request):
+        form.add_error(None, "Too many uploads in a short time. Wait a few minutes, then try again.")
+        return render(request, "scans/new.html", {"form": form}, status=429)
     if request.method == "POST" and form.is_valid():
         raw = read_upload(form.cleaned_data["image"], max_bytes=settings.SCAN_MAX_UPLOAD_BYTES)
         try:

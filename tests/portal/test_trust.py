@@ -135,3 +135,40 @@ def test_production_refuses_to_start_without_a_secret_key(tmp_path):
     env.update(PORTAL_REQUIRE_SECRET_KEY="1", PORTAL_VAR_DIR=str(tmp_path))
     result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert result.returncode != 0 and "SECRET_KEY" in result.stderr
+
+
+@pytest.mark.django_db
+def test_uploads_are_rate_limited_per_user_on_the_api_and_the_form_alike(people, api, client, settings):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    rates = settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {**rates, "uploads": "2/hour"}}
+    from rest_framework.settings import api_settings
+    from rest_framework.throttling import SimpleRateThrottle
+
+    api_settings.reload()
+    SimpleRateThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
+    try:
+        carol = api(people.carol)
+        for _ in range(2):  # bad files still count as attempts: nothing is stored for them
+            assert carol.post("/api/v1/scans/", {"patient": people.patient.id, "image": SimpleUploadedFile(
+                "x.jpg", b"nope", "image/jpeg")}, format="multipart").status_code == 400
+        refused = carol.post("/api/v1/scans/", {"patient": people.patient.id, "image": SimpleUploadedFile(
+            "x.jpg", b"nope", "image/jpeg")}, format="multipart")
+        assert refused.status_code == 429
+        assert carol.get("/api/v1/scans/").status_code == 200  # reading is not limited
+        client.force_login(people.carol)
+        form = client.post("/scans/new/", {"patient": people.patient.id})
+        assert form.status_code == 429 and "Too many uploads" in form.content.decode()
+        client.force_login(people.alice)  # another user has a count of their own
+        assert client.post("/scans/new/", {"patient": people.patient.id}).status_code == 400
+    finally:
+        SimpleRateThrottle.THROTTLE_RATES = rates
+
+
+@pytest.mark.django_db
+def test_an_absurd_id_in_the_url_is_a_404_and_still_audited(people, api):
+    response = api(people.alice).get("/api/v1/patients/99999999999999999999/")
+    assert response.status_code == 404
+    event = AuditEvent.objects.get()
+    assert event.patient_id is None and event.object_id == "99999999999999999999"

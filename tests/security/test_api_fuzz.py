@@ -116,7 +116,10 @@ def flatmap_path_parameters(ctx, path_parameters):
         return st.just(path_parameters)
     real = {"id": st.sampled_from(KNOWN[kind])}
     if "kind" in path_parameters:
-        real["kind"] = st.sampled_from(["image", "overlay", "heatmap", path_parameters["kind"]])
+        # Besides the file kinds, names of other attributes of a scan result: the view once looked
+        # `kind` up with getattr, and these answered 500.
+        real["kind"] = st.sampled_from([path_parameters["kind"], "image", "overlay", "heatmap", "scan", "label",
+                                        "measurements", "_state"])
     return st.one_of(st.just(path_parameters), _with(path_parameters, real))
 
 
