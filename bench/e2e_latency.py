@@ -34,12 +34,12 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-def summary(name: str, seconds: list[float]) -> str:
+def summary(name: str, seconds: list[float], *, width: int = 34) -> str:
     if not seconds:
-        return f"{name:<34} n=0"
+        return f"{name:<{width}} n=0"
     ms = [s * 1000 for s in seconds]
-    return (f"{name:<34} n={len(ms):<3} median {statistics.median(ms):7.1f} ms   p95 {percentile(ms, 95):7.1f} ms"
-            f"   min {min(ms):7.1f} ms")
+    return (f"{name:<{width}} n={len(ms):<4} median {statistics.median(ms):8.1f} ms   p95 {percentile(ms, 95):8.1f} ms"
+            f"   min {min(ms):8.1f} ms   max {max(ms):8.1f} ms")
 
 
 def load_images(directory: Path | None, count: int) -> list[tuple[str, bytes]]:

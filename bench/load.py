@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
-from bench.e2e_latency import DEFAULT_IMAGES, load_images, percentile  # noqa: E402
+from bench.e2e_latency import DEFAULT_IMAGES, load_images, summary  # noqa: E402
 
 MAKE_CLINICIANS = """
 from django.contrib.auth import get_user_model
@@ -44,14 +43,6 @@ for i in range({count}):
 print(json.dumps({{"clinicians": tokens, "carol": Token.objects.get(user__username="carol").key,
                   "patient": Patient.objects.get(mrn="MRN-1001").id}}))
 """
-
-
-def ms_summary(name: str, seconds: list[float]) -> str:
-    if not seconds:
-        return f"  {name:<36} n=0"
-    ms = [s * 1000 for s in seconds]
-    return (f"  {name:<36} n={len(ms):<5} p50 {statistics.median(ms):8.1f} ms  p95 {percentile(ms, 95):8.1f} ms"
-            f"  max {max(ms):8.1f} ms")
 
 
 async def run(base_url: str, ws_base: str, tokens: dict, images: list[tuple[str, bytes]], scans: int, clients: int):
@@ -186,7 +177,6 @@ def main() -> None:
 
     uploads, finished, db = r["uploads"], r["finished"], r["db"]
     to_result = [finished[s][1] - uploads[s] for s in finished if s in uploads]
-    positives = [s for s, (label, _) in finished.items() if label == "paralysis" and s in uploads]
     to_alert = [seen - uploads[s] for s in r["alert_seen"] if s in uploads for seen in r["alert_seen"][s]]
     fan_out = [max(seen) - min(seen) for seen in r["alert_seen"].values() if len(seen) > 1]
     frames = sorted(r["per_socket"].get(i, 0) for i in range(r["sockets"]))
@@ -197,10 +187,10 @@ def main() -> None:
     print(f"  upload throughput: {len(uploads) / r['upload_seconds']:.1f} scans/s accepted "
           f"({r['upload_seconds']:.1f} s); every scan analysed after {r['all_done']:.1f} s "
           f"({finished_in_db / r['all_done']:.1f} scans/s end to end)")
-    print(ms_summary("upload answered (202)", r["answer_times"]))
-    print(ms_summary("upload -> result (scan.updated)", to_result))
-    print(ms_summary("upload -> alert, every socket", to_alert))
-    print(ms_summary("first to last socket, per alert", fan_out))
+    print("  " + summary("upload answered (202)", r["answer_times"], width=36))
+    print("  " + summary("upload -> result (scan.updated)", to_result, width=36))
+    print("  " + summary("upload -> alert, every socket", to_alert, width=36))
+    print("  " + summary("first to last socket, per alert", fan_out, width=36))
     print(f"  counts in the database: scans in {len(uploads)} (refused {dict(r['refused']) or 0}), "
           f"{db['by_status']}, scans lost {len(uploads) - finished_in_db}; positive scans {db['positives']}")
     expected_frames = db["positives"] * r["sockets"]
