@@ -23,6 +23,8 @@ class DecisionRule:
     fused_positive_at: float = 0.5
     fused_negative_below: float = 0.5
     classifier_weight: float = 0.0
+    # How fast the asymmetry score rises around asymmetry_positive_at (0.5 there; 0.95 about 1.0 above).
+    asymmetry_score_width: float = 0.35
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -55,10 +57,10 @@ class Decision:
 
 
 def asymmetry_score(index: float, rule: DecisionRule) -> float:
-    """Map the index to 0..1 so that the positive threshold is 0.5 (a logistic curve)."""
-    midpoint = rule.asymmetry_positive_at
-    width = max((rule.asymmetry_positive_at - rule.asymmetry_negative_below) / 2, 1e-6)
-    return 1.0 / (1.0 + math.exp(-(index - midpoint) / width))
+    """Map the index to 0..1 so that the positive threshold is 0.5 (a logistic curve): a score a
+    clinician can read, which still grows across the mild, moderate and severe bands."""
+    width = max(rule.asymmetry_score_width, 1e-6)
+    return 1.0 / (1.0 + math.exp(-(index - rule.asymmetry_positive_at) / width))
 
 
 def decide(*, asymmetry_index: float, severity: str, probability: float | None, rule: DecisionRule) -> Decision:

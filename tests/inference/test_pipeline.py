@@ -108,3 +108,12 @@ def test_a_classifier_probability_moves_the_fused_decision():
     high = decide(asymmetry_index=0.8, severity="mild", probability=0.95, rule=rule)
     assert low.label == NO_PARALYSIS and high.label == PARALYSIS
     assert high.rule["used_classifier"] is True
+
+
+def test_the_score_is_one_half_at_the_threshold_and_grows_across_the_bands():
+    from inference.engine.decide import asymmetry_score
+
+    rule = ASYMMETRY_ONLY_RULE
+    assert asymmetry_score(rule.asymmetry_positive_at, rule) == pytest.approx(0.5)
+    scores = [asymmetry_score(index, rule) for index in (0.3, 0.85, 1.7, 2.1, 3.0)]
+    assert scores == sorted(scores) and scores[0] < 0.2 and 0.8 < scores[2] < 0.95 < scores[-1] < 1.0
