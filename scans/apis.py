@@ -71,7 +71,7 @@ class ScanListApi(generics.ListAPIView):
 
     @extend_schema(
         request={"multipart/form-data": ScanCreateSerializer},
-        responses={202: ScanSerializer, **error_responses(400, 401)},
+        responses={202: ScanSerializer, **error_responses(400, 401, 429)},
         parameters=[OpenApiParameter("Location", OpenApiTypes.URI, OpenApiParameter.HEADER, required=True,
                                      response=[202], description="The new scan's URL (as `url` in the body).")],
         description="Upload a facial photo. Answers 202 at once; the analysis follows (poll the scan "
