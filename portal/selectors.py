@@ -23,10 +23,6 @@ def patient_visibility_q(user: User, *, prefix: str = "") -> Q | None:
     )
 
 
-def visible_patient_ids(user: User) -> QuerySet:
-    return patient_list_for_user(user=user).values("id")
-
-
 def patient_list_for_user(*, user: User) -> QuerySet[Patient]:
     if not user.is_authenticated:
         return Patient.objects.none()
