@@ -111,3 +111,26 @@ def test_an_upload_in_one_browser_arrives_live_in_another_and_is_claimed(browser
     shoot(clinician, "patient")
     clinician.goto(f"{live_stack.base_url}/information/")
     shoot(clinician, "information")
+
+
+def test_the_feed_recovers_a_dropped_frame_and_ignores_a_duplicate(browser, live_stack, people):
+    from alerts.models import Alert
+    from tests import factories
+
+    clinician = logged_in_page(browser, live_stack, "alice")
+    clinician.goto(f"{live_stack.base_url}/alerts/")
+    clinician.wait_for_selector("#connection.ok")
+    # An alert written to the record but never announced: as if its frame had been dropped.
+    result = factories.ScanResultFactory(scan__patient=people.patient)
+    silent = Alert.objects.create(scan=result.scan, latest_scan=result.scan, patient=people.patient,
+                                  severity="moderate", score=0.9)
+    row = clinician.wait_for_selector(f"li.alert[data-alert-id='{silent.id}']", timeout=25_000)  # 15 s catch-up
+    assert "Maria Santos" in row.inner_text()
+    clinician.wait_for_function("document.title.startsWith('(1)')")
+    # The same alert delivered twice (a replay overlapping a live frame) is still one row.
+    clinician.evaluate("""(id) => fetch('/api/v1/alerts/?after=' + (id - 1)).then(r => r.json()).then(page => {
+        for (const alert of page.results) {
+            window.dispatchEvent(new CustomEvent('portal:alert.created', {detail: {type: 'alert.created', alert}}));
+        }})""", silent.id)
+    clinician.wait_for_timeout(500)
+    assert clinician.locator("li.alert").count() == 1
