@@ -11,6 +11,12 @@ from django.contrib.auth.models import AnonymousUser
 from rest_framework.authtoken.models import Token
 
 
+def query_param(scope, name: str) -> str | None:
+    """The first value of `name` in the WebSocket URL's query string."""
+    values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get(name)
+    return values[0] if values else None
+
+
 @database_sync_to_async
 def _user_for_token(key: str):
     token = Token.objects.select_related("user").filter(key=key).first()
@@ -24,9 +30,9 @@ class TokenAuthMiddleware:
         self.inner = inner
 
     async def __call__(self, scope, receive, send):
-        token = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token")
+        token = query_param(scope, "token")
         if token:
-            scope = dict(scope, user=await _user_for_token(token[0]))
+            scope = dict(scope, user=await _user_for_token(token))
         return await self.inner(scope, receive, send)
 
 
@@ -48,7 +54,7 @@ class BrowserOriginGuard:
         headers = scope.get("headers", [])
         if any(name == b"origin" for name, _ in headers):
             return await self.with_origin_check(scope, receive, send)
-        if not parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token"):
+        if not query_param(scope, "token"):
             return await WebsocketDenier()(scope, receive, send)
         scope = dict(scope, headers=[(name, value) for name, value in headers if name != b"cookie"])
         return await self.inner(scope, receive, send)

@@ -13,6 +13,7 @@ import logging
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from alerts.auth import query_param
 from alerts.events import STAFF_GROUP, user_group
 from alerts.models import Alert, AlertEvent
 from alerts.selectors import ALERT_RELATED, alert_list_for_user
@@ -146,12 +147,8 @@ def _read_alert(alert_id: int):
 
 
 def _query_int(scope, name: str) -> int | None:
-    from urllib.parse import parse_qs
-
-    values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get(name)
-    if not values:
-        return None
+    value = query_param(scope, name)
     try:
-        return int(values[0])
+        return int(value) if value is not None else None
     except ValueError:
         return None

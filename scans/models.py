@@ -56,10 +56,6 @@ class Scan(models.Model):
     def get_absolute_url(self) -> str:
         return reverse("scans:detail", args=[self.pk])
 
-    @property
-    def is_finished(self) -> bool:
-        return self.status in {self.Status.DONE, self.Status.REJECTED, self.Status.FAILED}
-
 
 class ScanResult(models.Model):
     class Label(models.TextChoices):

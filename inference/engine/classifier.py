@@ -64,12 +64,6 @@ def preprocess(face_rgb: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array.transpose(2, 0, 1)[None])
 
 
-def to_tensor(face_rgb: np.ndarray):
-    import torch
-
-    return torch.from_numpy(preprocess(face_rgb))
-
-
 def _features_model(model):
     """The same network, returning (logits, layer4 features)."""
     import torch.nn as nn

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from inference.engine.imaging import ImageRejected, decode_upload
+from inference.engine.pipeline import ENGINE_VERSION
 from inference.runtime import current_pipeline, loaded_version_of
 
 
@@ -42,21 +43,15 @@ class Command(BaseCommand):
             raw = path.read_bytes()
         except OSError as exc:
             return {"path": str(path), "status": "error", "reason": f"cannot read: {exc.strerror}",
-                    "engine_version": pipeline_engine_version()}
+                    "engine_version": ENGINE_VERSION}
         try:
             # The same clean-up as an upload, so the portal and this command see the same pixels.
             clean = decode_upload(raw, max_bytes=settings.SCAN_MAX_UPLOAD_BYTES, max_pixels=settings.SCAN_MAX_PIXELS)
             analysis = pipeline.analyze_bytes(clean.data)
         except ImageRejected as exc:
             return {"path": str(path), "status": "rejected", "reason": str(exc),
-                    "engine_version": pipeline_engine_version()}
+                    "engine_version": ENGINE_VERSION}
         return {"path": str(path), **analysis.as_dict()}
-
-
-def pipeline_engine_version() -> str:
-    from inference.engine.pipeline import ENGINE_VERSION
-
-    return ENGINE_VERSION
 
 
 def _json_line(record: dict) -> str:
