@@ -51,9 +51,10 @@ class PreparedSet:
     splits: list[str]
     groups: np.ndarray  # (N,) near-duplicate group id
     skipped: dict[str, int] = field(default_factory=dict)
+    folds: np.ndarray | None = None  # (N,) cross-validation fold, when the split was made here
 
-    def subset(self, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        mask = np.array([s == split for s in self.splits], dtype=bool)
+    def subset(self, split: str, splits: list[str] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        mask = np.array([s == split for s in (splits or self.splits)], dtype=bool)
         return self.faces[mask], self.labels[mask], self.asymmetry[mask]
 
 
@@ -158,14 +159,36 @@ def _store(cache_dir: Path, path: Path, size: int, item) -> None:
                             layout=signature["layout"], layout_mask=signature["layout_mask"])
 
 
-def group_split(prepared: PreparedSet, *, fractions=(0.7, 0.15, 0.15), seed: int = 0) -> None:
-    """Assign whole near-duplicate groups to test/val/train (fractions in SPLITS order) when the
-    layout gave no split; stratified by each group's majority class, so each split keeps both classes."""
+FOLDS = 5
+
+
+def group_split(prepared: PreparedSet, *, folds: int = FOLDS, seed: int = 0) -> None:
+    """When the layout gave no split: deal whole near-duplicate groups into ``folds`` folds of about
+    equal size, stratified by each group's majority class, so each fold keeps both classes. Fold 0
+    is the test split, fold 1 the validation split, the rest train (see ``fold_splits``)."""
     if all(prepared.splits):
         return
-    assigned = duplicates.split_groups(prepared.groups, prepared.labels, {"test": fractions[2], "val": fractions[1]},
-                                       rest="train", seed=seed)
-    prepared.splits = [str(split) for split in assigned]
+    names = [f"fold{i}" for i in range(folds)]
+    assigned = duplicates.split_groups(prepared.groups, prepared.labels, dict.fromkeys(names[:-1], 1 / folds),
+                                       rest=names[-1], seed=seed)
+    prepared.folds = np.array([names.index(name) for name in assigned])
+    prepared.splits = fold_splits(prepared, 0)
+
+
+def fold_splits(prepared: PreparedSet, test_fold: int) -> list[str]:
+    """Cross-validation round ``test_fold``: that fold is the test split, the next one validation."""
+    if prepared.folds is None:
+        raise ValueError("this data set came with its own split; it has no folds")
+    count = int(prepared.folds.max()) + 1
+    val_fold = (test_fold + 1) % count
+    return ["test" if f == test_fold else "val" if f == val_fold else "train" for f in prepared.folds.tolist()]
+
+
+def split_digest(prepared: PreparedSet, splits: list[str] | None = None) -> str:
+    """Names the split independently of where the data set lives: class folder, file name and split
+    of every photo. A checkpoint trained elsewhere is evaluated only on the split it was trained for."""
+    lines = sorted(f"{Path(p).parent.name}/{Path(p).name}:{s}" for p, s in zip(prepared.paths, splits or prepared.splits))
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
 def leakage(prepared: PreparedSet) -> int:
@@ -176,85 +199,217 @@ def leakage(prepared: PreparedSet) -> int:
     return sum(1 for splits in seen.values() if len(splits) > 1)
 
 
+# --- packs: aligned faces that travel to a training machine without MediaPipe ---------------------
+
+
+def save_pack(prepared: PreparedSet, path: Path, *, quality: int = 95) -> None:
+    """The prepared set in one .npz file, faces JPEG-encoded (about 20x smaller than raw pixels)."""
+    import io
+
+    encoded = []
+    for face in prepared.faces:
+        buffer = io.BytesIO()
+        Image.fromarray(face).save(buffer, format="JPEG", quality=quality)
+        encoded.append(np.frombuffer(buffer.getvalue(), dtype=np.uint8))
+    offsets = np.cumsum([0] + [len(e) for e in encoded])
+    folds = prepared.folds if prepared.folds is not None else np.full(len(prepared.labels), -1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, jpeg=np.concatenate(encoded), offsets=offsets, labels=prepared.labels,
+             asymmetry=prepared.asymmetry, paths=np.array(prepared.paths), splits=np.array(prepared.splits),
+             groups=prepared.groups, folds=folds, size=np.array(prepared.faces.shape[1]))
+
+
+def load_pack(path: Path) -> PreparedSet:
+    import io
+
+    with np.load(path, allow_pickle=False) as data:
+        jpeg, offsets = data["jpeg"], data["offsets"]
+        faces = np.stack([np.asarray(Image.open(io.BytesIO(jpeg[offsets[i]:offsets[i + 1]].tobytes())).convert("RGB"))
+                          for i in range(len(offsets) - 1)])
+        folds = data["folds"]
+        return PreparedSet(faces, data["labels"], data["asymmetry"], data["paths"].tolist(), data["splits"].tolist(),
+                           data["groups"], folds=None if (folds < 0).any() else folds)
+
+
 # --- training ---------------------------------------------------------------------------------
 
 
-def _batches(faces: np.ndarray, labels: np.ndarray, batch_size: int, *, shuffle: bool, augment: bool,
-             rng: np.random.Generator):
+def _normalise(x):
+    """uint8 NHWC tensor -> float NCHW, ImageNet-normalised (the serving preprocessing, in torch)."""
     import torch
 
-    order = rng.permutation(len(faces)) if shuffle else np.arange(len(faces))
-    for start in range(0, len(order), batch_size):
-        index = order[start:start + batch_size]
-        batch = faces[index].astype(np.float32) / 255.0
-        if augment:
-            flip = rng.random(len(batch)) < 0.5
-            batch[flip] = batch[flip, :, ::-1]  # a mirrored face has the same label
-            gain = rng.uniform(0.75, 1.25, size=(len(batch), 1, 1, 1)).astype(np.float32)
-            batch = np.clip(batch * gain, 0, 1)
-        batch = (batch - IMAGENET_MEAN) / IMAGENET_STD
-        yield torch.from_numpy(np.ascontiguousarray(batch.transpose(0, 3, 1, 2))), torch.from_numpy(labels[index])
+    x = x.permute(0, 3, 1, 2).float().div_(255)
+    mean = torch.as_tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
+    std = torch.as_tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def _augment(x, *, erase: float = 0.0):
+    """Random mirror, rotation, scale, shift, resolution loss and colour, on the batch's device. A
+    mirrored face keeps its label; the resolution loss keeps the model from telling the data set's
+    sources apart by sharpness."""
+    import torch
+    import torch.nn.functional as F
+
+    n, device = x.shape[0], x.device
+    x = x.permute(0, 3, 1, 2).float().div_(255)
+
+    def uniform(low, high, *shape):
+        return torch.rand(n, *shape, device=device) * (high - low) + low
+
+    angle = uniform(-math.radians(10), math.radians(10))
+    scale = uniform(0.9, 1.1)
+    mirror = torch.where(torch.rand(n, device=device) < 0.5, -1.0, 1.0)
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    shift_x, shift_y = uniform(-0.06, 0.06), uniform(-0.06, 0.06)
+    theta = torch.stack([torch.stack([cos * mirror, -sin, shift_x], 1), torch.stack([sin * mirror, cos, shift_y], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+    factor = float(torch.empty(()).uniform_(0.25, 0.75))
+    low = F.interpolate(x, scale_factor=factor, mode="bilinear", antialias=True, align_corners=False)
+    low = F.interpolate(low, size=x.shape[-2:], mode="bilinear", align_corners=False)
+    x = torch.where((torch.rand(n, device=device) < 0.4).view(n, 1, 1, 1), low, x)
+
+    x = x * uniform(0.7, 1.3, 1, 1, 1)
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    x = (x - mean) * uniform(0.7, 1.3, 1, 1, 1) + mean
+    grey = (x * torch.tensor([0.299, 0.587, 0.114], device=device).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    x = grey + (x - grey) * uniform(0.5, 1.4, 1, 1, 1)
+    x = x.clamp_(0, 1)
+    if erase:
+        size = x.shape[-1]
+        side = (uniform(0.12, 0.35) * size).long().view(n, 1, 1)
+        top = (torch.rand(n, device=device) * size).long().view(n, 1, 1) - side // 2
+        left = (torch.rand(n, device=device) * size).long().view(n, 1, 1) - side // 2
+        rows = torch.arange(size, device=device).view(1, size, 1)
+        cols = torch.arange(size, device=device).view(1, 1, size)
+        patch = (rows >= top) & (rows < top + side) & (cols >= left) & (cols < left + side)
+        patch &= (torch.rand(n, device=device) < erase).view(n, 1, 1)
+        x = torch.where(patch.unsqueeze(1), torch.rand_like(x), x)
+    mean = torch.as_tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
+    std = torch.as_tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def load_initial_weights(model, path: Path) -> None:
+    """ImageNet weights from torchvision's .pth (or a .safetensors with the same layer names); the
+    classification layer is left new."""
+    import torch
+
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(path))
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or [k for k in missing if not k.startswith("fc.")]:
+        raise ValueError(f"{path.name} is not a ResNet-50 state dict")
 
 
 def train(prepared: PreparedSet, *, epochs: int, batch_size: int, lr: float, device: str,
-          initial_weights: Path | None, seed: int = 0, progress=lambda it, **kw: it, log=print):
-    """Fine-tune ResNet-50; keep the weights of the epoch with the best validation ROC AUC."""
+          initial_weights: Path | None, seed: int = 0, splits: list[str] | None = None,
+          weight_decay: float = 0.05, mixup: float = 0.0, erase: float = 0.0, ema: float = 0.0,
+          progress=lambda it, **kw: it, log=print):
+    """Train ResNet-50 on the train split (augmented on the device; bf16 on a GPU); keep the weights
+    of the epoch with the best validation ROC AUC (ties: lower validation loss).
+
+    Against memorising a small set of faces: ``mixup`` (Beta(a, a) blends of two faces and their
+    labels, on half the batches), ``erase`` (that share of faces gets a random patch of noise) and
+    ``ema`` (validate and keep an exponential moving average of the weights with this decay)."""
     import torch
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
     torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
     model = build_resnet50()
     if initial_weights is not None:
-        state = torch.load(initial_weights, map_location="cpu", weights_only=True)
-        state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-        model.load_state_dict(state, strict=False)
+        load_initial_weights(model, initial_weights)
         log(f"initial weights: ImageNet ({initial_weights.name})")
     else:
         log("initial weights: none found, training from scratch (expect weaker results than from ImageNet)")
-    model.to(device)
-    train_x, train_y, _ = prepared.subset("train")
-    val_x, val_y, _ = prepared.subset("val")
+    cuda = device.startswith("cuda")
+    model.to(device, memory_format=torch.channels_last)
+    train_x, train_y, _ = prepared.subset("train", splits)
+    val_x, val_y, _ = prepared.subset("val", splits)
+    faces = torch.from_numpy(train_x).to(device)
+    targets_all = torch.from_numpy(train_y).long().to(device)
     counts = np.bincount(train_y, minlength=len(CLASSES)).astype(np.float32)
     weights = torch.tensor(counts.sum() / np.maximum(counts, 1) / len(CLASSES), device=device)
-    criterion = torch.nn.CrossEntropyLoss(weight=weights)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    steps = max(1, epochs * math.ceil(len(train_x) / batch_size))
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
-    best_auc, best_state, history = -1.0, None, []
+    criterion = torch.nn.CrossEntropyLoss(weight=weights, label_smoothing=0.1)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema), use_buffers=True) if ema else None
+    kept = averaged.module if averaged is not None else model
+    per_epoch = max(1, len(train_x) // batch_size)  # the remainder waits for another epoch's shuffle
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * per_epoch, pct_start=0.2)
+    best_key, best_state, best_epoch, history = None, None, 0, []
     for epoch in range(1, epochs + 1):
         model.train()
         losses = []
-        batches = _batches(train_x, train_y, batch_size, shuffle=True, augment=True, rng=rng)
-        for inputs, targets in progress(batches, total=math.ceil(len(train_x) / batch_size),
-                                        desc=f"epoch {epoch}/{epochs}"):
+        order = torch.randperm(len(train_x), device=device)
+        for step in progress(range(per_epoch), total=per_epoch, desc=f"epoch {epoch}/{epochs}"):
+            index = order[step * batch_size:(step + 1) * batch_size]
+            if len(index) < 2:  # batch norm needs two
+                index = order[:2]
+            inputs, targets = _augment(faces[index], erase=erase), targets_all[index]
+            share, partner = 1.0, None
+            if mixup and torch.rand(()) < 0.5:
+                share = float(torch.distributions.Beta(mixup, mixup).sample())
+                partner = torch.randperm(len(index), device=device)
+                inputs = share * inputs + (1 - share) * inputs[partner]
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
             optimizer.zero_grad(set_to_none=True)
-            loss = criterion(model(inputs.to(device)), targets.to(device))
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+                outputs = model(inputs)
+                loss = criterion(outputs, targets)
+                if partner is not None:
+                    loss = share * loss + (1 - share) * criterion(outputs, targets[partner])
             loss.backward()
             optimizer.step()
             scheduler.step()
-            losses.append(float(loss.detach()))
-        val_prob = predict(model, val_x, batch_size=batch_size, device=device) if len(val_x) else np.array([])
+            if averaged is not None:
+                averaged.update_parameters(model)
+            losses.append(loss.detach())
+        train_loss = float(torch.stack(losses).mean())
+        val_prob = predict(kept, val_x, batch_size=max(batch_size, 64), device=device) if len(val_x) else np.array([])
         val_auc = roc_auc(val_y, val_prob)
-        history.append({"epoch": epoch, "loss": float(np.mean(losses)), "val_auc": val_auc})
-        log(f"epoch {epoch}: loss {np.mean(losses):.4f}, validation ROC AUC {val_auc:.4f}")
-        if best_state is None or (not math.isnan(val_auc) and val_auc > best_auc):
-            best_auc = val_auc
-            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        val_loss = _log_loss(val_y, val_prob)
+        history.append({"epoch": epoch, "loss": train_loss, "val_auc": val_auc, "val_loss": val_loss})
+        log(f"epoch {epoch}: loss {train_loss:.4f}, validation ROC AUC {val_auc:.4f}, log loss {val_loss:.4f}")
+        key = (-1.0 if math.isnan(val_auc) else val_auc, -val_loss if not math.isnan(val_loss) else 0.0)
+        if best_key is None or key > best_key:
+            best_key, best_epoch = key, epoch
+            best_state = {k: v.detach().to("cpu", copy=True) for k, v in kept.state_dict().items()}
     model.load_state_dict(best_state)
-    model.to("cpu").eval()
+    model.to("cpu", memory_format=torch.contiguous_format).eval()
+    history.append({"best_epoch": best_epoch})
     return model, history
 
 
+def _log_loss(labels: np.ndarray, prob: np.ndarray) -> float:
+    if len(labels) == 0:
+        return float("nan")
+    p = np.clip(prob, 1e-6, 1 - 1e-6)
+    return float(-np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p)))
+
+
 def predict(model, faces: np.ndarray, *, batch_size: int = 32, device: str = "cpu") -> np.ndarray:
+    """P(paralysis) per face, in float32 with the serving preprocessing."""
     import torch
 
     model.eval()
     out = []
     with torch.inference_mode():
-        for inputs, _ in _batches(faces, np.zeros(len(faces), dtype=np.int64), batch_size, shuffle=False,
-                                  augment=False, rng=np.random.default_rng(0)):
-            out.append(torch.softmax(model(inputs.to(device)), dim=1)[:, 1].float().cpu().numpy())
+        for start in range(0, len(faces), batch_size):
+            batch = _normalise(torch.from_numpy(faces[start:start + batch_size]).to(device))
+            out.append(torch.softmax(model(batch).float(), dim=1)[:, 1].cpu().numpy())
     return np.concatenate(out) if out else np.array([])
+
+
+def checkpoint_payload(model, *, input_size: int, training: dict) -> dict:
+    return {"state_dict": model.state_dict(), "classes": list(CLASSES), "input_size": input_size,
+            "architecture": "resnet50", "training": training}
 
 
 # --- fused decision and report ------------------------------------------------------------------
@@ -325,3 +480,81 @@ def save_plots(out_dir: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], 
 
 def write_json(path: Path, data: dict) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True, default=float))
+
+
+# --- training on another machine: python -m inference.engine.training PACK OUT ---------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Fit on a pack written by ``manage.py train_classifier DATA_DIR --save-pack PACK``, where only
+    PyTorch is installed (a GPU machine): writes OUT/fold<i>.pt per cross-validation round (fold 0 is
+    the pack's own test split) and OUT/cv.npz, every model's P(paralysis) for every photo. Bring
+    fold0.pt back and evaluate and register it with ``train_classifier DATA_DIR --checkpoint``."""
+    import argparse
+    import time
+
+    import torch
+    from tqdm import tqdm
+
+    parser = argparse.ArgumentParser(prog="python -m inference.engine.training", description=main.__doc__)
+    parser.add_argument("pack", type=Path)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--weights", type=Path, help="ImageNet weights (.pth or .safetensors)")
+    parser.add_argument("--folds", default="0", help="comma-separated test folds to train, e.g. 0,1,2,3,4")
+    parser.add_argument("--weight-decay", type=float, default=0.05)
+    parser.add_argument("--mixup", type=float, default=0.0, help="Beta(a, a) of mixup; 0: off")
+    parser.add_argument("--erase", type=float, default=0.0, help="share of faces with a noise patch")
+    parser.add_argument("--ema", type=float, default=0.0, help="decay of the weights' moving average; 0: off")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--time-budget", type=float, default=0, help="seconds; start no fold that would end later")
+    args = parser.parse_args(argv)
+
+    started = time.monotonic()
+    torch.backends.cudnn.benchmark = True
+    prepared = load_pack(args.pack)
+    size = int(prepared.faces.shape[1])
+    folds = [int(f) for f in args.folds.split(",")]
+    if prepared.folds is None and folds != [0]:
+        parser.error("this pack came with its own split: only --folds 0")
+    args.out.mkdir(parents=True, exist_ok=True)
+    print(f"{len(prepared.labels)} faces of {size} px from {args.pack}; device {args.device} "
+          f"({torch.cuda.get_device_name() if args.device.startswith('cuda') else 'cpu'}); torch {torch.__version__}")
+    probabilities = np.full((max(folds) + 1, len(prepared.labels)), np.nan, dtype=np.float32)
+    seconds_per_fold = 0.0
+    for fold in folds:
+        elapsed = time.monotonic() - started
+        if args.time_budget and seconds_per_fold and elapsed + seconds_per_fold > args.time_budget:
+            print(f"stopping before fold {fold}: {elapsed:.0f} s spent of a {args.time_budget:.0f} s budget")
+            break
+        fold_started = time.monotonic()
+        splits = fold_splits(prepared, fold) if prepared.folds is not None else prepared.splits
+        model, history = train(prepared, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                               device=args.device, initial_weights=args.weights, seed=args.seed + fold, splits=splits,
+                               weight_decay=args.weight_decay, mixup=args.mixup, erase=args.erase, ema=args.ema,
+                               progress=lambda it, **kw: tqdm(it, leave=False, mininterval=5, **kw))
+        model.to(args.device)
+        probabilities[fold] = predict(model, prepared.faces, batch_size=256, device=args.device)
+        model.to("cpu")
+        seconds_per_fold = time.monotonic() - fold_started
+        test = np.array([s == "test" for s in splits])
+        test_auc = roc_auc(prepared.labels[test], probabilities[fold][test])
+        training = {"fold": fold, "split_digest": split_digest(prepared, splits), "epochs": args.epochs,
+                    "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed + fold, "history": history,
+                    "weight_decay": args.weight_decay, "mixup": args.mixup, "erase": args.erase, "ema": args.ema,
+                    "initial_weights": args.weights.name if args.weights else "none (from scratch)",
+                    "device": args.device, "torch": str(torch.__version__), "seconds": round(seconds_per_fold, 1),
+                    "test_auc_on_pack": test_auc}
+        torch.save(checkpoint_payload(model, input_size=size, training=training), args.out / f"fold{fold}.pt")
+        np.savez(args.out / "cv.npz", probabilities=probabilities, labels=prepared.labels, paths=np.array(prepared.paths),
+                 folds=prepared.folds if prepared.folds is not None else np.zeros(len(prepared.labels), int))
+        print(f"fold {fold}: best epoch {history[-1]['best_epoch']}, test ROC AUC {test_auc:.4f}, "
+              f"{seconds_per_fold:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

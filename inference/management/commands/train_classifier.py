@@ -1,10 +1,16 @@
 """Fine-tune ResNet-50 on aligned faces, evaluate it on a held-out split, register a model version.
 
-    python manage.py train_classifier DATA_DIR [--epochs 8] [--image-size 224] [--activate]
+    python manage.py train_classifier DATA_DIR [--epochs 40] [--image-size 224] [--activate]
 
 DATA_DIR: train|val|test/paralysis|no_paralysis (the paper's layout) or paralysis/ + no_paralysis/
-(split here, near-duplicates kept together). Writes checkpoint, metrics.json, roc.png and
-confusion.png to --output-dir and registers the version (active only with --activate).
+(split here into near-duplicate-aware folds: fold 0 tests, fold 1 validates, the rest trains). Writes
+checkpoint, metrics.json, roc.png and confusion.png to --output-dir and registers the version
+(active only with --activate).
+
+Training on a machine without MediaPipe (a GPU box with PyTorch only) takes three steps:
+    manage.py train_classifier DATA_DIR --save-pack faces.npz          # align and split here
+    python -m inference.engine.training faces.npz out/ --folds 0,1,2,3,4   # there
+    manage.py train_classifier DATA_DIR --checkpoint out/fold0.pt      # evaluate and register here
 """
 
 from __future__ import annotations
@@ -38,10 +44,10 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("data_dir", type=Path)
-        parser.add_argument("--epochs", type=int, default=8)
-        parser.add_argument("--batch-size", type=int, default=32)
+        parser.add_argument("--epochs", type=int, default=40)
+        parser.add_argument("--batch-size", type=int, default=64)
         parser.add_argument("--image-size", type=int, default=224)
-        parser.add_argument("--lr", type=float, default=1e-3)
+        parser.add_argument("--lr", type=float, default=2e-3)
         parser.add_argument("--device", default="", help="cpu or cuda (default: cuda when present)")
         parser.add_argument("--weights", type=Path, help="ImageNet weights file (default: torch hub cache)")
         parser.add_argument("--limit-per-class", type=int, default=0, help="use at most N photos per class")
@@ -50,6 +56,10 @@ class Command(BaseCommand):
         parser.add_argument("--output-dir", type=Path)
         parser.add_argument("--cache-dir", type=Path, help="keep aligned faces here between runs")
         parser.add_argument("--activate", action="store_true", help="make the new version the active one")
+        parser.add_argument("--save-pack", type=Path, metavar="PACK",
+                            help="align and split, write the faces to PACK for `python -m inference.engine.training`, stop")
+        parser.add_argument("--checkpoint", type=Path,
+                            help="skip training: evaluate and register this checkpoint, trained on the same split")
 
     def handle(self, *args, **options):
         import torch
@@ -69,6 +79,7 @@ class Command(BaseCommand):
         started = time.monotonic()
         prepared = training.prepare(samples, size=options["image_size"], cache_dir=options["cache_dir"],
                                     progress=lambda it: _progress(it, total=len(samples), desc="aligning faces"))
+        checkpoint_in = self._trained_elsewhere(options["checkpoint"])
         training.group_split(prepared, seed=options["seed"])
         counts = {split: int(sum(1 for s in prepared.splits if s == split)) for split in training.SPLITS}
         self.stdout.write(f"faces: {len(prepared.labels)} usable, skipped {prepared.skipped or 'none'}; "
@@ -81,13 +92,29 @@ class Command(BaseCommand):
             self.stdout.write("(near-duplicates cross the given splits: test figures overstate accuracy)")
         if counts["train"] == 0 or counts["test"] == 0:
             raise CommandError("not enough usable faces to train and test")
+        if options["save_pack"]:
+            training.save_pack(prepared, options["save_pack"])
+            size_mb = options["save_pack"].stat().st_size / 1e6
+            self.stdout.write(self.style.SUCCESS(f"wrote {options['save_pack']} ({size_mb:.1f} MB); train with "
+                                                 f"python -m inference.engine.training {options['save_pack']} OUT_DIR"))
+            return
 
-        weights = options["weights"] or imagenet_weights()
-        if weights is not None and not weights.exists():
-            raise CommandError(f"{weights} does not exist")
-        model, history = training.train(
-            prepared, epochs=options["epochs"], batch_size=options["batch_size"], lr=options["lr"], device=device,
-            initial_weights=weights, seed=options["seed"], progress=_progress, log=self.stdout.write)
+        if checkpoint_in is not None:
+            model, trained = checkpoint_in
+            if trained.get("split_digest") != training.split_digest(prepared):
+                raise CommandError(f"{options['checkpoint']} was trained on another split of the data (other photos, "
+                                   "seed or faces found): its test figures would not be held out")
+            history, weights = trained.get("history", []), None
+            initial = trained.get("initial_weights", "unknown")
+            device = f"{trained.get('device', 'unknown')} (trained elsewhere, torch {trained.get('torch', '?')})"
+        else:
+            weights = options["weights"] or imagenet_weights()
+            if weights is not None and not weights.exists():
+                raise CommandError(f"{weights} does not exist")
+            model, history = training.train(
+                prepared, epochs=options["epochs"], batch_size=options["batch_size"], lr=options["lr"], device=device,
+                initial_weights=weights, seed=options["seed"], progress=_progress, log=self.stdout.write)
+            initial = weights.name if weights else "none (from scratch)"
 
         val_x, val_y, val_asym = prepared.subset("val")
         test_x, test_y, test_asym = prepared.subset("test")
@@ -112,7 +139,7 @@ class Command(BaseCommand):
             "skipped": prepared.skipped,
             "near_duplicate_groups": int(len(set(prepared.groups.tolist()))),
             "groups_crossing_splits": crossing,
-            "initial_weights": weights.name if weights else "none (from scratch)",
+            "initial_weights": initial,
             "device": device,
             "seconds": round(time.monotonic() - started, 1),
             "caveat": "Near-duplicate-aware split of an augmented data set whose classes come from different "
@@ -124,10 +151,26 @@ class Command(BaseCommand):
         training.write_json(out_dir / "metrics.json", {"thresholds": thresholds, **metrics})
 
         checkpoint = out_dir / f"{name}.pt"
-        torch.save({"state_dict": model.state_dict(), "classes": list(CLASSES), "input_size": options["image_size"],
-                    "architecture": "resnet50"}, checkpoint)
+        torch.save(training.checkpoint_payload(
+            model, input_size=options["image_size"],
+            training={"split_digest": training.split_digest(prepared), "history": history, "initial_weights": initial,
+                      "device": device, "epochs": len(history) - 1}), checkpoint)
         version = self._register(name, checkpoint, options["image_size"], thresholds, metrics, options["activate"])
         self._report(metrics, thresholds, version, plots)
+
+    def _trained_elsewhere(self, path: Path | None):
+        """The model and training record of a checkpoint made by `python -m inference.engine.training`."""
+        if path is None:
+            return None
+        import torch
+
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+            model = training.build_resnet50()
+            model.load_state_dict(payload["state_dict"])
+        except (OSError, KeyError, RuntimeError, TypeError) as exc:
+            raise CommandError(f"{path} is not a ResNet-50 classifier checkpoint: {exc}") from None
+        return model.eval(), payload.get("training", {})
 
     def _register(self, name, checkpoint: Path, size: int, thresholds: dict, metrics: dict, activate: bool):
         with transaction.atomic():
