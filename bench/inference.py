@@ -50,7 +50,7 @@ def main() -> None:
     from PIL import Image, ImageOps
 
     from inference.engine.align import aligned_face
-    from inference.engine.classifier import (
+    from inference.engine.classifier import AGREEMENT_TOLERANCE, (
         CLASSES, ResNetClassifier, build_resnet50, build_runtime, preprocess, softmax_paralysis, _features_model,
     )
     from inference.engine.face import FaceMeshDetector
@@ -96,7 +96,7 @@ def main() -> None:
             print(f"  {name}: unavailable ({exc})")
 
     expected = np.array([softmax_paralysis(reference.reference(batch)[0])[0] for batch in batches])
-    results = {}
+    results, agreeing = {}, set()
     print("\nClassifier runtimes (one aligned face at a time, logits + layer4 features for Grad-CAM):")
     for name, runtime in runtimes.items():
         runtime(batches[0])  # warm up
@@ -105,8 +105,11 @@ def main() -> None:
         difference = float(np.abs(probabilities - expected).max())
         same_label = float(np.mean((probabilities >= 0.5) == (expected >= 0.5)))
         results[name] = statistics.median(ms)
-        print(line(name, ms) + f"   max |dP| vs torch {difference:.1e}, same label {same_label:.0%}")
-    fastest_name = min(results, key=results.get)
+        if difference <= AGREEMENT_TOLERANCE and same_label == 1.0:
+            agreeing.add(name)
+        verdict = "agrees" if name in agreeing else f"DISAGREES (tolerance {AGREEMENT_TOLERANCE})"
+        print(line(name, ms) + f"   max |dP| vs torch {difference:.1e}, same label {same_label:.0%}: {verdict}")
+    fastest_name = min(agreeing, key=results.get)
     fastest = results[fastest_name]
     print(f"  fastest that agrees: {fastest_name}, {results['torch (eager fp32)'] / fastest:.2f}x faster than eager")
 

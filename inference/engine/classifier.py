@@ -27,8 +27,10 @@ IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 RUNTIME_PREFERENCE = ("openvino", "onnxruntime", "torch")
 # A runtime serves only if its probabilities match PyTorch's to this tolerance on the check inputs;
-# "auto" then takes the fastest of those, timed on this machine.
-AGREEMENT_TOLERANCE = 1e-3
+# "auto" then takes the fastest of those, timed on this machine. 0.01 admits OpenVINO's bf16 on CPUs
+# that have it (the trained model on 40 real faces: max |dP| 6.6e-3, same labels) and nothing coarser;
+# bench/inference.py checks the same tolerance on real faces.
+AGREEMENT_TOLERANCE = 1e-2
 
 
 class CheckpointError(RuntimeError):

