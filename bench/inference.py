@@ -50,8 +50,9 @@ def main() -> None:
     from PIL import Image, ImageOps
 
     from inference.engine.align import aligned_face
-    from inference.engine.classifier import AGREEMENT_TOLERANCE, (
-        CLASSES, ResNetClassifier, build_resnet50, build_runtime, preprocess, softmax_paralysis, _features_model,
+    from inference.engine.classifier import (
+        AGREEMENT_TOLERANCE, CLASSES, ResNetClassifier, build_resnet50, build_runtime, preprocess, softmax_paralysis,
+        _features_model,
     )
     from inference.engine.face import FaceMeshDetector
     from inference.engine.pipeline import Pipeline
