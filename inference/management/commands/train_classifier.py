@@ -1,6 +1,6 @@
 """Fine-tune ResNet-50 on aligned faces, evaluate it on a held-out split, register a model version.
 
-    python manage.py train_classifier DATA_DIR [--epochs 40] [--image-size 224] [--activate]
+    python manage.py train_classifier DATA_DIR [--epochs 60] [--image-size 224] [--activate]
 
 DATA_DIR: train|val|test/paralysis|no_paralysis (the paper's layout) or paralysis/ + no_paralysis/
 (split here into near-duplicate-aware folds: fold 0 tests, fold 1 validates, the rest trains). Writes
@@ -44,7 +44,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("data_dir", type=Path)
-        parser.add_argument("--epochs", type=int, default=40)
+        parser.add_argument("--epochs", type=int, default=60)
         parser.add_argument("--batch-size", type=int, default=64)
         parser.add_argument("--image-size", type=int, default=224)
         parser.add_argument("--lr", type=float, default=2e-3)
