@@ -31,8 +31,8 @@ class DecisionRule:
 
     @classmethod
     def from_thresholds(cls, thresholds: dict, *, name: str) -> "DecisionRule":
-        fields = {key: float(value) for key, value in thresholds.items() if key in cls.__dataclass_fields__}
-        fields.pop("name", None)
+        fields = {key: float(value) for key, value in thresholds.items()
+                  if key in cls.__dataclass_fields__ and key != "name"}
         base = asdict(ASYMMETRY_ONLY_RULE)
         base.update(fields)
         base["name"] = name
@@ -88,3 +88,25 @@ def decide(*, asymmetry_index: float, severity: str, probability: float | None, 
         severity = "mild"
     return Decision(label=label, score=round(score, 4), severity=severity,
                     rule={**rule.as_dict(), "used_classifier": probability is not None})
+
+
+def explain(*, asymmetry_index: float, probability: float | None, rule: dict) -> list[str]:
+    """How a stored result's label came about, in its rule's own numbers, for the clinician reading it."""
+    fitted = DecisionRule.from_thresholds(rule, name=str(rule.get("name", "")))
+    asym = asymmetry_score(asymmetry_index, fitted)
+    at = f"{fitted.asymmetry_positive_at:g}"
+    if probability is None:
+        return [f"Asymmetry index {asymmetry_index:.2f}: positive at {at} or more, negative below "
+                f"{fitted.asymmetry_negative_below:g}, inconclusive between.",
+                f"Score {asym:.2f}: the index mapped to 0–1 (0.50 at {at}). No classifier took part."]
+    weight = fitted.classifier_weight
+    score = weight * probability + (1 - weight) * asym
+    steps = [f"Classifier P(paralysis) {probability:.2f}; asymmetry index {asymmetry_index:.2f}, as a score "
+             f"{asym:.2f} (0.50 at {at}).",
+             f"Fused score {weight:.2f} × {probability:.2f} + {1 - weight:.2f} × {asym:.2f} = {score:.2f}."]
+    if fitted.fused_negative_below < fitted.fused_positive_at:
+        steps.append(f"Positive at {fitted.fused_positive_at:.2f} or more, negative below "
+                     f"{fitted.fused_negative_below:.2f}, inconclusive between.")
+    else:
+        steps.append(f"Positive at {fitted.fused_positive_at:.2f} or more, negative below it.")
+    return steps

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from inference.engine import quality
-from inference.engine.decide import ASYMMETRY_ONLY_RULE, INCONCLUSIVE, NO_PARALYSIS, PARALYSIS, decide
+from inference.engine.decide import ASYMMETRY_ONLY_RULE, INCONCLUSIVE, NO_PARALYSIS, PARALYSIS, DecisionRule, decide, explain
 from inference.engine.pipeline import ENGINE_VERSION, Pipeline
 from inference.engine.measure import measure
 from tests.faces import astronaut, astronaut_landmarks, drooped_astronaut
@@ -117,3 +117,24 @@ def test_the_score_is_one_half_at_the_threshold_and_grows_across_the_bands():
     assert asymmetry_score(rule.asymmetry_positive_at, rule) == pytest.approx(0.5)
     scores = [asymmetry_score(index, rule) for index in (0.3, 0.85, 1.7, 2.1, 3.0)]
     assert scores == sorted(scores) and scores[0] < 0.2 and 0.8 < scores[2] < 0.95 < scores[-1] < 1.0
+
+
+def test_the_explanation_repeats_the_rules_arithmetic_that_gave_the_stored_score():
+
+    fused = DecisionRule(name="fused:v", asymmetry_positive_at=1.0, asymmetry_negative_below=0.85,
+                         classifier_weight=0.4, fused_positive_at=0.43, fused_negative_below=0.43)
+    decision = decide(asymmetry_index=1.48, severity="mild", probability=0.2, rule=fused)
+    steps = explain(asymmetry_index=1.48, probability=0.2, rule=decision.rule)
+    assert steps[0] == "Classifier P(paralysis) 0.20; asymmetry index 1.48, as a score 0.80 (0.50 at 1)."
+    assert steps[1] == f"Fused score 0.40 × 0.20 + 0.60 × 0.80 = {decision.score:.2f}."
+    assert steps[2] == "Positive at 0.43 or more, negative below it."
+
+    banded = DecisionRule(name="fused:w", asymmetry_positive_at=1.0, asymmetry_negative_below=0.85,
+                          classifier_weight=1.0, fused_positive_at=0.7, fused_negative_below=0.3)
+    assert explain(asymmetry_index=0.2, probability=0.5, rule=banded.as_dict())[2] == (
+        "Positive at 0.70 or more, negative below 0.30, inconclusive between.")
+
+    alone = decide(asymmetry_index=0.9, severity="none", probability=None, rule=ASYMMETRY_ONLY_RULE)
+    steps = explain(asymmetry_index=0.9, probability=None, rule=alone.rule)
+    assert steps[0] == "Asymmetry index 0.90: positive at 1 or more, negative below 0.85, inconclusive between."
+    assert f"Score {alone.score:.2f}" in steps[1] and "No classifier took part" in steps[1]

@@ -88,6 +88,22 @@ def test_a_scan_page_shows_result_measurements_model_and_disclaimer(client, peop
     assert "-6.0 mm" in page
     assert "test-engine (asymmetry only, no classifier)" in page
     assert "not a diagnosis" in page
+    assert "Asymmetry index 2.10: positive at 1 or more" in page and "No classifier took part" in page
+
+
+def test_a_scan_page_shows_how_the_classifier_and_the_index_were_fused(client, people):
+    rule = {"name": "fused:resnet50-test", "asymmetry_positive_at": 1.0, "asymmetry_negative_below": 0.85,
+            "classifier_weight": 0.4, "fused_positive_at": 0.43, "fused_negative_below": 0.43,
+            "asymmetry_score_width": 0.35, "used_classifier": True}
+    result = factories.ScanResultFactory(
+        scan__patient=people.patient, score=0.56, decision=rule,
+        measurements={"asymmetry_index": 1.48, "scale_source": "iris", "regions": {}},
+        classifier={"status": "used", "model": "resnet50-test", "probability": 0.2037, "runtime": "openvino-bf16"})
+    client.force_login(people.alice)
+    page = client.get(f"/scans/{result.scan_id}/").content.decode()
+    assert "Classifier P(paralysis) 0.20; asymmetry index 1.48" in page
+    assert "Fused score 0.40 × 0.20 + 0.60 × 0.80 = 0.56." in page
+    assert "Classifier: resnet50-test, served by openvino-bf16. Rule fused:resnet50-test." in page
 
 
 def test_a_scan_page_is_404_for_someone_not_allowed(client, people):
