@@ -99,3 +99,15 @@ class ScanResult(models.Model):
         if self.model_version_id:
             return f"{self.model_version.name} + {self.engine_version}"
         return f"{self.engine_version} (asymmetry only, no classifier)"
+
+    @property
+    def explanation(self) -> list[str]:
+        """The decision rule's arithmetic for this result, in sentences (scan page and API)."""
+        from inference.engine.decide import explain
+
+        index = (self.measurements or {}).get("asymmetry_index")
+        if index is None or not self.decision:
+            return []
+        used = self.decision.get("used_classifier") and (self.classifier or {}).get("probability") is not None
+        return explain(asymmetry_index=float(index), probability=self.classifier["probability"] if used else None,
+                       rule=self.decision)

@@ -37,12 +37,14 @@ class PatientSummarySerializer(serializers.ModelSerializer):
 
 class ScanResultSerializer(serializers.ModelSerializer):
     model_version = serializers.CharField(source="model_version_name")
+    explanation = serializers.ListField(child=serializers.CharField(), read_only=True,
+                                        help_text="How the rule reached the label, in its own numbers.")
     disclaimer = serializers.SerializerMethodField()
 
     class Meta:
         model = ScanResult
         fields = ["label", "score", "severity", "affected_side", "measurements", "quality", "classifier",
-                  "decision", "model_version", "engine_version", "created_at", "disclaimer"]
+                  "decision", "explanation", "model_version", "engine_version", "created_at", "disclaimer"]
 
     def get_disclaimer(self, _result) -> str:
         return DISCLAIMER

@@ -22,15 +22,3 @@ def region_label(name: str) -> str:
 def region_unit(name: str) -> str:
     return "°" if name.endswith("_deg") else "mm"
 
-
-@register.filter
-def decision_steps(result) -> list[str]:
-    """The rule's arithmetic for one result (inference.engine.decide.explain)."""
-    from inference.engine.decide import explain
-
-    index = (result.measurements or {}).get("asymmetry_index")
-    if index is None or not result.decision:
-        return []
-    used = result.decision.get("used_classifier") and result.classifier.get("probability") is not None
-    return explain(asymmetry_index=float(index), probability=result.classifier["probability"] if used else None,
-                   rule=result.decision)

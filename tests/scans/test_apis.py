@@ -42,6 +42,7 @@ def test_the_upload_is_analysed_and_a_droop_raises_an_alert(people, api, eager_c
     assert detail["result"]["label"] == "paralysis"
     assert detail["result"]["model_version"].startswith("facemesh-asymmetry-1")
     assert "not a diagnosis" in detail["result"]["disclaimer"]
+    assert detail["result"]["explanation"][0].startswith("Asymmetry index ")  # the rule's arithmetic, for the app
     assert detail["result"]["measurements"]["regions"]["mouth_corner_height"]["difference"] < 0
     assert detail["overlay_url"] and detail["alert_id"]
 
