@@ -18,7 +18,7 @@ from inference.engine.align import aligned_face
 from inference.engine.classifier import ResNetClassifier
 from inference.engine.decide import ASYMMETRY_ONLY_RULE, DecisionRule, decide
 from inference.engine.face import FaceMeshDetector
-from inference.engine.imaging import open_image
+from inference.engine.imaging import ANALYSIS_MAX_SIDE, analysis_copy, open_image
 from inference.engine.measure import LEFT, RIGHT, NOSE_BRIDGE, measure
 
 ENGINE_VERSION = "facemesh-asymmetry-1"
@@ -67,7 +67,7 @@ class Pipeline:
 
     def analyze_bytes(self, raw: bytes) -> Analysis:
         """Raises imaging.ImageRejected for a file that is not a usable image."""
-        return self.analyze(open_image(raw, max_pixels=self.max_pixels))
+        return self.analyze(open_image(raw, max_pixels=self.max_pixels, max_side=ANALYSIS_MAX_SIDE))
 
     def analyze(self, image: Image.Image) -> Analysis:
         timings: dict[str, float] = {}
@@ -79,13 +79,15 @@ class Pipeline:
             timings[stage] = round((now - clock) * 1000, 2)
             clock = now
 
-        rgb = np.asarray(image.convert("RGB"))
+        image = analysis_copy(image)
+        rgb = np.asarray(image)
         search = self.detector.find(rgb)
         lap("face")
         measurements = measure(search.faces[0]) if len(search.faces) == 1 else None
         lap("measure")
         report = quality.assess(rgb, search.faces, measurements)
-        report_figures = {**report.figures, "face_search": search.attempt}
+        # Pixel figures refer to the analysed copy (at most ANALYSIS_MAX_SIDE on its longest side).
+        report_figures = {**report.figures, "face_search": search.attempt, "analysed_size": list(image.size)}
         if not report.passed:
             return Analysis(status="rejected", reason=report.reason, quality=report_figures, timings_ms=timings)
         points = search.faces[0]
@@ -137,9 +139,10 @@ def _overlay_jpeg(image: Image.Image, points: np.ndarray) -> bytes:
     margin = (high - low) * 0.35
     left, top = np.maximum(low - margin, 0).astype(int)
     right, bottom = np.minimum(high + margin, image.size).astype(int)
-    face = image.convert("RGB").crop((left, top, right, bottom))
+    face = image.crop((left, top, right, bottom))
     scale = OVERLAY_SIDE / max(face.size)
-    canvas = face.resize((max(1, round(face.width * scale)), max(1, round(face.height * scale))))
+    canvas = face.resize((max(1, round(face.width * scale)), max(1, round(face.height * scale))),
+                         Image.Resampling.BICUBIC, reducing_gap=3.0)
     draw = ImageDraw.Draw(canvas)
     pts = (points - [left, top]) * scale
     radius = max(1.5, canvas.width / 400)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from inference.engine import duplicates
 from inference.engine.align import aligned_face
@@ -29,8 +29,11 @@ from inference.engine.evaluation import (  # noqa: F401  (classification_report:
     threshold_at_specificity,
 )
 from inference.engine.face import FaceMeshDetector
+from inference.engine.imaging import ANALYSIS_MAX_SIDE, ImageRejected, analysis_copy, open_image
 from inference.engine.measure import measure
 
+# Part of the cache key: change it when decoding, alignment or measuring changes what prepare() makes.
+PREPARATION = "analysis-copy-1024, area-shrink-before-warp"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 SPLITS = ("train", "val", "test")
 
@@ -115,11 +118,11 @@ def prepare(samples: list[Sample], *, size: int, detector: FaceMeshDetector | No
 
 
 def _prepare_one(path: Path, size: int, detector: FaceMeshDetector):
-    try:
-        image = ImageOps.exif_transpose(Image.open(path)).convert("RGB")
-    except (OSError, ValueError):
+    try:  # decoded and sized as serving does (Pipeline.analyze_bytes)
+        image = open_image(path.read_bytes(), max_pixels=10**9, max_side=ANALYSIS_MAX_SIDE)
+    except (OSError, ImageRejected):
         return "unreadable"
-    rgb = np.asarray(image)
+    rgb = np.asarray(analysis_copy(image))
     search = detector.find(rgb)
     if len(search.faces) != 1:
         return "no face" if not search.faces else "several faces"
@@ -129,7 +132,7 @@ def _prepare_one(path: Path, size: int, detector: FaceMeshDetector):
 
 
 def _cache_key(path: Path, size: int) -> str:
-    return hashlib.sha1(f"{path.resolve()}:{path.stat().st_size}:{size}".encode()).hexdigest()
+    return hashlib.sha1(f"{path.resolve()}:{path.stat().st_size}:{size}:{PREPARATION}".encode()).hexdigest()
 
 
 def _cached(cache_dir: Path, path: Path, size: int):

@@ -102,3 +102,19 @@ def test_it_converts_other_pixel_formats_to_rgb(mode):
     assert decoded.shape == (512, 512, 3)
     # Not blown out to white nor crushed to black: the face is still there.
     assert 40 < decoded.mean() < 220
+
+
+def test_large_photos_are_analysed_on_a_copy_no_larger_than_the_analysis_size():
+    from inference.engine.imaging import ANALYSIS_MAX_SIDE, analysis_copy, open_image
+
+    big = Image.fromarray(astronaut()).resize((3000, 2400))
+    buffer = io.BytesIO()
+    big.save(buffer, format="JPEG", quality=90)
+    full = open_image(buffer.getvalue(), max_pixels=10**8)
+    drafted = open_image(buffer.getvalue(), max_pixels=10**8, max_side=ANALYSIS_MAX_SIDE)
+    assert full.size == (3000, 2400)
+    assert drafted.size == (1500, 1200)  # decoded at half scale, still above the analysis size
+    copy = analysis_copy(drafted)
+    assert copy.size == (1024, 819) and copy.mode == "RGB"
+    small = Image.fromarray(astronaut())
+    assert analysis_copy(small) is small  # small photos are analysed as they are

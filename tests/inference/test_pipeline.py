@@ -138,3 +138,30 @@ def test_the_explanation_repeats_the_rules_arithmetic_that_gave_the_stored_score
     steps = explain(asymmetry_index=0.9, probability=None, rule=alone.rule)
     assert steps[0] == "Asymmetry index 0.90: positive at 1 or more, negative below 0.85, inconclusive between."
     assert f"Score {alone.score:.2f}" in steps[1] and "No classifier took part" in steps[1]
+
+
+def test_a_phone_sized_photo_gives_the_result_of_the_same_face_photographed_small():
+    """A 4x larger photo of the same face is analysed on a copy of the analysis size; the aligned face
+    is area-shrunk before the warp, so the classifier sees nearly the same crop (no aliasing)."""
+    import io
+
+    from inference.engine.align import aligned_face
+
+    face = drooped_astronaut()
+    large = np.asarray(Image.fromarray(face).resize((2048, 2048), Image.Resampling.LANCZOS))
+    points = astronaut_landmarks()
+    crop_small = aligned_face(face, points).astype(int)
+    crop_large = aligned_face(large, points * 4 + 1.5).astype(int)  # pixel centres move by 1.5 at 4x
+    assert np.abs(crop_large - crop_small).mean() < 4
+    naive = aligned_face(large[::4, ::4], (points * 4 + 1.5) / 4 - 0.375).astype(int)  # what skipping pixels gives
+    assert np.abs(crop_large - crop_small).mean() < np.abs(naive - crop_small).mean()
+
+    pipeline = Pipeline()
+    buffer = io.BytesIO()
+    Image.fromarray(large).save(buffer, format="JPEG", quality=92)
+    big = pipeline.analyze_bytes(buffer.getvalue())
+    small = pipeline.analyze(Image.fromarray(face))
+    assert big.quality["analysed_size"] == [1024, 1024] and small.quality["analysed_size"] == [512, 512]
+    assert big.label == small.label == PARALYSIS
+    assert abs(big.measurements["asymmetry_index"] - small.measurements["asymmetry_index"]) < 0.2
+    assert big.affected_side == small.affected_side
