@@ -115,6 +115,10 @@ def test_a_tiny_training_run_registers_a_version_the_worker_can_load(tiny_datase
         assert {"accuracy", "roc_auc", "sensitivity_at_90_specificity", "paralysis", "no_paralysis",
                 "confusion_matrix"} <= set(report)
     assert {"classifier_weight", "fused_positive_at", "fused_negative_below"} <= set(version.thresholds)
+    robustness = version.metrics["robustness"]
+    assert set(robustness) == {"as stored", *training.PHOTO_CHANGES}
+    assert robustness["as stored"]["flipped"] == 0.0 and 0.0 <= robustness["brighter x1.3"]["flipped"] <= 1.0
+    assert "labels flipped" in log
     assert (tmp_path / "run" / "roc.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "run" / "confusion.png").exists()
     classifier = ResNetClassifier(version.checkpoint.path, expected_sha256=version.sha256)

@@ -39,6 +39,10 @@ def imagenet_weights() -> Path | None:
     return found[-1] if found else None
 
 
+# More labels than this flipping under a photo change (robustness) earns a warning in the report.
+ROBUSTNESS_WARN_FLIPPED = 0.10
+
+
 class Command(BaseCommand):
     help = "Train the ResNet-50 classifier on a folder of face photos and register the new model version."
 
@@ -134,6 +138,7 @@ class Command(BaseCommand):
             "asymmetry_index": training.classification_report(
                 test_y, test_asym, ASYMMETRY_ONLY_RULE.asymmetry_positive_at),
             "fused": training.classification_report(test_y, fused, thresholds["fused_positive_at"]),
+            "robustness": training.robustness(model, test_x, test_y, test_prob),
             "history": history,
             "splits": counts,
             "skipped": prepared.skipped,
@@ -202,6 +207,16 @@ class Command(BaseCommand):
             row = fused[name]
             write(f"    {name:<13} precision {row['precision']:.2f}  recall {row['recall']:.2f}  f1 {row['f1']:.2f}"
                   f"  support {row['support']}")
+        write("  classifier under photo changes (a droop is unchanged by them; the mirror is the control):")
+        for change, row in metrics["robustness"].items():
+            write(f"    {change:<20} ROC AUC {row['roc_auc']:.3f}  mean P healthy {row['mean_p_healthy']:.3f}  "
+                  f"paralysis {row['mean_p_paralysis']:.3f}  labels flipped {row['flipped']:.1%}")
+        unstable = {change: row["flipped"] for change, row in metrics["robustness"].items()
+                    if row["flipped"] > ROBUSTNESS_WARN_FLIPPED}
+        if unstable:
+            worst = max(unstable, key=unstable.get)
+            self.stderr.write(f"warning: the classifier's labels move with how the photo was taken ({worst}: "
+                              f"{unstable[worst]:.0%} flipped); weigh that before activating this version")
         write(f"  thresholds: {thresholds}")
         write(f"  plots: {', '.join(str(p) for p in plots)}")
         state = "active" if version.is_active else "registered, not active (use --activate or the admin action)"
