@@ -421,9 +421,10 @@ def checkpoint_payload(model, *, input_size: int, training: dict) -> dict:
 def _resampled(face: np.ndarray, factor: float) -> np.ndarray:
     import cv2
 
-    size = face.shape[0]
-    small = cv2.resize(face, (max(8, round(size * factor)),) * 2, interpolation=cv2.INTER_AREA)
-    return cv2.resize(small, (size, size), interpolation=cv2.INTER_LINEAR)
+    height, width = face.shape[:2]
+    small = cv2.resize(face, (max(8, round(width * factor)), max(8, round(height * factor))),
+                       interpolation=cv2.INTER_AREA)
+    return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
 def _recompressed(face: np.ndarray, quality: int) -> np.ndarray:
