@@ -32,6 +32,7 @@ def test_analyze_image_gives_the_same_result_as_the_portal(people, tmp_path, in_
     assert record["score"] == scan.result.score
     assert record["measurements"] == scan.result.measurements
     assert record["model_version"] == scan.result.model_version_name
+    assert record["explanation"] == scan.result.explanation and record["explanation"]
 
 
 def test_analyze_image_reports_unreadable_files_and_fails_when_nothing_worked(tmp_path):

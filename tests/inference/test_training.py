@@ -224,6 +224,7 @@ def test_trained_elsewhere_from_a_pack_then_registered_here_and_served_as_analyz
     assert scan.result.model_version == version and record["model_version"].startswith("elsewhere + ")
     assert record["label"] == scan.result.label and record["score"] == scan.result.score
     assert record["classifier"]["probability"] == scan.result.classifier["probability"]
+    assert record["explanation"] == scan.result.explanation and "Fused score" in record["explanation"][1]
 
 
 def test_a_checkpoint_trained_on_another_split_is_refused(tiny_dataset, tmp_path):

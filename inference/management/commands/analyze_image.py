@@ -11,6 +11,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from inference.engine.decide import explain
 from inference.engine.imaging import ImageRejected, decode_upload
 from inference.engine.pipeline import ENGINE_VERSION
 from inference.runtime import current_pipeline, loaded_version_of
@@ -34,6 +35,10 @@ class Command(BaseCommand):
                                        else f"{record['engine_version']} (asymmetry only, no classifier)")
             if record["status"] != "done":
                 failures += 1
+            else:
+                record["explanation"] = explain(asymmetry_index=record["measurements"]["asymmetry_index"],
+                                                probability=record["classifier"].get("probability"),
+                                                rule=record["decision"])
             self.stdout.write(_json_line(record) if as_json else _text(record))
         if failures == len(paths):
             raise CommandError(f"none of the {len(paths)} photos could be analysed")
@@ -63,4 +68,5 @@ def _text(record: dict) -> str:
         return f"{record['path']}: {record['status']}: {record['reason']}"
     index = record["measurements"]["asymmetry_index"]
     return (f"{record['path']}: {record['label']} (score {record['score']:.2f}, severity {record['severity']}, "
-            f"asymmetry index {index:.2f}, side {record['affected_side'] or '-'}) [{record['model_version']}]")
+            f"asymmetry index {index:.2f}, side {record['affected_side'] or '-'}) [{record['model_version']}]"
+            + "".join(f"\n    {step}" for step in record["explanation"]))
