@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw
 from inference.engine import quality
 from inference.engine.align import aligned_face
 from inference.engine.classifier import ResNetClassifier
-from inference.engine.decide import ASYMMETRY_ONLY_RULE, DecisionRule, decide
+from inference.engine.decide import ASYMMETRY_ONLY_RULE, NO_PARALYSIS, DecisionRule, decide
 from inference.engine.face import FaceMeshDetector
 from inference.engine.imaging import ANALYSIS_MAX_SIDE, analysis_copy, open_image
 from inference.engine.measure import LEFT, RIGHT, NOSE_BRIDGE, measure
@@ -115,7 +115,8 @@ class Pipeline:
             label=decision.label,
             score=decision.score,
             severity=decision.severity,
-            affected_side=measurements.affected_side,
+            # A negative result names no affected side; the measurements keep the side they lean to.
+            affected_side="" if decision.label == NO_PARALYSIS else measurements.affected_side,
             measurements=measurements.as_dict(),
             quality=report_figures,
             classifier=classifier_info,

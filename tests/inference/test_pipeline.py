@@ -165,3 +165,9 @@ def test_a_phone_sized_photo_gives_the_result_of_the_same_face_photographed_smal
     assert big.label == small.label == PARALYSIS
     assert abs(big.measurements["asymmetry_index"] - small.measurements["asymmetry_index"]) < 0.2
     assert big.affected_side == small.affected_side
+
+
+def test_a_negative_result_names_no_affected_side_though_its_measurements_lean_to_one(pipeline):
+    slight = analyze(pipeline, drooped_astronaut(side="left", pixels=5))  # within healthy asymmetry
+    assert slight.label == NO_PARALYSIS
+    assert slight.measurements["affected_side"] == "left" and slight.affected_side == ""
