@@ -6,6 +6,10 @@ from django.db import models
 from django.db.models import Q
 
 
+# More held-out labels than this flipping under a photo change earns a warning (report and admin).
+PHOTO_SENSITIVITY_WARNING = 0.10
+
+
 class ModelVersion(models.Model):
     name = models.CharField(max_length=100, unique=True)
     architecture = models.CharField(max_length=40, default="resnet50")
@@ -28,3 +32,13 @@ class ModelVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.architecture}{', active' if self.is_active else ''})"
+
+    def photo_sensitivity(self) -> tuple[str, float] | None:
+        """The photo change (metrics["robustness"], train_classifier) that flipped the most held-out
+        labels, with the share flipped; None for versions evaluated without it."""
+        rows = {name: row.get("flipped") for name, row in (self.metrics or {}).get("robustness", {}).items()
+                if isinstance(row, dict) and isinstance(row.get("flipped"), (int, float))}
+        if not rows:
+            return None
+        worst = max(rows, key=rows.get)
+        return worst, float(rows[worst])

@@ -79,3 +79,28 @@ def test_only_one_version_can_be_active(checkpoint_file):
     register(checkpoint_file, name="a")
     with pytest.raises(IntegrityError), transaction.atomic():
         register(checkpoint_file, name="b")
+
+
+def test_the_admin_shows_each_versions_figures_and_warns_when_activating_one_that_reads_the_photo(
+        admin_client, checkpoint_file):
+    steady = register(checkpoint_file, name="steady", active=False)
+    steady.metrics = {"fused": {"roc_auc": 0.9512}, "robustness": {
+        "as stored": {"flipped": 0.0}, "mirrored (control)": {"flipped": 0.02}, "brighter x1.3": {"flipped": 0.04}}}
+    steady.save()
+    shaky = register(checkpoint_file, name="shaky", active=False)
+    shaky.metrics = {"fused": {"roc_auc": 0.935}, "robustness": {
+        "as stored": {"flipped": 0.0}, "brighter x1.3": {"flipped": 0.207}, "darker x0.7": {"flipped": 0.147}}}
+    shaky.save()
+    page = admin_client.get("/admin/inference/modelversion/").content.decode()
+    assert "0.951" in page and "4% (brighter x1.3)" in page and "21% (brighter x1.3)" in page
+
+    def activate(version):
+        response = admin_client.post("/admin/inference/modelversion/", {
+            "action": "activate", "_selected_action": [version.id]}, follow=True)
+        return [str(message) for message in response.context["messages"]]
+
+    said = activate(steady)
+    assert any("steady is now active" in m for m in said) and not any("Caution" in m for m in said)
+    said = activate(shaky)
+    assert ModelVersion.objects.get(is_active=True) == shaky  # the admin decides; the warning informs
+    assert any("Caution: 21% of held-out labels flip under 'brighter x1.3'" in m for m in said)

@@ -27,7 +27,7 @@ from django.utils import timezone
 from inference.engine import training
 from inference.engine.classifier import CLASSES, file_sha256
 from inference.engine.decide import ASYMMETRY_ONLY_RULE
-from inference.models import ModelVersion
+from inference.models import PHOTO_SENSITIVITY_WARNING, ModelVersion
 
 
 def imagenet_weights() -> Path | None:
@@ -37,10 +37,6 @@ def imagenet_weights() -> Path | None:
     folder = Path(torch.hub.get_dir()) / "checkpoints"
     found = sorted(folder.glob("resnet50-*.pth")) if folder.is_dir() else []
     return found[-1] if found else None
-
-
-# More labels than this flipping under a photo change (robustness) earns a warning in the report.
-ROBUSTNESS_WARN_FLIPPED = 0.10
 
 
 class Command(BaseCommand):
@@ -212,7 +208,7 @@ class Command(BaseCommand):
             write(f"    {change:<20} ROC AUC {row['roc_auc']:.3f}  mean P healthy {row['mean_p_healthy']:.3f}  "
                   f"paralysis {row['mean_p_paralysis']:.3f}  labels flipped {row['flipped']:.1%}")
         unstable = {change: row["flipped"] for change, row in metrics["robustness"].items()
-                    if row["flipped"] > ROBUSTNESS_WARN_FLIPPED}
+                    if row["flipped"] > PHOTO_SENSITIVITY_WARNING}
         if unstable:
             worst = max(unstable, key=unstable.get)
             self.stderr.write(f"warning: the classifier's labels move with how the photo was taken ({worst}: "
