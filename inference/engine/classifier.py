@@ -60,10 +60,22 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def preprocess(face_rgb: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 -> (1, 3, H, W) float32, ImageNet-normalised."""
-    array = (face_rgb.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
-    return np.ascontiguousarray(array.transpose(2, 0, 1)[None])
+# How a checkpoint expects its input scaled (its payload's "normalisation"): "imagenet" subtracts
+# ImageNet's channel means and divides by their deviations; "per_face" standardises each face by its
+# own mean and deviation, so a brighter or more contrasted photo of one face is the same input.
+NORMALISATIONS = ("imagenet", "per_face")
+
+
+def preprocess(face_rgb: np.ndarray, normalisation: str = "imagenet") -> np.ndarray:
+    """(H, W, 3) uint8 -> (1, 3, H, W) float32."""
+    array = face_rgb.astype(np.float32) / 255.0
+    if normalisation == "per_face":
+        array = (array - array.mean()) / (array.std() + 1e-3)
+    elif normalisation == "imagenet":
+        array = (array - IMAGENET_MEAN) / IMAGENET_STD
+    else:
+        raise ValueError(f"unknown normalisation {normalisation!r}; expected one of {NORMALISATIONS}")
+    return np.ascontiguousarray(array.transpose(2, 0, 1)[None], dtype=np.float32)
 
 
 def _features_model(model):
@@ -173,10 +185,10 @@ def build_runtime(name: str, module, size: int, cache_dir: Path | None = None, k
     raise ValueError(f"unknown runtime {name!r}")
 
 
-def agreement_inputs(size: int, count: int = 4) -> np.ndarray:
+def agreement_inputs(size: int, count: int = 4, normalisation: str = "imagenet") -> np.ndarray:
     rng = np.random.default_rng(1234)
     faces = rng.integers(0, 256, size=(count, size, size, 3), dtype=np.uint8)
-    return np.concatenate([preprocess(face) for face in faces])
+    return np.concatenate([preprocess(face, normalisation) for face in faces])
 
 
 def _median_seconds(runtime, batch: np.ndarray, repeats: int = 5) -> float:
@@ -206,6 +218,9 @@ class ResNetClassifier:
         if tuple(payload.get("classes", CLASSES)) != CLASSES:
             raise CheckpointError(f"{path.name} predicts {payload.get('classes')}, expected {CLASSES}")
         self.input_size = int(payload.get("input_size", 224))
+        self.normalisation = str(payload.get("normalisation", "imagenet"))
+        if self.normalisation not in NORMALISATIONS:
+            raise CheckpointError(f"{path.name} asks for normalisation {self.normalisation!r}; known: {NORMALISATIONS}")
         model = build_resnet50()
         model.load_state_dict(payload["state_dict"])
         model.eval()
@@ -219,7 +234,7 @@ class ResNetClassifier:
         """"auto": of the runtimes whose probabilities agree with PyTorch, the fastest on this machine
         (timed here, once per process: which one wins depends on the CPU's instruction sets)."""
         candidates = RUNTIME_PREFERENCE if requested == "auto" else (requested,)
-        check = agreement_inputs(self.input_size)
+        check = agreement_inputs(self.input_size, normalisation=self.normalisation)
         expected = softmax_paralysis(self.reference(check)[0])
         agreeing = []
         for name in candidates:
@@ -246,7 +261,7 @@ class ResNetClassifier:
         return self.runtime.name
 
     def predict(self, face_rgb: np.ndarray, *, with_heatmap: bool = True) -> Prediction:
-        logits, features = self.runtime(preprocess(face_rgb))
+        logits, features = self.runtime(preprocess(face_rgb, self.normalisation))
         probability = float(softmax_paralysis(logits)[0])
         heatmap = class_activation_map(features[0], self.fc_weight, face_rgb.shape[0]) if with_heatmap else None
         return Prediction(probability, heatmap)

@@ -20,7 +20,7 @@ from PIL import Image
 
 from inference.engine import duplicates
 from inference.engine.align import aligned_face
-from inference.engine.classifier import CLASSES, IMAGENET_MEAN, IMAGENET_STD, build_resnet50
+from inference.engine.classifier import CLASSES, IMAGENET_MEAN, IMAGENET_STD, NORMALISATIONS, build_resnet50
 from inference.engine.evaluation import (  # noqa: F401  (classification_report: re-exported)
     classification_report,
     roc_auc,
@@ -237,17 +237,26 @@ def load_pack(path: Path) -> PreparedSet:
 # --- training ---------------------------------------------------------------------------------
 
 
-def _normalise(x):
-    """uint8 NHWC tensor -> float NCHW, ImageNet-normalised (the serving preprocessing, in torch)."""
+def _normalise(x, normalisation: str = "imagenet"):
+    """uint8 NHWC tensor -> float NCHW, scaled as serving does (classifier.preprocess, in torch)."""
+    return _scaled(x.permute(0, 3, 1, 2).float().div_(255), normalisation)
+
+
+def _scaled(x, normalisation: str):
+    """Float NCHW in 0..1 -> the network's input (see classifier.NORMALISATIONS)."""
     import torch
 
-    x = x.permute(0, 3, 1, 2).float().div_(255)
+    if normalisation == "per_face":
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        return (x - mean) / (x.std(dim=(1, 2, 3), keepdim=True, correction=0) + 1e-3)
+    if normalisation != "imagenet":
+        raise ValueError(f"unknown normalisation {normalisation!r}")
     mean = torch.as_tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
     std = torch.as_tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
     return (x - mean) / std
 
 
-def _augment(x, *, erase: float = 0.0):
+def _augment(x, *, erase: float = 0.0, normalisation: str = "imagenet"):
     """Random mirror, rotation, scale, shift, resolution loss and colour, on the batch's device. A
     mirrored face keeps its label; the resolution loss keeps the model from telling the data set's
     sources apart by sharpness."""
@@ -290,9 +299,7 @@ def _augment(x, *, erase: float = 0.0):
         patch = (rows >= top) & (rows < top + side) & (cols >= left) & (cols < left + side)
         patch &= (torch.rand(n, device=device) < erase).view(n, 1, 1)
         x = torch.where(patch.unsqueeze(1), torch.rand_like(x), x)
-    mean = torch.as_tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
-    std = torch.as_tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
-    return (x - mean) / std
+    return _scaled(x, normalisation)
 
 
 def load_initial_weights(model, path: Path) -> None:
@@ -315,6 +322,7 @@ def load_initial_weights(model, path: Path) -> None:
 def train(prepared: PreparedSet, *, epochs: int, batch_size: int, lr: float, device: str,
           initial_weights: Path | None, seed: int = 0, splits: list[str] | None = None,
           weight_decay: float = 0.05, mixup: float = 0.0, erase: float = 0.0, ema: float = 0.0,
+          normalisation: str = "imagenet", start_from: dict | None = None, pct_start: float = 0.2,
           progress=lambda it, **kw: it, log=print):
     """Train ResNet-50 on the train split (augmented on the device; bf16 on a GPU); keep the weights
     of the epoch with the best validation ROC AUC (ties: lower validation loss).
@@ -327,7 +335,10 @@ def train(prepared: PreparedSet, *, epochs: int, batch_size: int, lr: float, dev
 
     torch.manual_seed(seed)
     model = build_resnet50()
-    if initial_weights is not None:
+    if start_from is not None:
+        model.load_state_dict(start_from)
+        log("initial weights: a trained classifier (fine-tuning)")
+    elif initial_weights is not None:
         load_initial_weights(model, initial_weights)
         log(f"initial weights: ImageNet ({initial_weights.name})")
     else:
@@ -345,7 +356,8 @@ def train(prepared: PreparedSet, *, epochs: int, batch_size: int, lr: float, dev
     averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema), use_buffers=True) if ema else None
     kept = averaged.module if averaged is not None else model
     per_epoch = max(1, len(train_x) // batch_size)  # the remainder waits for another epoch's shuffle
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * per_epoch, pct_start=0.2)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * per_epoch,
+                                                    pct_start=pct_start)
     best_key, best_state, best_epoch, history = None, None, 0, []
     for epoch in range(1, epochs + 1):
         model.train()
@@ -355,7 +367,7 @@ def train(prepared: PreparedSet, *, epochs: int, batch_size: int, lr: float, dev
             index = order[step * batch_size:(step + 1) * batch_size]
             if len(index) < 2:  # batch norm needs two
                 index = order[:2]
-            inputs, targets = _augment(faces[index], erase=erase), targets_all[index]
+            inputs, targets = _augment(faces[index], erase=erase, normalisation=normalisation), targets_all[index]
             share, partner = 1.0, None
             if mixup and torch.rand(()) < 0.5:
                 share = float(torch.distributions.Beta(mixup, mixup).sample())
@@ -375,7 +387,8 @@ def train(prepared: PreparedSet, *, epochs: int, batch_size: int, lr: float, dev
                 averaged.update_parameters(model)
             losses.append(loss.detach())
         train_loss = float(torch.stack(losses).mean())
-        val_prob = predict(kept, val_x, batch_size=max(batch_size, 64), device=device) if len(val_x) else np.array([])
+        val_prob = (predict(kept, val_x, batch_size=max(batch_size, 64), device=device, normalisation=normalisation)
+                    if len(val_x) else np.array([]))
         val_auc = roc_auc(val_y, val_prob)
         val_loss = _log_loss(val_y, val_prob)
         history.append({"epoch": epoch, "loss": train_loss, "val_auc": val_auc, "val_loss": val_loss})
@@ -397,7 +410,8 @@ def _log_loss(labels: np.ndarray, prob: np.ndarray) -> float:
     return float(-np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p)))
 
 
-def predict(model, faces: np.ndarray, *, batch_size: int = 32, device: str = "cpu") -> np.ndarray:
+def predict(model, faces: np.ndarray, *, batch_size: int = 32, device: str = "cpu",
+            normalisation: str = "imagenet") -> np.ndarray:
     """P(paralysis) per face, in float32 with the serving preprocessing."""
     import torch
 
@@ -405,14 +419,14 @@ def predict(model, faces: np.ndarray, *, batch_size: int = 32, device: str = "cp
     out = []
     with torch.inference_mode():
         for start in range(0, len(faces), batch_size):
-            batch = _normalise(torch.from_numpy(faces[start:start + batch_size]).to(device))
+            batch = _normalise(torch.from_numpy(faces[start:start + batch_size]).to(device), normalisation)
             out.append(torch.softmax(model(batch).float(), dim=1)[:, 1].cpu().numpy())
     return np.concatenate(out) if out else np.array([])
 
 
-def checkpoint_payload(model, *, input_size: int, training: dict) -> dict:
+def checkpoint_payload(model, *, input_size: int, training: dict, normalisation: str = "imagenet") -> dict:
     return {"state_dict": model.state_dict(), "classes": list(CLASSES), "input_size": input_size,
-            "architecture": "resnet50", "training": training}
+            "architecture": "resnet50", "normalisation": normalisation, "training": training}
 
 
 # --- robustness: does the model read the face or the photo? --------------------------------------
@@ -447,7 +461,7 @@ PHOTO_CHANGES = {
 
 
 def robustness(model, faces: np.ndarray, labels: np.ndarray, probability: np.ndarray, *,
-               device: str = "cpu") -> dict:
+               device: str = "cpu", normalisation: str = "imagenet") -> dict:
     """ROC AUC, mean P(paralysis) per class and the share of labels (at 0.5) that flip, for held-out
     faces as they are and under each of PHOTO_CHANGES. The two classes of a data set gathered from
     different sources differ in exposure and quality; a model that learned those moves a lot here."""
@@ -459,7 +473,8 @@ def robustness(model, faces: np.ndarray, labels: np.ndarray, probability: np.nda
 
     report = {"as stored": row(probability)}
     for name, change in PHOTO_CHANGES.items():
-        report[name] = row(predict(model, np.stack([change(face) for face in faces]), device=device))
+        report[name] = row(predict(model, np.stack([change(face) for face in faces]), device=device,
+                                   normalisation=normalisation))
     return report
 
 
@@ -560,9 +575,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mixup", type=float, default=0.0, help="Beta(a, a) of mixup; 0: off")
     parser.add_argument("--erase", type=float, default=0.0, help="share of faces with a noise patch")
     parser.add_argument("--ema", type=float, default=0.0, help="decay of the weights' moving average; 0: off")
+    parser.add_argument("--normalisation", choices=NORMALISATIONS, default="imagenet",
+                        help="per_face: standardise each face by its own brightness and contrast")
+    parser.add_argument("--start-from", type=Path, help="fine-tune this classifier checkpoint (fold 0 only)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--time-budget", type=float, default=0, help="seconds; start no fold that would end later")
     args = parser.parse_args(argv)
+    start_from = None
+    if args.start_from:
+        start_from = torch.load(args.start_from, map_location="cpu", weights_only=True)["state_dict"]
+        start_from = {k: v.float() if v.is_floating_point() else v for k, v in start_from.items()}
 
     started = time.monotonic()
     torch.backends.cudnn.benchmark = True
@@ -571,6 +593,13 @@ def main(argv: list[str] | None = None) -> int:
     folds = [int(f) for f in args.folds.split(",")]
     if prepared.folds is None and folds != [0]:
         parser.error("this pack came with its own split: only --folds 0")
+    if args.start_from:
+        trained_on = torch.load(args.start_from, map_location="cpu", weights_only=True).get("training", {})
+        for fold in folds:
+            splits = fold_splits(prepared, fold) if prepared.folds is not None else prepared.splits
+            if trained_on.get("split_digest") != split_digest(prepared, splits):
+                parser.error(f"{args.start_from} was trained on another split than fold {fold}'s: "
+                             "fine-tuning it would train on that fold's test photos")
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"{len(prepared.labels)} faces of {size} px from {args.pack}; device {args.device} "
           f"({torch.cuda.get_device_name() if args.device.startswith('cuda') else 'cpu'}); torch {torch.__version__}")
@@ -586,9 +615,11 @@ def main(argv: list[str] | None = None) -> int:
         model, history = train(prepared, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                device=args.device, initial_weights=args.weights, seed=args.seed + fold, splits=splits,
                                weight_decay=args.weight_decay, mixup=args.mixup, erase=args.erase, ema=args.ema,
+                               normalisation=args.normalisation, start_from=start_from,
                                progress=lambda it, **kw: tqdm(it, leave=False, mininterval=5, **kw))
         model.to(args.device)
-        probabilities[fold] = predict(model, prepared.faces, batch_size=256, device=args.device)
+        probabilities[fold] = predict(model, prepared.faces, batch_size=256, device=args.device,
+                                      normalisation=args.normalisation)
         model.to("cpu")
         seconds_per_fold = time.monotonic() - fold_started
         test = np.array([s == "test" for s in splits])
@@ -596,10 +627,12 @@ def main(argv: list[str] | None = None) -> int:
         training = {"fold": fold, "split_digest": split_digest(prepared, splits), "epochs": args.epochs,
                     "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed + fold, "history": history,
                     "weight_decay": args.weight_decay, "mixup": args.mixup, "erase": args.erase, "ema": args.ema,
-                    "initial_weights": args.weights.name if args.weights else "none (from scratch)",
+                    "initial_weights": (f"fine-tuned from {args.start_from.name}" if args.start_from else
+                                        args.weights.name if args.weights else "none (from scratch)"),
                     "device": args.device, "torch": str(torch.__version__), "seconds": round(seconds_per_fold, 1),
                     "test_auc_on_pack": test_auc}
-        torch.save(checkpoint_payload(model, input_size=size, training=training), args.out / f"fold{fold}.pt")
+        torch.save(checkpoint_payload(model, input_size=size, training=training, normalisation=args.normalisation),
+                   args.out / f"fold{fold}.pt")
         np.savez(args.out / "cv.npz", probabilities=probabilities, labels=prepared.labels, paths=np.array(prepared.paths),
                  folds=prepared.folds if prepared.folds is not None else np.zeros(len(prepared.labels), int))
         print(f"fold {fold}: best epoch {history[-1]['best_epoch']}, test ROC AUC {test_auc:.4f}, "

@@ -8,12 +8,13 @@ import json
 import cv2
 import numpy as np
 import pytest
+import torch
 from django.core.files.base import ContentFile
 from django.core.management import CommandError, call_command
 from PIL import Image
 
 from inference.engine import duplicates, training
-from inference.engine.classifier import ResNetClassifier
+from inference.engine.classifier import ResNetClassifier, build_resnet50
 from inference.engine.face import FaceMeshDetector
 from inference.engine.imaging import decode_upload
 from inference.models import ModelVersion
@@ -199,7 +200,8 @@ def test_trained_elsewhere_from_a_pack_then_registered_here_and_served_as_analyz
                  stdout=out)
     assert "wrote" in out.getvalue() and not ModelVersion.objects.exists()
     assert training.main([str(tmp_path / "p.npz"), str(tmp_path / "run"), "--epochs", "2", "--batch-size", "4",
-                          "--device", "cpu", "--mixup", "0.4", "--erase", "0.5", "--ema", "0.9"]) == 0
+                          "--device", "cpu", "--mixup", "0.4", "--erase", "0.5", "--ema", "0.9",
+                          "--normalisation", "per_face"]) == 0
     with np.load(tmp_path / "run" / "cv.npz") as cv:
         assert np.isfinite(cv["probabilities"][0]).all() and len(cv["labels"]) == 24
 
@@ -209,6 +211,14 @@ def test_trained_elsewhere_from_a_pack_then_registered_here_and_served_as_analyz
                  "--activate", stdout=out)
     version = ModelVersion.objects.get(name="elsewhere")
     assert version.is_active and version.metrics["initial_weights"] == "none (from scratch)"
+    assert version.metrics["normalisation"] == "per_face"
+    assert ResNetClassifier(version.checkpoint.path, runtime="torch").normalisation == "per_face"
+
+    # Fine-tuning from it is allowed on its own split only (else it would train on test photos).
+    assert training.main([str(tmp_path / "p.npz"), str(tmp_path / "tuned"), "--epochs", "1", "--batch-size", "4",
+                          "--device", "cpu", "--start-from", str(tmp_path / "run" / "fold0.pt")]) == 0
+    tuned = torch.load(tmp_path / "tuned" / "fold0.pt", weights_only=True)["training"]
+    assert tuned["initial_weights"] == "fine-tuned from fold0.pt"
     assert "trained elsewhere" in version.metrics["device"]
     assert {"classifier_weight", "fused_positive_at"} <= set(version.thresholds)
 
@@ -228,10 +238,6 @@ def test_trained_elsewhere_from_a_pack_then_registered_here_and_served_as_analyz
 
 
 def test_a_checkpoint_trained_on_another_split_is_refused(tiny_dataset, tmp_path):
-    import torch
-
-    from inference.engine.classifier import build_resnet50
-
     payload = training.checkpoint_payload(build_resnet50(), input_size=64, training={"split_digest": "another"})
     torch.save(payload, tmp_path / "other.pt")
     with pytest.raises(CommandError, match="another split"):
@@ -241,3 +247,27 @@ def test_a_checkpoint_trained_on_another_split_is_refused(tiny_dataset, tmp_path
     with pytest.raises(CommandError, match="not a ResNet-50 classifier checkpoint"):
         call_command("train_classifier", str(tiny_dataset), "--checkpoint", str(tmp_path / "junk.pt"),
                      stdout=io.StringIO())
+
+
+def test_fine_tuning_refuses_a_checkpoint_of_another_split(tmp_path):
+    prepared = _synthetic_set()
+    training.save_pack(prepared, tmp_path / "p.npz")
+    other = training.checkpoint_payload(build_resnet50(), input_size=32, training={"split_digest": "another"})
+    torch.save(other, tmp_path / "other.pt")
+    with pytest.raises(SystemExit):
+        training.main([str(tmp_path / "p.npz"), str(tmp_path / "out"), "--epochs", "1", "--device", "cpu",
+                       "--start-from", str(tmp_path / "other.pt")])
+    assert not (tmp_path / "out" / "fold0.pt").exists()
+
+
+def test_per_face_normalisation_makes_a_brighter_or_flatter_photo_of_a_face_the_same_input():
+    from inference.engine.classifier import preprocess
+
+    face = (astronaut()[100:196, 200:296] * 0.7).astype(np.uint8)
+    for changed in (np.clip(face * 1.3, 0, 255).astype(np.uint8), (face * 0.6 + 20).astype(np.uint8)):
+        same = preprocess(changed, "per_face")
+        assert np.abs(same - preprocess(face, "per_face")).mean() < 0.05  # rounding to whole levels only
+        assert np.abs(preprocess(changed) - preprocess(face)).mean() > 0.3  # ImageNet scaling keeps the change
+    batch = torch.from_numpy(np.stack([face, face[:, ::-1]]))
+    np.testing.assert_allclose(training._normalise(batch.clone(), "per_face")[0].numpy(),
+                               preprocess(face, "per_face")[0], atol=1e-4)  # training scales as serving does

@@ -25,7 +25,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from inference.engine import training
-from inference.engine.classifier import CLASSES, file_sha256
+from inference.engine.classifier import CLASSES, NORMALISATIONS, file_sha256
 from inference.engine.decide import ASYMMETRY_ONLY_RULE
 from inference.models import PHOTO_SENSITIVITY_WARNING, ModelVersion
 
@@ -48,6 +48,8 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=64)
         parser.add_argument("--image-size", type=int, default=224)
         parser.add_argument("--lr", type=float, default=2e-3)
+        parser.add_argument("--normalisation", choices=NORMALISATIONS, default="imagenet",
+                            help="per_face: standardise each face by its own brightness and contrast")
         parser.add_argument("--device", default="", help="cpu or cuda (default: cuda when present)")
         parser.add_argument("--weights", type=Path, help="ImageNet weights file (default: torch hub cache)")
         parser.add_argument("--limit-per-class", type=int, default=0, help="use at most N photos per class")
@@ -99,8 +101,9 @@ class Command(BaseCommand):
                                                  f"python -m inference.engine.training {options['save_pack']} OUT_DIR"))
             return
 
+        normalisation = options["normalisation"]
         if checkpoint_in is not None:
-            model, trained = checkpoint_in
+            model, trained, normalisation = checkpoint_in
             if trained.get("split_digest") != training.split_digest(prepared):
                 raise CommandError(f"{options['checkpoint']} was trained on another split of the data (other photos, "
                                    "seed or faces found): its test figures would not be held out")
@@ -113,7 +116,8 @@ class Command(BaseCommand):
                 raise CommandError(f"{weights} does not exist")
             model, history = training.train(
                 prepared, epochs=options["epochs"], batch_size=options["batch_size"], lr=options["lr"], device=device,
-                initial_weights=weights, seed=options["seed"], progress=_progress, log=self.stdout.write)
+                initial_weights=weights, seed=options["seed"], normalisation=normalisation, progress=_progress,
+                log=self.stdout.write)
             initial = weights.name if weights else "none (from scratch)"
 
         val_x, val_y, val_asym = prepared.subset("val")
@@ -121,8 +125,8 @@ class Command(BaseCommand):
         if len(val_y) == 0 or len(set(val_y.tolist())) < 2:
             val_x, val_y, val_asym = test_x, test_y, test_asym  # tiny data sets: say so in the metrics
             self.stderr.write("validation split too small: thresholds fitted on the test split")
-        val_prob = training.predict(model, val_x, device="cpu")
-        test_prob = training.predict(model, test_x, device="cpu")
+        val_prob = training.predict(model, val_x, device="cpu", normalisation=normalisation)
+        test_prob = training.predict(model, test_x, device="cpu", normalisation=normalisation)
         thresholds = training.fit_thresholds(
             val_y, val_prob, val_asym, asymmetry_positive_at=ASYMMETRY_ONLY_RULE.asymmetry_positive_at,
             asymmetry_negative_below=ASYMMETRY_ONLY_RULE.asymmetry_negative_below)
@@ -134,7 +138,8 @@ class Command(BaseCommand):
             "asymmetry_index": training.classification_report(
                 test_y, test_asym, ASYMMETRY_ONLY_RULE.asymmetry_positive_at),
             "fused": training.classification_report(test_y, fused, thresholds["fused_positive_at"]),
-            "robustness": training.robustness(model, test_x, test_y, test_prob),
+            "robustness": training.robustness(model, test_x, test_y, test_prob, normalisation=normalisation),
+            "normalisation": normalisation,
             "history": history,
             "splits": counts,
             "skipped": prepared.skipped,
@@ -153,7 +158,7 @@ class Command(BaseCommand):
 
         checkpoint = out_dir / f"{name}.pt"
         torch.save(training.checkpoint_payload(
-            model, input_size=options["image_size"],
+            model, input_size=options["image_size"], normalisation=normalisation,
             training={"split_digest": training.split_digest(prepared), "history": history, "initial_weights": initial,
                       "device": device, "epochs": len(history) - 1}), checkpoint)
         version = self._register(name, checkpoint, options["image_size"], thresholds, metrics, options["activate"])
@@ -174,7 +179,10 @@ class Command(BaseCommand):
         except (OSError, KeyError, RuntimeError, TypeError, pickle.UnpicklingError) as exc:
             reason = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
             raise CommandError(f"{path} is not a ResNet-50 classifier checkpoint: {reason}") from None
-        return model.eval(), payload.get("training", {})
+        normalisation = payload.get("normalisation", "imagenet")
+        if normalisation not in NORMALISATIONS:
+            raise CommandError(f"{path} asks for normalisation {normalisation!r}; known: {', '.join(NORMALISATIONS)}")
+        return model.eval(), payload.get("training", {}), normalisation
 
     def _register(self, name, checkpoint: Path, size: int, thresholds: dict, metrics: dict, activate: bool):
         with transaction.atomic():
