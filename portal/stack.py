@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -49,6 +50,7 @@ class Stack:
         return commands
 
     def start(self) -> "Stack":
+        self._take_along_on_sigterm()
         root = Path(__file__).resolve().parent.parent
         for name, command in self.commands().items():
             output = None
@@ -93,7 +95,27 @@ class Stack:
             time.sleep(0.5)
         raise TimeoutError(f"the portal did not become healthy in {timeout:.0f}s: {last_error}")
 
+    def _take_along_on_sigterm(self) -> None:
+        """Where nothing else handles SIGTERM (a test run, a benchmark), stop these processes before
+        dying of it: they run in their own sessions and would otherwise outlive whoever started them.
+        `manage.py runportal` handles SIGTERM itself and is left alone."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return
+
+        def stop_then_die(signum, _frame):
+            self.stop(timeout=5)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+
+        signal.signal(signal.SIGTERM, stop_then_die)
+        self._sigterm_handler = stop_then_die
+
     def stop(self, timeout: float = 20.0) -> None:
+        handler = self.__dict__.pop("_sigterm_handler", None)
+        if handler is not None and signal.getsignal(signal.SIGTERM) is handler:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
         for process in self.processes.values():
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
