@@ -56,7 +56,8 @@ async def run(base_url: str, ws_base: str, tokens: dict, images: list[tuple[str,
     per_socket = Counter()
     last_frame = [0.0]  # when the last frame of any socket arrived
 
-    async def listen(index: int, token: str, ready: asyncio.Event, stop: asyncio.Event):
+    async def frames(token: str, ready: asyncio.Event, stop: asyncio.Event):
+        """One socket's frames until ``stop``; ``ready`` once it is connected."""
         async with websockets.connect(f"{ws_base}/ws/alerts/?token={token}", max_queue=None) as socket:
             ready.set()
             while not stop.is_set():
@@ -65,23 +66,20 @@ async def run(base_url: str, ws_base: str, tokens: dict, images: list[tuple[str,
                 except asyncio.TimeoutError:
                     continue
                 last_frame[0] = time.perf_counter()
-                if frame["type"] == "alert.created":
-                    scan_id = frame["alert"]["scan"]["id"]
-                    alert_seen.setdefault(scan_id, []).append(time.perf_counter())
-                    per_socket[index] += 1
+                yield frame
+
+    async def listen(index: int, token: str, ready: asyncio.Event, stop: asyncio.Event):
+        async for frame in frames(token, ready, stop):
+            if frame["type"] == "alert.created":
+                scan_id = frame["alert"]["scan"]["id"]
+                alert_seen.setdefault(scan_id, []).append(time.perf_counter())
+                per_socket[index] += 1
 
     async def caregiver(ready: asyncio.Event, stop: asyncio.Event):
-        async with websockets.connect(f"{ws_base}/ws/alerts/?token={tokens['carol']}", max_queue=None) as socket:
-            ready.set()
-            while not stop.is_set():
-                try:
-                    frame = json.loads(await asyncio.wait_for(socket.recv(), 0.5))
-                except asyncio.TimeoutError:
-                    continue
-                last_frame[0] = time.perf_counter()
-                if frame["type"] == "scan.updated" and frame["scan"]["status"] in {"done", "rejected", "failed"}:
-                    label = (frame["scan"].get("result") or {}).get("label") or frame["scan"]["status"]
-                    finished.setdefault(frame["scan"]["id"], (label, time.perf_counter()))
+        async for frame in frames(tokens["carol"], ready, stop):
+            if frame["type"] == "scan.updated" and frame["scan"]["status"] in {"done", "rejected", "failed"}:
+                label = (frame["scan"].get("result") or {}).get("label") or frame["scan"]["status"]
+                finished.setdefault(frame["scan"]["id"], (label, time.perf_counter()))
 
     def upload_one(index: int) -> None:
         _name, data = images[index % len(images)]

@@ -15,6 +15,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -30,6 +31,7 @@ class Stack:
     log_dir: Path | None = None  # None: processes write to this terminal
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     _logs: list[IO] = field(default_factory=list)
+    _sigterm_handler: Callable | None = field(default=None, repr=False)  # set by start(), see below
 
     @property
     def base_url(self) -> str:
@@ -113,7 +115,7 @@ class Stack:
         self._sigterm_handler = stop_then_die
 
     def stop(self, timeout: float = 20.0) -> None:
-        handler = self.__dict__.pop("_sigterm_handler", None)
+        handler, self._sigterm_handler = self._sigterm_handler, None
         if handler is not None and signal.getsignal(signal.SIGTERM) is handler:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
         for process in self.processes.values():

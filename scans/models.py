@@ -9,6 +9,8 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
+from inference.engine.decide import explain_result
+
 
 def _private_image_path(instance: models.Model, filename: str) -> str:
     # The client's file name is never used: it may carry patient data or path tricks.
@@ -103,11 +105,4 @@ class ScanResult(models.Model):
     @property
     def explanation(self) -> list[str]:
         """The decision rule's arithmetic for this result, in sentences (scan page and API)."""
-        from inference.engine.decide import explain
-
-        index = (self.measurements or {}).get("asymmetry_index")
-        if index is None or not self.decision:
-            return []
-        used = self.decision.get("used_classifier") and (self.classifier or {}).get("probability") is not None
-        return explain(asymmetry_index=float(index), probability=self.classifier["probability"] if used else None,
-                       rule=self.decision)
+        return explain_result(measurements=self.measurements, classifier=self.classifier, decision=self.decision)

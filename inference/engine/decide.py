@@ -110,3 +110,12 @@ def explain(*, asymmetry_index: float, probability: float | None, rule: dict) ->
     else:
         steps.append(f"Positive at {fitted.fused_positive_at:.2f} or more, negative below it.")
     return steps
+
+
+def explain_result(*, measurements: dict, classifier: dict, decision: dict) -> list[str]:
+    """``explain`` for a result as stored (the portal's ScanResult, analyze_image's record)."""
+    index = (measurements or {}).get("asymmetry_index")
+    if index is None or not decision:
+        return []
+    probability = (classifier or {}).get("probability") if decision.get("used_classifier") else None
+    return explain(asymmetry_index=float(index), probability=probability, rule=decision)

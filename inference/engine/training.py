@@ -581,10 +581,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--time-budget", type=float, default=0, help="seconds; start no fold that would end later")
     args = parser.parse_args(argv)
-    start_from = None
+    start_from, trained_on = None, {}
     if args.start_from:
-        start_from = torch.load(args.start_from, map_location="cpu", weights_only=True)["state_dict"]
-        start_from = {k: v.float() if v.is_floating_point() else v for k, v in start_from.items()}
+        payload = torch.load(args.start_from, map_location="cpu", weights_only=True)
+        start_from = {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
+        trained_on = payload.get("training", {})
 
     started = time.monotonic()
     torch.backends.cudnn.benchmark = True
@@ -594,7 +595,6 @@ def main(argv: list[str] | None = None) -> int:
     if prepared.folds is None and folds != [0]:
         parser.error("this pack came with its own split: only --folds 0")
     if args.start_from:
-        trained_on = torch.load(args.start_from, map_location="cpu", weights_only=True).get("training", {})
         for fold in folds:
             splits = fold_splits(prepared, fold) if prepared.folds is not None else prepared.splits
             if trained_on.get("split_digest") != split_digest(prepared, splits):

@@ -11,7 +11,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from inference.engine.decide import explain
+from inference.engine.decide import explain_result
 from inference.engine.imaging import ImageRejected, decode_upload
 from inference.engine.pipeline import ENGINE_VERSION
 from inference.runtime import current_pipeline, loaded_version_of
@@ -36,9 +36,8 @@ class Command(BaseCommand):
             if record["status"] != "done":
                 failures += 1
             else:
-                record["explanation"] = explain(asymmetry_index=record["measurements"]["asymmetry_index"],
-                                                probability=record["classifier"].get("probability"),
-                                                rule=record["decision"])
+                record["explanation"] = explain_result(measurements=record["measurements"],
+                                                       classifier=record["classifier"], decision=record["decision"])
             self.stdout.write(_json_line(record) if as_json else _text(record))
         if failures == len(paths):
             raise CommandError(f"none of the {len(paths)} photos could be analysed")

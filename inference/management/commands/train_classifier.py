@@ -84,10 +84,10 @@ class Command(BaseCommand):
         checkpoint_in = self._trained_elsewhere(options["checkpoint"])
         training.group_split(prepared, seed=options["seed"])
         counts = {split: int(sum(1 for s in prepared.splits if s == split)) for split in training.SPLITS}
+        crossing = training.leakage(prepared)
         self.stdout.write(f"faces: {len(prepared.labels)} usable, skipped {prepared.skipped or 'none'}; "
                           f"split {counts}; near-duplicate groups {len(set(prepared.groups.tolist()))}, "
-                          f"groups crossing splits {training.leakage(prepared)}")
-        crossing = training.leakage(prepared)
+                          f"groups crossing splits {crossing}")
         if crossing:
             self.stderr.write(f"warning: {crossing} groups of near-duplicate faces appear in more than one split "
                               "of the given layout: test figures will overstate accuracy")
