@@ -62,3 +62,39 @@ def png_bytes(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+@functools.lru_cache(maxsize=1)
+def symmetric_astronaut() -> np.ndarray:
+    """A face exactly symmetric about its middle column: the astronaut levelled, cut at her facial
+    midline, and her image-left half joined to its own mirror image. Whatever is drawn on one side of
+    it can be compared with the same thing drawn on the other."""
+    from inference.engine.measure import level
+
+    rgb, points = astronaut(), astronaut_landmarks()
+    _, roll, centre = level(points)
+    upright = cv2.warpAffine(rgb, cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])), roll, 1.0),
+                             (rgb.shape[1], rgb.shape[0]), borderMode=cv2.BORDER_REFLECT101)
+    middle = int(round(centre[0]))
+    half = upright[:, max(0, middle - 200):middle]
+    return np.ascontiguousarray(np.hstack([half, half[:, ::-1]]))
+
+
+@functools.lru_cache(maxsize=1)
+def symmetric_landmarks() -> np.ndarray:
+    from inference.engine.face import FaceMeshDetector
+
+    return FaceMeshDetector().find(symmetric_astronaut()).faces[0]
+
+
+def sag_lower_lid(rgb: np.ndarray, points: np.ndarray, *, side: str, pixels: float) -> np.ndarray:
+    """Mimic the eye of a peripheral palsy on the patient's `side`: the lower lid sags by `pixels`,
+    showing more white below the iris (the iris itself stays where it is)."""
+    lid = points[[373, 374, 380]].mean(axis=0) if side == "left" else points[[144, 145, 153]].mean(axis=0)
+    eye_width = float(np.linalg.norm(points[263] - points[362]))
+    height, width = rgb.shape[:2]
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    centre = lid + [0.0, 0.25 * eye_width]
+    bump = np.exp(-((xs - centre[0]) ** 2 / (2 * (0.45 * eye_width) ** 2) + (ys - centre[1]) ** 2 / (2 * (0.3 * eye_width) ** 2)))
+    map_y = ys - pixels * bump
+    return cv2.remap(rgb, xs, map_y.astype(np.float32), interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)

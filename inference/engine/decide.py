@@ -12,6 +12,10 @@ PARALYSIS = "paralysis"
 NO_PARALYSIS = "no_paralysis"
 INCONCLUSIVE = "inconclusive"
 
+CENTRAL = "central"  # lower face weak, forehead and eye spared: the stroke pattern
+PERIPHERAL = "peripheral"  # the whole half of the face, as in Bell's palsy
+UNDETERMINED = "undetermined"
+
 
 @dataclass(frozen=True)
 class DecisionRule:
@@ -25,6 +29,10 @@ class DecisionRule:
     classifier_weight: float = 0.0
     # How fast the asymmetry score rises around asymmetry_positive_at (0.5 there; 0.95 about 1.0 above).
     asymmetry_score_width: float = 0.35
+    # The pattern of a flagged face, from its upper-face involvement (measure.upper_face_involvement):
+    # peripheral at or above the first, central below the second, undetermined between.
+    pattern_peripheral_at: float = 0.023
+    pattern_central_below: float = 0.018
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -39,12 +47,17 @@ class DecisionRule:
         return cls(**base)
 
 
-# Training-free rule used when no trained classifier is active. Thresholds fitted on the
-# stroke-faces data set (see docs/model-card.md for the figures and how to reproduce them).
+# Training-free rule for photos of faces at rest, used when no trained classifier is active. Its
+# constants are fitted by `bench/eval_screening.py` (calibration.fit_rest_rule and
+# calibration.fit_pattern_threshold on every photo of palda-dev; the model card reports them
+# cross-fitted, on photos they were not fitted on). Negative below the healthy-at-rest 92.5th
+# percentile, positive from the 97.5th, inconclusive (a review item for the care team) between.
 ASYMMETRY_ONLY_RULE = DecisionRule(
-    name="asymmetry-only-v1",
-    asymmetry_positive_at=1.0,
-    asymmetry_negative_below=0.85,
+    name="asymmetry-rest-v2",
+    asymmetry_positive_at=0.49,
+    asymmetry_negative_below=0.39,
+    pattern_peripheral_at=0.023,
+    pattern_central_below=0.018,
 )
 
 
@@ -54,6 +67,24 @@ class Decision:
     score: float
     severity: str
     rule: dict
+    pattern: str = ""  # named for positive and inconclusive results only
+
+
+def pattern_of(*, label: str, upper_face_involvement: float | None, rule: DecisionRule) -> str:
+    """Central, peripheral or undetermined, for a flagged face; "" for a negative one.
+
+    Only the upper face decides: how severe the mouth looks says nothing about where the lesion is
+    (a dense stroke can droop the mouth as much as Bell's palsy), so it never argues for peripheral.
+    """
+    if label == NO_PARALYSIS:
+        return ""
+    if upper_face_involvement is None:
+        return UNDETERMINED
+    if upper_face_involvement >= rule.pattern_peripheral_at:
+        return PERIPHERAL
+    if upper_face_involvement < rule.pattern_central_below:
+        return CENTRAL
+    return UNDETERMINED
 
 
 def asymmetry_score(index: float, rule: DecisionRule) -> float:
@@ -63,7 +94,8 @@ def asymmetry_score(index: float, rule: DecisionRule) -> float:
     return 1.0 / (1.0 + math.exp(-(index - rule.asymmetry_positive_at) / width))
 
 
-def decide(*, asymmetry_index: float, severity: str, probability: float | None, rule: DecisionRule) -> Decision:
+def decide(*, asymmetry_index: float, severity: str, probability: float | None, rule: DecisionRule,
+           upper_face_involvement: float | None = None) -> Decision:
     asym = asymmetry_score(asymmetry_index, rule)
     if probability is None:
         score = asym
@@ -86,8 +118,12 @@ def decide(*, asymmetry_index: float, severity: str, probability: float | None, 
     # measured asymmetry, which natural faces have a little of, so it is kept but capped at mild.
     if label == NO_PARALYSIS and severity not in {"none", "mild"}:
         severity = "mild"
+    # A face sent to a clinician is never "none": the band follows the label.
+    if label != NO_PARALYSIS and severity == "none":
+        severity = "mild"
     return Decision(label=label, score=round(score, 4), severity=severity,
-                    rule={**rule.as_dict(), "used_classifier": probability is not None})
+                    rule={**rule.as_dict(), "used_classifier": probability is not None},
+                    pattern=pattern_of(label=label, upper_face_involvement=upper_face_involvement, rule=rule))
 
 
 def explain(*, asymmetry_index: float, probability: float | None, rule: dict) -> list[str]:

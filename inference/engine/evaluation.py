@@ -83,16 +83,30 @@ def group_bootstrap_auc(labels: np.ndarray, scores: np.ndarray, groups: np.ndarr
                         seed: int) -> tuple[float, float]:
     """95% interval of the ROC AUC, resampling whole near-duplicate groups: copies of one photo are
     not independent, so resampling photos would give too narrow an interval."""
-    labels, scores, groups = np.asarray(labels), np.asarray(scores), np.asarray(groups)
+    labels, scores = np.asarray(labels), np.asarray(scores)
+    return group_bootstrap(lambda pick: roc_auc(labels[pick], scores[pick]), groups, n_boot=n_boot, seed=seed)
+
+
+def group_bootstrap_rate(hits: np.ndarray, groups: np.ndarray, n_boot: int, seed: int) -> tuple[float, float]:
+    """95% interval of a proportion (the mean of boolean ``hits``), resampling whole groups (photos of
+    one person, or near-duplicates of one photo)."""
+    hits = np.asarray(hits, dtype=float)
+    return group_bootstrap(lambda pick: float(hits[pick].mean()), groups, n_boot=n_boot, seed=seed)
+
+
+def group_bootstrap(statistic, groups: np.ndarray, *, n_boot: int, seed: int) -> tuple[float, float]:
+    """2.5th and 97.5th percentiles of ``statistic(indices)`` over resamples of whole groups."""
+    groups = np.asarray(groups)
     rng = np.random.default_rng(seed)
     ids = np.unique(groups)
+    if len(ids) == 0:
+        return float("nan"), float("nan")
     members = [np.nonzero(groups == g)[0] for g in ids]
     values = []
     for _ in range(n_boot):
-        pick = np.concatenate([members[i] for i in rng.integers(0, len(ids), len(ids))])
-        auc = roc_auc(labels[pick], scores[pick])
-        if not math.isnan(auc):
-            values.append(auc)
+        value = statistic(np.concatenate([members[i] for i in rng.integers(0, len(ids), len(ids))]))
+        if not math.isnan(value):
+            values.append(value)
     if not values:
         return float("nan"), float("nan")
     return float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))

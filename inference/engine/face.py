@@ -1,5 +1,13 @@
 """Finding the face: MediaPipe Face Mesh (478 landmarks, with irises), with fallbacks for hard photos.
 
+Both sides of the face are found alike, by construction: the mesh is fitted to the photo and to its
+mirror image, the mirror's landmarks are mapped back (flipped, and each point renamed to its
+counterpart on the other half, see mesh_symmetry.py) and the two fits are averaged. Face Mesh alone
+is not mirror-consistent: the same mouth-corner droop drawn on the left or on the right of one face
+measured differently, and a photo's mirror image changed the asymmetry index by up to 0.84. Because
+the mirror image of the mirror image is the photo itself, a photo and its mirror now get the same
+landmarks with the sides swapped (tests/inference/test_symmetry.py).
+
 Face Mesh's own detector is the short-range BlazeFace model: it misses faces that fill the whole
 frame (close-ups) and faces rotated by tens of degrees. When the plain pass finds nothing we retry on
 a padded copy (so a close-up becomes a face at normal distance) and on rotated copies, then map the
@@ -12,6 +20,8 @@ import threading
 from dataclasses import dataclass
 
 import numpy as np
+
+from inference.engine.mesh_symmetry import mirror_landmarks
 
 NUM_LANDMARKS = 478
 # Past this roll the mesh is refitted on a levelled copy of the photo.
@@ -57,6 +67,13 @@ class FaceMeshDetector:
         return faces
 
     def find(self, rgb: np.ndarray) -> FaceSearch:
+        """Every face in the photo, each the average of its fit on the photo and on its mirror."""
+        direct = self.find_one_way(rgb)
+        mirrored = self.find_one_way(np.ascontiguousarray(rgb[:, ::-1]))
+        return symmetrise(direct, mirrored, width=rgb.shape[1])
+
+    def find_one_way(self, rgb: np.ndarray) -> FaceSearch:
+        """The mesh as MediaPipe fits it to this photo alone (with the fallbacks below)."""
         search = self._find_any(rgb)
         if len(search.faces) == 1:
             return self._refine_upright(rgb, search)
@@ -109,6 +126,38 @@ class FaceMeshDetector:
                     f"rotated {90 * quarter_turns}",
                 )
         return FaceSearch([], "none")
+
+
+def symmetrise(direct: FaceSearch, mirrored: FaceSearch, *, width: int) -> FaceSearch:
+    """Combine the fits on a photo (``direct``) and on its mirror image (``mirrored``, in the mirror's
+    coordinates). A face found by both passes is the average of the two fits; a face found by one
+    pass only is kept as that pass found it. Swapping the two arguments and mirroring the photo gives
+    the mirror of the result, exactly: the matching and the average treat both passes alike."""
+    back = [mirror_landmarks(points, width) for points in mirrored.faces]
+    pairs = sorted(
+        (float(np.linalg.norm(_eye_midpoint(a) - _eye_midpoint(b))), i, j)
+        for i, a in enumerate(direct.faces) for j, b in enumerate(back)
+    )
+    used_direct: set[int] = set()
+    used_back: set[int] = set()
+    faces = []
+    for gap, i, j in pairs:
+        if i in used_direct or j in used_back or gap > 0.25 * (_eye_distance(direct.faces[i]) + _eye_distance(back[j])):
+            continue
+        used_direct.add(i)
+        used_back.add(j)
+        faces.append((direct.faces[i] + back[j]) / 2)
+    faces += [points for i, points in enumerate(direct.faces) if i not in used_direct]
+    faces += [points for j, points in enumerate(back) if j not in used_back]
+    return FaceSearch(faces, f"{direct.attempt} | mirror {mirrored.attempt}")
+
+
+def _eye_midpoint(points: np.ndarray) -> np.ndarray:
+    return (points[33] + points[133] + points[263] + points[362]) / 4
+
+
+def _eye_distance(points: np.ndarray) -> float:
+    return float(np.linalg.norm((points[33] + points[133]) / 2 - (points[263] + points[362]) / 2))
 
 
 def _unrotate(points: np.ndarray, quarter_turns: int, width: int, height: int) -> np.ndarray:

@@ -10,9 +10,14 @@ The composite asymmetry index rests on the two signs of a drooping mouth that su
 tilted head and a stretched photo: the lip line tilting against the eye line (an angle between two
 lines that are parallel on a symmetric face and stay parallel when the photo is rotated, scaled or
 stretched, and nearly so when the head is turned) and the lips pulled off the midline towards the
-working side. The other
-regions are measured and reported, but in still photos they did not tell faces with stroke-related
-droop from faces without it (see bench/eval_asymmetry.py), so they do not count in the index.
+working side. The two are added with their signs (``lean``): in a palsy they go together (the corner
+sags on the weak side and the lips are pulled to the other; they agreed in 1,041 of 1,043 paralysis
+photos of stroke-faces where both were clear), while a healthy face's small asymmetries point every
+way and partly cancel. The index is the size of the lean; its sign names the weaker side.
+
+The pattern of the weakness is measured above the mouth, around the eye: a peripheral palsy (Bell's
+palsy) takes the whole half of the face, so the lower lid sags and the eye closes less; a central
+(stroke) palsy spares the upper face. See ``upper_face_involvement``.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ LOWER_LIP = 14
 LIP_TOP = 0  # the middle of the upper lip's outer edge (the foot of the philtrum)
 LIP_BOTTOM = 17  # the middle of the lower lip's outer edge
 
-# The composite index is sum(weight * |difference| / unit) over the regions. Each unit is the 90th
+# The composite index is |sum(weight * signed difference / unit)| over the regions (the lean). Each unit is the 90th
 # percentile of that region's |difference| among faces without paralysis in still photos, so a
 # region at 1.0 unit sits at the upper end of what healthy faces show. The weights are a non-negative
 # logistic regression (paralysis vs no paralysis) on those unit-scaled differences, rescaled so that
@@ -73,8 +78,21 @@ INDEX_WEIGHTS = {
     "eye_opening": 0.0,
     "brow_height": 0.0,
 }
-# Severity bands on the composite index (1.0 = the healthy 90th percentile).
-SEVERITY_BANDS = ((0.0, "none"), (1.0, "mild"), (1.7, "moderate"), (2.1, "severe"))
+# Each region's difference counted with the sign that a weak *right* side gives it: the lip line
+# tilts up to the left (> 0) and the lips are pulled to the left (> 0).
+LEAN_SIGNS = {name: 1.0 for name in INDEX_WEIGHTS}
+# Severity bands on the composite index. "mild" starts where the rule for faces at rest stops calling
+# a face negative (decide.REST_RULE.asymmetry_negative_below); 1.0 is the 90th percentile of healthy
+# faces making expressions (stroke-faces' press photos), 2.0 twice that. No data set here grades
+# severity, so the bands are descriptive, not validated.
+SEVERITY_BANDS = ((0.0, "none"), (0.39, "mild"), (1.0, "moderate"), (2.0, "severe"))
+
+# Upper-face involvement (see upper_face_involvement): landmarks of the eyelids' middle thirds.
+UPPER_LID = {"right": (158, 159, 160), "left": (385, 386, 387)}
+LOWER_LID = {"right": (144, 145, 153), "left": (373, 374, 380)}
+# An eye less open than this fraction of its width counts as closed: the ratio of two closed eyes is
+# noise, not palsy.
+MIN_APERTURE = 0.08
 
 
 @dataclass
@@ -88,6 +106,8 @@ class Measurements:
     roll_deg: float  # how far the eye line was from level in the photo
     yaw: float  # -1..1 head turn proxy (0 = facing the camera)
     pitch: float  # nose tip position between eye line and mouth (about 0.5 when level)
+    lean: float = 0.0  # signed index: > 0 when the right side looks weaker, < 0 the left
+    upper_face: dict[str, float] = field(default_factory=dict)  # see upper_face_involvement
     extra: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
@@ -101,6 +121,8 @@ class Measurements:
             "roll_deg": round(self.roll_deg, 2),
             "yaw": round(self.yaw, 3),
             "pitch": round(self.pitch, 3),
+            "lean": round(self.lean, 3),
+            "upper_face": {name: round(value, 3) for name, value in self.upper_face.items()},
             "units": {name: ("degrees" if name.endswith("_deg") else "mm") for name in self.regions},
         }
 
@@ -179,16 +201,13 @@ def measure(points: np.ndarray) -> Measurements:
     deviation = off_midline((levelled[LIP_TOP] + levelled[LIP_BOTTOM]) / 2)
     regions["mouth_deviation"] = {"right": 0.0, "left": round(deviation, 2), "difference": round(deviation, 2)}
 
-    index = composite_index(regions)
-
-    # The drooping side: its mouth corner sits lower (the lip line tilts down to it). Without a clear
-    # tilt, a clear pull of the lips to one side names the other side: in the photos of paralysis the
-    # lips are pulled towards the working side (the two signs agreed in 1,041 of the 1,043 with both clear).
+    signed = composite_lean(regions)
+    index = abs(signed)
+    # The weaker side: its mouth corner sits lower and the lips are pulled away from it. A lean too
+    # small to tell from a healthy face names no side.
     affected_side = ""
-    if abs(tilt) >= INDEX_UNITS["lip_line_tilt_deg"] / 2:
-        affected_side = "right" if tilt > 0 else "left"  # tilt > 0: the left corner is higher
-    elif abs(deviation) >= INDEX_UNITS["mouth_deviation"] / 2:
-        affected_side = "right" if deviation > 0 else "left"  # deviation > 0: pulled to the left
+    if index >= SEVERITY_BANDS[1][0] / 2:
+        affected_side = "right" if signed > 0 else "left"
 
     nose = levelled[NOSE_TIP]
     half_width = eye_distance_px / 2
@@ -206,15 +225,50 @@ def measure(points: np.ndarray) -> Measurements:
         roll_deg=roll,
         yaw=yaw,
         pitch=pitch,
+        lean=signed,
+        upper_face=upper_face_involvement(levelled),
         extra={"eye_distance_mm": eye_distance_px * mm_per_px, "iris_px": iris_px},
     )
 
 
-def composite_index(regions: dict[str, dict[str, float]]) -> float:
+def composite_lean(regions: dict[str, dict[str, float]]) -> float:
+    """The signed index: > 0 when the regions point to a weak right side, < 0 to a weak left."""
     total = 0.0
     for name, weight in INDEX_WEIGHTS.items():
-        total += weight * abs(regions[name]["difference"]) / INDEX_UNITS[name]
+        total += weight * LEAN_SIGNS[name] * regions[name]["difference"] / INDEX_UNITS[name]
     return float(total)
+
+
+def composite_index(regions: dict[str, dict[str, float]]) -> float:
+    return abs(composite_lean(regions))
+
+
+def upper_face_involvement(levelled: np.ndarray) -> dict[str, float]:
+    """How unequal the two halves of the face are around the eyes (0 = alike; unsigned, so a photo
+    and its mirror agree), each as a fraction of the eye's width:
+
+    - ``lower_lid``: how much further one lower lid sits below its iris centre than the other. A
+      palsied orbicularis lets the lower lid sag and shows white below the iris (and an eye that
+      cannot close looks wider); a central palsy spares it. This is ``involvement``, the figure the
+      pattern is read from: on palda-dev it told peripheral from central palsy best (ROC AUC 0.89,
+      against 0.80 for the eye aperture and 0.64 for the brow-to-lid gap).
+    - ``eye_aperture``: the log ratio of the two lid gaps (a closed eye floored at MIN_APERTURE).
+    - ``brow_to_lid``: the log ratio of the two brow-to-upper-lid gaps (a sagging brow).
+    """
+    def eye(side: str, names: dict) -> tuple[float, float, float]:
+        width = float(np.linalg.norm(levelled[names["eye_outer"]] - levelled[names["eye_inner"]])) or 1.0
+        upper = levelled[list(UPPER_LID[side]), 1].mean()
+        lower = levelled[list(LOWER_LID[side]), 1].mean()
+        brow = levelled[list(names["brow"]), 1].mean()
+        iris = levelled[names["iris_center"], 1]
+        return (max((lower - upper) / width, MIN_APERTURE), max((upper - brow) / width, MIN_APERTURE),
+                (lower - iris) / width)
+
+    right_aperture, right_brow, right_lid = eye("right", RIGHT)
+    left_aperture, left_brow, left_lid = eye("left", LEFT)
+    lower_lid = abs(left_lid - right_lid)
+    return {"lower_lid": float(lower_lid), "eye_aperture": abs(float(np.log(left_aperture / right_aperture))),
+            "brow_to_lid": abs(float(np.log(left_brow / right_brow))), "involvement": float(lower_lid)}
 
 
 def severity_band(index: float) -> str:

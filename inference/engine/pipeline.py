@@ -21,7 +21,7 @@ from inference.engine.face import FaceMeshDetector
 from inference.engine.imaging import ANALYSIS_MAX_SIDE, analysis_copy, open_image
 from inference.engine.measure import LEFT, RIGHT, NOSE_BRIDGE, measure
 
-ENGINE_VERSION = "facemesh-asymmetry-1"
+ENGINE_VERSION = "facemesh-mirror-asymmetry-2"
 OVERLAY_SIDE = 512  # the face crop is drawn at this size, so small faces become readable
 
 
@@ -33,6 +33,7 @@ class Analysis:
     score: float = 0.0
     severity: str = ""
     affected_side: str = ""
+    pattern: str = ""  # central / peripheral / undetermined for a flagged face, "" otherwise
     measurements: dict = field(default_factory=dict)
     quality: dict = field(default_factory=dict)
     classifier: dict = field(default_factory=dict)
@@ -107,7 +108,8 @@ class Pipeline:
             lap("classify")
 
         decision = decide(asymmetry_index=measurements.asymmetry_index, severity=measurements.severity,
-                          probability=probability, rule=self.rule)
+                          probability=probability, rule=self.rule,
+                          upper_face_involvement=measurements.upper_face["involvement"])
         overlay = _overlay_jpeg(image, points)
         lap("overlay")
         return Analysis(
@@ -117,8 +119,9 @@ class Pipeline:
             severity=decision.severity,
             # A negative result names no affected side; the measurements keep the side they lean to.
             affected_side="" if decision.label == NO_PARALYSIS else measurements.affected_side,
+            pattern=decision.pattern,
             measurements=measurements.as_dict(),
-            quality=report_figures,
+            quality={**report_figures, "warnings": report.warnings},
             classifier=classifier_info,
             decision=decision.rule,
             overlay_jpeg=overlay,

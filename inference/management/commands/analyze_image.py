@@ -66,6 +66,9 @@ def _text(record: dict) -> str:
     if record["status"] != "done":
         return f"{record['path']}: {record['status']}: {record['reason']}"
     index = record["measurements"]["asymmetry_index"]
+    warnings = record["quality"].get("warnings", [])
     return (f"{record['path']}: {record['label']} (score {record['score']:.2f}, severity {record['severity']}, "
-            f"asymmetry index {index:.2f}, side {record['affected_side'] or '-'}) [{record['model_version']}]"
-            + "".join(f"\n    {step}" for step in record["explanation"]))
+            f"asymmetry index {index:.2f}, side {record['affected_side'] or '-'}, "
+            f"pattern {record['pattern'] or '-'}) [{record['model_version']}]"
+            + "".join(f"\n    {step}" for step in record["explanation"])
+            + "".join(f"\n    quality: {warning['message']}" for warning in warnings))
