@@ -10,6 +10,10 @@ ESCALATION_TIERS = ("care team", "lead physician", "triage desk")
 
 
 class Alert(models.Model):
+    class Kind(models.TextChoices):
+        POSITIVE = "positive", "Signs of facial paralysis"
+        REVIEW = "review", "Inconclusive: review the photo"
+
     class Status(models.TextChoices):
         OPEN = "open", "Open"
         ACKNOWLEDGED = "acknowledged", "Acknowledged"
@@ -24,6 +28,11 @@ class Alert(models.Model):
     scan = models.OneToOneField("scans.Scan", on_delete=models.CASCADE, related_name="alert")
     patient = models.ForeignKey("portal.Patient", on_delete=models.CASCADE, related_name="alerts")
     status = models.CharField(max_length=14, choices=Status.choices, default=Status.OPEN, db_index=True)
+    # A positive result raises a `positive` alert, an inconclusive one a `review` item for the care team.
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.POSITIVE)
+    # Central (stroke) pattern: the shortest deadline, the top of the feed, stroke-team wording.
+    urgent = models.BooleanField(default=False, db_index=True)
+    pattern = models.CharField(max_length=12, blank=True)
     severity = models.CharField(max_length=10)
     score = models.FloatField()
     created_at = models.DateTimeField(auto_now_add=True)

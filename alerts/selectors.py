@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Case, IntegerField, QuerySet, Value, When
 
 from alerts.models import Alert
 from portal.selectors import patient_list_for_user
@@ -24,6 +24,13 @@ def alert_list_for_user(*, user, status: str | None = None, after: int | None = 
     if after is not None:
         alerts = alerts.filter(id__gt=after)
     return alerts
+
+
+def alert_feed_for_user(*, user) -> QuerySet[Alert]:
+    """The triage order: open or claimed stroke-pattern alerts first, then everything newest first."""
+    urgent_first = Case(When(urgent=True, status__in=(Alert.Status.OPEN, Alert.Status.ACKNOWLEDGED), then=Value(0)),
+                        default=Value(1), output_field=IntegerField())
+    return alert_list_for_user(user=user).order_by(urgent_first, "-id")
 
 
 def alert_get_visible(*, user, alert_id: int) -> Alert | None:

@@ -19,7 +19,7 @@ class AlertSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Alert
-        fields = ["id", "status", "severity", "score", "created_at", "patient", "scan", "latest_scan", "scan_count",
+        fields = ["id", "kind", "urgent", "pattern", "status", "severity", "score", "created_at", "patient", "scan", "latest_scan", "scan_count",
                   "escalation_level", "escalation_tier", "acknowledged_by", "acknowledged_at", "resolved_by",
                   "resolved_at", "outcome", "disclaimer"]
 
@@ -47,6 +47,8 @@ class AlertSerializer(serializers.ModelSerializer):
             "uploaded_at": scan.uploaded_at.isoformat(),
             "referring_physician": scan.referring_physician.full_name if scan.referring_physician else None,
             "label": result.label if result else None,
+            "pattern": result.pattern if result else None,
+            "quality_warnings": result.quality_warnings if result else [],
             "model_version": result.model_version_name if result else None,
         }
 

@@ -30,15 +30,24 @@ class AlertConflict(Exception):
     """The alert is not in a state that allows this step (e.g. someone else claimed it first)."""
 
 
-def ack_deadline(severity: str) -> timedelta:
-    minutes = settings.ALERT_ACK_DEADLINE_MINUTES.get(severity, settings.ALERT_ACK_DEADLINE_MINUTES["none"])
+def ack_deadline(severity: str, *, urgent: bool = False) -> timedelta:
+    deadlines = settings.ALERT_ACK_DEADLINE_MINUTES
+    minutes = deadlines.get(severity, deadlines["none"])
+    if urgent:
+        minutes = min(minutes, deadlines["urgent"])
     return timedelta(minutes=minutes)
 
 
-def alert_raise(*, scan, result, now: datetime | None = None) -> Alert:
-    """Store the alert for a positive scan, then tell everyone who may see the patient.
+def _kind_of(result) -> str:
+    return Alert.Kind.POSITIVE if result.is_positive else Alert.Kind.REVIEW
 
-    A positive scan of a patient who already has an open or claimed alert from the same episode
+
+def alert_raise(*, scan, result, now: datetime | None = None) -> Alert:
+    """Store the alert for a positive scan (or a review item for an inconclusive one), then tell
+    everyone who may see the patient. A central (stroke) pattern makes it urgent: the shortest
+    deadline and the top of the feed.
+
+    A flagged scan of a patient who already has an open or claimed alert from the same episode
     joins that alert (the feed shows one alert with its scan count) instead of flooding the feed.
     Called inside scan_record_result's transaction with the scan row locked, so a redelivered task
     finds `episode_alert_id` set and does nothing.
@@ -52,10 +61,12 @@ def alert_raise(*, scan, result, now: datetime | None = None) -> Alert:
                    .filter(patient_id=scan.patient_id, status__in=ACTIVE, created_at__gte=episode_start)
                    .order_by("-id").first())
         if current is not None:
-            return _join_episode(current, scan=scan, result=result)
+            return _join_episode(current, scan=scan, result=result, now=now)
+        urgent = result.is_stroke_pattern
         alert = Alert.objects.create(
             scan=scan, latest_scan=scan, patient_id=scan.patient_id, severity=result.severity, score=result.score,
-            next_escalation_at=now + ack_deadline(result.severity),
+            kind=_kind_of(result), urgent=urgent, pattern=result.pattern,
+            next_escalation_at=now + ack_deadline(result.severity, urgent=urgent),
         )
         scan.__class__.objects.filter(id=scan.id).update(episode_alert=alert)
         event = AlertEvent.objects.create(alert=alert, kind=AlertEvent.Kind.RAISED, source=AlertEvent.Source.SYSTEM,
@@ -64,12 +75,22 @@ def alert_raise(*, scan, result, now: datetime | None = None) -> Alert:
     return alert
 
 
-def _join_episode(alert: Alert, *, scan, result) -> Alert:
+def _join_episode(alert: Alert, *, scan, result, now: datetime) -> Alert:
+    """A later scan of the episode can only raise the alert: a worse severity, a positive after a
+    review item, the stroke pattern (which also brings an open alert's deadline forward)."""
     worse = SEVERITY_ORDER.index(result.severity) > SEVERITY_ORDER.index(alert.severity)
-    Alert.objects.filter(id=alert.id).update(
-        scan_count=F("scan_count") + 1, latest_scan=scan,
-        severity=result.severity if worse else alert.severity, score=max(alert.score, result.score),
-    )
+    changes = {"scan_count": F("scan_count") + 1, "latest_scan": scan,
+               "severity": result.severity if worse else alert.severity, "score": max(alert.score, result.score)}
+    if result.is_positive:
+        changes["kind"] = Alert.Kind.POSITIVE
+    if result.is_stroke_pattern and not alert.urgent:
+        changes.update(urgent=True, pattern=result.pattern)
+        if alert.status == Alert.Status.OPEN:
+            sooner = now + ack_deadline(result.severity, urgent=True)
+            changes["next_escalation_at"] = min(alert.next_escalation_at or sooner, sooner)
+    elif not alert.pattern:
+        changes["pattern"] = result.pattern
+    Alert.objects.filter(id=alert.id).update(**changes)
     scan.__class__.objects.filter(id=scan.id).update(episode_alert=alert)
     event = AlertEvent.objects.create(alert=alert, kind=AlertEvent.Kind.REPEATED, source=AlertEvent.Source.SYSTEM,
                                       note=f"scan {scan.id}, severity {result.severity}")
@@ -118,15 +139,15 @@ def alert_escalate_overdue(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
     escalated = 0
     overdue = Alert.objects.filter(status=Alert.Status.OPEN, next_escalation_at__lte=now).values_list(
-        "id", "escalation_level", "severity", "patient_id")
-    for alert_id, level, severity, patient_id in overdue:
+        "id", "escalation_level", "severity", "urgent", "patient_id")
+    for alert_id, level, severity, urgent, patient_id in overdue:
         new_level = level + 1
         last_tier = new_level >= len(ESCALATION_TIERS) - 1
         with transaction.atomic():
             # Conditional on the level we read: two beat runs never escalate one step twice.
             moved = Alert.objects.filter(id=alert_id, status=Alert.Status.OPEN, escalation_level=level).update(
                 escalation_level=new_level,
-                next_escalation_at=None if last_tier else now + ack_deadline(severity),
+                next_escalation_at=None if last_tier else now + ack_deadline(severity, urgent=urgent),
             )
             if moved != 1:
                 continue

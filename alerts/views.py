@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 
-from alerts.selectors import alert_list_for_user
+from alerts.selectors import alert_feed_for_user
 from alerts.serializers import AlertSerializer
 from portal.selectors import user_role
 from scans.serializers import DISCLAIMER
@@ -11,7 +11,7 @@ from scans.serializers import DISCLAIMER
 
 @login_required
 def feed(request):
-    alerts = list(alert_list_for_user(user=request.user)[:100])
+    alerts = list(alert_feed_for_user(user=request.user)[:100])
     payload = AlertSerializer(alerts, many=True, context={"request": request}).data
     return render(request, "alerts/feed.html", {
         "alerts_json": payload,

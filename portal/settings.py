@@ -195,6 +195,8 @@ CELERY_BEAT_SCHEDULE = {
 # Minutes an alert may stay unacknowledged, per severity, before it escalates one tier
 # (care team -> lead physician -> staff triage desk).
 ALERT_ACK_DEADLINE_MINUTES = {
+    # The stroke pattern: the shortest deadline whatever the severity.
+    "urgent": env_int("ALERT_DEADLINE_URGENT_MINUTES", 5, minimum=1),
     "severe": env_int("ALERT_DEADLINE_SEVERE_MINUTES", 5, minimum=1),
     "moderate": env_int("ALERT_DEADLINE_MODERATE_MINUTES", 15, minimum=1),
     "mild": env_int("ALERT_DEADLINE_MILD_MINUTES", 30, minimum=1),

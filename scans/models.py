@@ -71,11 +71,18 @@ class ScanResult(models.Model):
         MODERATE = "moderate", "Moderate"
         SEVERE = "severe", "Severe"
 
+    class Pattern(models.TextChoices):
+        CENTRAL = "central", "Central (lower face, forehead spared): the stroke pattern"
+        PERIPHERAL = "peripheral", "Peripheral (the whole half of the face)"
+        UNDETERMINED = "undetermined", "Undetermined"
+
     scan = models.OneToOneField(Scan, on_delete=models.CASCADE, related_name="result")
     label = models.CharField(max_length=16, choices=Label.choices)
     score = models.FloatField(help_text="0..1: how strongly the evidence points to paralysis.")
     severity = models.CharField(max_length=10, choices=Severity.choices)
     affected_side = models.CharField(max_length=10, blank=True)
+    # Named for positive and inconclusive results only; blank for a negative one.
+    pattern = models.CharField(max_length=12, choices=Pattern.choices, blank=True)
     measurements = models.JSONField(default=dict)
     quality = models.JSONField(default=dict)
     classifier = models.JSONField(default=dict, help_text="Classifier stage output, or why it was skipped.")
@@ -94,6 +101,20 @@ class ScanResult(models.Model):
     @property
     def is_positive(self) -> bool:
         return self.label == self.Label.PARALYSIS
+
+    @property
+    def needs_clinician(self) -> bool:
+        """Positive results raise an alert; inconclusive ones a review item: neither is left unseen."""
+        return self.label in {self.Label.PARALYSIS, self.Label.INCONCLUSIVE}
+
+    @property
+    def is_stroke_pattern(self) -> bool:
+        return self.pattern == self.Pattern.CENTRAL
+
+    @property
+    def quality_warnings(self) -> list[dict]:
+        """[{"code", "message"}]: what was imperfect about a photo that could still be measured."""
+        return list((self.quality or {}).get("warnings", []))
 
     @property
     def model_version_name(self) -> str:

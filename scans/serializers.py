@@ -40,11 +40,17 @@ class ScanResultSerializer(serializers.ModelSerializer):
     explanation = serializers.ListField(child=serializers.CharField(), read_only=True,
                                         help_text="How the rule reached the label, in its own numbers.")
     disclaimer = serializers.SerializerMethodField()
+    stroke_pattern = serializers.BooleanField(source="is_stroke_pattern", read_only=True,
+                                              help_text="True for the central pattern: contact the stroke team now.")
+    quality_warnings = serializers.ListField(
+        child=serializers.DictField(child=serializers.CharField()), read_only=True,
+        help_text='What was imperfect about a photo that could still be measured: [{"code", "message"}].')
 
     class Meta:
         model = ScanResult
-        fields = ["label", "score", "severity", "affected_side", "measurements", "quality", "classifier",
-                  "decision", "explanation", "model_version", "engine_version", "created_at", "disclaimer"]
+        fields = ["label", "score", "severity", "affected_side", "pattern", "stroke_pattern", "quality_warnings",
+                  "measurements", "quality", "classifier", "decision", "explanation", "model_version",
+                  "engine_version", "created_at", "disclaimer"]
 
     def get_disclaimer(self, _result) -> str:
         return DISCLAIMER

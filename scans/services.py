@@ -138,8 +138,8 @@ def scan_finish(*, scan: Scan, status: str, reason: str) -> None:
 
 
 def scan_record_result(*, scan: Scan, analysis, model_version) -> ScanResult:
-    """Store the result and mark the scan done; a positive result raises its alert in the same
-    transaction, so an alert never exists without its result nor a positive result without its alert."""
+    """Store the result and mark the scan done; a positive or inconclusive result raises its alert in
+    the same transaction, so an alert never exists without its result nor such a result without one."""
     with transaction.atomic():
         locked = Scan.objects.select_for_update().get(id=scan.id)
         if locked.status != Scan.Status.PROCESSING or hasattr(locked, "result"):
@@ -151,6 +151,7 @@ def scan_record_result(*, scan: Scan, analysis, model_version) -> ScanResult:
             score=analysis.score,
             severity=analysis.severity,
             affected_side=analysis.affected_side,
+            pattern=analysis.pattern,
             measurements=analysis.measurements,
             quality=analysis.quality,
             classifier=analysis.classifier,
@@ -168,7 +169,7 @@ def scan_record_result(*, scan: Scan, analysis, model_version) -> ScanResult:
         locked.save(update_fields=["status", "finished_at"])
         # Registered first, so the uploader sees the result before the alert it raised.
         publish_scan_updated(scan_id=locked.id, uploader_id=locked.uploaded_by_id)
-        if result.is_positive:
+        if result.needs_clinician:
             alert_raise(scan=locked, result=result)
     return result
 

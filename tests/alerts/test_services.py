@@ -90,3 +90,50 @@ def test_acknowledging_stops_escalation(people):
     assert alert_escalate_overdue(now=start + timedelta(days=1)) == 0
     alert.refresh_from_db()
     assert alert.escalation_level == 0 and alert.next_escalation_at is None
+
+
+def flagged_scan(patient, *, label="paralysis", pattern="peripheral", severity="moderate", score=0.9):
+    return factories.ScanResultFactory(scan__patient=patient, label=label, pattern=pattern, severity=severity,
+                                       score=score)
+
+
+def test_an_inconclusive_result_reaches_the_care_team_as_a_review_item(people):
+    result = flagged_scan(people.patient, label="inconclusive", pattern="undetermined", severity="mild", score=0.45)
+    alert = alert_raise(scan=result.scan, result=result)
+    assert alert.kind == Alert.Kind.REVIEW and not alert.urgent
+
+
+def test_the_stroke_pattern_raises_an_urgent_alert_with_the_shortest_deadline(people, settings):
+    settings.ALERT_ACK_DEADLINE_MINUTES = {"urgent": 3, "severe": 5, "moderate": 15, "mild": 30, "none": 60}
+    now = timezone.now()
+    result = flagged_scan(people.patient, pattern="central", severity="mild")
+    alert = alert_raise(scan=result.scan, result=result, now=now)
+    assert alert.urgent and alert.kind == Alert.Kind.POSITIVE and alert.pattern == "central"
+    assert alert.next_escalation_at == now + timedelta(minutes=3)
+    peripheral = flagged_scan(people.other_patient, pattern="peripheral", severity="mild")
+    calm = alert_raise(scan=peripheral.scan, result=peripheral, now=now)
+    assert not calm.urgent and calm.next_escalation_at == now + timedelta(minutes=30)
+
+
+def test_a_stroke_pattern_joining_an_episode_makes_it_urgent_and_brings_its_deadline_forward(people, settings):
+    settings.ALERT_ACK_DEADLINE_MINUTES = {"urgent": 5, "severe": 5, "moderate": 15, "mild": 30, "none": 60}
+    now = timezone.now()
+    review = flagged_scan(people.patient, label="inconclusive", pattern="undetermined", severity="mild")
+    alert = alert_raise(scan=review.scan, result=review, now=now)
+    central = flagged_scan(people.patient, pattern="central", severity="mild")
+    joined = alert_raise(scan=central.scan, result=central, now=now + timedelta(minutes=1))
+    assert joined.id == alert.id
+    assert joined.urgent and joined.kind == Alert.Kind.POSITIVE and joined.pattern == "central"
+    assert joined.next_escalation_at == now + timedelta(minutes=6)
+
+
+def test_urgent_alerts_head_the_triage_feed_while_they_are_active(people):
+    from alerts.selectors import alert_feed_for_user
+
+    central = flagged_scan(people.patient, pattern="central")
+    urgent = alert_raise(scan=central.scan, result=central)
+    newer = flagged_scan(people.other_patient, pattern="peripheral")
+    calm = alert_raise(scan=newer.scan, result=newer)
+    assert [a.id for a in alert_feed_for_user(user=people.triage)] == [urgent.id, calm.id]
+    Alert.objects.filter(id=urgent.id).update(status="resolved")
+    assert [a.id for a in alert_feed_for_user(user=people.triage)] == [calm.id, urgent.id]

@@ -70,3 +70,26 @@ def test_the_sweeper_reenqueues_scans_stuck_in_queued(people, settings, eager_ce
     scan.refresh_from_db()
     assert scan.status == Scan.Status.DONE
     assert scan_requeue_stalled() == 0
+
+
+def test_a_stroke_pattern_face_is_stored_with_its_pattern_and_raises_an_urgent_alert(people, in_memory_channels):
+    from tests.faces import droop, symmetric_astronaut, symmetric_landmarks
+
+    photo = droop(symmetric_astronaut(), symmetric_landmarks(), side="left", pixels=10)
+    scan = scan_with_photo(people.patient, photo, uploader=people.carol)
+    scan_analyze(scan_id=scan.id)
+    scan.refresh_from_db()
+    assert (scan.result.label, scan.result.pattern, scan.result.affected_side) == ("paralysis", "central", "left")
+    assert scan.result.is_stroke_pattern
+    alert = Alert.objects.get(scan=scan)
+    assert alert.urgent and alert.pattern == "central" and alert.kind == Alert.Kind.POSITIVE
+
+
+def test_a_soft_photo_keeps_its_warning_with_the_result(people, in_memory_channels):
+    import cv2
+
+    scan = scan_with_photo(people.patient, cv2.GaussianBlur(drooped_astronaut(), (0, 0), 5))
+    scan_analyze(scan_id=scan.id)
+    scan.refresh_from_db()
+    assert scan.status == Scan.Status.DONE
+    assert "soft_focus" in [w["code"] for w in scan.result.quality_warnings]
