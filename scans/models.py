@@ -126,4 +126,5 @@ class ScanResult(models.Model):
     @property
     def explanation(self) -> list[str]:
         """The decision rule's arithmetic for this result, in sentences (scan page and API)."""
-        return explain_result(measurements=self.measurements, classifier=self.classifier, decision=self.decision)
+        return explain_result(measurements=self.measurements, classifier=self.classifier, decision=self.decision,
+                              pattern=self.pattern)

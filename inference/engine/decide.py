@@ -126,9 +126,21 @@ def decide(*, asymmetry_index: float, severity: str, probability: float | None, 
                     pattern=pattern_of(label=label, upper_face_involvement=upper_face_involvement, rule=rule))
 
 
-def explain(*, asymmetry_index: float, probability: float | None, rule: dict) -> list[str]:
-    """How a stored result's label came about, in its rule's own numbers, for the clinician reading it."""
+def explain(*, asymmetry_index: float, probability: float | None, rule: dict, pattern: str = "",
+            upper_face_involvement: float | None = None) -> list[str]:
+    """How a stored result's label (and pattern) came about, in its rule's own numbers, for the
+    clinician reading it."""
     fitted = DecisionRule.from_thresholds(rule, name=str(rule.get("name", "")))
+    steps = _label_steps(asymmetry_index, probability, fitted)
+    # Results stored before the pattern existed have no pattern thresholds in their rule.
+    if pattern and upper_face_involvement is not None and "pattern_peripheral_at" in rule:
+        steps.append(f"Pattern {pattern}: the lower lids differ by {upper_face_involvement:.3f} of an eye's width "
+                     f"(central below {fitted.pattern_central_below:g}, peripheral from "
+                     f"{fitted.pattern_peripheral_at:g}, undetermined between).")
+    return steps
+
+
+def _label_steps(asymmetry_index: float, probability: float | None, fitted: DecisionRule) -> list[str]:
     asym = asymmetry_score(asymmetry_index, fitted)
     at = f"{fitted.asymmetry_positive_at:g}"
     if probability is None:
@@ -148,10 +160,11 @@ def explain(*, asymmetry_index: float, probability: float | None, rule: dict) ->
     return steps
 
 
-def explain_result(*, measurements: dict, classifier: dict, decision: dict) -> list[str]:
+def explain_result(*, measurements: dict, classifier: dict, decision: dict, pattern: str = "") -> list[str]:
     """``explain`` for a result as stored (the portal's ScanResult, analyze_image's record)."""
     index = (measurements or {}).get("asymmetry_index")
     if index is None or not decision:
         return []
     probability = (classifier or {}).get("probability") if decision.get("used_classifier") else None
-    return explain(asymmetry_index=float(index), probability=probability, rule=decision)
+    return explain(asymmetry_index=float(index), probability=probability, rule=decision, pattern=pattern,
+                   upper_face_involvement=(measurements.get("upper_face") or {}).get("involvement"))

@@ -33,6 +33,22 @@ def test_analyze_image_gives_the_same_result_as_the_portal(people, tmp_path, in_
     assert record["measurements"] == scan.result.measurements
     assert record["model_version"] == scan.result.model_version_name
     assert record["explanation"] == scan.result.explanation and record["explanation"]
+    assert record["pattern"] == scan.result.pattern != ""
+    assert record["quality"]["warnings"] == scan.result.quality_warnings
+    assert record["measurements"]["asymmetry_index"] == scan.result.measurements["asymmetry_index"]
+    assert record["explanation"][-1].startswith(f"Pattern {record['pattern']}: the lower lids differ by")
+
+
+def test_analyze_image_names_the_pattern_and_the_warnings_in_its_text(tmp_path):
+    import cv2
+
+    path = tmp_path / "soft.jpg"
+    path.write_bytes(jpeg_bytes(cv2.GaussianBlur(drooped_astronaut(), (0, 0), 5)))
+    out = io.StringIO()
+    call_command("analyze_image", str(path), stdout=out)
+    text = out.getvalue()
+    assert "paralysis" in text and "pattern " in text and "pattern -" not in text
+    assert "quality: The photo is slightly out of focus" in text
 
 
 def test_analyze_image_reports_unreadable_files_and_fails_when_nothing_worked(tmp_path):

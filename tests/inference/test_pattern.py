@@ -88,3 +88,16 @@ def test_the_pattern_threshold_separates_the_two_kinds_and_leaves_a_band():
 def test_the_shipped_rule_has_an_inconclusive_band_and_a_pattern_band():
     assert RULE.asymmetry_negative_below < RULE.asymmetry_positive_at
     assert RULE.pattern_central_below < RULE.pattern_peripheral_at
+
+
+def test_the_explanation_gives_the_patterns_arithmetic_only_where_the_rule_had_one():
+    from inference.engine.decide import explain
+
+    rule = RULE.as_dict()
+    steps = explain(asymmetry_index=1.2, probability=None, rule=rule, pattern=CENTRAL, upper_face_involvement=0.004)
+    assert steps[-1] == (f"Pattern central: the lower lids differ by 0.004 of an eye's width (central below "
+                         f"{RULE.pattern_central_below:g}, peripheral from {RULE.pattern_peripheral_at:g}, "
+                         "undetermined between).")
+    old = {key: value for key, value in rule.items() if not key.startswith("pattern_")}
+    assert not any(step.startswith("Pattern") for step in
+                   explain(asymmetry_index=1.2, probability=None, rule=old, pattern=CENTRAL, upper_face_involvement=0.004))

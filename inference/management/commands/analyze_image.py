@@ -37,7 +37,8 @@ class Command(BaseCommand):
                 failures += 1
             else:
                 record["explanation"] = explain_result(measurements=record["measurements"],
-                                                       classifier=record["classifier"], decision=record["decision"])
+                                                       classifier=record["classifier"], decision=record["decision"],
+                                                       pattern=record["pattern"])
             self.stdout.write(_json_line(record) if as_json else _text(record))
         if failures == len(paths):
             raise CommandError(f"none of the {len(paths)} photos could be analysed")
