@@ -127,6 +127,13 @@ def main() -> None:
         whole.append((time.perf_counter() - started) * 1000)
         for stage, ms in analysis.timings_ms.items():
             stage_times.setdefault(stage, []).append(ms)
+    # The mirror-consistent mesh fits every photo twice: its cost against one fit, same photos.
+    arrays = [np.asarray(photo) for photo in photos]
+    one_way = timed(detector.find_one_way, arrays)
+    both_ways = timed(detector.find, arrays)
+    print("\nFace mesh (MediaPipe), one fit against the mirror-consistent fit (photo and mirror image):")
+    print(line("one way", one_way))
+    print(line("photo + mirror, averaged", both_ways) + f"   {statistics.median(both_ways) / statistics.median(one_way):.2f}x one way")
     print(f"\nWhole pipeline with the served runtime ({classifier.runtime_name}):")
     for stage, ms in stage_times.items():
         print(line(f"stage {stage}", ms))
