@@ -13,6 +13,7 @@ import requests
 import websockets
 from rest_framework.authtoken.models import Token
 
+from inference.engine.pipeline import ENGINE_VERSION
 from tests.faces import astronaut, drooped_astronaut, jpeg_bytes
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -79,7 +80,9 @@ def test_a_drooping_face_uploaded_over_rest_arrives_as_a_live_alert(live_stack, 
             assert alert["patient"]["full_name"] == "Maria Santos"
             assert alert["status"] == "open"
             assert alert["severity"] in {"mild", "moderate", "severe"}
-            assert alert["scan"]["model_version"].startswith("facemesh-asymmetry-1")
+            assert alert["scan"]["model_version"].startswith(ENGINE_VERSION)
+            assert alert["kind"] == "positive" and alert["pattern"] in {"central", "peripheral", "undetermined"}
+            assert alert["urgent"] is (alert["pattern"] == "central")
             assert "not a diagnosis" in alert["disclaimer"]
 
             # The uploader hears about its scan, and the alert; staff hear the alert; bob nothing.

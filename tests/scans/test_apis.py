@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
+from inference.engine.pipeline import ENGINE_VERSION
 from scans.models import Scan
 from tests import factories
 from tests.faces import astronaut, drooped_astronaut, jpeg_bytes
@@ -40,8 +41,11 @@ def test_the_upload_is_analysed_and_a_droop_raises_an_alert(people, api, eager_c
     detail = api(people.carol).get(response.json()["url"]).json()
     assert detail["status"] == "done"
     assert detail["result"]["label"] == "paralysis"
-    assert detail["result"]["model_version"].startswith("facemesh-asymmetry-1")
+    assert detail["result"]["model_version"].startswith(ENGINE_VERSION)
     assert "not a diagnosis" in detail["result"]["disclaimer"]
+    assert detail["result"]["pattern"] in {"central", "peripheral", "undetermined"}
+    assert detail["result"]["stroke_pattern"] is (detail["result"]["pattern"] == "central")
+    assert isinstance(detail["result"]["quality_warnings"], list)
     assert detail["result"]["explanation"][0].startswith("Asymmetry index ")  # the rule's arithmetic, for the app
     assert detail["result"]["measurements"]["regions"]["mouth_corner_height"]["difference"] < 0
     assert detail["overlay_url"] and detail["alert_id"]
