@@ -39,7 +39,7 @@ class ScanResultInline(admin.StackedInline):
 @admin.register(Scan)
 class ScanAdmin(admin.ModelAdmin):
     list_display = ["id", "patient", "status", "result_label", "uploaded_at", "uploaded_by", "referring_physician"]
-    list_filter = ["status", "result__label", "result__severity", "uploaded_at"]
+    list_filter = ["status", "result__label", "result__pattern", "result__severity", "uploaded_at"]
     search_fields = ["patient__full_name", "patient__mrn", "uploaded_by__username"]
     list_select_related = ["patient", "uploaded_by", "referring_physician", "result"]
     exclude = ["image"]
