@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from inference.engine.decide import PATTERN_ADVICE
+
 
 ESCALATION_TIERS = ("care team", "lead physician", "triage desk")
 
@@ -56,6 +58,11 @@ class Alert(models.Model):
     class Meta:
         ordering = ["-id"]
         indexes = [models.Index(fields=["patient", "status"])]
+
+    @property
+    def advice(self) -> str:
+        """What the alert asks of its reader while it is active (the stroke pattern: act now)."""
+        return PATTERN_ADVICE.get(self.pattern, "") if self.status != self.Status.RESOLVED else ""
 
     @property
     def escalation_tier(self) -> str:

@@ -27,10 +27,11 @@ def alert_list_for_user(*, user, status: str | None = None, after: int | None = 
 
 
 def alert_feed_for_user(*, user) -> QuerySet[Alert]:
-    """The triage order: open or claimed stroke-pattern alerts first, then everything newest first."""
-    urgent_first = Case(When(urgent=True, status__in=(Alert.Status.OPEN, Alert.Status.ACKNOWLEDGED), then=Value(0)),
-                        default=Value(1), output_field=IntegerField())
-    return alert_list_for_user(user=user).order_by(urgent_first, "-id")
+    """The triage order: active stroke-pattern alerts, other active positives, active review items,
+    then resolved alerts; newest first within each (static/alerts/feed.js keeps the same order)."""
+    triage = Case(When(status=Alert.Status.RESOLVED, then=Value(3)), When(urgent=True, then=Value(0)),
+                  When(kind=Alert.Kind.REVIEW, then=Value(2)), default=Value(1), output_field=IntegerField())
+    return alert_list_for_user(user=user).order_by(triage, "-id")
 
 
 def alert_get_visible(*, user, alert_id: int) -> Alert | None:

@@ -19,12 +19,13 @@ class AlertSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Alert
-        fields = ["id", "kind", "urgent", "pattern", "status", "severity", "score", "created_at", "patient", "scan", "latest_scan", "scan_count",
+        fields = ["id", "kind", "urgent", "pattern", "advice", "status", "severity", "score", "created_at", "patient", "scan", "latest_scan", "scan_count",
                   "escalation_level", "escalation_tier", "acknowledged_by", "acknowledged_at", "resolved_by",
                   "resolved_at", "outcome", "disclaimer"]
 
     latest_scan = serializers.SerializerMethodField()
     escalation_tier = serializers.CharField(read_only=True)
+    advice = serializers.CharField(read_only=True, help_text="What the alert asks of its reader while active.")
 
     @extend_schema_field(serializers.DictField())
     def get_scan(self, alert: Alert) -> dict:
@@ -48,6 +49,7 @@ class AlertSerializer(serializers.ModelSerializer):
             "referring_physician": scan.referring_physician.full_name if scan.referring_physician else None,
             "label": result.label if result else None,
             "pattern": result.pattern if result else None,
+            "pattern_display": result.get_pattern_display() if result else "",
             "quality_warnings": result.quality_warnings if result else [],
             "model_version": result.model_version_name if result else None,
         }

@@ -75,7 +75,11 @@ class ScanListApi(generics.ListAPIView):
         parameters=[OpenApiParameter("Location", OpenApiTypes.URI, OpenApiParameter.HEADER, required=True,
                                      response=[202], description="The new scan's URL (as `url` in the body).")],
         description="Upload a facial photo. Answers 202 at once; the analysis follows (poll the scan "
-        "URL or listen on /ws/alerts/ for scan.updated).",
+        "URL or listen on /ws/alerts/ for scan.updated).\n\n"
+        "The photo: a relaxed face at rest (not smiling), looking straight at the camera, the whole face "
+        "from forehead to chin filling most of the frame, in even light, with the phone level with the eyes "
+        "and glasses off if possible. Example: /static/scans/framing-example.svg. A photo that cannot be "
+        "measured ends `rejected`, with `status_reason` saying how to retake it.",
     )
     def post(self, request, *args, **kwargs):
         form = ScanCreateSerializer(data=request.data)

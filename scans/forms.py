@@ -8,8 +8,10 @@ from portal.selectors import patient_list_for_user
 
 class NewScanForm(forms.Form):
     patient = forms.ModelChoiceField(queryset=None, empty_label="Choose a patient")
-    image = forms.FileField(label="Photo of the face", widget=forms.ClearableFileInput(
-        attrs={"accept": "image/jpeg,image/png,image/webp", "capture": "user"}))
+    # The page draws three inputs with this one name (front camera, back camera, a saved photo): a phone
+    # opens the right camera from `capture`, and it works without JavaScript. A browser sends only the
+    # inputs that hold a file.
+    image = forms.FileField(label="Photo of the face")
     referring_physician = forms.ModelChoiceField(queryset=Physician.objects.all(), required=False,
                                                  empty_label="None")
     note = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False, max_length=2000)
@@ -17,3 +19,10 @@ class NewScanForm(forms.Form):
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["patient"].queryset = patient_list_for_user(user=user)
+
+    def clean_image(self):
+        # Without JavaScript nothing clears the other inputs, and guessing which photo was meant could
+        # analyse the wrong one.
+        if len(self.files.getlist(self.add_prefix("image"))) > 1:
+            raise forms.ValidationError("Two photos were chosen. Choose one photo, then start the analysis.")
+        return self.cleaned_data["image"]

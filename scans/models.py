@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
-from inference.engine.decide import explain_result
+from inference.engine.decide import PATTERN_ADVICE, explain_result
 
 
 def _private_image_path(instance: models.Model, filename: str) -> str:
@@ -106,6 +106,10 @@ class ScanResult(models.Model):
     def needs_clinician(self) -> bool:
         """Positive results raise an alert; inconclusive ones a review item: neither is left unseen."""
         return self.label in {self.Label.PARALYSIS, self.Label.INCONCLUSIVE}
+
+    @property
+    def pattern_advice(self) -> str:
+        return PATTERN_ADVICE.get(self.pattern, "")
 
     @property
     def is_stroke_pattern(self) -> bool:

@@ -18,21 +18,30 @@ def scan_get_visible(*, user, scan_id: int) -> Scan | None:
     return scan_list_for_user(user=user).filter(id=scan_id).first()
 
 
+# What a timeline point takes from a result; a refused scan has none of them.
+RESULT_FIELDS = ("label", "pattern", "severity", "score", "asymmetry_index", "affected_side", "model_version")
+
+
 def patient_timeline(*, user, patient_id: int, limit: int = 200) -> list[dict]:
-    """The patient's analysed scans, oldest first, with what a trend needs (visible patients only)."""
-    scans = (scan_list_for_user(user=user).filter(patient_id=patient_id, status=Scan.Status.DONE)
-             .order_by("-uploaded_at")[:limit])
+    """The patient's analysed and refused scans, oldest first, with what a trend needs (visible patients only).
+
+    A refused photo has no result, so its result fields are None; it stays on the timeline because a run of
+    refusals is itself something a clinician should see.
+    """
+    scans = (scan_list_for_user(user=user)
+             .filter(patient_id=patient_id, status__in=[Scan.Status.DONE, Scan.Status.REJECTED])
+             .order_by("-uploaded_at", "-id")[:limit])
     points = []
     for scan in reversed(list(scans)):
-        result = scan.result
-        points.append({
-            "scan_id": scan.id,
-            "uploaded_at": scan.uploaded_at,
-            "label": result.label,
-            "severity": result.severity,
-            "score": result.score,
-            "asymmetry_index": result.measurements.get("asymmetry_index"),
-            "affected_side": result.affected_side,
-            "model_version": result.model_version_name,
-        })
+        point = {"scan_id": scan.id, "uploaded_at": scan.uploaded_at, "status": scan.status,
+                 "status_reason": scan.status_reason}
+        if scan.status == Scan.Status.DONE:
+            result = scan.result
+            point.update(label=result.label, pattern=result.pattern, severity=result.severity, score=result.score,
+                         asymmetry_index=result.measurements.get("asymmetry_index"),
+                         affected_side=result.affected_side, model_version=result.model_version_name,
+                         decision=result.decision)
+        else:
+            point.update(dict.fromkeys(RESULT_FIELDS), decision={})
+        points.append(point)
     return points

@@ -40,6 +40,8 @@ class ScanResultSerializer(serializers.ModelSerializer):
     explanation = serializers.ListField(child=serializers.CharField(), read_only=True,
                                         help_text="How the rule reached the label, in its own numbers.")
     disclaimer = serializers.SerializerMethodField()
+    pattern_display = serializers.CharField(source="get_pattern_display", read_only=True)
+    pattern_advice = serializers.CharField(read_only=True, help_text="What the pattern asks of the reader.")
     stroke_pattern = serializers.BooleanField(source="is_stroke_pattern", read_only=True,
                                               help_text="True for the central pattern: contact the stroke team now.")
     quality_warnings = serializers.ListField(
@@ -48,7 +50,8 @@ class ScanResultSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ScanResult
-        fields = ["label", "score", "severity", "affected_side", "pattern", "stroke_pattern", "quality_warnings",
+        fields = ["label", "score", "severity", "affected_side", "pattern", "pattern_display", "pattern_advice",
+                  "stroke_pattern", "quality_warnings",
                   "measurements", "quality", "classifier", "decision", "explanation", "model_version",
                   "engine_version", "created_at", "disclaimer"]
 
@@ -114,14 +117,19 @@ class ScanCreateSerializer(serializers.Serializer):
 
 
 class TimelinePointSerializer(serializers.Serializer):
+    """One analysed or refused scan; a refused one (status "rejected") has no result fields."""
+
     scan_id = serializers.IntegerField()
     uploaded_at = serializers.DateTimeField()
-    label = serializers.CharField()
-    severity = serializers.CharField()
-    score = serializers.FloatField()
+    status = serializers.CharField()
+    status_reason = serializers.CharField(allow_blank=True)
+    label = serializers.CharField(allow_null=True)
+    pattern = serializers.CharField(allow_null=True, allow_blank=True)
+    severity = serializers.CharField(allow_null=True)
+    score = serializers.FloatField(allow_null=True)
     asymmetry_index = serializers.FloatField(allow_null=True)
-    affected_side = serializers.CharField()
-    model_version = serializers.CharField()
+    affected_side = serializers.CharField(allow_null=True, allow_blank=True)
+    model_version = serializers.CharField(allow_null=True)
 
 
 class ErrorSerializer(serializers.Serializer):

@@ -14,7 +14,7 @@ from scans.models import Scan, ScanResult
 from alerts.selectors import alert_list_for_user
 from portal.selectors import patient_list_for_user
 from portal.throttling import upload_allowed
-from scans.charts import severity_trend_svg
+from scans.charts import asymmetry_trend_svg
 from scans.selectors import patient_timeline, scan_get_visible, scan_list_for_user
 from scans.serializers import DISCLAIMER
 from scans.services import read_upload, scan_create
@@ -84,7 +84,7 @@ def patient(request, pk: int):
     timeline = patient_timeline(user=request.user, patient_id=pk)
     return render(request, "scans/patient.html", {
         "patient": person,
-        "trend_svg": severity_trend_svg(timeline),
+        "trend_svg": asymmetry_trend_svg(timeline),
         "timeline": timeline,
         "scans": scan_list_for_user(user=request.user).filter(patient_id=pk)[:50],
         "open_alerts": alert_list_for_user(user=request.user).filter(patient_id=pk, status__in=["open", "acknowledged"]),

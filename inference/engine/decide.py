@@ -16,6 +16,15 @@ CENTRAL = "central"  # lower face weak, forehead and eye spared: the stroke patt
 PERIPHERAL = "peripheral"  # the whole half of the face, as in Bell's palsy
 UNDETERMINED = "undetermined"
 
+# What each pattern asks of the person reading the result: the one wording of the scan page, the alert
+# card, the REST result and the browser notification.
+PATTERN_ADVICE = {
+    CENTRAL: "Stroke pattern (lower face weak, forehead spared): contact the stroke team / emergency services now.",
+    PERIPHERAL: "Whole-side pattern (as in Bell's palsy): a stroke is not ruled out; a clinician should see the "
+                "patient today.",
+    UNDETERMINED: "Pattern undetermined: treat as a possible stroke until a clinician has seen the patient.",
+}
+
 
 @dataclass(frozen=True)
 class DecisionRule:

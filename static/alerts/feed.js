@@ -1,5 +1,6 @@
 // The live alert feed: renders the initial list, then applies alert.created / alert.updated frames.
 // Alerts are keyed by id, so a replayed or duplicated frame updates the row instead of doubling it.
+// Everything from the server goes in through textContent, never innerHTML.
 (function () {
   "use strict";
   const feed = document.getElementById("alert-feed");
@@ -11,19 +12,39 @@
     return match ? match[1] : "";
   }
 
+  // The triage order of alert_feed_for_user (alerts/selectors.py), which orders the initial list: active
+  // stroke-pattern alerts, other active positives, active review items, then resolved ones; newest first
+  // within each.
+  function rank(alert) {
+    if (alert.status === "resolved") return 3;
+    return alert.urgent ? 0 : alert.kind === "review" ? 2 : 1;
+  }
+
+  function comesBefore(a, b) {
+    const [rankA, rankB] = [Number(a.dataset.rank), Number(b.dataset.rank)];
+    return rankA !== rankB ? rankA < rankB : Number(a.dataset.alertId) > Number(b.dataset.alertId);
+  }
+
+  function line(className, text) {
+    const p = document.createElement("p");
+    p.className = className;
+    p.textContent = text;
+    return p;
+  }
+
   function render(alert) {
     let li = rows.get(alert.id);
     if (!li) {
       li = document.createElement("li");
       li.dataset.alertId = alert.id;
-      // Newest first: place it just below the closest newer alert already shown.
-      const newer = [...rows.keys()].filter((id) => id > alert.id);
-      const above = newer.length ? rows.get(Math.min(...newer)) : null;
-      feed.insertBefore(li, above ? above.nextSibling : feed.firstChild);
       rows.set(alert.id, li);
     }
-    li.className = "alert severity-" + alert.severity + " status-" + alert.status;
-    li.innerHTML = "";
+    // An update can change the rank (a stroke-pattern scan joins the episode, the alert is resolved), so
+    // place it every time.
+    li.dataset.rank = rank(alert);
+    feed.insertBefore(li, [...feed.children].find((row) => row !== li && comesBefore(li, row)) || null);
+    li.className = "alert severity-" + alert.severity + " status-" + alert.status + " kind-" + alert.kind +
+      (alert.urgent ? " alert-urgent" : "");
     const img = document.createElement("img");
     img.src = alert.latest_scan.image_url; img.alt = "Latest photo of this alert"; img.loading = "lazy";
     const body = document.createElement("div");
@@ -34,13 +55,33 @@
     const when = new Date(alert.created_at).toLocaleString();
     meta.textContent = "Severity " + alert.severity + " · score " + alert.score.toFixed(2) + " · " + when +
       " · referring physician: " + (alert.latest_scan.referring_physician || "none") +
-      (alert.scan_count > 1 ? " · " + alert.scan_count + " positive scans in this episode" : "");
+      (alert.scan_count > 1 ? " · " + alert.scan_count + (alert.kind === "review" ? " scans" : " positive scans") +
+        " in this episode" : "");
     const status = document.createElement("p");
     status.className = "alert-status";
     status.textContent = alert.status === "open" ? "Open: not yet claimed"
       : alert.status === "acknowledged" ? "Claimed by " + alert.acknowledged_by
       : "Resolved (" + alert.outcome.replace("_", " ") + ") by " + alert.resolved_by;
-    body.append(title, meta, status);
+    if (alert.urgent) {
+      body.append(line("stroke-badge", "STROKE PATTERN"));
+      if (alert.advice) body.append(line("stroke-advice", alert.advice));
+    } else if (alert.kind === "review") {
+      body.append(line("review-label", "Review: inconclusive result"));
+    }
+    body.append(title, meta);
+    const scan = alert.latest_scan;
+    if (scan.pattern) body.append(line("alert-pattern", "Pattern: " + scan.pattern_display));
+    if (scan.quality_warnings && scan.quality_warnings.length) {
+      const warnings = document.createElement("ul");
+      warnings.className = "alert-warnings";
+      for (const warning of scan.quality_warnings) {
+        const item = document.createElement("li");
+        item.textContent = "Photo: " + warning.message;
+        warnings.append(item);
+      }
+      body.append(warnings);
+    }
+    body.append(status);
     if (alert.escalation_level > 0 && alert.status === "open") {
       const escalated = document.createElement("p");
       escalated.className = "escalated";
@@ -62,7 +103,7 @@
         body.append(button);
       }
     }
-    li.append(img, body);
+    li.replaceChildren(img, body);
     document.getElementById("no-alerts").hidden = rows.size > 0;
   }
 

@@ -57,8 +57,9 @@
     beep();
     if (!("Notification" in window) || Notification.permission !== "granted") return;
     // Only what this user may see anyway: the alert payload is already scoped to them.
-    new Notification("Facial paralysis alert: " + alert.patient.full_name,
-      { body: prefix + "Severity " + alert.severity + ". Screening aid only, not a diagnosis.",
+    const advice = alert.urgent ? alert.advice + " " : alert.kind === "review" ? "Inconclusive result to review. " : "";
+    new Notification((alert.urgent ? "STROKE PATTERN: " : "Facial paralysis alert: ") + alert.patient.full_name,
+      { body: prefix + advice + "Severity " + alert.severity + ". Screening aid only, not a diagnosis.",
         tag: "alert-" + alert.id, renotify: true });
   }
 

@@ -16,7 +16,7 @@ from tests import factories
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("in_memory_channels")]
 
-FRAME_KEYS = {"id", "kind", "urgent", "pattern", "status", "severity", "score", "created_at", "patient", "scan", "latest_scan", "scan_count",
+FRAME_KEYS = {"id", "kind", "urgent", "pattern", "advice", "status", "severity", "score", "created_at", "patient", "scan", "latest_scan", "scan_count",
               "escalation_level", "escalation_tier", "acknowledged_by", "acknowledged_at", "resolved_by",
               "resolved_at", "outcome", "disclaimer"}
 

@@ -80,7 +80,8 @@ def test_a_scan_page_shows_result_measurements_model_and_disclaimer(client, peop
         scan__patient=people.patient,
         measurements={"asymmetry_index": 2.1, "scale_source": "iris",
                       "regions": {"mouth_corner_height": {"right": -55.0, "left": -61.0, "difference": -6.0}}},
-        decision={"name": "asymmetry-only-v1"},
+        # As stored with every result: the rule's name and its thresholds (the explanation quotes them).
+        decision={"name": "asymmetry-only-v1", "asymmetry_positive_at": 1.0, "asymmetry_negative_below": 0.85},
     )
     client.force_login(people.alice)
     page = client.get(f"/scans/{result.scan_id}/").content.decode()
@@ -103,7 +104,7 @@ def test_a_scan_page_shows_how_the_classifier_and_the_index_were_fused(client, p
     page = client.get(f"/scans/{result.scan_id}/").content.decode()
     assert "Classifier P(paralysis) 0.20; asymmetry index 1.48" in page
     assert "Fused score 0.40 × 0.20 + 0.60 × 0.80 = 0.56." in page
-    assert "Classifier: resnet50-test, served by openvino-bf16. Rule fused:resnet50-test." in page
+    assert "Classifier: resnet50-test, served by openvino-bf16 · rule fused:resnet50-test" in page
 
 
 def test_a_scan_page_is_404_for_someone_not_allowed(client, people):
@@ -123,6 +124,39 @@ def test_the_alert_feed_page_embeds_only_visible_alerts(client, people, in_memor
     response = client.get("/alerts/")
     assert [row["id"] for row in response.context["alerts_json"]] == [alert.id]
     assert response.context["can_act"] is True
+
+
+def test_the_alert_feed_page_lists_stroke_alerts_then_positives_then_reviews_then_resolved(client, people,
+                                                                                          in_memory_channels):
+    from alerts.models import Alert
+    from alerts.services import alert_raise
+
+    def raised(label: str, pattern: str, warnings=()) -> Alert:
+        patient = factories.PatientFactory(care_team=people.team)  # one patient each: no shared episode
+        result = factories.ScanResultFactory(scan__patient=patient, label=label, pattern=pattern,
+                                             quality={"warnings": list(warnings)})
+        return alert_raise(scan=result.scan, result=result)
+
+    warning = {"code": "dim_light", "message": "The light was dim."}
+    stroke = raised("paralysis", "central", [warning])
+    handled_stroke = raised("paralysis", "central")
+    Alert.objects.filter(id=handled_stroke.id).update(status=Alert.Status.RESOLVED)
+    positive = raised("paralysis", "peripheral")
+    review = raised("inconclusive", "undetermined")
+    client.force_login(people.alice)
+    alerts = client.get("/alerts/").context["alerts_json"]
+    assert [row["id"] for row in alerts] == [stroke.id, positive.id, review.id, handled_stroke.id]
+    # What static/alerts/feed.js reads to draw the badge, the advice, the review label, the pattern and the warnings.
+    assert (alerts[0]["urgent"], alerts[0]["kind"], alerts[2]["kind"]) == (True, "positive", "review")
+    assert alerts[0]["advice"].startswith("Stroke pattern") and alerts[3]["advice"] == ""
+    assert alerts[0]["latest_scan"]["pattern"] == "central"
+    assert alerts[0]["latest_scan"]["quality_warnings"] == [warning]
+
+
+def test_the_upload_docs_ask_for_a_face_at_rest_and_show_the_example(client):
+    upload = client.get("/api/schema/?format=json").json()["paths"]["/api/v1/scans/"]["post"]
+    assert "relaxed face at rest (not smiling), looking straight at the camera" in upload["description"]
+    assert "/static/scans/framing-example.svg" in upload["description"]
 
 
 def test_openapi_schema_and_docs_are_served(client):
@@ -157,8 +191,8 @@ def test_the_patient_page_charts_severity_over_time_with_positives_in_red(client
                                     measurements={"asymmetry_index": index, "regions": {}})
     client.force_login(people.carol)
     page = client.get(f"/scans/patients/{people.patient.id}/").content.decode()
-    assert page.count('class="positive"><title>') == 2 and page.count('class="negative"><title>') == 1
-    assert "Asymmetry index across 3 scans" in page
+    assert page.count('<circle r="6" class="positive"/>') == 2 and page.count('<circle r="6" class="negative"/>') == 1
+    assert "Asymmetry index of 3 scans" in page
     assert client.get(f"/scans/patients/{people.other_patient.id}/").status_code == 404
 
 

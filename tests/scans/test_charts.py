@@ -1,0 +1,136 @@
+"""The patient's trend chart: a time axis with dates, the healthy band, the threshold, one mark per kind of scan."""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from datetime import datetime, timezone
+
+import pytest
+
+from scans.models import Scan
+from scans.selectors import patient_timeline
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+RULE = {"name": "asymmetry-rest-test", "asymmetry_positive_at": 0.5, "asymmetry_negative_below": 0.4}
+
+
+def scan_on(patient, day: int, **result) -> Scan:
+    """A scan uploaded at 10:00 UTC on that day of November 2025, analysed unless status says otherwise."""
+    status = result.pop("status", Scan.Status.DONE)
+    if status == Scan.Status.DONE:
+        scan = factories.ScanResultFactory(scan__patient=patient, decision=RULE, **result).scan
+    else:
+        scan = factories.ScanFactory(patient=patient, status=status, **result)
+    Scan.objects.filter(id=scan.id).update(uploaded_at=datetime(2025, 11, day, 10, tzinfo=timezone.utc))
+    return scan
+
+
+@pytest.fixture
+def history(people):
+    """Four photos of Maria Santos in a week: each kind of mark once, a refusal among them."""
+    return {
+        "negative": scan_on(people.patient, 3, label="no_paralysis", severity="none", pattern="",
+                            measurements={"asymmetry_index": 0.21}),
+        "inconclusive": scan_on(people.patient, 5, label="inconclusive", severity="mild", pattern="undetermined",
+                                measurements={"asymmetry_index": 0.45}),
+        "refused": scan_on(people.patient, 6, status=Scan.Status.REJECTED,
+                           status_reason="No face found: <retake> the photo facing the camera."),
+        "positive": scan_on(people.patient, 7, label="paralysis", severity="moderate", pattern="central",
+                            measurements={"asymmetry_index": 0.93}),
+    }
+
+
+def chart(client, user, patient) -> ET.Element:
+    client.force_login(user)
+    page = client.get(f"/scans/patients/{patient.id}/").content.decode()
+    # The chart parses as XML: every text in it was escaped.
+    return ET.fromstring(re.search(r'<svg class="trend".*?</svg>', page, re.S).group(0))
+
+
+def points(svg: ET.Element) -> dict[str, tuple[float, float]]:
+    """The mark class of each linked point -> its (x, y)."""
+    placed = {}
+    for link in svg.iter("a"):
+        x, y = map(float, re.match(r"translate\(([\d.]+) ([\d.]+)\)", link.find("g").get("transform")).groups())
+        placed[link.find("g")[0].get("class")] = (x, y)
+    return placed
+
+
+def test_it_gives_each_kind_of_scan_its_own_mark_linked_to_its_page(client, people, history):
+    svg = chart(client, people.carol, people.patient)
+    shapes = {link.find("g")[0].get("class"): (link.find("g")[0].tag, link.get("href")) for link in svg.iter("a")}
+    assert shapes == {
+        "negative": ("circle", f"/scans/{history['negative'].id}/"),
+        "inconclusive": ("path", f"/scans/{history['inconclusive'].id}/"),
+        "refused": ("path", f"/scans/{history['refused'].id}/"),
+        "positive": ("circle", f"/scans/{history['positive'].id}/"),
+    }
+    legend = [text.text for text in svg.iter("text") if text.get("class") == "legend"]
+    assert legend[:4] == ["positive", "negative", "inconclusive", "photo refused"]
+
+
+def test_it_places_scans_by_their_date_on_a_labelled_time_axis(client, people, history):
+    svg = chart(client, people.carol, people.patient)
+    placed = points(svg)
+    # 3, 5 and 7 November are evenly spaced in time, though the refusal on the 6th sits between them.
+    assert placed["inconclusive"][0] - placed["negative"][0] == pytest.approx(
+        placed["positive"][0] - placed["inconclusive"][0], abs=0.2)
+    ticks = [text.text for text in svg.iter("text") if text.get("class") == "axis" and text.get("text-anchor") == "middle"]
+    assert ticks[:3] == ["3 Nov", "4 Nov", "5 Nov"]
+    titles = [text for text in svg.iter("text") if text.get("class") == "axis-title"]
+    assert titles[0].text == "Asymmetry index"
+
+
+def test_it_shades_the_healthy_band_and_labels_the_threshold_from_the_stored_rule(client, people, history):
+    svg = chart(client, people.carol, people.patient)
+    texts = {text.get("class"): text.text for text in svg.iter("text")}
+    assert texts["band-label"] == "healthy at rest (below 0.4)"
+    assert texts["threshold-label"] == "positive at 0.5 or more"
+    band = next(rect for rect in svg.iter("rect") if rect.get("class") == "healthy")
+    threshold = next(line for line in svg.iter("line") if line.get("class") == "threshold")
+    time_axis = next(line for line in svg.iter("line") if line.get("class") == "time-axis")
+    # The band runs from the time axis (index 0) up to 0.4; the threshold line sits above it, at 0.5.
+    assert float(band.get("y")) + float(band.get("height")) == pytest.approx(float(time_axis.get("y1")), abs=0.2)
+    assert float(threshold.get("y1")) < float(band.get("y"))
+    # The refused photo has no index: it sits on the time axis.
+    assert points(svg)["refused"][1] == pytest.approx(float(time_axis.get("y1")))
+
+
+def test_it_shows_each_index_and_the_pattern_letter(client, people, history):
+    svg = chart(client, people.carol, people.patient)
+    values = [text.text for text in svg.iter("text") if text.get("class") == "value"]
+    assert values == ["0.21", "0.45", "0.93"]
+    letters = {text.get("class"): text.text for text in svg.iter("text") if "pattern" in (text.get("class") or "")}
+    assert letters == {"pattern undetermined": "?", "pattern central": "C"}
+    titles = [link.find("title").text for link in svg.iter("a")]
+    assert "positive" in titles[-1] and "pattern: Central" in titles[-1] and titles[-1].startswith("7 Nov 2025")
+
+
+def test_it_escapes_the_refusal_reason_in_the_chart(client, people, history):
+    svg = chart(client, people.carol, people.patient)
+    refused = next(link for link in svg.iter("a") if link.find("g")[0].get("class") == "refused")
+    assert refused.find("title").text.endswith("photo refused. No face found: <retake> the photo facing the camera.")
+
+
+def test_the_timeline_has_analysed_and_refused_scans_but_not_pending_or_failed_ones(people, history):
+    factories.ScanFactory(patient=people.patient)
+    factories.ScanFactory(patient=people.patient, status=Scan.Status.FAILED)
+    timeline = patient_timeline(user=people.carol, patient_id=people.patient.id)
+    assert [(p["status"], p["label"], p["pattern"]) for p in timeline] == [
+        ("done", "no_paralysis", ""), ("done", "inconclusive", "undetermined"),
+        ("rejected", None, None), ("done", "paralysis", "central"),
+    ]
+    assert timeline[2]["asymmetry_index"] is None and timeline[2]["status_reason"].startswith("No face found")
+    assert timeline[3]["decision"] == RULE
+
+
+def test_the_timeline_api_still_answers_with_a_refused_scan_in_the_history(people, api, history):
+    body = api(people.alice).get(f"/api/v1/patients/{people.patient.id}/timeline/").json()
+    assert [point["scan_id"] for point in body] == [scan.id for scan in history.values()]
+    refused = body[2]
+    assert (refused["status"], refused["label"], refused["asymmetry_index"]) == ("rejected", None, None)
+    assert refused["status_reason"].startswith("No face found")
+    assert (body[3]["status"], body[3]["label"], body[3]["pattern"]) == ("done", "paralysis", "central")

@@ -1,0 +1,107 @@
+"""Dashboard pages for scans: the New Scan page (cameras, framing guide) and what a scan page says."""
+
+from __future__ import annotations
+
+import html
+import re
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from scans.models import Scan
+from tests import factories
+from tests.faces import astronaut, jpeg_bytes
+
+pytestmark = pytest.mark.django_db
+
+STROKE_BANNER = "Stroke pattern (lower face weak, forehead spared): contact the stroke team / emergency services now."
+PERIPHERAL_BANNER = ("Whole-side pattern (as in Bell's palsy): a stroke is not ruled out; "
+                     "a clinician should see the patient today.")
+UNDETERMINED_BANNER = "Pattern undetermined: treat as a possible stroke until a clinician has seen the patient."
+
+
+def test_it_offers_the_front_camera_the_back_camera_and_a_saved_photo_under_one_name(client, people):
+    client.force_login(people.carol)
+    page = client.get("/scans/new/").content.decode()
+    inputs = re.findall(r'<input type="file"[^>]*>', page)
+    assert [re.search(r'name="(\w+)"', tag).group(1) for tag in inputs] == ["image"] * 3
+    assert all('accept="image/*"' in tag for tag in inputs)
+    captures = [re.search(r'capture="(\w+)"', tag) for tag in inputs]
+    assert [match and match.group(1) for match in captures] == ["user", "environment", None]
+    assert "front camera" in page and "back camera" in page and "Choose a photo already taken" in page
+
+
+def test_it_shows_how_to_frame_a_face_at_rest(client, people):
+    client.force_login(people.carol)
+    page = client.get("/scans/new/").content.decode()
+    checklist = re.search(r'<ul class="checklist".*?</ul>', page, re.S).group(0)
+    for advice in ("relaxed face at rest: not smiling", "Looking straight at the camera", "forehead to chin",
+                   "face a window", "level with the eyes", "Glasses off"):
+        assert advice in checklist
+    assert 'src="/static/scans/framing-example.svg"' in page
+    example = client.get("/static/scans/framing-example.svg")
+    assert example.status_code == 200 and b"<svg" in b"".join(example.streaming_content)
+
+
+def test_it_still_accepts_a_photo_from_the_camera(client, people):
+    client.force_login(people.carol)
+    response = client.post("/scans/new/", {
+        "patient": people.patient.id, "image": SimpleUploadedFile("camera.jpg", jpeg_bytes(astronaut()), "image/jpeg"),
+    })
+    scan = Scan.objects.get()
+    assert response.status_code == 302 and response["Location"] == f"/scans/{scan.id}/"
+    assert scan.patient == people.patient and scan.uploaded_by == people.carol
+
+
+def test_it_refuses_two_photos_at_once_and_keeps_neither(client, people):
+    photo = jpeg_bytes(astronaut())
+    client.force_login(people.carol)
+    response = client.post("/scans/new/", {"patient": people.patient.id, "image": [
+        SimpleUploadedFile("front.jpg", photo, "image/jpeg"), SimpleUploadedFile("saved.jpg", photo, "image/jpeg")]})
+    assert response.status_code == 400
+    assert "Two photos were chosen" in response.content.decode()
+    assert not Scan.objects.exists()
+
+
+def test_it_tells_the_caregiver_why_a_photo_was_refused_and_how_to_take_a_new_one(client, people):
+    scan = factories.ScanFactory(patient=people.patient, status=Scan.Status.REJECTED,
+                                 status_reason="No face found: retake the photo facing the camera.")
+    client.force_login(people.carol)
+    page = client.get(f"/scans/{scan.id}/").content.decode()
+    refused = re.search(r'<div class="refused" role="alert">.*?</div>', page, re.S).group(0)
+    assert "No face found: retake the photo facing the camera." in refused
+    link = f'<a class="button" href="/scans/new/?patient={people.patient.id}">Take a new photo</a>'
+    assert link in refused
+    new_scan = client.get(f"/scans/new/?patient={people.patient.id}").content.decode()
+    assert f'<option value="{people.patient.id}" selected>' in new_scan
+
+
+@pytest.mark.parametrize("label", ["paralysis", "inconclusive"])
+@pytest.mark.parametrize("pattern, banner", [
+    ("central", STROKE_BANNER), ("peripheral", PERIPHERAL_BANNER), ("undetermined", UNDETERMINED_BANNER)])
+def test_it_shows_the_pattern_and_what_to_do_for_a_flagged_result(client, people, label, pattern, banner):
+    result = factories.ScanResultFactory(scan__patient=people.patient, label=label, pattern=pattern)
+    client.force_login(people.alice)
+    page = client.get(f"/scans/{result.scan_id}/").content.decode()
+    banners = [html.unescape(text) for text in re.findall(r'<p class="pattern-banner[^"]*"[^>]*>(.*?)</p>', page)]
+    assert banners == [banner]
+    assert ('class="pattern-banner stroke" role="alert"' in page) == (pattern == "central")
+
+
+def test_it_shows_no_pattern_banner_for_a_negative_result(client, people):
+    result = factories.ScanResultFactory(scan__patient=people.patient, label="no_paralysis", pattern="")
+    client.force_login(people.alice)
+    assert "pattern-banner" not in client.get(f"/scans/{result.scan_id}/").content.decode()
+
+
+def test_it_shows_the_photo_quality_warnings(client, people):
+    warnings = [{"code": "dim_light", "message": "The light was dim: take the next photo facing a window."},
+                {"code": "slightly_turned", "message": "The face was slightly turned <away>."}]
+    result = factories.ScanResultFactory(scan__patient=people.patient, pattern="central",
+                                         quality={"warnings": warnings})
+    client.force_login(people.alice)
+    page = client.get(f"/scans/{result.scan_id}/").content.decode()
+    box = re.search(r'<div class="quality-warnings">.*?</div>', page, re.S).group(0)
+    assert re.findall(r"<li>(.*?)</li>", box) == [
+        "The light was dim: take the next photo facing a window.", "The face was slightly turned &lt;away&gt;."]
+    assert STROKE_BANNER in page and "not a diagnosis" in page
