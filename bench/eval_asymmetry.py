@@ -67,7 +67,7 @@ from inference.engine.measure import INDEX_UNITS, INDEX_WEIGHTS, LEFT, RIGHT, me
 
 CLASSES = ("paralysis", "no_paralysis")  # positive first
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: landmarks from the mirror-consistent mesh
 LAYOUT_GRID = duplicates.LAYOUT_GRID
 # The refit puts 1.0 (per region and for the index) at this percentile of the healthy photos.
 HEALTHY_PERCENTILE = 90

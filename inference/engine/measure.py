@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from inference.engine.decide import ASYMMETRY_ONLY_RULE
+
 IRIS_DIAMETER_MM = 11.7
 # An adult's distance between eye centres is 54-74 mm; outside that, the iris estimate is off
 # (eyes half closed, glasses) and we fall back on the population mean to set the scale.
@@ -78,14 +80,21 @@ INDEX_WEIGHTS = {
     "eye_opening": 0.0,
     "brow_height": 0.0,
 }
-# Each region's difference counted with the sign that a weak *right* side gives it: the lip line
-# tilts up to the left (> 0) and the lips are pulled to the left (> 0).
-LEAN_SIGNS = {name: 1.0 for name in INDEX_WEIGHTS}
+# The sign each region's left-minus-right difference takes when the patient's *right* side is weak:
+# its mouth corner sags (the lip line tilts up to the left, the left corner sits higher), the lips are
+# pulled to the left (and the right corner towards the midline), the right nose-wing-to-corner
+# distance grows, the right eye opens wider and the right brow sags. Only the weighted regions count
+# today; the others keep their sign for a refit.
+LEAN_SIGNS = {
+    "lip_line_tilt_deg": 1.0, "mouth_deviation": 1.0, "mouth_corner_height": 1.0, "mouth_excursion": 1.0,
+    "nasolabial": -1.0, "eye_opening": -1.0, "brow_height": 1.0,
+}
 # Severity bands on the composite index. "mild" starts where the rule for faces at rest stops calling
-# a face negative (decide.REST_RULE.asymmetry_negative_below); 1.0 is the 90th percentile of healthy
+# a face negative (its asymmetry_negative_below); 1.0 is the 90th percentile of healthy
 # faces making expressions (stroke-faces' press photos), 2.0 twice that. No data set here grades
 # severity, so the bands are descriptive, not validated.
-SEVERITY_BANDS = ((0.0, "none"), (0.39, "mild"), (1.0, "moderate"), (2.0, "severe"))
+SEVERITY_BANDS = ((0.0, "none"), (ASYMMETRY_ONLY_RULE.asymmetry_negative_below, "mild"), (1.0, "moderate"),
+                  (2.0, "severe"))
 
 # Upper-face involvement (see upper_face_involvement): landmarks of the eyelids' middle thirds.
 UPPER_LID = {"right": (158, 159, 160), "left": (385, 386, 387)}

@@ -33,7 +33,7 @@ from inference.engine.imaging import ANALYSIS_MAX_SIDE, ImageRejected, analysis_
 from inference.engine.measure import measure
 
 # Part of the cache key: change it when decoding, alignment or measuring changes what prepare() makes.
-PREPARATION = "analysis-copy-1024, area-shrink-before-warp"
+PREPARATION = "analysis-copy-1024, area-shrink-before-warp, mirror-consistent mesh, signed index"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 SPLITS = ("train", "val", "test")
 
