@@ -13,6 +13,7 @@ from alerts.models import Alert, AlertEvent
 from alerts.selectors import alert_list_for_user
 from alerts.serializers import AlertResolveSerializer, AlertSerializer
 from alerts.services import AlertConflict, AlertForbidden, AlertNotFound, alert_acknowledge, alert_resolve
+from portal.auth import client_ip
 from scans.apis import IdFilter
 from scans.serializers import error_responses
 
@@ -50,7 +51,7 @@ class AlertAcknowledgeApi(APIView):
                    responses={200: AlertSerializer, **error_responses(401, 403, 404, 409, id_in_path=True)})
     def post(self, request, pk: int):
         alert = _run(lambda: alert_acknowledge(alert_id=pk, user=request.user, source=AlertEvent.Source.API,
-                                               remote_addr=request.META.get("REMOTE_ADDR")))
+                                               remote_addr=client_ip(request)))
         return Response(AlertSerializer(alert, context={"request": request}).data)
 
 
@@ -63,7 +64,7 @@ class AlertResolveApi(APIView):
         alert = _run(lambda: alert_resolve(alert_id=pk, user=request.user, source=AlertEvent.Source.API,
                                            outcome=form.validated_data["outcome"],
                                            note=form.validated_data.get("note", ""),
-                                           remote_addr=request.META.get("REMOTE_ADDR")))
+                                           remote_addr=client_ip(request)))
         return Response(AlertSerializer(alert, context={"request": request}).data)
 
 

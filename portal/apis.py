@@ -23,6 +23,11 @@ class TokenApi(ObtainAuthToken):
     throttle_classes = [FailOpenScopedRateThrottle]
     throttle_scope = "login"
 
+    def get_serializer_context(self):
+        # The login lock (django-axes, portal/auth.py) marks the request it authenticates, and its
+        # middleware answers 429 from that mark: it must be Django's request, not DRF's wrapper.
+        return {**super().get_serializer_context(), "request": self.request._request}
+
     @extend_schema(responses={200: TokenResponseSerializer, **error_responses(400, 401, 429)}, tags=["auth"])
     def post(self, request, *args, **kwargs):
         return super().post(request, *args, **kwargs)

@@ -11,6 +11,7 @@ import logging
 from django.db import DatabaseError
 from django.urls import Resolver404, resolve
 
+from portal.auth import client_ip
 from portal.models import AuditEvent
 
 logger = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ class AuditMiddleware:
                 path=request.get_full_path()[:500],
                 status_code=response.status_code,
                 patient_id=_patient_id(touched["object_type"], touched["object_id"]),
-                remote_addr=request.META.get("REMOTE_ADDR"),
+                remote_addr=client_ip(request),
                 user_agent=request.META.get("HTTP_USER_AGENT", "")[:300],
                 **touched,
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -10,7 +11,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from csp.constants import NONE, SELF
 
-from portal.env import env_bool, env_int, env_list, env_secret, env_str
+from portal.env import env_bool, env_int, env_list, env_networks, env_secret, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("PORTAL_VAR_DIR", str(BASE_DIR / "var")))
@@ -38,6 +39,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
+    "axes",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -61,6 +63,14 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "portal.audit.AuditMiddleware",
     "portal.middleware.DatabaseUnavailableMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the 429 of portal.auth.locked_out.
+    "axes.middleware.AxesMiddleware",
+]
+
+AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked account or address before any password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -240,8 +250,21 @@ SPECTACULAR_SETTINGS = {
 }
 
 # Dashboard login: failed attempts allowed per client address and per username in the window.
-LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10, minimum=1)
-LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 900, minimum=1)
+# Login lockout (portal/auth.py): per account at one address, and per account from everywhere.
+LOGIN_FAILURES_PER_ADDRESS = env_int("LOGIN_FAILURES_PER_ADDRESS", 5, minimum=1)
+LOGIN_FAILURES_PER_ACCOUNT = env_int("LOGIN_FAILURES_PER_ACCOUNT", 50, minimum=1)
+LOGIN_LOCKOUT_MINUTES = env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1)
+AXES_FAILURE_LIMIT = "portal.auth.failures_per_address"
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "username"]
+AXES_HANDLER = "portal.auth.AccountAndAddressHandler"
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
+AXES_RESET_ON_SUCCESS = True
+AXES_USERNAME_CALLABLE = "portal.auth.normalised_username"
+AXES_CLIENT_IP_CALLABLE = "portal.auth.client_ip"
+AXES_LOCKOUT_CALLABLE = "portal.auth.locked_out"
+AXES_SENSITIVE_PARAMETERS = ["password"]
+# X-Forwarded-For is believed only from these peers (addresses or networks, e.g. the reverse proxy's).
+TRUSTED_PROXY_NETWORKS = env_networks("TRUSTED_PROXIES")
 
 # Content Security Policy: scripts and styles only from this site (no inline script anywhere).
 CONTENT_SECURITY_POLICY = {

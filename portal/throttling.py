@@ -10,10 +10,16 @@ import logging
 
 from rest_framework.throttling import ScopedRateThrottle
 
+from portal.auth import client_ip
+
 logger = logging.getLogger(__name__)
 
 
 class FailOpenScopedRateThrottle(ScopedRateThrottle):
+    def get_ident(self, request):
+        # DRF would believe any X-Forwarded-For; portal.auth.client_ip believes only trusted proxies.
+        return client_ip(request)
+
     def allow_request(self, request, view):
         try:
             return super().allow_request(request, view)

@@ -26,7 +26,8 @@ urlpatterns = [
     path("", portal_views.home, name="home"),
     path("information/", portal_views.information, name="information"),
     path("healthz", portal_views.healthz, name="healthz"),
-    path("login/", portal_views.RateLimitedLoginView.as_view(), name="login"),
+    # Locked out after too many failures by django-axes (portal/auth.py), as the API and the admin are.
+    path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("scans/", include("scans.urls")),
     path("alerts/", include("alerts.urls")),

@@ -83,9 +83,10 @@ def test_staff_browse_and_export_the_trail_in_admin_and_cannot_change_it(client,
 
 @pytest.mark.django_db
 def test_dashboard_login_is_refused_after_too_many_failures(client, people, settings):
-    settings.LOGIN_FAILURE_LIMIT = 3
-    for _ in range(3):
+    settings.LOGIN_FAILURES_PER_ADDRESS = 3
+    for _ in range(2):
         assert client.post("/login/", {"username": "alice", "password": "wrong"}).status_code == 200
+    assert client.post("/login/", {"username": "alice", "password": "wrong"}).status_code == 429
     locked = client.post("/login/", {"username": "alice", "password": "correct horse battery"})
     assert locked.status_code == 429
     assert "Too many failed attempts" in locked.content.decode()
