@@ -79,5 +79,13 @@ class AuditEventAdmin(admin.ModelAdmin):
         writer = csv.writer(response)
         writer.writerow(fields)
         for event in queryset.order_by("at", "id"):
-            writer.writerow([getattr(event, field) for field in fields])
+            writer.writerow([spreadsheet_safe(getattr(event, field)) for field in fields])
         return response
+
+
+def spreadsheet_safe(value):
+    """A cell a spreadsheet shows as text: a value starting with =, +, -, @, tab or carriage return
+    (a User-Agent or a path the client chose) would otherwise run as a formula (OWASP: CSV injection)."""
+    if isinstance(value, str) and value[:1] in {"=", "+", "-", "@", "\t", "\r"}:
+        return "'" + value
+    return value

@@ -51,6 +51,10 @@ class PatientListApi(generics.ListCreateAPIView):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         care_team = serializer.validated_data.get("care_team")
+        if role == "clinician" and serializer.validated_data.get("caregivers"):
+            # Attaching a caregiver lets that person see the patient's photos: the staff desk checks
+            # who the caregiver is first.
+            raise PermissionDenied("Only the staff desk can attach caregivers to a patient.")
         if role == "clinician":
             own_teams = CareTeam.objects.filter(memberships__physician__user=request.user)
             if care_team is None:

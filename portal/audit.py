@@ -12,6 +12,7 @@ from django.db import DatabaseError
 from django.urls import Resolver404, resolve
 
 from portal.auth import client_ip
+from portal.ids import parse_id
 from portal.models import AuditEvent
 
 logger = logging.getLogger(__name__)
@@ -51,12 +52,9 @@ def _action(route: str, method: str, has_id: bool, kind: str = "") -> str:
     return "view" if has_id else "list"
 
 
-MAX_ID = 2**63 - 1
-
-
 def _patient_id(object_type: str, object_id: str | None) -> int | None:
     # Ids come from the URL: anything that cannot be a row id touches no patient.
-    if not object_id or not object_id.isdigit() or int(object_id) > MAX_ID:
+    if parse_id(object_id or "") is None:
         return None
     from alerts.models import Alert
     from scans.models import Scan
@@ -103,10 +101,14 @@ class AuditMiddleware:
         # DRF authenticates inside the view: its user is on the response's renderer context.
         user = getattr(getattr(response, "renderer_context", {}).get("request", None), "user", None) or request.user
         authenticated = bool(user and user.is_authenticated)
+        if not authenticated:
+            # Refused before any patient data was read (401 or a redirect to the login page): not a
+            # read of patient data, and rows nobody can delete must not be written by anyone at all.
+            return
         try:
             AuditEvent.objects.create(
-                user=user if authenticated else None,
-                username=user.get_username() if authenticated else "",
+                user=user,
+                username=user.get_username(),
                 method=request.method,
                 path=request.get_full_path()[:500],
                 status_code=response.status_code,

@@ -220,9 +220,14 @@ SCAN_STALL_SECONDS = env_int("SCAN_STALL_SECONDS", CELERY_TASK_TIME_LIMIT + 30, 
 SCAN_ANALYSIS_DELAY_SECONDS = env_int("SCAN_ANALYSIS_DELAY_SECONDS", 0, minimum=0)
 
 REST_FRAMEWORK = {
+    # The browsable API's forms list every choice of a related field (caregivers, care teams): only
+    # for a developer's own machine.
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer",
+                                 *(["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else [])],
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
+        "portal.throttling.AnonymousThrottleAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
@@ -230,11 +235,15 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_RATES": {
+        "anon": env_str("ANONYMOUS_THROTTLE_RATE", "60/min"),
         "login": env_str("LOGIN_THROTTLE_RATE", "20/min"),
         "uploads": env_str("UPLOAD_THROTTLE_RATE", "120/hour"),
     },
 }
 SPECTACULAR_SETTINGS = {
+    # The schema's security schemes: the anonymous-rate hook (portal.throttling) authenticates nobody.
+    "AUTHENTICATION_WHITELIST": ["rest_framework.authentication.TokenAuthentication",
+                                 "rest_framework.authentication.SessionAuthentication"],
     "TITLE": "Facial paralysis screening portal API",
     "DESCRIPTION": (
         "REST API v1 for the mobile app and the dashboard. Results are a screening and notification "

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import logging
 
-from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.exceptions import Throttled
+from rest_framework.throttling import AnonRateThrottle, ScopedRateThrottle
 
 from portal.auth import client_ip
 
 logger = logging.getLogger(__name__)
 
 
-class FailOpenScopedRateThrottle(ScopedRateThrottle):
+class FailOpen:
+    """Counts by the real client address, and lets the request through when the cache is down."""
+
     def get_ident(self, request):
         # DRF would believe any X-Forwarded-For; portal.auth.client_ip believes only trusted proxies.
         return client_ip(request)
@@ -26,6 +30,31 @@ class FailOpenScopedRateThrottle(ScopedRateThrottle):
         except Exception:  # noqa: BLE001 - any cache failure: let the request through, loudly
             logger.exception("rate limit cache unavailable; allowing the request")
             return True
+
+
+class FailOpenScopedRateThrottle(FailOpen, ScopedRateThrottle):
+    """The view's own scope (``throttle_scope``)."""
+
+
+class AnonymousThrottle(FailOpen, AnonRateThrottle):
+    """Every API request without credentials, per address (the "anon" rate): probing costs time."""
+
+    def get_cache_key(self, request, view):
+        # Used only once every authenticator has failed (below): asking request.user here would
+        # start authentication again.
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+class AnonymousThrottleAuthentication(BaseAuthentication):
+    """The last authenticator: reached only by a request no other one recognised, it counts that
+    request against the anonymous rate. DRF checks permissions before throttles, so a throttle class
+    would never see an anonymous request to a view that needs a login; authentication comes first."""
+
+    def authenticate(self, request):
+        throttle = AnonymousThrottle()
+        if not throttle.allow_request(request, None):
+            raise Throttled(wait=throttle.wait())
+        return None
 
 
 class UploadThrottle(FailOpenScopedRateThrottle):

@@ -1,25 +1,28 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from alerts import apis as alert_apis
 from portal import apis as portal_apis
 from portal import views as portal_views
+from portal.ids import IdConverter
 from scans import apis as scan_apis
+
+register_converter(IdConverter, "id")
 
 api_v1 = [
     path("auth/token/", portal_apis.TokenApi.as_view(), name="token"),
     path("patients/", portal_apis.PatientListApi.as_view(), name="patient-list"),
-    path("patients/<int:pk>/", portal_apis.PatientDetailApi.as_view(), name="patient-detail"),
-    path("patients/<int:pk>/timeline/", scan_apis.PatientTimelineApi.as_view(), name="patient-timeline"),
+    path("patients/<id:pk>/", portal_apis.PatientDetailApi.as_view(), name="patient-detail"),
+    path("patients/<id:pk>/timeline/", scan_apis.PatientTimelineApi.as_view(), name="patient-timeline"),
     path("physicians/", portal_apis.PhysicianListApi.as_view(), name="physician-list"),
     path("scans/", scan_apis.ScanListApi.as_view(), name="scan-list"),
-    path("scans/<int:pk>/", scan_apis.ScanDetailApi.as_view(), name="scan-detail"),
-    path("scans/<int:pk>/<str:kind>/", scan_apis.ScanFileApi.as_view(), name="scan-file"),
+    path("scans/<id:pk>/", scan_apis.ScanDetailApi.as_view(), name="scan-detail"),
+    path("scans/<id:pk>/<str:kind>/", scan_apis.ScanFileApi.as_view(), name="scan-file"),
     path("alerts/", alert_apis.AlertListApi.as_view(), name="alert-list"),
-    path("alerts/<int:pk>/acknowledge/", alert_apis.AlertAcknowledgeApi.as_view(), name="alert-acknowledge"),
-    path("alerts/<int:pk>/resolve/", alert_apis.AlertResolveApi.as_view(), name="alert-resolve"),
+    path("alerts/<id:pk>/acknowledge/", alert_apis.AlertAcknowledgeApi.as_view(), name="alert-acknowledge"),
+    path("alerts/<id:pk>/resolve/", alert_apis.AlertResolveApi.as_view(), name="alert-resolve"),
 ]
 
 urlpatterns = [

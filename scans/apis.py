@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from inference.engine.imaging import ImageRejected
+from portal.ids import ID_MAX, parse_id
 from portal.models import Physician
 from portal.selectors import patient_list_for_user
 from portal.throttling import UploadThrottle
@@ -25,7 +26,15 @@ from scans.serializers import ScanCreateSerializer, ScanSerializer, TimelinePoin
 from scans.services import read_upload, scan_create
 
 
-ID_MAX = 2**63 - 1  # a 64-bit primary key
+
+
+class IdField(forms.IntegerField):
+    """ASCII digits only (portal.ids.parse_id): int() also reads '٣' and other Unicode digits."""
+
+    def to_python(self, value):
+        if value not in self.empty_values and parse_id(str(value).strip()) is None:
+            raise forms.ValidationError("Enter a row id: ASCII digits, at most 2**63 - 1.", code="invalid")
+        return super().to_python(value)
 
 
 class IdFilter(django_filters.NumberFilter):
@@ -34,7 +43,7 @@ class IdFilter(django_filters.NumberFilter):
     (A plain NumberFilter takes any decimal, and one past 64 bits reached the database: a 500.)
     """
 
-    field_class = forms.IntegerField
+    field_class = IdField
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("min_value", 0)

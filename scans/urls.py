@@ -6,6 +6,6 @@ app_name = "scans"
 urlpatterns = [
     path("", views.history, name="history"),
     path("new/", views.new_scan, name="new"),
-    path("<int:pk>/", views.detail, name="detail"),
-    path("patients/<int:pk>/", views.patient, name="patient"),
+    path("<id:pk>/", views.detail, name="detail"),
+    path("patients/<id:pk>/", views.patient, name="patient"),
 ]

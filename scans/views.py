@@ -5,16 +5,17 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404
+from django.http import Http404, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 
-from inference.engine.imaging import ImageRejected
-from scans.forms import NewScanForm
-from scans.models import Scan, ScanResult
 from alerts.selectors import alert_list_for_user
+from inference.engine.imaging import ImageRejected
+from portal.ids import parse_id
 from portal.selectors import patient_list_for_user
 from portal.throttling import upload_allowed
 from scans.charts import asymmetry_trend_svg
+from scans.forms import NewScanForm
+from scans.models import Scan, ScanResult
 from scans.selectors import patient_timeline, scan_get_visible, scan_list_for_user
 from scans.serializers import DISCLAIMER
 from scans.services import read_upload, scan_create
@@ -55,8 +56,11 @@ def history(request):
     if status in Scan.Status.values:
         scans = scans.filter(status=status)
     patient_id = request.GET.get("patient", "")
-    if patient_id.isdigit():
-        scans = scans.filter(patient_id=int(patient_id))
+    if patient_id:
+        wanted = parse_id(patient_id)
+        if wanted is None:
+            return HttpResponseBadRequest("The patient filter must be a patient's id (a whole number).")
+        scans = scans.filter(patient_id=wanted)
     page = Paginator(scans, 25).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)

@@ -33,6 +33,17 @@ def _private_media(settings, media_root):
     }
 
 
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits(monkeypatch):
+    """Each test counts requests from nothing: rate-limit counters live in Redis, which outlives a
+    test, and a suite makes more requests from 127.0.0.1 in a minute than any limit allows."""
+    import uuid
+
+    from rest_framework.throttling import SimpleRateThrottle
+
+    monkeypatch.setattr(SimpleRateThrottle, "cache_format", f"throttle-{uuid.uuid4().hex}_%(scope)s_%(ident)s")
+
+
 @pytest.fixture
 def in_memory_channels(settings):
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}

@@ -17,8 +17,7 @@ RIGHT = "correct horse battery"
 
 @pytest.fixture
 def attacker() -> str:
-    """An address of the attacker's own for each test: the per-address request rate (20 a minute on the
-    token endpoint, kept in Redis) must not carry over from one test, or one run, to the next."""
+    """An address of the attacker's own, not the test client's 127.0.0.1."""
     import secrets
 
     return f"2001:db8::{secrets.token_hex(2)}:{secrets.token_hex(2)}"

