@@ -25,6 +25,10 @@ from scans.serializers import ScanSerializer
 logger = logging.getLogger(__name__)
 
 REPLAY_LIMIT = 500
+# A client frame is a small JSON object ({"type", "id", "outcome", "note"}): anything far larger, or
+# nested deeper, is refused with an error frame before it is parsed further.
+MAX_FRAME_CHARS = 4096
+MAX_FRAME_DEPTH = 8
 
 
 class AlertConsumer(AsyncJsonWebsocketConsumer):
@@ -46,6 +50,20 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
     async def disconnect(self, code):
         for group in getattr(self, "groups_joined", []):
             await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        """A malformed frame gets an error frame and the socket stays open (channels itself raises on a
+        binary frame, and json.loads on a deeply nested one: a traceback and a dropped socket)."""
+        if text_data is None:
+            await self.send_json({"type": "error", "error": "Send text frames of JSON; binary frames are not read."})
+            return
+        if len(text_data) > MAX_FRAME_CHARS:
+            await self.send_json({"type": "error", "error": f"Frame too large: at most {MAX_FRAME_CHARS} characters."})
+            return
+        if _nesting(text_data) > MAX_FRAME_DEPTH:
+            await self.send_json({"type": "error", "error": "Frame nested too deeply."})
+            return
+        await self.receive_json(await self.decode_json(text_data), **kwargs)
 
     async def receive_json(self, content, **kwargs):
         frame_type = content.get("type") if isinstance(content, dict) else None
@@ -144,6 +162,18 @@ async def rendered_alert(alert_id: int, version: int | None):
 def _read_alert(alert_id: int):
     alert = Alert.objects.filter(id=alert_id).select_related(*ALERT_RELATED).first()
     return AlertSerializer(alert).data if alert is not None else None
+
+
+def _nesting(text: str) -> int:
+    """How deep JSON brackets nest in ``text`` (an upper bound: brackets inside strings count too)."""
+    depth = deepest = 0
+    for char in text:
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
 
 
 def _query_int(scope, name: str) -> int | None:

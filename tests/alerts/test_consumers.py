@@ -152,3 +152,36 @@ async def test_an_escalation_is_pushed_to_everyone_who_sees_the_alert(people, se
     assert frame["type"] == "alert.escalated"
     assert frame["alert"]["id"] == alert.id and frame["alert"]["escalation_tier"] == "lead physician"
     await alice.disconnect()
+
+
+async def test_a_page_on_another_port_of_the_same_host_cannot_open_a_browser_socket(people):
+    same_host = [(b"host", b"portal.test:8000")]
+    from django.test import override_settings
+
+    with override_settings(ALLOWED_HOSTS=["portal.test"], CSRF_TRUSTED_ORIGINS=[]):
+        other_port, connected, _ = await connect(people.alice, headers=[*same_host, (b"origin", b"http://portal.test:9999")])
+        assert not connected
+        await other_port.disconnect()
+        other_scheme, connected, _ = await connect(people.alice, headers=[*same_host, (b"origin", b"https://portal.test:8000")])
+        assert connected  # the same host and port over TLS (a proxy in front) is the page's own
+        await other_scheme.disconnect()
+        own, connected, _ = await connect(people.alice, headers=[*same_host, (b"origin", b"http://portal.test:8000")])
+        assert connected
+        await own.disconnect()
+
+
+@pytest.mark.parametrize("frame", [
+    {"bytes_data": b"\x00\x01binary"},
+    {"text_data": "[" * 100_000 + "]" * 100_000},
+    {"text_data": "{\"type\": \"alert.acknowledge\", \"id\": 1, \"note\": \"" + "x" * 10_000 + "\"}"},
+    {"text_data": "not json"},
+], ids=["binary", "deeply-nested", "oversized", "not-json"])
+async def test_a_malformed_frame_gets_an_error_frame_and_the_socket_stays_open(people, frame):
+    communicator, connected, _ = await connect(people.alice)
+    assert connected
+    await communicator.send_to(**frame)
+    answer = await communicator.receive_json_from(timeout=3)
+    assert answer["type"] == "error"
+    await communicator.send_json_to({"type": "alert.acknowledge", "id": 10**6})  # still served
+    assert (await communicator.receive_json_from(timeout=3))["type"] == "error"
+    await communicator.disconnect()
