@@ -12,6 +12,9 @@ import logging
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from rest_framework.authtoken.models import Token
 
 from alerts.auth import query_param
 from alerts.events import STAFF_GROUP, user_group
@@ -38,16 +41,21 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=4401)
             return
         self.user = user
+        self.rights = await self._rights()
         self.groups_joined = [user_group(user.id)] + ([STAFF_GROUP] if user.is_staff else [])
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
+        self.rights_watch = asyncio.create_task(self._watch_rights())
         after = _query_int(self.scope, "after")
         if after is not None:
             for payload in await self._replay(after):
                 await self.send_json({"type": "alert.created", "alert": payload, "replayed": True})
 
     async def disconnect(self, code):
+        watch = getattr(self, "rights_watch", None)
+        if watch is not None:
+            watch.cancel()
         for group in getattr(self, "groups_joined", []):
             await self.channel_layer.group_discard(group, self.channel_name)
 
@@ -116,6 +124,30 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
         if payload is not None:
             await self.send_json({"type": frame_type, "alert": payload})
 
+    async def _watch_rights(self):
+        """Rights removed from a user reach their open sockets: the groups a socket joined and the
+        user it acts as were read at connect, so when the account is deactivated, loses the staff
+        flag, or its session or token ends, the socket is closed (code 4403); a client that is still
+        allowed reconnects and joins what it may see now."""
+        while True:
+            await asyncio.sleep(settings.SOCKET_RIGHTS_CHECK_SECONDS)
+            if await self._rights() != self.rights:
+                logger.info("closing the socket of user %s: their rights changed", self.user.id)
+                await self.close(code=4403)
+                return
+
+    @database_sync_to_async
+    def _rights(self) -> tuple:
+        """(active, staff, credential still valid), read from the database."""
+        row = get_user_model().objects.filter(id=self.user.id).values_list("is_active", "is_staff").first()
+        token = query_param(self.scope, "token")
+        if token:
+            valid = Token.objects.filter(key=token, user_id=self.user.id).exists()
+        else:
+            session = self.scope.get("session")
+            valid = bool(session is not None and session.session_key and session.exists(session.session_key))
+        return (*(row or (False, False)), valid)
+
     @database_sync_to_async
     def _scan_payload(self, scan_id: int):
         scan = scan_get_visible(user=self.user, scan_id=scan_id)
@@ -129,8 +161,13 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
     @database_sync_to_async
     def _act(self, service, **arguments) -> str | None:
         client = self.scope.get("client") or [None]
+        # The user as they are now, not as they were at connect: a deactivated or demoted user's
+        # socket must not acknowledge (and so silence) an alert.
+        user = get_user_model().objects.filter(id=self.user.id, is_active=True).first()
+        if user is None:
+            return "Your account is no longer active."
         try:
-            service(user=self.user, source=AlertEvent.Source.SOCKET, remote_addr=client[0], **arguments)
+            service(user=user, source=AlertEvent.Source.SOCKET, remote_addr=client[0], **arguments)
         except (AlertNotFound, AlertForbidden, AlertConflict) as exc:
             return str(exc)
         return None

@@ -165,6 +165,9 @@ CACHES = {
     }
 }
 
+# How often an open socket re-reads its user's rights (active, staff) and credential (session or
+# token): a deactivated, demoted or logged-out user's sockets close within this many seconds.
+SOCKET_RIGHTS_CHECK_SECONDS = env_int("SOCKET_RIGHTS_CHECK_SECONDS", 5, minimum=1)
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",

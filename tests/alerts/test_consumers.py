@@ -185,3 +185,46 @@ async def test_a_malformed_frame_gets_an_error_frame_and_the_socket_stays_open(p
     await communicator.send_json_to({"type": "alert.acknowledge", "id": 10**6})  # still served
     assert (await communicator.receive_json_from(timeout=3))["type"] == "error"
     await communicator.disconnect()
+
+
+@pytest.mark.parametrize("revoke", ["deactivate", "demote", "delete-token"])
+async def test_a_socket_is_closed_within_seconds_when_its_users_rights_are_removed(people, settings, revoke):
+    from asgiref.sync import sync_to_async
+
+    settings.SOCKET_RIGHTS_CHECK_SECONDS = 1
+    communicator, connected, _ = await connect(people.triage)
+    assert connected
+
+    def take_away():
+        user = people.triage
+        if revoke == "deactivate":
+            user.is_active = False
+            user.save(update_fields=["is_active"])
+        elif revoke == "demote":
+            user.is_staff = False
+            user.save(update_fields=["is_staff"])
+        else:
+            Token.objects.filter(user=user).delete()
+
+    await sync_to_async(take_away)()
+    closed = await communicator.receive_output(timeout=4)
+    assert closed == {"type": "websocket.close", "code": 4403}
+    await communicator.disconnect()
+
+
+async def test_a_deactivated_users_socket_cannot_acknowledge_an_alert(people, settings):
+    from asgiref.sync import sync_to_async
+
+    settings.SOCKET_RIGHTS_CHECK_SECONDS = 60  # the action itself must check, not only the watch
+    communicator, connected, _ = await connect(people.alice)
+    assert connected
+    alert = await sync_to_async(raise_alert_for)(people.patient)
+    await communicator.receive_json_from(timeout=3)  # the alert.created frame
+    people.alice.is_active = False
+    await sync_to_async(people.alice.save)(update_fields=["is_active"])
+    await communicator.send_json_to({"type": "alert.acknowledge", "id": alert.id})
+    answer = await communicator.receive_json_from(timeout=3)
+    assert answer == {"type": "error", "id": alert.id, "error": "Your account is no longer active."}
+    await sync_to_async(alert.refresh_from_db)()
+    assert alert.status == "open"
+    await communicator.disconnect()
