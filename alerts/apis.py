@@ -21,11 +21,16 @@ from scans.serializers import error_responses
 class AlertFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=Alert.Status.choices)
     after = IdFilter(field_name="id", lookup_expr="gt", label="Only alerts with a larger id")
+    after_event = IdFilter(method="changed_after",
+                           label="Only alerts that changed after this event (an alert's last_event_id)")
     patient = IdFilter(field_name="patient_id")
 
     class Meta:
         model = Alert
-        fields = ["status", "after", "patient"]
+        fields = ["status", "after", "after_event", "patient"]
+
+    def changed_after(self, queryset, name, value):
+        return queryset.filter(id__in=AlertEvent.objects.filter(id__gt=value).values("alert_id"))
 
 
 @extend_schema_view(
@@ -37,7 +42,9 @@ class AlertListApi(generics.ListAPIView):
 
     def get_queryset(self):
         alerts = alert_list_for_user(user=self.request.user)
-        # Replay after an id comes oldest first, so a client can apply it in order.
+        # Replays come in the order they happened, so a client can apply them in turn.
+        if "after_event" in self.request.query_params:
+            return alerts.order_by("last_event_id")
         return alerts.order_by("id") if "after" in self.request.query_params else alerts
 
 

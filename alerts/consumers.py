@@ -1,7 +1,9 @@
 """WebSocket /ws/alerts/: live alerts and scan updates, with replay for clients that were away.
 
-Authentication: the session cookie (browser) or ?token= (mobile app). Replay: ?after=<alert id>
-sends every visible alert with a larger id, oldest first, before live events.
+Authentication: the session cookie (browser) or ?token= (mobile app). Replay: ?after_event=<the
+largest last_event_id the client saw> sends every visible alert that changed since (new ones as
+alert.created, the others as alert.updated: claims and resolutions are not lost), before live events;
+the older ?after=<alert id> sends only alerts with a larger id.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from rest_framework.authtoken.models import Token
 from alerts.auth import query_param
 from alerts.events import STAFF_GROUP, user_group
 from alerts.models import Alert, AlertEvent
-from alerts.selectors import ALERT_RELATED, alert_list_for_user
+from alerts.selectors import alert_changes_for_user, alert_list_for_user, with_last_event
 from alerts.serializers import AlertSerializer
 from alerts.services import AlertConflict, AlertForbidden, AlertNotFound, alert_acknowledge, alert_resolve
 from scans.selectors import scan_get_visible
@@ -47,8 +49,12 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
         self.rights_watch = asyncio.create_task(self._watch_rights())
+        after_event = _query_int(self.scope, "after_event")
         after = _query_int(self.scope, "after")
-        if after is not None:
+        if after_event is not None:
+            for frame_type, payload in await self._replay_changes(after_event):
+                await self.send_json({"type": frame_type, "alert": payload, "replayed": True})
+        elif after is not None:
             for payload in await self._replay(after):
                 await self.send_json({"type": "alert.created", "alert": payload, "replayed": True})
 
@@ -159,6 +165,16 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
         return [AlertSerializer(alert).data for alert in alerts]
 
     @database_sync_to_async
+    def _replay_changes(self, after_event: int):
+        """What happened while the client was away: an alert raised since comes as alert.created, an
+        older one that changed as alert.updated, each once, in its current state."""
+        alerts = alert_changes_for_user(user=self.user, after_event=after_event)[:REPLAY_LIMIT]
+        raised_since = set(AlertEvent.objects.filter(id__gt=after_event, kind=AlertEvent.Kind.RAISED,
+                                                     alert_id__in=[a.id for a in alerts]).values_list("alert_id", flat=True))
+        return [("alert.created" if alert.id in raised_since else "alert.updated", AlertSerializer(alert).data)
+                for alert in alerts]
+
+    @database_sync_to_async
     def _act(self, service, **arguments) -> str | None:
         client = self.scope.get("client") or [None]
         # The user as they are now, not as they were at connect: a deactivated or demoted user's
@@ -197,7 +213,7 @@ async def rendered_alert(alert_id: int, version: int | None):
 
 @database_sync_to_async
 def _read_alert(alert_id: int):
-    alert = Alert.objects.filter(id=alert_id).select_related(*ALERT_RELATED).first()
+    alert = with_last_event(Alert.objects.filter(id=alert_id)).first()
     return AlertSerializer(alert).data if alert is not None else None
 
 

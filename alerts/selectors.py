@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from django.db.models import Case, IntegerField, QuerySet, Value, When
+from django.db.models import Case, IntegerField, Max, QuerySet, Value, When
 
-from alerts.models import Alert
+from alerts.models import Alert, AlertEvent
 from portal.selectors import patient_list_for_user
 
 
@@ -17,13 +17,26 @@ ALERT_RELATED = (
 
 
 def alert_list_for_user(*, user, status: str | None = None, after: int | None = None) -> QuerySet[Alert]:
-    alerts = Alert.objects.filter(patient_id__in=patient_list_for_user(user=user).values("id")).select_related(
-        *ALERT_RELATED)
+    alerts = with_last_event(Alert.objects.filter(patient_id__in=patient_list_for_user(user=user).values("id")))
     if status:
         alerts = alerts.filter(status=status)
     if after is not None:
         alerts = alerts.filter(id__gt=after)
     return alerts
+
+
+def with_last_event(alerts: QuerySet[Alert]) -> QuerySet[Alert]:
+    """Alerts ready to serialize: related rows fetched, and ``last_event_id``, the id of the latest
+    thing that happened to each (a client that remembers it can ask for every change since)."""
+    # The annotation groups rows, and Django drops Meta.ordering from grouped queries: order again.
+    return alerts.select_related(*ALERT_RELATED).annotate(last_event_id=Max("events__id")).order_by("-id")
+
+
+def alert_changes_for_user(*, user, after_event: int) -> QuerySet[Alert]:
+    """Every visible alert that changed (was raised, claimed, resolved, escalated, joined) after the
+    event ``after_event``, in the order of their latest change."""
+    changed = AlertEvent.objects.filter(id__gt=after_event).values("alert_id")
+    return alert_list_for_user(user=user).filter(id__in=changed).order_by("last_event_id")
 
 
 def alert_feed_for_user(*, user) -> QuerySet[Alert]:

@@ -1,9 +1,10 @@
 // One WebSocket per page to /ws/alerts/. Frames become window events ("portal:alert.created",
-// "portal:alert.updated", "portal:scan.updated"). On reconnect it asks for every alert after the
-// last id it saw, so nothing raised while the connection was down is missed.
+// "portal:alert.updated", "portal:scan.updated"). On reconnect it asks for every change after the last
+// one it saw (after_event), so nothing raised, claimed or resolved while it was down is missed.
 (function () {
   "use strict";
-  const state = { lastAlertId: 0, openCount: 0, socket: null, retry: 0 };
+  // lastEventId: the latest change seen to any alert; a reconnect asks for every change since.
+  const state = { lastAlertId: 0, lastEventId: 0, openCount: 0, socket: null, retry: 0 };
   window.portalLive = state;
 
   function setConnection(text, ok) {
@@ -25,12 +26,14 @@
     ]);
     state.openCount = open.count;
     if (latest.results.length) state.lastAlertId = Math.max(state.lastAlertId, latest.results[0].id);
+    for (const alert of latest.results) state.lastEventId = Math.max(state.lastEventId, alert.last_event_id || 0);
     updateBadge();
   }
 
   function connect() {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const socket = new WebSocket(scheme + "://" + location.host + "/ws/alerts/?after=" + state.lastAlertId);
+    const replay = state.lastEventId > 0 ? "after_event=" + state.lastEventId : "after=" + state.lastAlertId;
+    const socket = new WebSocket(scheme + "://" + location.host + "/ws/alerts/?" + replay);
     state.socket = socket;
     socket.onopen = () => { state.retry = 0; setConnection("live", true); };
     socket.onclose = () => {
@@ -43,6 +46,7 @@
       if (frame.alert) {
         const isNew = frame.alert.id > state.lastAlertId;
         state.lastAlertId = Math.max(state.lastAlertId, frame.alert.id);
+        state.lastEventId = Math.max(state.lastEventId, frame.alert.last_event_id || 0);
         if (frame.type === "alert.created" && isNew && frame.alert.status === "open") state.openCount += 1;
         if (frame.type !== "alert.created") refreshCounts().catch(() => {});
         updateBadge();

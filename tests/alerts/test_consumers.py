@@ -10,13 +10,13 @@ from channels.testing import WebsocketCommunicator
 from rest_framework.authtoken.models import Token
 
 from alerts.models import Alert
-from alerts.services import alert_raise
+from alerts.services import alert_acknowledge, alert_raise
 from portal.asgi import application
 from tests import factories
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("in_memory_channels")]
 
-FRAME_KEYS = {"id", "kind", "urgent", "pattern", "advice", "status", "severity", "score", "created_at", "patient", "scan", "latest_scan", "scan_count",
+FRAME_KEYS = {"id", "last_event_id", "kind", "urgent", "pattern", "advice", "status", "severity", "score", "created_at", "patient", "scan", "latest_scan", "scan_count",
               "escalation_level", "escalation_tier", "acknowledged_by", "acknowledged_at", "resolved_by",
               "resolved_at", "outcome", "disclaimer"}
 
@@ -228,3 +228,41 @@ async def test_a_deactivated_users_socket_cannot_acknowledge_an_alert(people, se
     await sync_to_async(alert.refresh_from_db)()
     assert alert.status == "open"
     await communicator.disconnect()
+
+
+async def test_a_client_that_reconnects_gets_the_claims_and_resolutions_it_missed(people):
+    from asgiref.sync import sync_to_async
+
+    from alerts.services import alert_resolve
+
+    communicator, connected, _ = await connect(people.alice)
+    assert connected
+    older = await sync_to_async(raise_alert_for)(people.patient)
+    seen = (await communicator.receive_json_from(timeout=3))["alert"]["last_event_id"]
+    await communicator.disconnect()
+
+    # While the client is away: someone claims the alert, then resolves it, and a new one is raised.
+    await sync_to_async(alert_acknowledge)(alert_id=older.id, user=people.triage, source="api")
+    await sync_to_async(alert_resolve)(alert_id=older.id, user=people.triage, outcome="confirmed", source="api")
+    another_patient = await sync_to_async(factories.PatientFactory)(care_team=people.team)
+    newer = await sync_to_async(raise_alert_for)(another_patient)
+
+    again, connected, _ = await connect(people.alice, query=f"after_event={seen}")
+    assert connected
+    frames = [await again.receive_json_from(timeout=3) for _ in range(2)]
+    assert [(f["type"], f["alert"]["id"], f["alert"]["status"], f["replayed"]) for f in frames] == [
+        ("alert.updated", older.id, "resolved", True), ("alert.created", newer.id, "open", True)]
+    assert frames[0]["alert"]["last_event_id"] > seen
+    assert await again.receive_nothing(timeout=0.3)
+    await again.disconnect()
+
+
+def test_the_api_lists_the_alerts_that_changed_after_an_event(people, api):
+    from alerts.services import alert_acknowledge as acknowledge
+
+    first = raise_alert_for(people.patient)
+    mark = api(people.alice).get("/api/v1/alerts/").json()["results"][0]["last_event_id"]
+    acknowledge(alert_id=first.id, user=people.alice, source="api")
+    changed = api(people.alice).get("/api/v1/alerts/", {"after_event": mark}).json()["results"]
+    assert [(a["id"], a["status"]) for a in changed] == [(first.id, "acknowledged")]
+    assert api(people.alice).get("/api/v1/alerts/", {"after_event": changed[0]["last_event_id"]}).json()["results"] == []
