@@ -266,3 +266,21 @@ def test_the_api_lists_the_alerts_that_changed_after_an_event(people, api):
     changed = api(people.alice).get("/api/v1/alerts/", {"after_event": mark}).json()["results"]
     assert [(a["id"], a["status"]) for a in changed] == [(first.id, "acknowledged")]
     assert api(people.alice).get("/api/v1/alerts/", {"after_event": changed[0]["last_event_id"]}).json()["results"] == []
+
+
+async def test_a_browser_socket_is_closed_when_its_session_logs_out(people, settings):
+    from asgiref.sync import sync_to_async
+    from django.test import Client
+
+    settings.SOCKET_RIGHTS_CHECK_SECONDS = 1
+    settings.ALLOWED_HOSTS = ["portal.test"]
+    browser = Client()
+    await sync_to_async(browser.force_login)(people.alice)
+    cookie = f"{settings.SESSION_COOKIE_NAME}={browser.cookies[settings.SESSION_COOKIE_NAME].value}".encode()
+    communicator = WebsocketCommunicator(application, "/ws/alerts/", headers=[
+        (b"host", b"portal.test"), (b"origin", b"http://portal.test"), (b"cookie", cookie)])
+    connected, _ = await communicator.connect()
+    assert connected
+    await sync_to_async(browser.logout)()  # the session row is deleted, as the dashboard's log-out does
+    assert await communicator.receive_output(timeout=4) == {"type": "websocket.close", "code": 4403}
+    await communicator.disconnect()
