@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from alerts.models import Alert, AlertEvent
-from alerts.selectors import alert_list_for_user
+from alerts.selectors import alert_list_for_user, changed_after
 from alerts.serializers import AlertResolveSerializer, AlertSerializer
 from alerts.services import AlertConflict, AlertForbidden, AlertNotFound, alert_acknowledge, alert_resolve
 from portal.auth import client_ip
@@ -21,7 +21,7 @@ from scans.serializers import error_responses
 class AlertFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=Alert.Status.choices)
     after = IdFilter(field_name="id", lookup_expr="gt", label="Only alerts with a larger id")
-    after_event = IdFilter(method="changed_after",
+    after_event = IdFilter(method="filter_after_event",
                            label="Only alerts that changed after this event (an alert's last_event_id)")
     patient = IdFilter(field_name="patient_id")
 
@@ -29,8 +29,8 @@ class AlertFilter(django_filters.FilterSet):
         model = Alert
         fields = ["status", "after", "after_event", "patient"]
 
-    def changed_after(self, queryset, name, value):
-        return queryset.filter(id__in=AlertEvent.objects.filter(id__gt=value).values("alert_id"))
+    def filter_after_event(self, queryset, name, value):
+        return changed_after(queryset, after_event=value)
 
 
 @extend_schema_view(
@@ -42,9 +42,7 @@ class AlertListApi(generics.ListAPIView):
 
     def get_queryset(self):
         alerts = alert_list_for_user(user=self.request.user)
-        # Replays come in the order they happened, so a client can apply them in turn.
-        if "after_event" in self.request.query_params:
-            return alerts.order_by("last_event_id")
+        # Replay after an id comes oldest first (after_event orders by change), so a client can apply it in turn.
         return alerts.order_by("id") if "after" in self.request.query_params else alerts
 
 

@@ -169,10 +169,8 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
         """What happened while the client was away: an alert raised since comes as alert.created, an
         older one that changed as alert.updated, each once, in its current state."""
         alerts = alert_changes_for_user(user=self.user, after_event=after_event)[:REPLAY_LIMIT]
-        raised_since = set(AlertEvent.objects.filter(id__gt=after_event, kind=AlertEvent.Kind.RAISED,
-                                                     alert_id__in=[a.id for a in alerts]).values_list("alert_id", flat=True))
-        return [("alert.created" if alert.id in raised_since else "alert.updated", AlertSerializer(alert).data)
-                for alert in alerts]
+        return [("alert.created" if alert.first_event_id > after_event else "alert.updated",
+                 AlertSerializer(alert).data) for alert in alerts]
 
     @database_sync_to_async
     def _act(self, service, **arguments) -> str | None:

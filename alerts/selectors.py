@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import Case, IntegerField, Max, QuerySet, Value, When
+from django.db.models import Case, IntegerField, Max, Min, QuerySet, Value, When
 
 from alerts.models import Alert, AlertEvent
 from portal.selectors import patient_list_for_user
@@ -32,11 +32,16 @@ def with_last_event(alerts: QuerySet[Alert]) -> QuerySet[Alert]:
     return alerts.select_related(*ALERT_RELATED).annotate(last_event_id=Max("events__id")).order_by("-id")
 
 
-def alert_changes_for_user(*, user, after_event: int) -> QuerySet[Alert]:
-    """Every visible alert that changed (was raised, claimed, resolved, escalated, joined) after the
-    event ``after_event``, in the order of their latest change."""
+def changed_after(alerts: QuerySet[Alert], *, after_event: int) -> QuerySet[Alert]:
+    """The alerts that changed (were raised, claimed, resolved, escalated, joined) after the event
+    ``after_event``, in the order of their latest change; ``first_event_id`` > after_event marks
+    those raised since."""
     changed = AlertEvent.objects.filter(id__gt=after_event).values("alert_id")
-    return alert_list_for_user(user=user).filter(id__in=changed).order_by("last_event_id")
+    return alerts.filter(id__in=changed).annotate(first_event_id=Min("events__id")).order_by("last_event_id")
+
+
+def alert_changes_for_user(*, user, after_event: int) -> QuerySet[Alert]:
+    return changed_after(alert_list_for_user(user=user), after_event=after_event)
 
 
 def alert_feed_for_user(*, user) -> QuerySet[Alert]:

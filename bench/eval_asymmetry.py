@@ -63,7 +63,7 @@ from inference.engine.evaluation import (  # noqa: E402
     threshold_at_sensitivity,
     threshold_at_specificity,
 )
-from inference.engine.measure import INDEX_UNITS, INDEX_WEIGHTS, LEFT, RIGHT, measure  # noqa: E402
+from inference.engine.measure import INDEX_UNITS, INDEX_WEIGHTS, measure  # noqa: E402
 
 CLASSES = ("paralysis", "no_paralysis")  # positive first
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
@@ -97,10 +97,7 @@ def load_rgb(path: Path) -> np.ndarray:
 
 
 def largest_face(faces: list[np.ndarray]) -> np.ndarray:
-    def eye_distance(points: np.ndarray) -> float:
-        return float(np.linalg.norm(measure_module.eye_centre(points, LEFT) - measure_module.eye_centre(points, RIGHT)))
-
-    return max(faces, key=eye_distance)
+    return max(faces, key=measure_module.eye_distance)
 
 
 def file_key(path: Path, data_root: Path) -> str:

@@ -48,7 +48,7 @@ from inference.engine.decide import (  # noqa: E402
     ASYMMETRY_ONLY_RULE, CENTRAL, INCONCLUSIVE, NO_PARALYSIS, PARALYSIS, PERIPHERAL, UNDETERMINED, decide,
 )
 from inference.engine.evaluation import group_bootstrap_auc, group_bootstrap_rate, roc_auc  # noqa: E402
-from inference.engine.measure import LEFT, RIGHT, eye_centre, measure  # noqa: E402
+from inference.engine.measure import measure  # noqa: E402
 
 PALSY = ("central", "peripheral")
 PATTERNS = (CENTRAL, PERIPHERAL, UNDETERMINED)
@@ -59,11 +59,8 @@ def examine(record: dict) -> dict:
     if record["points"] is None or record["n_faces"] != 1:
         reason = record["error"] or (quality.NO_FACE if record["n_faces"] == 0 else quality.SEVERAL_FACES)
         return {"measured": False, "reason": reason, "warnings": []}
-    points = record["points"]
-    m = measure(points)
-    figures = {"eye_distance_px": float(np.linalg.norm(eye_centre(points, LEFT) - eye_centre(points, RIGHT))),
-               **record["figures"], "yaw": m.yaw, "pitch": m.pitch}
-    report = quality.judge(figures)
+    m = measure(record["points"])
+    report = quality.judge_face(record["points"], record["figures"], m)
     one_way = {name: measure(record[name]).asymmetry_index for name in ("direct", "mirror")
                if record[name] is not None}
     return {"measured": report.passed, "reason": report.reason, "warnings": [w["code"] for w in report.warnings],

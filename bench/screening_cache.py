@@ -21,26 +21,21 @@ sys.path.insert(0, str(REPO_ROOT))
 os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from eval_asymmetry import file_key, list_images  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from inference.engine import duplicates, quality  # noqa: E402
 from inference.engine.face import FaceMeshDetector, symmetrise  # noqa: E402
 from inference.engine.imaging import ANALYSIS_MAX_SIDE, ImageRejected, analysis_copy, open_image  # noqa: E402
-from inference.engine.measure import LEFT, RIGHT, eye_centre  # noqa: E402
+from inference.engine.measure import eye_distance  # noqa: E402
+from inference.engine.mesh_symmetry import mirror_landmarks  # noqa: E402
 
 CACHE_VERSION = 1
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 MAX_PIXELS = 40_000_000
 
 
-def list_images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-
-
 def largest(faces: list[np.ndarray]) -> np.ndarray | None:
-    if not faces:
-        return None
-    return max(faces, key=lambda p: float(np.linalg.norm(eye_centre(p, LEFT) - eye_centre(p, RIGHT))))
+    return max(faces, key=eye_distance) if faces else None
 
 
 def photo_record(detector: FaceMeshDetector, path: Path, *, with_signature: bool) -> dict:
@@ -56,9 +51,9 @@ def photo_record(detector: FaceMeshDetector, path: Path, *, with_signature: bool
     mirrored = detector.find_one_way(np.ascontiguousarray(rgb[:, ::-1]))
     search = symmetrise(direct, mirrored, width=rgb.shape[1])
     points = largest(search.faces)
-    mirror_back = symmetrise(type(direct)([], ""), mirrored, width=rgb.shape[1])
+    mirror_back = [mirror_landmarks(face, rgb.shape[1]) for face in mirrored.faces]
     record.update(n_faces=len(search.faces), points=points, direct=largest(direct.faces),
-                  mirror=largest(mirror_back.faces), attempt=search.attempt, size=image.size)
+                  mirror=largest(mirror_back), attempt=search.attempt, size=image.size)
     if points is not None:
         record["figures"] = quality.face_figures(rgb, points)
         if with_signature:
@@ -79,9 +74,9 @@ def load(folder: Path, cache_dir: Path, *, with_signature: bool = False) -> list
     detector = None
     records = []
     paths = [p for sub in sorted(folder.iterdir()) if sub.is_dir() for p in list_images(sub)]
-    todo = [p for p in paths if _key(p, folder) not in cache]
+    todo = [p for p in paths if file_key(p, folder) not in cache]
     for path in tqdm(paths, desc=folder.name, unit="photo", disable=not todo):
-        key = _key(path, folder)
+        key = file_key(path, folder)
         if key not in cache:
             detector = detector or FaceMeshDetector()
             started = time.perf_counter()
@@ -92,11 +87,6 @@ def load(folder: Path, cache_dir: Path, *, with_signature: bool = False) -> list
         with cache_path.open("wb") as handle:
             pickle.dump({"version": CACHE_VERSION, "records": cache}, handle)
     return records
-
-
-def _key(path: Path, root: Path) -> str:
-    stat = path.stat()
-    return f"{path.relative_to(root).as_posix()}|{stat.st_size}|{stat.st_mtime_ns}"
 
 
 if __name__ == "__main__":

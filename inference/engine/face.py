@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from inference.engine.measure import LEFT, RIGHT, eye_centre, eye_distance
 from inference.engine.mesh_symmetry import mirror_landmarks
 
 NUM_LANDMARKS = 478
@@ -135,14 +136,14 @@ def symmetrise(direct: FaceSearch, mirrored: FaceSearch, *, width: int) -> FaceS
     the mirror of the result, exactly: the matching and the average treat both passes alike."""
     back = [mirror_landmarks(points, width) for points in mirrored.faces]
     pairs = sorted(
-        (float(np.linalg.norm(_eye_midpoint(a) - _eye_midpoint(b))), i, j)
+        (float(np.linalg.norm(_eyes_middle(a) - _eyes_middle(b))), i, j)
         for i, a in enumerate(direct.faces) for j, b in enumerate(back)
     )
     used_direct: set[int] = set()
     used_back: set[int] = set()
     faces = []
     for gap, i, j in pairs:
-        if i in used_direct or j in used_back or gap > 0.25 * (_eye_distance(direct.faces[i]) + _eye_distance(back[j])):
+        if i in used_direct or j in used_back or gap > 0.25 * (eye_distance(direct.faces[i]) + eye_distance(back[j])):
             continue
         used_direct.add(i)
         used_back.add(j)
@@ -152,12 +153,8 @@ def symmetrise(direct: FaceSearch, mirrored: FaceSearch, *, width: int) -> FaceS
     return FaceSearch(faces, f"{direct.attempt} | mirror {mirrored.attempt}")
 
 
-def _eye_midpoint(points: np.ndarray) -> np.ndarray:
-    return (points[33] + points[133] + points[263] + points[362]) / 4
-
-
-def _eye_distance(points: np.ndarray) -> float:
-    return float(np.linalg.norm((points[33] + points[133]) / 2 - (points[263] + points[362]) / 2))
+def _eyes_middle(points: np.ndarray) -> np.ndarray:
+    return (eye_centre(points, RIGHT) + eye_centre(points, LEFT)) / 2
 
 
 def _unrotate(points: np.ndarray, quarter_turns: int, width: int, height: int) -> np.ndarray:

@@ -152,6 +152,11 @@ def eye_centre(points: np.ndarray, side: dict) -> np.ndarray:
     return (points[side["eye_outer"]] + points[side["eye_inner"]]) / 2
 
 
+def eye_distance(points: np.ndarray) -> float:
+    """Between the two eye centres, in the points' own units (pixels for a photo's landmarks)."""
+    return float(np.linalg.norm(eye_centre(points, LEFT) - eye_centre(points, RIGHT)))
+
+
 def iris_diameter_px(points: np.ndarray, side: dict) -> float:
     ring = points[list(side["iris_ring"])]
     return float(2 * np.linalg.norm(ring - points[side["iris_center"]], axis=1).mean())
@@ -159,7 +164,7 @@ def iris_diameter_px(points: np.ndarray, side: dict) -> float:
 
 def measure(points: np.ndarray) -> Measurements:
     levelled, roll, _ = level(points)
-    eye_distance_px = float(np.linalg.norm(eye_centre(levelled, LEFT) - eye_centre(levelled, RIGHT)))
+    eye_distance_px = eye_distance(levelled)
     iris_px = (iris_diameter_px(levelled, RIGHT) + iris_diameter_px(levelled, LEFT)) / 2
     mm_per_px = IRIS_DIAMETER_MM / iris_px if iris_px > 0 else 0.0
     scale_source = "iris"

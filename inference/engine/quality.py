@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from inference.engine.measure import LEFT, RIGHT, Measurements, eye_centre
+from inference.engine.measure import Measurements, eye_distance
 
 # Refusal limits: below or beyond these the landmarks cannot be placed or one half is out of view.
 MIN_EYE_DISTANCE_PX = 28  # below this the landmarks are too coarse to measure millimetres
@@ -86,10 +86,13 @@ def assess(rgb: np.ndarray, faces: list[np.ndarray], measurements: Measurements 
         return QualityReport(False, NO_FACE, {"faces": 0})
     if len(faces) > 1:
         return QualityReport(False, SEVERAL_FACES, {"faces": len(faces)})
-    points = faces[0]
-    eye_distance_px = float(np.linalg.norm(eye_centre(points, LEFT) - eye_centre(points, RIGHT)))
-    figures: dict[str, float | str] = {"faces": 1, "eye_distance_px": round(eye_distance_px, 1)}
-    figures.update({name: round(value, 2) for name, value in face_figures(rgb, points).items()})
+    return judge_face(faces[0], face_figures(rgb, faces[0]), measurements)
+
+
+def judge_face(points: np.ndarray, looks: dict[str, float], measurements: Measurements | None) -> QualityReport:
+    """The gate on one face: its landmarks, its face_figures() and, when measured, its measurements."""
+    figures: dict[str, float | str] = {"faces": 1, "eye_distance_px": round(eye_distance(points), 1)}
+    figures.update({name: round(value, 2) for name, value in looks.items()})
     if measurements is not None:
         figures.update({"yaw": round(measurements.yaw, 3), "pitch": round(measurements.pitch, 3),
                         "roll_deg": round(measurements.roll_deg, 2)})
