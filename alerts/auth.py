@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from urllib.parse import parse_qs
 
 from channels.auth import AuthMiddlewareStack
@@ -10,7 +11,10 @@ from channels.security.websocket import OriginValidator, WebsocketDenier
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.http.request import split_domain_port, validate_host
-from rest_framework.authtoken.models import Token
+from knox.auth import TokenAuthentication
+from rest_framework.exceptions import AuthenticationFailed
+
+from portal.auth import client_ip
 
 
 def query_param(scope, name: str) -> str | None:
@@ -19,22 +23,36 @@ def query_param(scope, name: str) -> str | None:
     return values[0] if values else None
 
 
+def scope_client_ip(scope) -> str:
+    """The socket's real client address, by the same rule as HTTP requests (portal.auth.client_ip)."""
+    headers = dict(scope.get("headers", []))
+    meta = {"REMOTE_ADDR": (scope.get("client") or [""])[0] or "",
+            "HTTP_X_FORWARDED_FOR": headers.get(b"x-forwarded-for", b"").decode("latin-1")}
+    return client_ip(SimpleNamespace(META=meta))
+
+
 @database_sync_to_async
-def _user_for_token(key: str):
-    token = Token.objects.select_related("user").filter(key=key).first()
-    if token is None or not token.user.is_active:
-        return AnonymousUser()
-    return token.user
+def _authenticate_token(key: str):
+    """(user, knox AuthToken) for a live token of an active user, else (AnonymousUser, None). Knox
+    checks the hash and the expiry, and extends the expiry as any API use does."""
+    try:
+        return TokenAuthentication().authenticate_credentials(key.encode())
+    except (AuthenticationFailed, UnicodeError):
+        return AnonymousUser(), None
 
 
 class TokenAuthMiddleware:
+    """?token= (the mobile app): scope["user"], and scope["auth_token"] naming the token by its
+    digest, which the consumer re-checks while the socket is open."""
+
     def __init__(self, inner):
         self.inner = inner
 
     async def __call__(self, scope, receive, send):
         token = query_param(scope, "token")
         if token:
-            scope = dict(scope, user=await _user_for_token(token))
+            user, auth_token = await _authenticate_token(token)
+            scope = dict(scope, user=user, auth_token=auth_token.digest if auth_token is not None else None)
         return await self.inner(scope, receive, send)
 
 

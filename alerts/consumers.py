@@ -11,19 +11,24 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
+from dataclasses import dataclass
 
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
 
-from alerts.auth import query_param
+from alerts.auth import query_param, scope_client_ip
 from alerts.events import STAFF_GROUP, user_group
+from alerts.rights import refresh_socket, register_socket, rights_version, unregister_socket
 from alerts.models import Alert, AlertEvent
 from alerts.selectors import alert_changes_for_user, alert_list_for_user, with_last_event
 from alerts.serializers import AlertSerializer
 from alerts.services import AlertConflict, AlertForbidden, AlertNotFound, alert_acknowledge, alert_resolve
+from portal.audit import record_audit_rows, socket_audit_row
+from portal.credentials import stored_session_state, token_state
 from scans.selectors import scan_get_visible
 from scans.serializers import ScanSerializer
 
@@ -37,14 +42,32 @@ MAX_FRAME_DEPTH = 8
 
 
 class AlertConsumer(AsyncJsonWebsocketConsumer):
+    """Every frame it sends and every action it takes first checks the user's current rights
+    (alerts/rights.py): a deactivated, demoted or signed-out user's socket sends nothing more and
+    closes with 4403. Deliveries and actions are written to the audit trail."""
+
     async def connect(self):
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             await self.close(code=4401)
             return
         self.user = user
-        self.rights = await self._rights()
-        self.groups_joined = [user_group(user.id)] + ([STAFF_GROUP] if user.is_staff else [])
+        self.revoked = False
+        self.audit_rows: list[dict] = []
+        self.client_ip = scope_client_ip(self.scope)
+        self.version = await sync_to_async(rights_version)(user.id)  # before the verdict it vouches for
+        self.verdict = await self._read_verdict()
+        if not self.verdict.allowed(time.time()):
+            await self.close(code=4401)  # the session or token ended before the socket opened
+            return
+        if not await register_socket(user.id, self.channel_name):
+            await self.accept()
+            await self.send_json({"type": "error", "error": f"Too many open connections for this account "
+                                  f"(at most {settings.SOCKETS_PER_USER}): close another tab or app."})
+            await self.close(code=4429)
+            return
+        self.registered = True
+        self.groups_joined = [user_group(user.id)] + ([STAFF_GROUP] if self.verdict.staff else [])
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
@@ -53,10 +76,10 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
         after = _query_int(self.scope, "after")
         if after_event is not None:
             for frame_type, payload in await self._replay_changes(after_event):
-                await self.send_json({"type": frame_type, "alert": payload, "replayed": True})
+                await self._send_alert_frame(frame_type, payload, replayed=True)
         elif after is not None:
             for payload in await self._replay(after):
-                await self.send_json({"type": "alert.created", "alert": payload, "replayed": True})
+                await self._send_alert_frame("alert.created", payload, replayed=True)
 
     async def disconnect(self, code):
         watch = getattr(self, "rights_watch", None)
@@ -64,6 +87,9 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
             watch.cancel()
         for group in getattr(self, "groups_joined", []):
             await self.channel_layer.group_discard(group, self.channel_name)
+        if getattr(self, "registered", False):
+            await unregister_socket(self.user.id, self.channel_name)
+        await self._flush_audit()
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
         """A malformed frame gets an error frame and the socket stays open (channels itself raises on a
@@ -88,6 +114,8 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
         if not isinstance(alert_id, int):
             await self.send_json({"type": "error", "error": f"{frame_type} needs an integer id."})
             return
+        if not await self._still_allowed():
+            return
         if frame_type == "alert.acknowledge":
             error = await self._act(alert_acknowledge, alert_id=alert_id)
         else:
@@ -107,7 +135,7 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
         except ValueError:
             return None
 
-    # Channel-layer events -> frames. Each re-reads the row and re-checks permission.
+    # Channel-layer events -> frames.
     # Alert events reach only the groups of people who may see the patient (decided from the database
     # when the event is published, alerts/events.py), so the frame is rendered once per change per
     # process and shared by every socket here, instead of one database read per socket.
@@ -121,38 +149,87 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
         await self._send_alert("alert.escalated", event)
 
     async def scan_updated(self, event):
+        if not await self._still_allowed():
+            return
         payload = await self._scan_payload(event["scan_id"])
         if payload is not None:
+            self._audit("scan", payload["id"], payload["patient"]["id"], "scan.updated")
             await self.send_json({"type": "scan.updated", "scan": payload})
 
+    async def rights_changed(self, event):
+        """Pushed when the user's rights changed (alerts/rights.py): read them now, before any frame
+        queued after the change."""
+        self.version = await sync_to_async(rights_version)(self.user.id)
+        await self._recheck()
+
     async def _send_alert(self, frame_type: str, event: dict):
+        if not await self._still_allowed():
+            return
         payload = await rendered_alert(event["alert_id"], event.get("version"))
         if payload is not None:
-            await self.send_json({"type": frame_type, "alert": payload})
+            await self._send_alert_frame(frame_type, payload)
+
+    async def _send_alert_frame(self, frame_type: str, payload: dict, replayed: bool = False):
+        self._audit("alert", payload["id"], payload["patient"]["id"], frame_type)
+        await self.send_json({"type": frame_type, "alert": payload, **({"replayed": True} if replayed else {})})
+
+    # Rights: checked in memory before every frame and action, re-read when they may have changed.
+
+    async def _still_allowed(self) -> bool:
+        if not self.revoked and not self.verdict.allowed(time.time()):
+            await self._recheck()  # the session or token may have been extended since it was read
+        return not self.revoked
+
+    async def _recheck(self) -> None:
+        if self.revoked:
+            return
+        verdict = await self._read_verdict()
+        if not verdict.allowed(time.time()) or (verdict.active, verdict.staff) != (self.verdict.active, self.verdict.staff):
+            # A client still allowed reconnects and joins what it may see now.
+            logger.info("closing the socket of user %s: their rights changed", self.user.id)
+            self.revoked = True
+            await self.close(code=4403)
+            return
+        self.verdict = verdict
 
     async def _watch_rights(self):
-        """Rights removed from a user reach their open sockets: the groups a socket joined and the
-        user it acts as were read at connect, so when the account is deactivated, loses the staff
-        flag, or its session or token ends, the socket is closed (code 4403); a client that is still
-        allowed reconnects and joins what it may see now."""
-        while True:
+        while not self.revoked:
             await asyncio.sleep(settings.SOCKET_RIGHTS_CHECK_SECONDS)
-            if await self._rights() != self.rights:
-                logger.info("closing the socket of user %s: their rights changed", self.user.id)
-                await self.close(code=4403)
-                return
+            await refresh_socket(self.user.id, self.channel_name)
+            await self._flush_audit()
+            version, now = await sync_to_async(rights_version)(self.user.id), time.time()
+            if (version != self.version or not self.verdict.allowed(now)
+                    or now - self.verdict.read_at >= settings.SOCKET_RIGHTS_RECHECK_SECONDS):
+                self.version = version
+                await self._recheck()
 
     @database_sync_to_async
-    def _rights(self) -> tuple:
-        """(active, staff, credential still valid), read from the database."""
+    def _read_verdict(self) -> Verdict:
+        """Active, staff, and until when the socket's credential lasts, read from the database."""
         row = get_user_model().objects.filter(id=self.user.id).values_list("is_active", "is_staff").first()
-        token = query_param(self.scope, "token")
-        if token:
-            valid = Token.objects.filter(key=token, user_id=self.user.id).exists()
+        active, staff = row or (False, False)
+        if "auth_token" in self.scope:
+            digest = self.scope["auth_token"]
+            until = token_state(digest) if digest else None
         else:
             session = self.scope.get("session")
-            valid = bool(session is not None and session.session_key and session.exists(session.session_key))
-        return (*(row or (False, False)), valid)
+            until = stored_session_state(session.session_key) if session is not None and session.session_key else None
+        return Verdict(active=active, staff=staff, until=until, read_at=time.time())
+
+    # The audit trail: what this socket showed and did, written in batches (every watch tick and at
+    # close), not one database write per frame.
+
+    def _audit(self, object_type: str, object_id: int, patient_id: int | None, route: str,
+               action: str = "receive", status_code: int = 200) -> None:
+        self.audit_rows.append(socket_audit_row(user=self.user, route=f"ws:{route}", action=action,
+                                                object_type=object_type, object_id=object_id,
+                                                patient_id=patient_id, status_code=status_code,
+                                                remote_addr=self.client_ip, scope=self.scope))
+
+    async def _flush_audit(self) -> None:
+        rows, self.audit_rows = getattr(self, "audit_rows", []), []
+        if rows:
+            await database_sync_to_async(record_audit_rows)(rows)
 
     @database_sync_to_async
     def _scan_payload(self, scan_id: int):
@@ -172,19 +249,41 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
         return [("alert.created" if alert.first_event_id > after_event else "alert.updated",
                  AlertSerializer(alert).data) for alert in alerts]
 
+    async def _act(self, service, **arguments) -> str | None:
+        error, status_code, patient_id = await self._run_action(service, **arguments)
+        self._audit("alert", arguments["alert_id"], patient_id, service.__name__.replace("alert_", "alert."),
+                    action=service.__name__.replace("alert_", ""), status_code=status_code)
+        await self._flush_audit()  # an action is recorded at once, as the API records it
+        return error
+
     @database_sync_to_async
-    def _act(self, service, **arguments) -> str | None:
-        client = self.scope.get("client") or [None]
+    def _run_action(self, service, **arguments) -> tuple[str | None, int, int | None]:
+        patient_id = Alert.objects.filter(id=arguments["alert_id"]).values_list("patient_id", flat=True).first()
         # The user as they are now, not as they were at connect: a deactivated or demoted user's
         # socket must not acknowledge (and so silence) an alert.
         user = get_user_model().objects.filter(id=self.user.id, is_active=True).first()
         if user is None:
-            return "Your account is no longer active."
+            return "Your account is no longer active.", 403, patient_id
         try:
-            service(user=user, source=AlertEvent.Source.SOCKET, remote_addr=client[0], **arguments)
-        except (AlertNotFound, AlertForbidden, AlertConflict) as exc:
-            return str(exc)
-        return None
+            service(user=user, source=AlertEvent.Source.SOCKET, remote_addr=self.client_ip or None, **arguments)
+        except AlertNotFound as exc:
+            return str(exc), 404, None
+        except AlertForbidden as exc:
+            return str(exc), 403, patient_id
+        except AlertConflict as exc:
+            return str(exc), 409, patient_id
+        return None, 200, patient_id
+
+
+@dataclass(frozen=True)
+class Verdict:
+    active: bool
+    staff: bool
+    until: float | None  # when the session or token ends (Unix time); None: it has ended
+    read_at: float
+
+    def allowed(self, now: float) -> bool:
+        return self.active and self.until is not None and now < self.until
 
 
 _rendered: dict[tuple[int, int | None], asyncio.Future] = {}

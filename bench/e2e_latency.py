@@ -128,8 +128,9 @@ def main() -> None:
     subprocess.run([*manage, "seed_demo", "--quiet"], env=env, check=True, capture_output=True)
     tokens = subprocess.run(
         [*manage, "shell", "--no-imports", "-c",
-         "from rest_framework.authtoken.models import Token as T; from portal.models import Patient as P;"
-         "print(T.objects.get(user__username='carol').key, T.objects.get(user__username='dr.alice').key,"
+         "from django.contrib.auth import get_user_model as U; from portal.credentials import issue_token as t;"
+         " from portal.models import Patient as P;"
+         "print(t(U().objects.get(username='carol'))[1], t(U().objects.get(username='dr.alice'))[1],"
          " P.objects.get(mrn='MRN-1001').id)"],
         env=env, check=True, capture_output=True, text=True).stdout.split()
     caregiver_token, clinician_token, patient_id = tokens[0], tokens[1], int(tokens[2])

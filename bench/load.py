@@ -31,7 +31,7 @@ from bench.e2e_latency import DEFAULT_IMAGES, load_images, summary  # noqa: E402
 
 MAKE_CLINICIANS = """
 from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
+from portal.credentials import issue_token
 from portal.models import CareTeam, CareTeamMembership, Patient, Physician
 team = CareTeam.objects.get(name="Stroke Unit")
 tokens = []
@@ -39,8 +39,8 @@ for i in range({count}):
     user, _ = get_user_model().objects.get_or_create(username=f"load-clinician-{{i}}")
     physician, _ = Physician.objects.get_or_create(user=user, defaults={{"full_name": f"Dr Load {{i}}"}})
     CareTeamMembership.objects.get_or_create(care_team=team, physician=physician)
-    tokens.append(Token.objects.get_or_create(user=user)[0].key)
-print(json.dumps({{"clinicians": tokens, "carol": Token.objects.get(user__username="carol").key,
+    tokens.append(issue_token(user)[1])
+print(json.dumps({{"clinicians": tokens, "carol": issue_token(get_user_model().objects.get(username="carol"))[1],
                   "patient": Patient.objects.get(mrn="MRN-1001").id}}))
 """
 

@@ -1,6 +1,56 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from knox.models import AuthToken
+from qsessions.models import Session
 
+from portal.credentials import revoke_credentials
 from portal.models import AuditEvent, CareTeam, CareTeamMembership, Caregiver, Patient, Physician
+
+
+class AuthTokenInline(admin.TabularInline):
+    """The user's API tokens (the mobile app): tick "delete" to end one."""
+
+    model = AuthToken
+    fields = readonly_fields = ["token_key", "created", "expiry"]
+    extra = 0
+    verbose_name = "API token"
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class SessionInline(admin.TabularInline):
+    """The user's browser sessions: tick "delete" to sign that browser out."""
+
+    model = Session
+    fields = readonly_fields = ["ip", "user_agent", "created_at", "updated_at", "expire_date"]
+    extra = 0
+    verbose_name = "browser session"
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+admin.site.unregister(get_user_model())
+
+
+@admin.register(get_user_model())
+class PortalUserAdmin(UserAdmin):
+    """Django's user admin, with the user's tokens and sessions, and a way to end them all. Deactivating
+    a user or setting a new password ends them too (portal/credentials.py)."""
+
+    inlines = [AuthTokenInline, SessionInline]
+    actions = ["sign_out_everywhere"]
+
+    @admin.action(description="Sign the selected users out everywhere (end their API tokens and sessions)")
+    def sign_out_everywhere(self, request, queryset):
+        tokens = sessions = 0
+        for user in queryset:
+            ended = revoke_credentials(user.id)
+            tokens, sessions = tokens + ended[0], sessions + ended[1]
+        self.message_user(request, f"Ended {tokens} API tokens and {sessions} sessions of {queryset.count()} users.",
+                          messages.SUCCESS)
 
 
 class MembershipInline(admin.TabularInline):

@@ -5,10 +5,15 @@ from __future__ import annotations
 from django.db import transaction
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics, serializers, status
-from rest_framework.authtoken.views import ObtainAuthToken
+from django.contrib.auth.signals import user_logged_in
+from knox.views import LogoutAllView, LogoutView
+from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.exceptions import PermissionDenied
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
+from portal.credentials import issue_token
 from portal.models import CareTeam, Patient
 from portal.selectors import patient_list_for_user, physician_list, user_role
 from portal.throttling import FailOpenScopedRateThrottle
@@ -16,21 +21,40 @@ from scans.serializers import PatientSerializer, PhysicianSerializer, error_resp
 
 
 class TokenResponseSerializer(serializers.Serializer):
-    token = serializers.CharField()
+    token = serializers.CharField(help_text="Send as `Authorization: Token <token>`; shown only once.")
+    expiry = serializers.DateTimeField(help_text="When the token ends unless used again (each use extends it, "
+                                       "up to API_TOKEN_MAX_DAYS after sign-in).")
 
 
-class TokenApi(ObtainAuthToken):
+class TokenApi(APIView):
+    """Username and password for an expiring API token (django-rest-knox)."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
     throttle_classes = [FailOpenScopedRateThrottle]
     throttle_scope = "login"
 
-    def get_serializer_context(self):
+    @extend_schema(request=AuthTokenSerializer, responses={200: TokenResponseSerializer, **error_responses(400, 429)},
+                   tags=["auth"])
+    def post(self, request, *args, **kwargs):
         # The login lock (django-axes, portal/auth.py) marks the request it authenticates, and its
         # middleware answers 429 from that mark: it must be Django's request, not DRF's wrapper.
-        return {**super().get_serializer_context(), "request": self.request._request}
+        serializer = AuthTokenSerializer(data=request.data, context={"request": request._request})
+        serializer.is_valid(raise_exception=True)
+        user = serializer.validated_data["user"]
+        instance, token = issue_token(user)
+        user_logged_in.send(sender=user.__class__, request=request._request, user=user)
+        return Response(TokenResponseSerializer({"token": token, "expiry": instance.expiry}).data)
 
-    @extend_schema(responses={200: TokenResponseSerializer, **error_responses(400, 401, 429)}, tags=["auth"])
-    def post(self, request, *args, **kwargs):
-        return super().post(request, *args, **kwargs)
+
+@extend_schema_view(post=extend_schema(request=None, responses={204: None, **error_responses(401)}, tags=["auth"]))
+class TokenLogoutApi(LogoutView):
+    """Ends the token that authenticates this request."""
+
+
+@extend_schema_view(post=extend_schema(request=None, responses={204: None, **error_responses(401)}, tags=["auth"]))
+class TokenLogoutAllApi(LogoutAllView):
+    """Ends every API token of this user (a lost phone)."""
 
 
 @extend_schema_view(

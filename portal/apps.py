@@ -7,7 +7,21 @@ class PortalConfig(AppConfig):
 
     def ready(self) -> None:
         from axes.signals import user_locked_out
+        from django.contrib.auth import get_user_model
+        from django.contrib.auth.signals import user_logged_in
+        from django.db.models.signals import post_delete, post_save, pre_save
+        from knox.models import AuthToken
+        from qsessions.models import Session
 
+        from portal import credentials
         from portal.auth import on_lockout
 
         user_locked_out.connect(on_lockout, dispatch_uid="portal.auth.on_lockout")
+        user = get_user_model()
+        user_logged_in.connect(credentials.on_login, dispatch_uid="portal.credentials.on_login")
+        pre_save.connect(credentials.remember_rights, sender=user, dispatch_uid="portal.credentials.remember_rights")
+        post_save.connect(credentials.on_user_saved, sender=user, dispatch_uid="portal.credentials.on_user_saved")
+        post_delete.connect(credentials.on_user_deleted, sender=user, dispatch_uid="portal.credentials.on_user_deleted")
+        post_delete.connect(credentials.on_token_deleted, sender=AuthToken, dispatch_uid="portal.credentials.on_token_deleted")
+        post_delete.connect(credentials.on_session_deleted, sender=Session,
+                            dispatch_uid="portal.credentials.on_session_deleted")

@@ -120,3 +120,21 @@ class AuditMiddleware:
         except DatabaseError:
             # The request already happened; losing its audit row must be loud, not a 500.
             logger.exception("could not write the audit event for %s %s", request.method, request.path)
+
+
+def socket_audit_row(*, user, scope, route: str, action: str, object_type: str, object_id, patient_id,
+                     status_code: int, remote_addr: str) -> dict:
+    """An audit row for what a WebSocket showed or did (alerts/consumers.py), as keyword arguments."""
+    headers = dict(scope.get("headers", []))
+    return {"user_id": user.id, "username": user.get_username(), "action": action, "route": route, "method": "WS",
+            "path": scope.get("path", "")[:500], "status_code": status_code, "patient_id": patient_id,
+            "object_type": object_type, "object_id": str(object_id)[:40], "remote_addr": remote_addr or None,
+            "user_agent": headers.get(b"user-agent", b"").decode("latin-1")[:300]}
+
+
+def record_audit_rows(rows: list[dict]) -> None:
+    """Write a batch of audit rows; a failure is logged loudly (the frames were already sent)."""
+    try:
+        AuditEvent.objects.bulk_create([AuditEvent(**row) for row in rows])
+    except DatabaseError:
+        logger.exception("could not write %d socket audit events", len(rows))

@@ -33,12 +33,15 @@ INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
-    "django.contrib.sessions",
+    # Database sessions that know their user, address and browser, so that an admin can list and
+    # end them and a deactivation or password change ends them all (portal/credentials.py).
+    "qsessions",
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    # API tokens stored hashed, with an expiry (portal/credentials.py).
+    "knox",
     "axes",
     "django_filters",
     "drf_spectacular",
@@ -54,10 +57,11 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "portal.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "portal.middleware.SessionLifetimeMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -165,9 +169,13 @@ CACHES = {
     }
 }
 
-# How often an open socket re-reads its user's rights (active, staff) and credential (session or
-# token): a deactivated, demoted or logged-out user's sockets close within this many seconds.
+# Sockets follow their user's rights (alerts/rights.py): a change is pushed to them at once; each
+# also looks at the user's cached rights version every SOCKET_RIGHTS_CHECK_SECONDS (a lost push) and
+# re-reads the database every SOCKET_RIGHTS_RECHECK_SECONDS (a change made in SQL).
 SOCKET_RIGHTS_CHECK_SECONDS = env_int("SOCKET_RIGHTS_CHECK_SECONDS", 5, minimum=1)
+SOCKET_RIGHTS_RECHECK_SECONDS = env_int("SOCKET_RIGHTS_RECHECK_SECONDS", 60, minimum=1)
+# Open sockets per user, across every web process (a few tabs and a phone are far fewer).
+SOCKETS_PER_USER = env_int("SOCKETS_PER_USER", 12, minimum=1)
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
@@ -228,7 +236,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer",
                                  *(["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else [])],
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "knox.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
         "portal.throttling.AnonymousThrottleAuthentication",
     ],
@@ -245,7 +253,7 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     # The schema's security schemes: the anonymous-rate hook (portal.throttling) authenticates nobody.
-    "AUTHENTICATION_WHITELIST": ["rest_framework.authentication.TokenAuthentication",
+    "AUTHENTICATION_WHITELIST": ["knox.auth.TokenAuthentication",
                                  "rest_framework.authentication.SessionAuthentication"],
     "TITLE": "Facial paralysis screening portal API",
     "DESCRIPTION": (
@@ -277,6 +285,25 @@ AXES_LOCKOUT_CALLABLE = "portal.auth.locked_out"
 AXES_SENSITIVE_PARAMETERS = ["password"]
 # X-Forwarded-For is believed only from these peers (addresses or networks, e.g. the reverse proxy's).
 TRUSTED_PROXY_NETWORKS = env_networks("TRUSTED_PROXIES")
+
+# Credentials that end (portal/credentials.py). A session ends after SESSION_IDLE_MINUTES without
+# anything the user did (the dashboard's own background refreshes do not count) and in any case
+# SESSION_MAX_HOURS after sign-in: a ward computer left signed in does not stay so. An API token
+# (the mobile app) lives API_TOKEN_IDLE_HOURS past its last use, and at most API_TOKEN_MAX_DAYS.
+SESSION_ENGINE = "qsessions.backends.db"
+SESSION_IDLE_MINUTES = env_int("SESSION_IDLE_MINUTES", 30, minimum=1)
+SESSION_MAX_HOURS = env_int("SESSION_MAX_HOURS", 12, minimum=1)
+SESSION_COOKIE_AGE = SESSION_IDLE_MINUTES * 60
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+API_TOKEN_IDLE_HOURS = env_int("API_TOKEN_IDLE_HOURS", 24, minimum=1)
+API_TOKEN_MAX_DAYS = env_int("API_TOKEN_MAX_DAYS", 14, minimum=1)
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(hours=API_TOKEN_IDLE_HOURS),
+    "AUTO_REFRESH": True,
+    "AUTO_REFRESH_MAX_TTL": timedelta(days=API_TOKEN_MAX_DAYS),
+    # A phone that signs in again and again (reinstalls) does not pile up live tokens forever.
+    "TOKEN_LIMIT_PER_USER": None,
+}
 
 # Content Security Policy: scripts and styles only from this site (no inline script anywhere).
 CONTENT_SECURITY_POLICY = {

@@ -13,6 +13,8 @@ register_converter(IdConverter, "id")
 
 api_v1 = [
     path("auth/token/", portal_apis.TokenApi.as_view(), name="token"),
+    path("auth/logout/", portal_apis.TokenLogoutApi.as_view(), name="token-logout"),
+    path("auth/logout-all/", portal_apis.TokenLogoutAllApi.as_view(), name="token-logout-all"),
     path("patients/", portal_apis.PatientListApi.as_view(), name="patient-list"),
     path("patients/<id:pk>/", portal_apis.PatientDetailApi.as_view(), name="patient-detail"),
     path("patients/<id:pk>/timeline/", scan_apis.PatientTimelineApi.as_view(), name="patient-timeline"),

@@ -13,7 +13,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
-from rest_framework.authtoken.models import Token
+from portal.credentials import issue_token
 from rest_framework.test import APIClient
 
 from tests import factories
@@ -89,12 +89,14 @@ def people(db):
 @pytest.fixture
 def api():
     """api(user) -> an APIClient authenticated with that user's token (None: anonymous)."""
+    tokens: dict[int, str] = {}
 
     def client_for(user=None) -> APIClient:
         client = APIClient()
         if user is not None:
-            token, _ = Token.objects.get_or_create(user=user)
-            client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+            if user.id not in tokens:
+                tokens[user.id] = issue_token(user)[1]
+            client.credentials(HTTP_AUTHORIZATION=f"Token {tokens[user.id]}")
         return client
 
     return client_for

@@ -19,10 +19,22 @@
     document.title = state.openCount > 0 ? "(" + state.openCount + ") " + base : base;
   }
 
+  // The page's own requests: marked as background, so they do not keep an idle session alive (the
+  // server signs a ward computer out after SESSION_IDLE_MINUTES without anyone using it). Once the
+  // session has ended, go to the login page, which says why, instead of showing a stale feed.
+  async function background(url) {
+    const response = await fetch(url, { credentials: "same-origin", headers: { "X-Portal-Background": "1" } });
+    if (response.status === 401 || response.status === 403) {
+      location.assign("/login/?signed_out=1&next=" + encodeURIComponent(location.pathname + location.search));
+      throw new Error("signed out");
+    }
+    return response;
+  }
+
   async function refreshCounts() {
     const [open, latest] = await Promise.all([
-      fetch("/api/v1/alerts/?status=open", { credentials: "same-origin" }).then((r) => r.json()),
-      fetch("/api/v1/alerts/", { credentials: "same-origin" }).then((r) => r.json()),
+      background("/api/v1/alerts/?status=open").then((r) => r.json()),
+      background("/api/v1/alerts/").then((r) => r.json()),
     ]);
     state.openCount = open.count;
     if (latest.results.length) state.lastAlertId = Math.max(state.lastAlertId, latest.results[0].id);
@@ -38,6 +50,7 @@
     socket.onopen = () => { state.retry = 0; setConnection("live", true); };
     socket.onclose = () => {
       setConnection("reconnecting…", false);
+      refreshCounts().catch(() => {});  // a socket closed because the session ended: to the login page
       state.retry = Math.min(state.retry + 1, 6);
       setTimeout(connect, 500 * 2 ** state.retry);
     };
@@ -82,7 +95,7 @@
   // Safety net: the socket only tells clients to look, and a frame can be dropped under load. Every
   // 15 s (and when the tab becomes visible) ask the record for anything after the last alert seen.
   async function catchUp() {
-    const response = await fetch("/api/v1/alerts/?after=" + state.lastAlertId, { credentials: "same-origin" });
+    const response = await background("/api/v1/alerts/?after=" + state.lastAlertId);
     if (!response.ok) return;
     const page = await response.json();
     for (const alert of page.results) {

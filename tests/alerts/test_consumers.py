@@ -7,7 +7,9 @@ import json
 
 import pytest
 from channels.testing import WebsocketCommunicator
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
+
+from portal.credentials import issue_token
 
 from alerts.models import Alert
 from alerts.services import alert_acknowledge, alert_raise
@@ -27,8 +29,8 @@ async def connect(user=None, query: str = "", headers=None):
     path = "/ws/alerts/"
     params = []
     if user is not None:
-        token, _ = await sync_to_async(Token.objects.get_or_create)(user=user)
-        params.append(f"token={token.key}")
+        _, token = await sync_to_async(issue_token)(user)
+        params.append(f"token={token}")
     if query:
         params.append(query)
     if params:
@@ -204,7 +206,7 @@ async def test_a_socket_is_closed_within_seconds_when_its_users_rights_are_remov
             user.is_staff = False
             user.save(update_fields=["is_staff"])
         else:
-            Token.objects.filter(user=user).delete()
+            AuthToken.objects.filter(user=user).delete()
 
     await sync_to_async(take_away)()
     closed = await communicator.receive_output(timeout=4)
@@ -212,10 +214,10 @@ async def test_a_socket_is_closed_within_seconds_when_its_users_rights_are_remov
     await communicator.disconnect()
 
 
-async def test_a_deactivated_users_socket_cannot_acknowledge_an_alert(people, settings):
+async def test_a_deactivated_users_socket_is_closed_at_once_and_cannot_acknowledge_an_alert(people, settings):
     from asgiref.sync import sync_to_async
 
-    settings.SOCKET_RIGHTS_CHECK_SECONDS = 60  # the action itself must check, not only the watch
+    settings.SOCKET_RIGHTS_CHECK_SECONDS = 60  # the change is pushed: no waiting for the watch
     communicator, connected, _ = await connect(people.alice)
     assert connected
     alert = await sync_to_async(raise_alert_for)(people.patient)
@@ -223,7 +225,31 @@ async def test_a_deactivated_users_socket_cannot_acknowledge_an_alert(people, se
     people.alice.is_active = False
     await sync_to_async(people.alice.save)(update_fields=["is_active"])
     await communicator.send_json_to({"type": "alert.acknowledge", "id": alert.id})
-    answer = await communicator.receive_json_from(timeout=3)
+    assert await communicator.receive_output(timeout=3) == {"type": "websocket.close", "code": 4403}
+    await sync_to_async(alert.refresh_from_db)()
+    assert alert.status == "open"
+    await communicator.disconnect()
+
+
+async def test_when_the_push_is_lost_the_action_itself_still_refuses_a_deactivated_user(people, settings):
+    from asgiref.sync import sync_to_async
+
+    from alerts.rights import on_rights_changed
+    from portal.credentials import rights_changed
+
+    settings.SOCKET_RIGHTS_CHECK_SECONDS = 60
+    communicator, connected, _ = await connect(people.alice)
+    assert connected
+    alert = await sync_to_async(raise_alert_for)(people.patient)
+    await communicator.receive_json_from(timeout=3)
+    rights_changed.disconnect(dispatch_uid="alerts.rights.on_rights_changed")
+    try:
+        people.alice.is_active = False
+        await sync_to_async(people.alice.save)(update_fields=["is_active"])
+        await communicator.send_json_to({"type": "alert.acknowledge", "id": alert.id})
+        answer = await communicator.receive_json_from(timeout=3)
+    finally:
+        rights_changed.connect(on_rights_changed, dispatch_uid="alerts.rights.on_rights_changed")
     assert answer == {"type": "error", "id": alert.id, "error": "Your account is no longer active."}
     await sync_to_async(alert.refresh_from_db)()
     assert alert.status == "open"
@@ -284,3 +310,150 @@ async def test_a_browser_socket_is_closed_when_its_session_logs_out(people, sett
     await sync_to_async(browser.logout)()  # the session row is deleted, as the dashboard's log-out does
     assert await communicator.receive_output(timeout=4) == {"type": "websocket.close", "code": 4403}
     await communicator.disconnect()
+
+
+async def test_a_demoted_staff_socket_gets_no_frame_raised_after_the_demotion(people, settings):
+    """The change is pushed in order with the frames: the alert raised right after the demotion (which
+    only staff may see) is never sent; the socket closes instead."""
+    from asgiref.sync import sync_to_async
+
+    settings.SOCKET_RIGHTS_CHECK_SECONDS = 60
+    communicator, connected, _ = await connect(people.triage)
+    assert connected
+
+    def demote_then_raise():
+        people.triage.is_staff = False
+        people.triage.save(update_fields=["is_staff"])
+        raise_alert_for(people.other_patient)
+
+    await sync_to_async(demote_then_raise)()
+    assert await communicator.receive_output(timeout=3) == {"type": "websocket.close", "code": 4403}
+    assert await communicator.receive_nothing(timeout=0.5)
+    await communicator.disconnect()
+
+
+async def test_a_change_made_in_sql_behind_djangos_back_still_closes_the_socket(people, settings):
+    from asgiref.sync import sync_to_async
+    from django.contrib.auth import get_user_model
+
+    settings.SOCKET_RIGHTS_CHECK_SECONDS = 1
+    settings.SOCKET_RIGHTS_RECHECK_SECONDS = 2
+    communicator, connected, _ = await connect(people.triage)
+    assert connected
+    await sync_to_async(get_user_model().objects.filter(id=people.triage.id).update)(is_active=False)  # no signal
+    assert await communicator.receive_output(timeout=5) == {"type": "websocket.close", "code": 4403}
+    await communicator.disconnect()
+
+
+async def test_a_lost_push_is_caught_by_the_watch_through_the_cached_rights_version(people, settings):
+    from asgiref.sync import sync_to_async
+    from django.contrib.auth import get_user_model
+    from django.core.cache import cache
+
+    settings.SOCKET_RIGHTS_CHECK_SECONDS = 1
+    settings.SOCKET_RIGHTS_RECHECK_SECONDS = 600  # not the periodic re-read
+    communicator, connected, _ = await connect(people.triage)
+    assert connected
+
+    def demote_without_a_push():
+        get_user_model().objects.filter(id=people.triage.id).update(is_staff=False)
+        cache.add(f"rights-version:{people.triage.id}", 0, timeout=None)
+        cache.incr(f"rights-version:{people.triage.id}")
+
+    await sync_to_async(demote_without_a_push)()
+    assert await communicator.receive_output(timeout=4) == {"type": "websocket.close", "code": 4403}
+    await communicator.disconnect()
+
+
+async def test_frames_are_checked_against_the_remembered_verdict_not_the_database(people, monkeypatch):
+    from asgiref.sync import sync_to_async
+
+    from alerts.consumers import AlertConsumer
+
+    from channels.db import database_sync_to_async
+
+    reads = []
+    read_from_database = AlertConsumer.__dict__["_read_verdict"].func
+
+    def counting(self):
+        reads.append(1)
+        return read_from_database(self)
+
+    monkeypatch.setattr(AlertConsumer, "_read_verdict", database_sync_to_async(counting))
+    communicator, connected, _ = await connect(people.alice)
+    assert connected
+    for _ in range(10):
+        await sync_to_async(lambda: raise_alert_for(factories.PatientFactory(care_team=people.team)))()
+        assert (await communicator.receive_json_from(timeout=3))["type"] == "alert.created"
+    assert len(reads) == 1  # at connect only
+    await communicator.disconnect()
+
+
+async def test_a_socket_whose_session_idles_out_is_closed(people, settings):
+    import time
+
+    from asgiref.sync import sync_to_async
+    from django.test import Client
+
+    from portal.credentials import ACTIVE_AT
+
+    settings.SOCKET_RIGHTS_CHECK_SECONDS = 1
+    settings.ALLOWED_HOSTS = ["portal.test"]
+    browser = Client()
+    await sync_to_async(browser.force_login)(people.alice)
+
+    def nearly_idle():
+        session = browser.session
+        session[ACTIVE_AT] = time.time() - settings.SESSION_IDLE_MINUTES * 60 + 2  # two seconds left
+        session.save()
+
+    await sync_to_async(nearly_idle)()
+    cookie = f"{settings.SESSION_COOKIE_NAME}={browser.cookies[settings.SESSION_COOKIE_NAME].value}".encode()
+    communicator = WebsocketCommunicator(application, "/ws/alerts/", headers=[
+        (b"host", b"portal.test"), (b"origin", b"http://portal.test"), (b"cookie", cookie)])
+    connected, _ = await communicator.connect()
+    assert connected
+    assert await communicator.receive_output(timeout=5) == {"type": "websocket.close", "code": 4403}
+    await communicator.disconnect()
+
+
+async def test_a_user_may_hold_only_so_many_open_sockets(people, settings):
+    settings.SOCKETS_PER_USER = 2
+    first, connected_1, _ = await connect(people.alice)
+    second, connected_2, _ = await connect(people.alice)
+    assert connected_1 and connected_2
+    third, connected_3, _ = await connect(people.alice)
+    assert connected_3  # accepted only to say why it closes
+    refusal = await third.receive_json_from(timeout=3)
+    assert refusal["type"] == "error" and "Too many open connections" in refusal["error"]
+    assert await third.receive_output(timeout=3) == {"type": "websocket.close", "code": 4429}
+    other, connected_other, _ = await connect(people.bob)  # the cap is per user
+    assert connected_other
+    await first.disconnect()
+    again, connected_again, _ = await connect(people.alice)
+    assert connected_again
+    for communicator in (second, other, again):
+        await communicator.disconnect()
+
+
+async def test_socket_deliveries_and_actions_are_in_the_audit_trail(people):
+    from asgiref.sync import sync_to_async
+
+    from portal.models import AuditEvent
+
+    communicator, connected, _ = await connect(people.alice)
+    assert connected
+    alert = await sync_to_async(raise_alert_for)(people.patient)
+    await communicator.receive_json_from(timeout=3)
+    await communicator.send_json_to({"type": "alert.acknowledge", "id": alert.id})
+    await communicator.receive_json_from(timeout=3)  # the alert.updated frame of the claim
+    await communicator.disconnect()
+    rows = await sync_to_async(lambda: list(AuditEvent.objects.filter(username="alice", method="WS")
+                                            .order_by("id").values("action", "route", "object_id", "patient_id",
+                                                                   "status_code")))()
+    assert {"action": "receive", "route": "ws:alert.created", "object_id": str(alert.id),
+            "patient_id": people.patient.id, "status_code": 200} in rows
+    assert {"action": "acknowledge", "route": "ws:alert.acknowledge", "object_id": str(alert.id),
+            "patient_id": people.patient.id, "status_code": 200} in rows
+    assert {"action": "receive", "route": "ws:alert.updated", "object_id": str(alert.id),
+            "patient_id": people.patient.id, "status_code": 200} in rows

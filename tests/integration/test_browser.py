@@ -134,3 +134,24 @@ def test_the_feed_recovers_a_dropped_frame_and_ignores_a_duplicate(browser, live
         }})""", silent.id)
     clinician.wait_for_timeout(500)
     assert clinician.locator("li.alert").count() == 1
+
+
+def test_a_dashboard_signed_out_by_an_admin_goes_to_the_login_page_and_says_why(browser, live_stack, people,
+                                                                                    settings):
+    from portal.credentials import revoke_credentials
+
+    # This process acts as the admin's web process: it shares the stack's cache and channel layer.
+    prefix = live_stack.env["CHANNELS_PREFIX"]
+    settings.CACHES = {"default": {**settings.CACHES["default"], "KEY_PREFIX": prefix}}
+    settings.CHANNEL_LAYERS = {"default": {**settings.CHANNEL_LAYERS["default"],
+                                           "CONFIG": {**settings.CHANNEL_LAYERS["default"]["CONFIG"], "prefix": prefix}}}
+    clinician = logged_in_page(browser, live_stack, "alice")
+    clinician.goto(f"{live_stack.base_url}/alerts/")
+    clinician.wait_for_selector("#connection.ok")
+    from concurrent.futures import ThreadPoolExecutor
+
+    # The admin's "sign out everywhere", in a thread of its own (Playwright runs an event loop in this one).
+    with ThreadPoolExecutor(1) as admin:
+        admin.submit(revoke_credentials, people.alice.id).result()
+    clinician.wait_for_url(f"{live_stack.base_url}/login/**", timeout=15_000)
+    assert "You were signed out" in clinician.content()

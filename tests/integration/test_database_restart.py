@@ -95,9 +95,10 @@ def test_a_database_restart_loses_and_doubles_nothing(private_postgres, tmp_path
     subprocess.run([*manage, "migrate", "--noinput"], env=env, check=True, capture_output=True)
     subprocess.run([*manage, "seed_demo", "--quiet"], env=env, check=True, capture_output=True)
     found = subprocess.run([*manage, "shell", "--no-imports", "-c",
-                            "import json; from rest_framework.authtoken.models import Token; "
-                            "from portal.models import Patient; print(json.dumps([Token.objects.get("
-                            "user__username='carol').key, Patient.objects.get(mrn='MRN-1001').id]))"],
+                            "import json; from django.contrib.auth import get_user_model; "
+                            "from portal.credentials import issue_token; from portal.models import Patient; "
+                            "print(json.dumps([issue_token(get_user_model().objects.get(username='carol'))[1], "
+                            "Patient.objects.get(mrn='MRN-1001').id]))"],
                            env=env, check=True, capture_output=True, text=True)
     token, patient_id = json.loads(found.stdout.strip().splitlines()[-1])
     photos = [jpeg_bytes(drooped_astronaut()), jpeg_bytes(astronaut())]

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import requests
 import websockets
-from rest_framework.authtoken.models import Token
+from portal.credentials import issue_token
 
 from inference.engine.pipeline import ENGINE_VERSION
 from tests.faces import astronaut, drooped_astronaut, jpeg_bytes
@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
 def token_for(user) -> str:
-    return Token.objects.get_or_create(user=user)[0].key
+    return issue_token(user)[1]
 
 
 def upload(stack, token: str, patient_id: int, data: bytes) -> dict:

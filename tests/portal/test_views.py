@@ -170,7 +170,8 @@ def test_openapi_schema_and_docs_are_served(client):
 
 def test_the_token_endpoint_gives_a_token_for_valid_credentials_only(client, people):
     good = client.post("/api/v1/auth/token/", {"username": "alice", "password": "correct horse battery"})
-    assert good.status_code == 200 and len(good.json()["token"]) == 40
+    assert good.status_code == 200 and len(good.json()["token"]) == 64 and good.json()["expiry"]
+    assert client.get("/api/v1/patients/", HTTP_AUTHORIZATION=f"Token {good.json()['token']}").status_code == 200
     assert client.post("/api/v1/auth/token/", {"username": "alice", "password": "nope"}).status_code == 400
 
 

@@ -21,7 +21,7 @@ from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from rest_framework.authtoken.models import Token
+from portal.credentials import issue_token
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -96,8 +96,7 @@ def persona(people, settings, in_memory_channels, _shared_connection):
         teams=[people.team.id, people.other_team.id],
         caregivers=[people.patient.caregivers.first().id],
     )
-    token, _ = Token.objects.get_or_create(user=people.triage)
-    yield {"Authorization": f"Token {token.key}"}
+    yield {"Authorization": f"Token {issue_token(people.triage)[1]}"}
     KNOWN.clear()
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
-from rest_framework.authtoken.models import Token
 
 from portal.models import CareTeam, CareTeamMembership, Caregiver, Patient, Physician
 
@@ -30,7 +29,6 @@ class Command(BaseCommand):
             if created:
                 account.set_password(password)
                 account.save()
-            Token.objects.get_or_create(user=account)
             return account
 
         user("admin", "Ada", "Admin", is_staff=True, is_superuser=True)
