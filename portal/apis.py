@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics, serializers, status
 from django.contrib.auth.signals import user_logged_in
 from knox.views import LogoutAllView, LogoutView
 from rest_framework.authtoken.serializers import AuthTokenSerializer
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -85,14 +85,22 @@ class PatientListApi(generics.ListCreateAPIView):
                 care_team = own_teams.first()
             elif not own_teams.filter(id=care_team.id).exists():
                 raise PermissionDenied("You can only register patients for your own care team.")
-        with transaction.atomic():
-            patient = Patient.objects.create(
-                mrn=serializer.validated_data["mrn"],
-                full_name=serializer.validated_data["full_name"],
-                date_of_birth=serializer.validated_data.get("date_of_birth"),
-                care_team=care_team,
-            )
-            patient.caregivers.set(serializer.validated_data.get("caregivers", []))
+        mrn = serializer.validated_data["mrn"]
+        if Patient.objects.filter(mrn=mrn, care_team=care_team).exists():
+            # Only the team's own records are compared: whether another team knows this MRN is
+            # never told (that team gets a record of its own, portal/models.py Patient).
+            raise ValidationError({"mrn": ["A patient with this MRN is already registered in this care team."]})
+        try:
+            with transaction.atomic():
+                patient = Patient.objects.create(
+                    mrn=mrn,
+                    full_name=serializer.validated_data["full_name"],
+                    date_of_birth=serializer.validated_data.get("date_of_birth"),
+                    care_team=care_team,
+                )
+                patient.caregivers.set(serializer.validated_data.get("caregivers", []))
+        except IntegrityError:  # the same registration sent twice at once
+            raise ValidationError({"mrn": ["A patient with this MRN is already registered in this care team."]}) from None
         return Response(self.get_serializer(patient).data, status=status.HTTP_201_CREATED)
 
 

@@ -64,7 +64,11 @@ class CareTeamMembership(models.Model):
 
 
 class Patient(models.Model):
-    mrn = models.CharField("medical record number", max_length=64, unique=True)
+    """A person as one care team knows them. A patient cared for by two teams has a record in each
+    (the MRN is unique within a team): a clinician registering a patient can then never learn whether
+    an MRN is known to another team, and staff see every record of an MRN together in the admin."""
+
+    mrn = models.CharField("medical record number", max_length=64, db_index=True)
     full_name = models.CharField(max_length=200)
     date_of_birth = models.DateField(null=True, blank=True)
     care_team = models.ForeignKey(
@@ -75,6 +79,11 @@ class Patient(models.Model):
 
     class Meta:
         ordering = ["full_name", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["mrn", "care_team"], name="unique_mrn_per_care_team"),
+            models.UniqueConstraint(fields=["mrn"], condition=models.Q(care_team__isnull=True),
+                                    name="unique_mrn_without_care_team"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.full_name} ({self.mrn})"

@@ -225,6 +225,9 @@ ALERT_ACK_DEADLINE_MINUTES = {
 }
 # Positive scans of a patient whose alert is still open (or claimed) and younger than this join it.
 ALERT_EPISODE_HOURS = env_int("ALERT_EPISODE_HOURS", 24, minimum=0)
+# A scan whose analysis was started this many times without ending (killed at the hard time limit,
+# a crashing photo) is marked failed instead of tried again.
+SCAN_MAX_ATTEMPTS = env_int("SCAN_MAX_ATTEMPTS", 3, minimum=1)
 # A scan still queued (broker was down) or processing (worker died) this long is re-enqueued.
 SCAN_STALL_SECONDS = env_int("SCAN_STALL_SECONDS", CELERY_TASK_TIME_LIMIT + 30, minimum=1)
 # Fault-injection tests only (a worker killed mid-analysis): pause this long after claiming a scan.

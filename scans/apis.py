@@ -10,7 +10,7 @@ from django.http import FileResponse, Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import generics, status
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import Throttled, ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -19,11 +19,11 @@ from inference.engine.imaging import ImageRejected
 from portal.ids import ID_MAX, parse_id
 from portal.models import Physician
 from portal.selectors import patient_list_for_user
-from portal.throttling import UploadThrottle
+from portal.throttling import UploadLimitReached, admit_upload
 from scans.models import Scan
 from scans.selectors import patient_timeline, scan_get_visible, scan_list_for_user
 from scans.serializers import ScanCreateSerializer, ScanSerializer, TimelinePointSerializer, error_responses
-from scans.services import read_upload, scan_create
+from scans.services import read_upload, scan_create, upload_inspect
 
 
 
@@ -72,8 +72,6 @@ class ScanListApi(generics.ListAPIView):
     serializer_class = ScanSerializer
     filterset_class = ScanFilter
     parser_classes = [MultiPartParser, FormParser]
-    throttle_classes = [UploadThrottle]
-    throttle_scope = "uploads"
 
     def get_queryset(self):
         return scan_list_for_user(user=self.request.user)
@@ -105,8 +103,11 @@ class ScanListApi(generics.ListAPIView):
                 raise ValidationError({"referring_physician": ["Unknown physician."]})
         raw = read_upload(data["image"], max_bytes=settings.SCAN_MAX_UPLOAD_BYTES)
         try:
-            scan = scan_create(user=request.user, patient=patient, image_bytes=raw,
+            header = admit_upload(request, raw, upload_inspect)
+            scan = scan_create(user=request.user, patient=patient, image_bytes=raw, header=header,
                                referring_physician=physician, note=data.get("note", ""))
+        except UploadLimitReached as exc:
+            raise Throttled(wait=exc.wait, detail=str(exc)) from None
         except ImageRejected as exc:
             raise ValidationError({"image": [str(exc)]}) from None
         except DjangoPermissionDenied:

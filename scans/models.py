@@ -34,8 +34,12 @@ class Scan(models.Model):
         "portal.Physician", null=True, blank=True, on_delete=models.SET_NULL, related_name="referred_scans"
     )
     note = models.TextField(blank=True, max_length=2000)
-    image = models.FileField(upload_to=_private_image_path)
-    image_sha256 = models.CharField(max_length=64)
+    # The file as it was sent, kept only until the worker has decoded it (the web process reads its
+    # headers, never its pixels): then `image`, the clean copy, replaces it.
+    upload = models.FileField(upload_to=_private_image_path, blank=True)
+    # The photo: upright, re-encoded as JPEG without any metadata. Empty until the worker decoded it.
+    image = models.FileField(upload_to=_private_image_path, blank=True)
+    image_sha256 = models.CharField(max_length=64, blank=True)
     image_width = models.PositiveIntegerField()
     image_height = models.PositiveIntegerField()
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED, db_index=True)

@@ -27,6 +27,9 @@ class PatientSerializer(serializers.ModelSerializer):
         model = Patient
         fields = ["id", "mrn", "full_name", "date_of_birth", "care_team", "caregivers", "created_at"]
         read_only_fields = ["created_at"]
+        # Not the model's uniqueness checks: they run before the permission checks and would tell a
+        # clinician that another team has this MRN. The view checks within the user's own team.
+        validators = []
 
 
 class PatientSummarySerializer(serializers.ModelSerializer):
@@ -90,7 +93,10 @@ class ScanSerializer(serializers.ModelSerializer):
     def get_page_url(self, scan: Scan) -> str:
         return absolute_url(self.context.get("request"), scan.get_absolute_url())
 
-    def get_image_url(self, scan: Scan) -> str:
+    def get_image_url(self, scan: Scan) -> str | None:
+        """None until the worker has decoded the upload into the clean photo (and for a refused file)."""
+        if not scan.image:
+            return None
         return absolute_url(self.context.get("request"), reverse("api:scan-file", args=[scan.id, "image"]))
 
     def _result_file_url(self, scan: Scan, kind: str) -> str | None:

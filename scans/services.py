@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from alerts.events import publish_scan_updated
 from alerts.services import alert_raise
-from inference.engine.imaging import ImageRejected, decode_upload
+from inference.engine.imaging import ImageRejected, UploadHeader, decode_upload, inspect_upload
 from portal.models import Patient, Physician
 from portal.selectors import patient_is_visible
 from scans.models import Scan, ScanResult
@@ -24,6 +24,8 @@ from scans.models import Scan, ScanResult
 logger = logging.getLogger(__name__)
 
 FAILED_REASON = "The analysis failed because of a fault on our side; the team has been told. Please upload again later."
+GAVE_UP_REASON = ("The analysis was tried {attempts} times and stopped each time before the end; the team has been "
+                  "told. Please send the photo again, as the camera saved it.")
 
 
 def read_upload(upload, *, max_bytes: int) -> bytes:
@@ -32,42 +34,71 @@ def read_upload(upload, *, max_bytes: int) -> bytes:
     return upload.read(max_bytes + 1)
 
 
+def upload_inspect(image_bytes: bytes) -> UploadHeader:
+    """The upload's headers checked (format, frames, size, progressive scans), no pixel decoded:
+    raises ImageRejected with the reason. Its `cost` is what the per-user upload limit counts."""
+    return inspect_upload(image_bytes, max_bytes=settings.SCAN_MAX_UPLOAD_BYTES, max_pixels=settings.SCAN_MAX_PIXELS)
+
+
 def scan_create(
     *,
     user,
     patient: Patient,
     image_bytes: bytes,
+    header: UploadHeader | None = None,
     referring_physician: Physician | None = None,
     note: str = "",
 ) -> Scan:
-    """Validate and store the photo, save the scan as queued, and enqueue its analysis on commit.
+    """Check the upload's headers, keep the file, save the scan as queued, and enqueue its analysis
+    on commit (the worker decodes the photo, scan_analyze).
 
     Raises PermissionDenied (patient not visible to the user) or ImageRejected (bad image). Nothing
     is written unless everything succeeds.
     """
     if not patient_is_visible(user=user, patient_id=patient.id):
         raise PermissionDenied("You may not upload scans for this patient.")
-    clean = decode_upload(image_bytes, max_bytes=settings.SCAN_MAX_UPLOAD_BYTES,
-                          max_pixels=settings.SCAN_MAX_PIXELS)
+    header = header or upload_inspect(image_bytes)
     scan = Scan(
         patient=patient,
         uploaded_by=user,
         referring_physician=referring_physician,
         note=note.strip()[:2000],
-        image_sha256=clean.sha256,
-        image_width=clean.width,
-        image_height=clean.height,
+        image_width=header.width,
+        image_height=header.height,
     )
-    scan.image.save("photo.jpg", ContentFile(clean.data), save=False)
+    scan.upload.save("upload.bin", ContentFile(image_bytes), save=False)
     try:
         with transaction.atomic():
             scan.save()
             transaction.on_commit(lambda: _enqueue(scan.id))
     except Exception:
         # The row was not saved: do not leave an orphaned patient photo on disk.
-        scan.image.delete(save=False)
+        scan.upload.delete(save=False)
         raise
     return scan
+
+
+def scan_clean_photo(*, scan: Scan) -> bytes:
+    """The worker's full decode of the upload (under the task's time limit): the clean JPEG replaces
+    the file as sent, which is deleted. Returns the clean bytes. Raises ImageRejected."""
+    if scan.image:
+        with scan.image.open("rb") as handle:
+            return handle.read()
+    with scan.upload.open("rb") as handle:
+        raw = handle.read()
+    try:
+        clean = decode_upload(raw, max_bytes=settings.SCAN_MAX_UPLOAD_BYTES, max_pixels=settings.SCAN_MAX_PIXELS)
+    except ImageRejected:
+        scan.upload.delete(save=False)
+        Scan.objects.filter(id=scan.id).update(upload="")
+        raise
+    scan.image.save("photo.jpg", ContentFile(clean.data), save=False)
+    sent = scan.upload.name
+    scan.upload = ""
+    scan.image_sha256, scan.image_width, scan.image_height = clean.sha256, clean.width, clean.height
+    scan.save(update_fields=["image", "upload", "image_sha256", "image_width", "image_height"])
+    scan.upload.storage.delete(sent)
+    return clean.data
 
 
 def _enqueue(scan_id: int) -> None:
@@ -105,13 +136,19 @@ def scan_analyze(*, scan_id: int) -> None:
     scan = Scan.objects.get(id=scan_id)
     from inference.runtime import current_pipeline, loaded_version_of
 
+    if scan.attempts > settings.SCAN_MAX_ATTEMPTS:
+        # Each earlier try ended without a word (the worker killed at the time limit, or crashed):
+        # the same photo would do it again, forever. Stop, and tell the uploader.
+        logger.error("scan %s: giving up after %d attempts", scan_id, scan.attempts - 1)
+        scan_finish(scan=scan, status=Scan.Status.FAILED, reason=GAVE_UP_REASON.format(attempts=scan.attempts - 1))
+        return
+
     if settings.SCAN_ANALYSIS_DELAY_SECONDS:
         time.sleep(settings.SCAN_ANALYSIS_DELAY_SECONDS)
 
     try:
+        raw = scan_clean_photo(scan=scan)
         pipeline, version = current_pipeline()
-        with scan.image.open("rb") as handle:
-            raw = handle.read()
         analysis = pipeline.analyze_bytes(raw)
     except ImageRejected as exc:
         scan_finish(scan=scan, status=Scan.Status.REJECTED, reason=str(exc))

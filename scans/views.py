@@ -12,32 +12,34 @@ from alerts.selectors import alert_list_for_user
 from inference.engine.imaging import ImageRejected
 from portal.ids import parse_id
 from portal.selectors import patient_list_for_user
-from portal.throttling import upload_allowed
+from portal.throttling import UploadLimitReached, admit_upload
 from scans.charts import asymmetry_trend_svg
 from scans.forms import NewScanForm
 from scans.models import Scan, ScanResult
 from scans.selectors import patient_timeline, scan_get_visible, scan_list_for_user
 from scans.serializers import DISCLAIMER
-from scans.services import read_upload, scan_create
+from scans.services import read_upload, scan_create, upload_inspect
 
 
 @login_required
 def new_scan(request):
     form = NewScanForm(request.POST or None, request.FILES or None, user=request.user,
                        initial={"patient": request.GET.get("patient")})
-    if request.method == "POST" and not upload_allowed(request):
-        form.add_error(None, "Too many uploads in a short time. Wait a few minutes, then try again.")
-        return render(request, "scans/new.html", {"form": form}, status=429)
     if request.method == "POST" and form.is_valid():
         raw = read_upload(form.cleaned_data["image"], max_bytes=settings.SCAN_MAX_UPLOAD_BYTES)
         try:
+            header = admit_upload(request, raw, upload_inspect)
             scan = scan_create(
                 user=request.user,
                 patient=form.cleaned_data["patient"],
                 image_bytes=raw,
+                header=header,
                 referring_physician=form.cleaned_data["referring_physician"],
                 note=form.cleaned_data["note"],
             )
+        except UploadLimitReached as exc:
+            form.add_error(None, str(exc))
+            return render(request, "scans/new.html", {"form": form}, status=429)
         except ImageRejected as exc:
             form.add_error("image", str(exc))
         else:

@@ -98,3 +98,16 @@ def sag_lower_lid(rgb: np.ndarray, points: np.ndarray, *, side: str, pixels: flo
     bump = np.exp(-((xs - centre[0]) ** 2 / (2 * (0.45 * eye_width) ** 2) + (ys - centre[1]) ** 2 / (2 * (0.3 * eye_width) ** 2)))
     map_y = ys - pixels * bump
     return cv2.remap(rgb, xs, map_y.astype(np.float32), interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+
+
+def jpeg_with_empty_scans(rgb: np.ndarray, scans: int) -> bytes:
+    """A progressive JPEG with `scans` extra empty DC-refinement scans before its end: small on the
+    wire (a dozen bytes a scan), and a full pass over the picture each for the decoder (the security
+    review's 341 KB file with 20,000 of them cost 48 s of CPU)."""
+    data = jpeg_bytes(rgb, progressive=True)
+    components = Image.open(io.BytesIO(data)).layers
+    # SOS: length, component count, (id, tables) per component, Ss=0, Se=0, Ah=1 Al=0 (a DC refinement).
+    body = bytes([components]) + b"".join(bytes([index + 1, 0]) for index in range(components)) + bytes([0, 0, 0x10])
+    empty_scan = b"\xff\xda" + (len(body) + 2).to_bytes(2, "big") + body
+    end = data.rindex(b"\xff\xd9")
+    return data[:end] + empty_scan * scans + data[end:]

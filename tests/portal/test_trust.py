@@ -159,10 +159,12 @@ def test_uploads_are_rate_limited_per_user_on_the_api_and_the_form_alike(people,
         assert refused.status_code == 429
         assert carol.get("/api/v1/scans/").status_code == 200  # reading is not limited
         client.force_login(people.carol)
-        form = client.post("/scans/new/", {"patient": people.patient.id})
+        form = client.post("/scans/new/", {"patient": people.patient.id, "image": SimpleUploadedFile(
+            "x.jpg", b"nope", "image/jpeg")})
         assert form.status_code == 429 and "Too many uploads" in form.content.decode()
         client.force_login(people.alice)  # another user has a count of their own
-        assert client.post("/scans/new/", {"patient": people.patient.id}).status_code == 400
+        assert client.post("/scans/new/", {"patient": people.patient.id, "image": SimpleUploadedFile(
+            "x.jpg", b"nope", "image/jpeg")}).status_code == 400
     finally:
         SimpleRateThrottle.THROTTLE_RATES = rates
 

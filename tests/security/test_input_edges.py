@@ -106,3 +106,31 @@ def test_the_staff_desk_can_attach_a_caregiver(api, people):
                                        format="json")
     assert response.status_code == 201
     assert list(Patient.objects.get(mrn="MRN-NEW-2").caregivers.all()) == [dave]
+
+
+def test_registering_a_patient_does_not_tell_a_clinician_whether_another_team_knows_the_mrn(api, people):
+    """The attack: register MRNs one by one; a different answer for a known one enumerates them."""
+    known_elsewhere = people.other_patient.mrn  # Li Wei, in the other care team
+    answers = []
+    for mrn in (known_elsewhere, "MRN-NEVER-SEEN"):
+        response = api(people.alice).post("/api/v1/patients/", {"mrn": mrn, "full_name": "Walk-in Patient"},
+                                          format="json")
+        answers.append((response.status_code, sorted(response.json())))
+    assert answers[0] == answers[1] == (201, ["care_team", "caregivers", "created_at", "date_of_birth", "full_name",
+                                              "id", "mrn"])
+    # Alice's team has a record of its own; the other team's record is untouched and still unseen by her.
+    assert Patient.objects.filter(mrn=known_elsewhere).count() == 2
+    assert Patient.objects.get(id=people.other_patient.id).full_name == "Li Wei"
+    assert api(people.alice).get(f"/api/v1/patients/{people.other_patient.id}/").status_code == 404
+    # Naming the other team outright is refused the same way whatever the MRN.
+    for mrn in (known_elsewhere, "MRN-NEVER-SEEN-2"):
+        response = api(people.alice).post("/api/v1/patients/", {"mrn": mrn, "full_name": "X",
+                                                                "care_team": people.other_team.id}, format="json")
+        assert response.status_code == 403
+
+
+def test_a_second_registration_in_the_same_team_is_refused_as_a_duplicate(api, people):
+    response = api(people.alice).post("/api/v1/patients/", {"mrn": people.patient.mrn, "full_name": "Again"},
+                                      format="json")
+    assert response.status_code == 400
+    assert "already registered in this care team" in response.json()["mrn"][0]
