@@ -1,6 +1,7 @@
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
+from django.db.models import Count, OuterRef, Subquery
 from knox.models import AuthToken
 from qsessions.models import Session
 
@@ -82,10 +83,21 @@ class CaregiverAdmin(admin.ModelAdmin):
 
 @admin.register(Patient)
 class PatientAdmin(admin.ModelAdmin):
-    list_display = ["full_name", "mrn", "date_of_birth", "care_team", "created_at"]
+    """A patient cared for by several teams has a record in each: the list says how many records share
+    the MRN, and searching for the MRN shows them together."""
+
+    list_display = ["full_name", "mrn", "records_of_this_mrn", "date_of_birth", "care_team", "created_at"]
     search_fields = ["full_name", "mrn"]
     list_filter = ["care_team"]
     filter_horizontal = ["caregivers"]
+
+    def get_queryset(self, request):
+        same_mrn = Patient.objects.filter(mrn=OuterRef("mrn")).order_by().values("mrn").annotate(n=Count("id")).values("n")
+        return super().get_queryset(request).annotate(mrn_records=Subquery(same_mrn))
+
+    @admin.display(description="records of this MRN", ordering="mrn_records")
+    def records_of_this_mrn(self, patient) -> int:
+        return patient.mrn_records
 
 
 @admin.register(AuditEvent)

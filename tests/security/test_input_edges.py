@@ -134,3 +134,13 @@ def test_a_second_registration_in_the_same_team_is_refused_as_a_duplicate(api, p
                                       format="json")
     assert response.status_code == 400
     assert "already registered in this care team" in response.json()["mrn"][0]
+
+
+def test_staff_see_how_many_records_share_an_mrn_in_the_admin(api, people, client):
+    api(people.alice).post("/api/v1/patients/", {"mrn": people.other_patient.mrn, "full_name": "Li Wei"}, format="json")
+    people.triage.is_superuser = True
+    people.triage.save()
+    client.force_login(people.triage)
+    page = client.get(f"/admin/portal/patient/?q={people.other_patient.mrn}").content.decode()
+    assert page.count(people.other_patient.mrn) >= 2
+    assert '<td class="field-records_of_this_mrn">2</td>' in page
