@@ -23,6 +23,11 @@ class ModelVersion(models.Model):
     notes = models.TextField(blank=True)
     is_active = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Set by a worker that could not load the checkpoint (it then screens with the asymmetry rule
+    # alone, and says so in each result); cleared by the next successful load. The admin banner and
+    # /healthz show it.
+    load_error = models.CharField(max_length=500, blank=True)
+    load_error_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

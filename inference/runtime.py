@@ -9,6 +9,7 @@ import logging
 import threading
 
 from django.conf import settings
+from django.utils import timezone
 
 from inference.engine.classifier import CheckpointError, ResNetClassifier
 from inference.engine.decide import ASYMMETRY_ONLY_RULE, DecisionRule
@@ -46,13 +47,19 @@ def _build(version: ModelVersion | None, detector: FaceMeshDetector) -> Pipeline
     try:
         classifier = ResNetClassifier(version.checkpoint.path, expected_sha256=version.sha256,
                                       runtime=settings.INFERENCE_RUNTIME, cache_dir=_model_cache_dir())
-    except (CheckpointError, OSError, RuntimeError, KeyError) as exc:
-        # A broken checkpoint must not silently become random weights: run without the classifier
-        # and say why in every result until an admin fixes the registry.
-        logger.error("active model %s could not be loaded: %s", version.name, exc)
+    except Exception as exc:  # noqa: BLE001 - whatever is wrong with the file, no scan may fail of it
+        # A broken checkpoint must not silently become random weights, nor fail scans: screen with the
+        # asymmetry rule alone, say so in every result, and tell the admins (banner, /healthz).
+        reason = str(exc) if isinstance(exc, CheckpointError) else f"{exc.__class__.__name__}: {exc}"
+        logger.error("active model %s could not be loaded: %s", version.name, reason)
+        ModelVersion.objects.filter(id=version.id).update(load_error=reason[:500], load_error_at=timezone.now())
         pipeline = Pipeline(detector=detector, rule=ASYMMETRY_ONLY_RULE, max_pixels=settings.SCAN_MAX_PIXELS)
-        pipeline.classifier_note = f"Active model {version.name} could not be loaded ({exc}); asymmetry rule only."
+        pipeline.classifier_note = (f"The active classifier {version.name} could not be loaded ({reason}); "
+                                    "the asymmetry rule decided alone.")
+        pipeline.classifier_status = "unavailable"
         return pipeline
+    if version.load_error:
+        ModelVersion.objects.filter(id=version.id).update(load_error="", load_error_at=None)
     rule = DecisionRule.from_thresholds(version.thresholds, name=f"fused:{version.name}")
     logger.info("loaded classifier %s (%s)", version.name, version.sha256[:12])
     return Pipeline(detector=detector, classifier=classifier, classifier_name=version.name, rule=rule,

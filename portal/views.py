@@ -11,6 +11,7 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 
 from alerts.selectors import alert_open_count
+from inference.selectors import classifier_health
 from scans.selectors import scan_list_for_user
 
 
@@ -29,7 +30,10 @@ def information(request):
 
 @never_cache
 def healthz(request):
-    """Liveness of the parts a scan needs: database, Redis, and at least one Celery worker."""
+    """Liveness of the parts a scan needs (database, Redis, at least one Celery worker): 503 when one is
+    down. The classifier is reported too: when it cannot be loaded the status is "degraded" but the
+    answer stays 200, since scans are still screened (by the asymmetry rule) and a load balancer must
+    not take every web node out of service for it."""
     checks: dict[str, str] = {}
     try:
         with connection.cursor() as cursor:
@@ -52,6 +56,9 @@ def healthz(request):
             checks["worker"] = f"error: {exc.__class__.__name__}"
     else:
         checks["worker"] = "unknown: Redis is down"
+    serving = all(value.startswith("ok") for value in checks.values())
+    if checks["database"] == "ok":
+        checks["classifier"] = classifier_health()
     healthy = all(value.startswith("ok") for value in checks.values())
     return JsonResponse({"status": "ok" if healthy else "degraded", "checks": checks},
-                        status=200 if healthy else 503)
+                        status=200 if serving else 503)

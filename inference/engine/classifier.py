@@ -203,27 +203,52 @@ def _median_seconds(runtime, batch: np.ndarray, repeats: int = 5) -> float:
     return float(np.median(times))
 
 
+def read_checkpoint(path: Path) -> tuple[dict, object]:
+    """The checkpoint's payload (the training checkpoint's dict; a plain torchvision ResNet-50
+    state_dict is taken as {"state_dict": it}) and the ResNet-50 it fills, in eval mode. Whatever is
+    wrong with the file raises CheckpointError with a message a person can act on, never Pillow's,
+    pickle's or PyTorch's own exception."""
+    import torch
+
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path.name} is missing") from None
+    except Exception as exc:  # noqa: BLE001 - unpickling, zip and tensor errors alike: not a checkpoint
+        raise CheckpointError(f"{path.name} is not a PyTorch checkpoint that can be loaded safely "
+                              f"({exc.__class__.__name__})") from None
+    if isinstance(payload, dict) and "state_dict" not in payload and "fc.weight" in payload:
+        payload = {"state_dict": payload}  # a plain torchvision state_dict
+    if not isinstance(payload, dict) or not isinstance(payload.get("state_dict"), dict):
+        raise CheckpointError(f"{path.name} is not a classifier checkpoint (no state_dict)")
+    if tuple(payload.get("classes", CLASSES)) != CLASSES:
+        raise CheckpointError(f"{path.name} predicts {payload.get('classes')}, expected {CLASSES}")
+    if str(payload.get("normalisation", "imagenet")) not in NORMALISATIONS:
+        raise CheckpointError(f"{path.name} asks for normalisation {payload.get('normalisation')!r}; "
+                              f"known: {NORMALISATIONS}")
+    model = build_resnet50()
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except (RuntimeError, TypeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[1:2] or [str(exc)[:120]]
+        raise CheckpointError(f"{path.name} is not a ResNet-50 with a two-class head: {first[0].strip()}") from None
+    model.eval()
+    return payload, model
+
+
 class ResNetClassifier:
     def __init__(self, checkpoint_path: str | Path, *, expected_sha256: str | None = None,
                  runtime: str = "auto", cache_dir: Path | None = None) -> None:
-        import torch
-
         path = Path(checkpoint_path)
-        sha = file_sha256(path)
+        try:
+            sha = file_sha256(path)
+        except OSError as exc:
+            raise CheckpointError(f"{path.name} cannot be read ({exc.strerror or exc})") from None
         if expected_sha256 and sha != expected_sha256:
             raise CheckpointError(f"{path.name}: sha256 does not match the registry; refusing to load it")
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(payload, dict) or "state_dict" not in payload:
-            raise CheckpointError(f"{path.name} is not a classifier checkpoint (no state_dict)")
-        if tuple(payload.get("classes", CLASSES)) != CLASSES:
-            raise CheckpointError(f"{path.name} predicts {payload.get('classes')}, expected {CLASSES}")
+        payload, model = read_checkpoint(path)
         self.input_size = int(payload.get("input_size", 224))
         self.normalisation = str(payload.get("normalisation", "imagenet"))
-        if self.normalisation not in NORMALISATIONS:
-            raise CheckpointError(f"{path.name} asks for normalisation {self.normalisation!r}; known: {NORMALISATIONS}")
-        model = build_resnet50()
-        model.load_state_dict(payload["state_dict"])
-        model.eval()
         self.model = model
         self.fc_weight = model.fc.weight.detach().numpy().copy()
         self._module = _features_model(model)

@@ -65,6 +65,8 @@ class Pipeline:
         self.rule = rule
         self.max_pixels = max_pixels
         self.classifier_note = "No trained classifier is active; the asymmetry rule decided alone."
+        # "absent": none is active; "unavailable": the active one could not be loaded (inference/runtime.py).
+        self.classifier_status = "absent"
 
     def analyze_bytes(self, raw: bytes) -> Analysis:
         """Raises imaging.ImageRejected for a file that is not a usable image."""
@@ -96,7 +98,7 @@ class Pipeline:
         probability = None
         heatmap = None
         if self.classifier is None:
-            classifier_info = {"status": "absent", "detail": self.classifier_note}
+            classifier_info = {"status": self.classifier_status, "detail": self.classifier_note}
         else:
             face = aligned_face(rgb, points, size=self.classifier.input_size)
             lap("align")

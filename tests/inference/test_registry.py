@@ -69,7 +69,7 @@ def test_a_checkpoint_whose_hash_does_not_match_is_refused_not_used(checkpoint_f
     assert pipeline.classifier is None
     assert "could not be loaded" in pipeline.classifier_note
     result = pipeline.analyze(Image.fromarray(drooped_astronaut()))
-    assert result.classifier["status"] == "absent" and "tampered" in result.classifier["detail"]
+    assert result.classifier["status"] == "unavailable" and "tampered" in result.classifier["detail"]
     assert runtime.loaded_version_of(pipeline, ModelVersion.objects.get()) is None
 
 
