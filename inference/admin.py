@@ -1,22 +1,59 @@
-from django.contrib import admin, messages
-from django.db import transaction
+import tempfile
+from pathlib import Path
 
-from inference.engine.classifier import file_sha256
+from django import forms
+from django.contrib import admin, messages
+
+from inference.engine.classifier import CheckpointError, file_sha256, read_checkpoint
 from inference.models import PHOTO_SENSITIVITY_WARNING, ModelVersion
+from inference.services import ModelRefused, activation_problems, held_out_auc, model_activate
+
+
+class ModelVersionForm(forms.ModelForm):
+    """Uploading a version: the file must be a ResNet-50 with a two-class head (the training checkpoint
+    or a plain torchvision state_dict). Metrics come only from an evaluation (train_classifier,
+    register_model --evaluate-on), never from this form; activating is the action's, which checks them."""
+
+    class Meta:
+        model = ModelVersion
+        fields = ["name", "checkpoint", "thresholds", "notes"]
+
+    def clean_checkpoint(self):
+        upload = self.cleaned_data["checkpoint"]
+        if upload is None or "checkpoint" not in self.changed_data:
+            return upload
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "upload.pt"
+            with path.open("wb") as handle:
+                for chunk in upload.chunks():
+                    handle.write(chunk)
+            try:
+                read_checkpoint(path)
+            except CheckpointError as exc:
+                raise forms.ValidationError(str(exc).replace("upload.pt", upload.name)) from None
+        upload.seek(0)
+        return upload
 
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
-    list_display = ["name", "architecture", "is_active", "created_at", "held_out_auc", "photo_changes", "sha256"]
+    form = ModelVersionForm
+    list_display = ["name", "architecture", "is_active", "created_at", "held_out_auc", "may_decide", "photo_changes",
+                    "sha256"]
     list_filter = ["is_active", "architecture"]
     search_fields = ["name", "sha256", "notes"]
-    readonly_fields = ["sha256", "created_at"]
+    readonly_fields = ["sha256", "is_active", "metrics", "load_error", "load_error_at", "created_at"]
     actions = ["activate"]
 
-    @admin.display(description="held-out ROC AUC (fused)")
+    @admin.display(description="held-out ROC AUC (classifier)")
     def held_out_auc(self, obj) -> str:
-        auc = (obj.metrics or {}).get("fused", {}).get("roc_auc")
-        return f"{auc:.3f}" if isinstance(auc, (int, float)) else "—"
+        auc = held_out_auc(obj)
+        return f"{auc[0]:.3f}" if auc else "not evaluated"
+
+    @admin.display(description="may decide")
+    def may_decide(self, obj) -> str:
+        problems = activation_problems(obj)
+        return "yes" if not problems else "no: " + "; ".join(problems)
 
     @admin.display(description="labels flipped by a photo change (worst)")
     def photo_changes(self, obj) -> str:
@@ -34,10 +71,11 @@ class ModelVersionAdmin(admin.ModelAdmin):
         if queryset.count() != 1:
             self.message_user(request, "Select exactly one version.", messages.ERROR)
             return
-        version = queryset.get()
-        with transaction.atomic():
-            ModelVersion.objects.filter(is_active=True).update(is_active=False)
-            ModelVersion.objects.filter(id=version.id).update(is_active=True)
+        try:
+            version = model_activate(version=queryset.get())
+        except ModelRefused as exc:
+            self.message_user(request, f"{exc} The active version is unchanged.", messages.ERROR)
+            return
         self.message_user(request, f"{version.name} is now active; workers pick it up on their next scan.")
         worst = version.photo_sensitivity()
         if worst is None or worst[1] > PHOTO_SENSITIVITY_WARNING:

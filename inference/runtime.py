@@ -16,6 +16,7 @@ from inference.engine.decide import ASYMMETRY_ONLY_RULE, DecisionRule
 from inference.engine.face import FaceMeshDetector
 from inference.engine.pipeline import Pipeline
 from inference.models import ModelVersion
+from inference.services import activation_problems, held_out_auc
 
 logger = logging.getLogger(__name__)
 
@@ -28,22 +29,31 @@ def active_model_version() -> ModelVersion | None:
     return ModelVersion.objects.filter(is_active=True).first()
 
 
+def shared_detector() -> FaceMeshDetector:
+    """One face-mesh detector per process (building one loads MediaPipe's graph)."""
+    global _detector
+    if _detector is None:
+        _detector = FaceMeshDetector()
+    return _detector
+
+
 def current_pipeline() -> tuple[Pipeline, ModelVersion | None]:
     """The pipeline for the active model version (one registry query; a model load only on change)."""
-    global _detector
     version = active_model_version()
-    key = (version.id, version.sha256) if version else None
+    key = (version.id, version.sha256, repr(version.thresholds), repr(held_out_auc(version))) if version else None
     with _lock:
         if _cached["key"] != key:
-            if _detector is None:
-                _detector = FaceMeshDetector()
-            _cached.update(key=key, pipeline=_build(version, _detector), version=version)
+            _cached.update(key=key, pipeline=_build(version, shared_detector()), version=version)
         return _cached["pipeline"], _cached["version"]
 
 
 def _build(version: ModelVersion | None, detector: FaceMeshDetector) -> Pipeline:
     if version is None:
         return Pipeline(detector=detector, rule=ASYMMETRY_ONLY_RULE, max_pixels=settings.SCAN_MAX_PIXELS)
+    problems = activation_problems(version)
+    if problems:
+        # Activated behind the service's back (SQL, a fixture): it still does not decide.
+        return _without_classifier(version, detector, "not validated: " + "; ".join(problems))
     try:
         classifier = ResNetClassifier(version.checkpoint.path, expected_sha256=version.sha256,
                                       runtime=settings.INFERENCE_RUNTIME, cache_dir=_model_cache_dir())
@@ -51,19 +61,25 @@ def _build(version: ModelVersion | None, detector: FaceMeshDetector) -> Pipeline
         # A broken checkpoint must not silently become random weights, nor fail scans: screen with the
         # asymmetry rule alone, say so in every result, and tell the admins (banner, /healthz).
         reason = str(exc) if isinstance(exc, CheckpointError) else f"{exc.__class__.__name__}: {exc}"
-        logger.error("active model %s could not be loaded: %s", version.name, reason)
-        ModelVersion.objects.filter(id=version.id).update(load_error=reason[:500], load_error_at=timezone.now())
-        pipeline = Pipeline(detector=detector, rule=ASYMMETRY_ONLY_RULE, max_pixels=settings.SCAN_MAX_PIXELS)
-        pipeline.classifier_note = (f"The active classifier {version.name} could not be loaded ({reason}); "
-                                    "the asymmetry rule decided alone.")
-        pipeline.classifier_status = "unavailable"
-        return pipeline
+        return _without_classifier(version, detector, reason)
     if version.load_error:
         ModelVersion.objects.filter(id=version.id).update(load_error="", load_error_at=None)
     rule = DecisionRule.from_thresholds(version.thresholds, name=f"fused:{version.name}")
     logger.info("loaded classifier %s (%s)", version.name, version.sha256[:12])
     return Pipeline(detector=detector, classifier=classifier, classifier_name=version.name, rule=rule,
                     max_pixels=settings.SCAN_MAX_PIXELS)
+
+
+def _without_classifier(version: ModelVersion, detector: FaceMeshDetector, reason: str) -> Pipeline:
+    """The asymmetry rule alone, saying in every result why the active version did not decide, and
+    recording it for the admins (banner, /healthz)."""
+    logger.error("active model %s is not used: %s", version.name, reason)
+    ModelVersion.objects.filter(id=version.id).update(load_error=reason[:500], load_error_at=timezone.now())
+    pipeline = Pipeline(detector=detector, rule=ASYMMETRY_ONLY_RULE, max_pixels=settings.SCAN_MAX_PIXELS)
+    pipeline.classifier_note = (f"The active classifier {version.name} could not be used ({reason}); "
+                                "the asymmetry rule decided alone.")
+    pipeline.classifier_status = "unavailable"
+    return pipeline
 
 
 def _model_cache_dir():

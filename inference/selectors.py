@@ -11,7 +11,7 @@ def classifier_problem() -> str:
     version = ModelVersion.objects.filter(is_active=True).exclude(load_error="").values("name", "load_error").first()
     if version is None:
         return ""
-    return (f"The active classifier {version['name']} could not be loaded ({version['load_error']}); "
+    return (f"The active classifier {version['name']} could not be used ({version['load_error']}); "
             "scans are screened by the asymmetry rule alone until a working version is activated.")
 
 

@@ -149,6 +149,10 @@ SCAN_MAX_PIXELS = env_int("SCAN_MAX_PIXELS", 40_000_000, minimum=10_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = SCAN_MAX_UPLOAD_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 
+# A classifier version decides only with a held-out ROC AUC at least this high (inference/services.py);
+# the setting may raise the floor, never lower it.
+MODEL_ACTIVATION_AUC_FLOOR = env_int("MODEL_ACTIVATION_AUC_FLOOR_PERCENT", 80, minimum=80) / 100
+
 # Which runtime serves the classifier: "auto" takes the fastest one that agrees with PyTorch
 # (OpenVINO, then ONNX Runtime, then PyTorch itself); or name one of "openvino", "onnxruntime", "torch".
 INFERENCE_RUNTIME = env_str("INFERENCE_RUNTIME", "auto")

@@ -22,6 +22,10 @@ from tests.faces import drooped_astronaut, jpeg_bytes
 
 pytestmark = pytest.mark.django_db
 
+# As train_classifier records a held-out evaluation: what lets the worker use a version at all
+# (inference/services.py). These tests are about loading and serving, not about the figures.
+EVALUATED = {"classifier": {"roc_auc": 0.9}}
+
 
 @pytest.fixture(autouse=True)
 def _plain_pytorch(settings):
@@ -67,7 +71,8 @@ def _empty_zip() -> bytes:
 
 def register(data: bytes, name: str) -> ModelVersion:
     version = ModelVersion(name=name, sha256="", is_active=True,
-                           thresholds={"classifier_weight": 0.5, "fused_positive_at": 0.6, "fused_negative_below": 0.4})
+                           thresholds={"classifier_weight": 0.5, "fused_positive_at": 0.6, "fused_negative_below": 0.4},
+                           metrics=EVALUATED)
     version.checkpoint.save(f"{name}.pt", ContentFile(data), save=False)
     version.sha256 = file_sha256(version.checkpoint.path) if version.checkpoint.storage.exists(version.checkpoint.name) else ""
     version.save()

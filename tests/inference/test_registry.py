@@ -14,6 +14,10 @@ from tests.faces import drooped_astronaut
 
 pytestmark = pytest.mark.django_db
 
+# As train_classifier records a held-out evaluation: what lets the worker use a version at all
+# (inference/services.py). These tests are about loading and serving, not about the figures.
+EVALUATED = {"classifier": {"roc_auc": 0.9}}
+
 
 @pytest.fixture(autouse=True)
 def _plain_pytorch(settings):
@@ -32,7 +36,7 @@ def checkpoint_file(tmp_path_factory):
 def register(checkpoint_file, *, name="test-v1", active=True, sha256=None) -> ModelVersion:
     version = ModelVersion(name=name, sha256=sha256 or file_sha256(checkpoint_file), is_active=active,
                            thresholds={"classifier_weight": 0.5, "fused_positive_at": 0.6,
-                                       "fused_negative_below": 0.4})
+                                       "fused_negative_below": 0.4}, metrics=EVALUATED)
     version.checkpoint.save(f"{name}.pt", ContentFile(checkpoint_file.read_bytes()), save=False)
     version.save()
     return version
@@ -67,7 +71,7 @@ def test_a_checkpoint_whose_hash_does_not_match_is_refused_not_used(checkpoint_f
     register(checkpoint_file, name="tampered", sha256="0" * 64)
     pipeline, _ = runtime.current_pipeline()
     assert pipeline.classifier is None
-    assert "could not be loaded" in pipeline.classifier_note
+    assert "could not be used" in pipeline.classifier_note and "sha256 does not match" in pipeline.classifier_note
     result = pipeline.analyze(Image.fromarray(drooped_astronaut()))
     assert result.classifier["status"] == "unavailable" and "tampered" in result.classifier["detail"]
     assert runtime.loaded_version_of(pipeline, ModelVersion.objects.get()) is None
@@ -84,11 +88,11 @@ def test_only_one_version_can_be_active(checkpoint_file):
 def test_the_admin_shows_each_versions_figures_and_warns_when_activating_one_that_reads_the_photo(
         admin_client, checkpoint_file):
     steady = register(checkpoint_file, name="steady", active=False)
-    steady.metrics = {"fused": {"roc_auc": 0.9512}, "robustness": {
+    steady.metrics = {"classifier": {"roc_auc": 0.9512}, "robustness": {
         "as stored": {"flipped": 0.0}, "mirrored (control)": {"flipped": 0.02}, "brighter x1.3": {"flipped": 0.04}}}
     steady.save()
     shaky = register(checkpoint_file, name="shaky", active=False)
-    shaky.metrics = {"fused": {"roc_auc": 0.935}, "robustness": {
+    shaky.metrics = {"classifier": {"roc_auc": 0.935}, "robustness": {
         "as stored": {"flipped": 0.0}, "brighter x1.3": {"flipped": 0.207}, "darker x0.7": {"flipped": 0.147}}}
     shaky.save()
     page = admin_client.get("/admin/inference/modelversion/").content.decode()

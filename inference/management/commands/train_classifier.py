@@ -19,15 +19,14 @@ import time
 from pathlib import Path
 
 from django.conf import settings
-from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
 from django.utils import timezone
 
 from inference.engine import training
-from inference.engine.classifier import CLASSES, NORMALISATIONS, file_sha256
+from inference.engine.classifier import CLASSES, NORMALISATIONS, CheckpointError, read_checkpoint
 from inference.engine.decide import ASYMMETRY_ONLY_RULE
 from inference.models import PHOTO_SENSITIVITY_WARNING, ModelVersion
+from inference.services import ModelRefused, model_activate, model_register
 
 
 def imagenet_weights() -> Path | None:
@@ -168,34 +167,24 @@ class Command(BaseCommand):
         """The model and training record of a checkpoint made by `python -m inference.engine.training`."""
         if path is None:
             return None
-        import pickle
-
-        import torch
-
         try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-            model = training.build_resnet50()
-            model.load_state_dict(payload["state_dict"])
-        except (OSError, KeyError, RuntimeError, TypeError, pickle.UnpicklingError) as exc:
-            reason = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
-            raise CommandError(f"{path} is not a ResNet-50 classifier checkpoint: {reason}") from None
-        normalisation = payload.get("normalisation", "imagenet")
-        if normalisation not in NORMALISATIONS:
-            raise CommandError(f"{path} asks for normalisation {normalisation!r}; known: {', '.join(NORMALISATIONS)}")
-        return model.eval(), payload.get("training", {}), normalisation
+            payload, model = read_checkpoint(path)
+        except CheckpointError as exc:
+            raise CommandError(str(exc)) from None
+        return model, payload.get("training", {}), payload.get("normalisation", "imagenet")
 
     def _register(self, name, checkpoint: Path, size: int, thresholds: dict, metrics: dict, activate: bool):
-        with transaction.atomic():
-            version = ModelVersion(name=name, architecture="resnet50", sha256=file_sha256(checkpoint),
-                                   input_size=size, thresholds=thresholds,
-                                   metrics={k: v for k, v in metrics.items() if k != "history"},
-                                   notes=f"trained by train_classifier; initial weights {metrics['initial_weights']}")
-            with checkpoint.open("rb") as handle:
-                version.checkpoint.save(checkpoint.name, File(handle), save=False)
-            if activate:
-                ModelVersion.objects.filter(is_active=True).update(is_active=False)
-                version.is_active = True
-            version.save()
+        try:
+            version = model_register(checkpoint=checkpoint, name=name, input_size=size, thresholds=thresholds,
+                                     metrics={k: v for k, v in metrics.items() if k != "history"},
+                                     notes=f"trained by train_classifier; initial weights {metrics['initial_weights']}")
+        except ModelRefused as exc:
+            raise CommandError(str(exc)) from None
+        if activate:
+            try:
+                version = model_activate(version=version)
+            except ModelRefused as exc:
+                self._refused_activation = str(exc)
         return version
 
     def _report(self, metrics: dict, thresholds: dict, version: ModelVersion, plots) -> None:
@@ -225,6 +214,9 @@ class Command(BaseCommand):
         write(f"  plots: {', '.join(str(p) for p in plots)}")
         state = "active" if version.is_active else "registered, not active (use --activate or the admin action)"
         write(self.style.SUCCESS(f"model version {version.name}: {state}"))
+        refused = getattr(self, "_refused_activation", "")
+        if refused:
+            raise CommandError(refused + " The version is registered; the active one is unchanged.")
 
 
 def _limit(samples, per_class: int, seed: int):
