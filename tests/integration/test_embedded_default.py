@@ -56,7 +56,8 @@ def test_runportal_serves_on_sqlite_and_embedded_redis_and_stops_everything(tmp_
                 pass
             time.sleep(0.5)
         assert health is not None and health.status_code == 200, (tmp_path / "runportal.log").read_text()
-        assert health.json()["checks"] == {"database": "ok", "redis": "ok", "worker": "ok (1)"}
+        assert health.json()["checks"] == {"database": "ok", "redis": "ok", "worker": "ok (1)",
+                                           "classifier": "ok (none active: the asymmetry rule decides)"}
         login = requests.get(f"http://127.0.0.1:{port}/login/", timeout=5)
         assert login.status_code == 200 and "Log in" in login.text
         started = (tmp_path / "runportal.log").read_text()
