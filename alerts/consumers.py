@@ -148,6 +148,10 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
     async def alert_escalated(self, event):
         await self._send_alert("alert.escalated", event)
 
+    async def alert_repeated(self, event):
+        """Another positive photo joined the alert (re-opened, when it made a claimed alert worse)."""
+        await self._send_alert("alert.repeated", event)
+
     async def scan_updated(self, event):
         if not await self._still_allowed():
             return
@@ -167,11 +171,12 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
             return
         payload = await rendered_alert(event["alert_id"], event.get("version"))
         if payload is not None:
-            await self._send_alert_frame(frame_type, payload)
+            await self._send_alert_frame(frame_type, payload, reopened=event.get("reopened", False))
 
-    async def _send_alert_frame(self, frame_type: str, payload: dict, replayed: bool = False):
+    async def _send_alert_frame(self, frame_type: str, payload: dict, replayed: bool = False, reopened: bool = False):
         self._audit("alert", payload["id"], payload["patient"]["id"], frame_type)
-        await self.send_json({"type": frame_type, "alert": payload, **({"replayed": True} if replayed else {})})
+        flags = {**({"replayed": True} if replayed else {}), **({"reopened": True} if reopened else {})}
+        await self.send_json({"type": frame_type, "alert": payload, **flags})
 
     # Rights: checked in memory before every frame and action, re-read when they may have changed.
 

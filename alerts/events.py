@@ -50,10 +50,13 @@ def patient_audience(patient_id: int) -> list[str]:
     return [STAFF_GROUP, *(user_group(user_id) for user_id in user_ids_who_may_see_patient(patient_id=patient_id))]
 
 
-def publish_alert(*, event_type: str, alert_id: int, patient_id: int, version: int) -> None:
+def publish_alert(*, event_type: str, alert_id: int, patient_id: int, version: int, reopened: bool = False) -> None:
     """`version` (the id of the alert's latest event row) lets each web process render the frame
     once per change, however many of its sockets receive it."""
-    publish_on_commit(patient_audience(patient_id), {"type": event_type, "alert_id": alert_id, "version": version})
+    event = {"type": event_type, "alert_id": alert_id, "version": version}
+    if reopened:
+        event["reopened"] = True
+    publish_on_commit(patient_audience(patient_id), event)
 
 
 def publish_scan_updated(*, scan_id: int, uploader_id: int | None) -> None:

@@ -81,6 +81,7 @@ class AlertEvent(models.Model):
         RESOLVED = "resolved", "Resolved"
         ESCALATED = "escalated", "Escalated"
         REPEATED = "repeated", "Another positive scan"
+        REOPENED = "reopened", "Re-opened by a worse scan"
 
     class Source(models.TextChoices):
         SYSTEM = "system", "System"

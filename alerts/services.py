@@ -77,24 +77,37 @@ def alert_raise(*, scan, result, now: datetime | None = None) -> Alert:
 
 def _join_episode(alert: Alert, *, scan, result, now: datetime) -> Alert:
     """A later scan of the episode can only raise the alert: a worse severity, a positive after a
-    review item, the stroke pattern (which also brings an open alert's deadline forward)."""
-    worse = SEVERITY_ORDER.index(result.severity) > SEVERITY_ORDER.index(alert.severity)
+    review item, the stroke pattern (which also brings an open alert's deadline forward).
+
+    A positive joining the alert is announced again (alert.repeated: the dashboards sound and notify),
+    so a claimed alert does not hide a new photo. One that makes a claimed alert worse re-opens it,
+    with the deadline of its new severity, from the care team up again."""
+    worse_severity = SEVERITY_ORDER.index(result.severity) > SEVERITY_ORDER.index(alert.severity)
+    severity = result.severity if worse_severity else alert.severity
+    becomes_urgent = result.is_stroke_pattern and not alert.urgent
+    worse = worse_severity or becomes_urgent or (result.is_positive and alert.kind == Alert.Kind.REVIEW)
     changes = {"scan_count": F("scan_count") + 1, "latest_scan": scan,
-               "severity": result.severity if worse else alert.severity, "score": max(alert.score, result.score)}
+               "severity": severity, "score": max(alert.score, result.score)}
     if result.is_positive:
         changes["kind"] = Alert.Kind.POSITIVE
-    if result.is_stroke_pattern and not alert.urgent:
+    if becomes_urgent:
         changes.update(urgent=True, pattern=result.pattern)
         if alert.status == Alert.Status.OPEN:
             sooner = now + ack_deadline(result.severity, urgent=True)
             changes["next_escalation_at"] = min(alert.next_escalation_at or sooner, sooner)
     elif not alert.pattern:
         changes["pattern"] = result.pattern
+    reopen = alert.status == Alert.Status.ACKNOWLEDGED and worse
+    if reopen:
+        changes.update(status=Alert.Status.OPEN, acknowledged_by=None, acknowledged_at=None, escalation_level=0,
+                       next_escalation_at=now + ack_deadline(severity, urgent=alert.urgent or becomes_urgent))
     Alert.objects.filter(id=alert.id).update(**changes)
     scan.__class__.objects.filter(id=scan.id).update(episode_alert=alert)
-    event = AlertEvent.objects.create(alert=alert, kind=AlertEvent.Kind.REPEATED, source=AlertEvent.Source.SYSTEM,
-                                      note=f"scan {scan.id}, severity {result.severity}")
-    publish_alert(event_type="alert.updated", alert_id=alert.id, patient_id=alert.patient_id, version=event.id)
+    event = AlertEvent.objects.create(
+        alert=alert, kind=AlertEvent.Kind.REOPENED if reopen else AlertEvent.Kind.REPEATED,
+        source=AlertEvent.Source.SYSTEM, note=f"scan {scan.id}, severity {result.severity}")
+    publish_alert(event_type="alert.repeated" if result.is_positive or reopen else "alert.updated",
+                  alert_id=alert.id, patient_id=alert.patient_id, version=event.id, reopened=reopen)
     alert.refresh_from_db()
     return alert
 

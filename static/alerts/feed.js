@@ -122,6 +122,7 @@
   window.addEventListener("portal:alert.created", (e) => render(e.detail.alert));
   window.addEventListener("portal:alert.updated", (e) => render(e.detail.alert));
   window.addEventListener("portal:alert.escalated", (e) => render(e.detail.alert));
+  window.addEventListener("portal:alert.repeated", (e) => render(e.detail.alert));
   if ("Notification" in window && Notification.permission === "default") {
     document.addEventListener("click", () => Notification.requestPermission(), { once: true });
   }

@@ -65,6 +65,10 @@
         updateBadge();
         if (frame.type === "alert.created" && isNew && !frame.replayed) notify(frame.alert, "");
         if (frame.type === "alert.escalated") notify(frame.alert, "Escalated to the " + frame.alert.escalation_tier + ". ");
+        // Another positive photo of the patient: heard again even when the alert is already claimed.
+        if (frame.type === "alert.repeated") {
+          notify(frame.alert, frame.reopened ? "A worse photo re-opened this alert. " : "Another positive photo. ");
+        }
       }
       window.dispatchEvent(new CustomEvent("portal:" + frame.type, { detail: frame }));
     };

@@ -457,3 +457,24 @@ async def test_socket_deliveries_and_actions_are_in_the_audit_trail(people):
             "patient_id": people.patient.id, "status_code": 200} in rows
     assert {"action": "receive", "route": "ws:alert.updated", "object_id": str(alert.id),
             "patient_id": people.patient.id, "status_code": 200} in rows
+
+
+async def test_a_repeat_positive_is_pushed_as_alert_repeated_and_says_when_it_reopened(people):
+    from asgiref.sync import sync_to_async
+
+    communicator, connected, _ = await connect(people.alice)
+    assert connected
+    alert = await sync_to_async(raise_alert_for)(people.patient)
+    await communicator.receive_json_from(timeout=3)
+    await sync_to_async(alert_acknowledge)(alert_id=alert.id, user=people.alice, source="api")
+    assert (await communicator.receive_json_from(timeout=3))["type"] == "alert.updated"
+
+    def worse_positive():
+        result = factories.ScanResultFactory(scan__patient=people.patient, severity="severe", score=0.99)
+        return alert_raise(scan=result.scan, result=result)
+
+    await sync_to_async(worse_positive)()
+    frame = await communicator.receive_json_from(timeout=3)
+    assert frame["type"] == "alert.repeated" and frame["reopened"] is True
+    assert frame["alert"]["status"] == "open" and frame["alert"]["severity"] == "severe"
+    await communicator.disconnect()

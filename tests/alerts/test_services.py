@@ -137,3 +137,58 @@ def test_urgent_alerts_head_the_triage_feed_while_they_are_active(people):
     assert [a.id for a in alert_feed_for_user(user=people.triage)] == [urgent.id, calm.id]
     Alert.objects.filter(id=urgent.id).update(status="resolved")
     assert [a.id for a in alert_feed_for_user(user=people.triage)] == [calm.id, urgent.id]
+
+
+def _published(django_capture_on_commit_callbacks, action):
+    """The channel-layer events `action` publishes (captured, not sent)."""
+    from unittest import mock
+
+    sent = []
+
+    async def record(groups, event):
+        sent.append(event)
+
+    with mock.patch("alerts.events._send_all", new=record), django_capture_on_commit_callbacks(execute=True):
+        result = action()
+    return result, sent
+
+
+def test_a_worse_positive_reopens_a_claimed_alert_with_a_new_deadline_and_is_announced(
+        people, settings, django_capture_on_commit_callbacks):
+    settings.ALERT_ACK_DEADLINE_MINUTES = {"urgent": 5, "severe": 5, "moderate": 15, "mild": 30, "none": 60}
+    now = timezone.now()
+    first = positive_scan(people.patient, severity="moderate")
+    alert = alert_raise(scan=first.scan, result=first, now=now)
+    alert_acknowledge(alert_id=alert.id, user=people.alice, source="api")
+    worse = positive_scan(people.patient, severity="severe", score=0.97)
+    later = now + timedelta(minutes=20)
+    joined, sent = _published(django_capture_on_commit_callbacks,
+                              lambda: alert_raise(scan=worse.scan, result=worse, now=later))
+    assert joined.id == alert.id and joined.status == Alert.Status.OPEN
+    assert joined.acknowledged_by is None and joined.escalation_level == 0
+    assert joined.next_escalation_at == later + timedelta(minutes=5)  # the severe deadline, from now
+    assert AlertEvent.objects.filter(alert=alert).latest("id").kind == AlertEvent.Kind.REOPENED
+    assert [(e["type"], e.get("reopened")) for e in sent] == [("alert.repeated", True)]
+
+
+def test_a_same_severity_positive_on_a_claimed_alert_is_announced_but_stays_claimed(
+        people, django_capture_on_commit_callbacks):
+    first = positive_scan(people.patient, severity="moderate")
+    alert = alert_raise(scan=first.scan, result=first)
+    alert_acknowledge(alert_id=alert.id, user=people.alice, source="api")
+    again = positive_scan(people.patient, severity="moderate")
+    joined, sent = _published(django_capture_on_commit_callbacks,
+                              lambda: alert_raise(scan=again.scan, result=again))
+    assert joined.status == Alert.Status.ACKNOWLEDGED and joined.acknowledged_by == people.alice
+    assert [(e["type"], e.get("reopened")) for e in sent] == [("alert.repeated", None)]
+    assert joined.scan_count == 2
+
+
+def test_an_inconclusive_photo_joining_an_alert_updates_it_without_a_new_announcement(
+        people, django_capture_on_commit_callbacks):
+    first = positive_scan(people.patient, severity="moderate")
+    alert = alert_raise(scan=first.scan, result=first)
+    review = flagged_scan(people.patient, label="inconclusive", pattern="undetermined", severity="mild", score=0.45)
+    joined, sent = _published(django_capture_on_commit_callbacks,
+                              lambda: alert_raise(scan=review.scan, result=review))
+    assert joined.id == alert.id and [e["type"] for e in sent] == ["alert.updated"]
