@@ -103,25 +103,37 @@ def test_a_database_restart_loses_and_doubles_nothing(private_postgres, tmp_path
     token, patient_id = json.loads(found.stdout.strip().splitlines()[-1])
     photos = [jpeg_bytes(drooped_astronaut()), jpeg_bytes(astronaut())]
 
+    retry_after = []
+
     def upload(index: int) -> int:
         try:
-            return requests.post(f"{stack.base_url}/api/v1/scans/", headers={"Authorization": f"Token {token}"},
-                                 data={"patient": patient_id},
-                                 files={"image": ("face.jpg", photos[index % 2], "image/jpeg")}, timeout=30).status_code
+            response = requests.post(f"{stack.base_url}/api/v1/scans/", headers={"Authorization": f"Token {token}"},
+                                     data={"patient": patient_id},
+                                     files={"image": ("face.jpg", photos[index % 2], "image/jpeg")}, timeout=30)
         except requests.ConnectionError:
             return 0
+        if response.status_code == 503:
+            retry_after.append(response.headers.get("Retry-After"))
+        return response.status_code
 
     stack = Stack(env=env, port=free_port(), worker_concurrency=1, beat=True, log_dir=tmp_path / "logs")
     with stack:
         stack.wait_ready(timeout=180)
         answers = [upload(i) for i in range(4)]
-        restart = subprocess.Popen(private_postgres.ctl_command("restart"), stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
+        # The restart in two steps, so that uploads surely meet the outage (a quick restart can fall
+        # between two of them): stopped, several uploads, started again while uploads go on.
+        private_postgres.ctl("stop")
+        while_down = [upload(len(answers) + i) for i in range(3)]
+        assert while_down == [503, 503, 503], while_down  # the outage was met, and answered clearly
+        answers += while_down
+        start = subprocess.Popen(private_postgres.ctl_command("start"), stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
         during = []
-        while restart.poll() is None:
+        while start.poll() is None:
             during.append(upload(len(answers) + len(during)))
         answers += during
         answers += [upload(i) for i in range(4)]
+        assert len(retry_after) >= 3 and set(retry_after) == {"30"}, retry_after
 
         assert 500 not in answers, answers
         assert set(answers) <= {202, 503}, answers

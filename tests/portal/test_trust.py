@@ -177,3 +177,35 @@ def test_an_absurd_id_in_the_url_is_a_404_that_touches_no_patient(people, api):
     assert not AuditEvent.objects.exists()
     api(people.alice).get("/api/v1/patients/9223372036854775807/")  # the largest id: routed, audited
     assert AuditEvent.objects.get().object_id == "9223372036854775807"
+
+
+@pytest.fixture
+def postgres_only():
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the append-only trigger exists on PostgreSQL (CI's database: .ci/run)")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("sql", [
+    "UPDATE portal_auditevent SET action = 'nothing to see' WHERE id = %s",
+    "UPDATE portal_auditevent SET user_id = NULL, username = '' WHERE id = %s",
+    "DELETE FROM portal_auditevent WHERE id = %s",
+], ids=["rewrite", "erase-who", "delete"])
+def test_the_database_itself_refuses_to_change_the_audit_trail(people, api, postgres_only, sql):
+    from django.db import DatabaseError, connection, transaction
+
+    api(people.alice).get("/api/v1/scans/")
+    event = AuditEvent.objects.get()
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql, [event.id])
+    assert AuditEvent.objects.filter(id=event.id, action="list", username="alice").exists()
+
+
+@pytest.mark.django_db
+def test_deleting_an_account_keeps_its_audit_rows_under_its_name(people, api, postgres_only):
+    api(people.alice).get("/api/v1/scans/")
+    people.alice.delete()
+    event = AuditEvent.objects.get()
+    assert event.user_id is None and event.username == "alice"

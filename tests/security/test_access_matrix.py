@@ -193,3 +193,55 @@ def test_each_persona_gets_from_each_endpoint_what_the_matrix_says(persona, meth
 def test_the_matrix_has_one_test_per_persona_and_endpoint():
     assert len(PERSONAS) == 6 and len(MATRIX) == 28
     assert len(CELLS) == len(PERSONAS) * len(MATRIX) == 168
+
+
+# Writes and the remaining reads, one cell a test: the answer each persona gets, and what it left behind.
+#   method  path                   triage alice bob  carol dave anonymous
+WRITES = [
+    ("POST", "/api/v1/scans/",        202,   202,  400,  202,  400, 401),  # a photo of Maria
+    ("POST", "/api/v1/patients/",     201,   201,  201,  403,  403, 401),  # a new patient (own team)
+    ("GET",  "/api/v1/physicians/",   200,   200,  200,  200,  200, 401),
+    ("POST", "/api/v1/auth/token/",   200,   200,  200,  200,  200, 400),  # each with their own password
+]
+WRITE_CELLS = [
+    pytest.param(persona, method, path, status, id=f"{persona} {method} {path}")
+    for method, path, *row in WRITES
+    for persona, status in zip(PERSONAS, row, strict=True)
+]
+
+
+@pytest.mark.parametrize("persona, method, path, status", WRITE_CELLS)
+def test_each_persona_may_write_what_the_table_says_and_nothing_else_happens(persona, method, path, status, world,
+                                                                             people, api):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from portal.models import Patient
+    from scans.models import Scan
+    from tests.faces import astronaut, jpeg_bytes
+
+    user = None if persona == "anonymous" else getattr(people, persona)
+    scans_before, patients_before = Scan.objects.count(), Patient.objects.count()
+    if path == "/api/v1/auth/token/":
+        response = api(None).post(path, {"username": persona, "password": "correct horse battery"})
+        assert response.status_code == status
+        assert ("token" in response.json()) == (status == 200)
+        return
+    client = api(user)
+    if path == "/api/v1/scans/":
+        response = client.post(path, {"patient": world.maria.patient.id,
+                                      "image": SimpleUploadedFile("face.jpg", jpeg_bytes(astronaut()))},
+                               format="multipart")
+    elif path == "/api/v1/patients/":
+        response = client.post(path, {"mrn": f"NEW-{persona}", "full_name": "New Patient"}, format="json")
+    else:
+        response = client.get(path)
+    assert response.status_code == status, response.content[:300]
+    assert Scan.objects.count() == scans_before + (1 if path == "/api/v1/scans/" and status == 202 else 0)
+    assert Patient.objects.count() == patients_before + (1 if path == "/api/v1/patients/" and status == 201 else 0)
+    body = response.content
+    for key in sorted({"maria", "li"} - VISIBLE[persona]):
+        assert not any(marker in body for marker in getattr(world, key).markers())
+    if path == "/api/v1/patients/" and status == 201:
+        created = Patient.objects.get(id=response.json()["id"])
+        teams = {"alice": people.team, "bob": people.other_team, "triage": None}
+        assert created.care_team == teams[persona]  # a clinician's patient joins their own team

@@ -73,9 +73,11 @@ def _shared_connection():
     request_finished.connect(close_old_connections)
 
 
-@pytest.fixture
-def persona(people, settings, in_memory_channels, _shared_connection):
-    """The triage desk (staff: sees every patient, may act on every alert) with data to see."""
+@pytest.fixture(params=["triage", "alice", "carol"])
+def persona(request, people, settings, in_memory_channels, _shared_connection):
+    """Who calls, with data to see: the triage desk (staff: every patient, every alert), a clinician
+    (her care team's patients) and a caregiver (her own patient; no alert actions). Each sees other
+    answers (403s, 404s, empty lists), and each must be one the schema documents."""
     # Throttle counters in memory: no Redis needed, no state between tests.
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
                                    "LOCATION": "api-fuzz"}}
@@ -96,7 +98,7 @@ def persona(people, settings, in_memory_channels, _shared_connection):
         teams=[people.team.id, people.other_team.id],
         caregivers=[people.patient.caregivers.first().id],
     )
-    yield {"Authorization": f"Token {issue_token(people.triage)[1]}"}
+    yield {"Authorization": f"Token {issue_token(getattr(people, request.param))[1]}"}
     KNOWN.clear()
 
 
