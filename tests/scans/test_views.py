@@ -105,3 +105,25 @@ def test_it_shows_the_photo_quality_warnings(client, people):
     assert re.findall(r"<li>(.*?)</li>", box) == [
         "The light was dim: take the next photo facing a window.", "The face was slightly turned &lt;away&gt;."]
     assert STROKE_BANNER in page and "not a diagnosis" in page
+
+
+@pytest.mark.parametrize("label, says", [("inconclusive", "Sent to the patient's care team for review"),
+                                         ("paralysis", "Sent to the patient's care team as an alert")])
+def test_the_caregiver_is_told_a_flagged_photo_went_to_the_care_team(client, people, in_memory_channels, label, says):
+    from alerts.services import alert_raise
+
+    result = factories.ScanResultFactory(scan__patient=people.patient, label=label, pattern="undetermined")
+    alert_raise(scan=result.scan, result=result)
+    client.force_login(people.carol)
+    page = html.unescape(client.get(f"/scans/{result.scan_id}/").content.decode())
+    assert f"{says} (open)." in page
+
+
+def test_the_history_marks_inconclusive_rows_as_their_own_kind(client, people):
+    review = factories.ScanResultFactory(scan__patient=people.patient, label="inconclusive")
+    factories.ScanResultFactory(scan__patient=people.patient, label="no_paralysis")
+    client.force_login(people.alice)
+    page = client.get("/scans/").content.decode()
+    rows = re.findall(r'<tr class="([^"]*)">\s*<td><a href="/scans/(\d+)/', page)
+    assert (("inconclusive", str(review.scan_id)) in rows)
+    assert [kind for kind, _ in rows].count("inconclusive") == 1
