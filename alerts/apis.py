@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import django_filters
+from django.conf import settings
 from drf_spectacular.utils import extend_schema, extend_schema_view
-from rest_framework import generics
-from rest_framework.exceptions import APIException, NotFound, PermissionDenied
+from rest_framework import generics, serializers
+from rest_framework.exceptions import APIException, NotFound, PermissionDenied, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from alerts.models import Alert, AlertEvent
+from alerts.models import Alert, AlertEvent, PushSubscription
+from alerts.notify import push_configured
 from alerts.selectors import alert_list_for_user, changed_after
 from alerts.serializers import AlertResolveSerializer, AlertSerializer
 from alerts.services import AlertConflict, AlertForbidden, AlertNotFound, alert_acknowledge, alert_resolve
@@ -84,3 +86,57 @@ def _run(action):
         raise _Conflict(str(exc)) from None
 
 
+
+
+class PushKeySerializer(serializers.Serializer):
+    public_key = serializers.CharField(help_text="The server's VAPID public key (applicationServerKey).")
+
+
+class PushSubscriptionSerializer(serializers.Serializer):
+    """A browser's PushSubscription.toJSON(): its endpoint and keys."""
+
+    endpoint = serializers.URLField(max_length=1000)
+    keys = serializers.DictField(child=serializers.CharField(max_length=200))
+
+    def validate_keys(self, keys: dict) -> dict:
+        if not keys.get("p256dh") or not keys.get("auth"):
+            raise serializers.ValidationError("keys needs p256dh and auth.")
+        return keys
+
+
+class PushSubscriptionApi(APIView):
+    """This device's Web Push subscription: alerts that call its user reach it with the portal closed."""
+
+    @extend_schema(responses={200: PushKeySerializer, **error_responses(401, 503)}, tags=["push"])
+    def get(self, request):
+        if not push_configured():
+            raise PushOff()
+        return Response({"public_key": settings.VAPID_PUBLIC_KEY})
+
+    @extend_schema(request=PushSubscriptionSerializer, responses={201: None, **error_responses(400, 401, 503)},
+                   tags=["push"])
+    def post(self, request):
+        if not push_configured():
+            raise PushOff()
+        data = PushSubscriptionSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        PushSubscription.objects.update_or_create(
+            endpoint=data.validated_data["endpoint"],
+            defaults={"user": request.user, "p256dh": data.validated_data["keys"]["p256dh"],
+                      "auth": data.validated_data["keys"]["auth"],
+                      "user_agent": request.META.get("HTTP_USER_AGENT", "")[:300]})
+        return Response(status=201)
+
+    @extend_schema(request=PushSubscriptionSerializer, responses={204: None, **error_responses(400, 401)},
+                   tags=["push"])
+    def delete(self, request):
+        endpoint = request.data.get("endpoint") if isinstance(request.data, dict) else None
+        if not isinstance(endpoint, str):
+            raise ValidationError({"endpoint": ["The subscription's endpoint is required."]})
+        PushSubscription.objects.filter(user=request.user, endpoint=endpoint).delete()
+        return Response(status=204)
+
+
+class PushOff(APIException):
+    status_code = 503
+    default_detail = "Web Push is not set up on this server (VAPID keys); alerts still reach the dashboard."

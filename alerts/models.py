@@ -82,6 +82,7 @@ class AlertEvent(models.Model):
         ESCALATED = "escalated", "Escalated"
         REPEATED = "repeated", "Another positive scan"
         REOPENED = "reopened", "Re-opened by a worse scan"
+        NOTIFIED = "notified", "People notified (push, e-mail)"
 
     class Source(models.TextChoices):
         SYSTEM = "system", "System"
@@ -102,3 +103,19 @@ class AlertEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} by {self.actor or 'system'} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class PushSubscription(models.Model):
+    """A browser or phone that asked for Web Push notifications of alerts (the dashboard's "Notify this
+    device" button; alerts/notify.py sends to it). Deleted when its push service says it is gone."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="push_subscriptions")
+    endpoint = models.URLField(max_length=1000, unique=True)
+    p256dh = models.CharField(max_length=200)
+    auth = models.CharField(max_length=100)
+    user_agent = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_sent_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"push to {self.user} ({self.user_agent[:40] or 'device'})"

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from alerts.events import publish_alert
 from alerts.models import ESCALATION_TIERS, Alert, AlertEvent
+from alerts.notify import notify_on_commit
 from alerts.selectors import alert_get_visible
 from portal.selectors import user_role
 
@@ -72,6 +73,7 @@ def alert_raise(*, scan, result, now: datetime | None = None) -> Alert:
         event = AlertEvent.objects.create(alert=alert, kind=AlertEvent.Kind.RAISED, source=AlertEvent.Source.SYSTEM,
                                           note=f"scan {scan.id}")
         publish_alert(event_type="alert.created", alert_id=alert.id, patient_id=alert.patient_id, version=event.id)
+        notify_on_commit(alert.id, 0)
     return alert
 
 
@@ -168,6 +170,7 @@ def alert_escalate_overdue(*, now: datetime | None = None) -> int:
                 alert_id=alert_id, kind=AlertEvent.Kind.ESCALATED, source=AlertEvent.Source.SYSTEM,
                 note=f"not acknowledged in time: escalated to the {ESCALATION_TIERS[new_level]}")
             publish_alert(event_type="alert.escalated", alert_id=alert_id, patient_id=patient_id, version=event.id)
+            notify_on_commit(alert_id, new_level)
         escalated += 1
     return escalated
 

@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.http import HttpResponse
 from django.shortcuts import render
+
+from alerts.notify import push_configured
 
 from alerts.selectors import alert_feed_for_user
 from alerts.serializers import AlertSerializer
@@ -17,5 +21,14 @@ def feed(request):
         "alerts_json": payload,
         "last_alert_id": max((alert.id for alert in alerts), default=0),
         "can_act": user_role(request.user) in {"staff", "clinician"},
+        "push_available": push_configured(),
         "disclaimer": DISCLAIMER,
     })
+
+
+def service_worker(request):
+    """static/alerts/sw.js at /sw.js: a service worker controls only the paths under its own URL."""
+    script = (settings.BASE_DIR / "static" / "alerts" / "sw.js").read_bytes()
+    response = HttpResponse(script, content_type="application/javascript")
+    response["Cache-Control"] = "no-cache"
+    return response

@@ -4,6 +4,7 @@ from django.urls import include, path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from alerts import apis as alert_apis
+from alerts import views as alert_views
 from portal import apis as portal_apis
 from portal import views as portal_views
 from portal.ids import IdConverter
@@ -25,12 +26,15 @@ api_v1 = [
     path("alerts/", alert_apis.AlertListApi.as_view(), name="alert-list"),
     path("alerts/<id:pk>/acknowledge/", alert_apis.AlertAcknowledgeApi.as_view(), name="alert-acknowledge"),
     path("alerts/<id:pk>/resolve/", alert_apis.AlertResolveApi.as_view(), name="alert-resolve"),
+    path("push/subscription/", alert_apis.PushSubscriptionApi.as_view(), name="push-subscription"),
 ]
 
 urlpatterns = [
     path("", portal_views.home, name="home"),
     path("information/", portal_views.information, name="information"),
     path("healthz", portal_views.healthz, name="healthz"),
+    # The service worker that shows Web Push notifications: served from the root, so its scope is the site.
+    path("sw.js", alert_views.service_worker, name="service-worker"),
     # Locked out after too many failures by django-axes (portal/auth.py), as the API and the admin are.
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -153,6 +153,7 @@ _ERRORS = {
                          "are the same on purpose)."),
     409: OpenApiResponse(ErrorSerializer, description="The object is not in a state that allows this step."),
     429: OpenApiResponse(ErrorSerializer, description="Too many requests: retry after the Retry-After seconds."),
+    503: OpenApiResponse(ErrorSerializer, description="The service (or this part of it) is not available."),
 }
 # A path id that is not a number matches no URL, so Django's own 404 page answers it, as HTML.
 _NOT_FOUND_BY_ID = OpenApiResponse(ErrorSerializer, description=_ERRORS[404].description + " An id that is not "

@@ -1,0 +1,124 @@
+"""Escalation that reaches people beyond an open dashboard: Web Push and e-mail at each tier.
+
+Each tier adds people who were not reached before (ESCALATION_TIERS):
+- 0, the care team: its members (its lead physicians too when it has no other member);
+- 1, the lead physician: the team's leads not reached yet;
+- 2, the triage desk: every active staff user not reached yet.
+Everyone who may see the patient still sees the alert on the dashboard from the start; these are the
+people *called*. Pushes and e-mails name no patient (a lock screen or a mailbox is not the portal):
+the alert number, its kind, severity and tier, and a link to sign in and see it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.mail import send_mail
+from django.db import transaction
+from django.utils import timezone
+
+from alerts.models import ESCALATION_TIERS, Alert, AlertEvent, PushSubscription
+from portal.models import CareTeamMembership
+
+logger = logging.getLogger(__name__)
+
+
+def tier_recipients(alert: Alert, level: int) -> list:
+    """The active users called at `level` who were not called at a lower one."""
+    return sorted(_reached_by(alert, level) - _reached_by(alert, level - 1), key=lambda user: user.id)
+
+
+def _reached_by(alert: Alert, level: int) -> set:
+    if level < 0:
+        return set()
+    users = get_user_model().objects.filter(is_active=True)
+    team = alert.patient.care_team_id
+    memberships = CareTeamMembership.objects.filter(care_team_id=team, physician__user__isnull=False)
+    members = set(users.filter(physician__memberships__in=memberships.filter(role=CareTeamMembership.Role.MEMBER)))
+    leads = set(users.filter(physician__memberships__in=memberships.filter(role=CareTeamMembership.Role.LEAD)))
+    reached = members or leads
+    if level >= 1:
+        reached |= leads
+    if level >= 2:
+        reached |= set(users.filter(is_staff=True))
+    return reached
+
+
+def message(alert: Alert, level: int) -> tuple[str, str, str]:
+    """(title, body, url) with no patient data: the recipient signs in to see who it is."""
+    what = ("STROKE PATTERN" if alert.urgent else "Facial paralysis alert" if alert.kind == Alert.Kind.POSITIVE
+            else "Inconclusive photo to review")
+    url = f"{settings.PORTAL_BASE_URL.rstrip('/')}/alerts/#alert-{alert.id}"
+    escalated = f" Not claimed in time: escalated to the {ESCALATION_TIERS[level]}." if level else ""
+    body = (f"Alert #{alert.id}, severity {alert.severity}.{escalated} Sign in to see the patient and claim it. "
+            "A screening aid, not a diagnosis.")
+    return f"{what} #{alert.id}", body, url
+
+
+def push_configured() -> bool:
+    return bool(settings.VAPID_PRIVATE_KEY and settings.VAPID_PUBLIC_KEY)
+
+
+def notify_alert(alert_id: int, level: int) -> dict:
+    """Call the tier's new recipients: every push subscription of theirs, and their e-mail address.
+    Returns counts; records who was reached as an AlertEvent. A resolved or claimed alert calls nobody."""
+    alert = Alert.objects.select_related("patient").filter(id=alert_id).first()
+    if alert is None or alert.status != Alert.Status.OPEN or alert.escalation_level != level:
+        return {"pushed": 0, "mailed": 0, "people": 0}
+    title, body, url = message(alert, level)
+    people = tier_recipients(alert, level)
+    pushed = mailed = 0
+    for user in people:
+        if push_configured():
+            for subscription in PushSubscription.objects.filter(user=user):
+                pushed += _push(subscription, {"title": title, "body": body, "url": url, "tag": f"alert-{alert.id}",
+                                               "urgent": alert.urgent})
+        if user.email:
+            try:
+                mailed += send_mail(title, f"{body}\n\n{url}\n", None, [user.email])
+            except Exception:  # noqa: BLE001 - one mailbox failing must not stop the others
+                logger.exception("could not e-mail user %s about alert %s", user.id, alert.id)
+    if people:
+        AlertEvent.objects.create(
+            alert=alert, kind=AlertEvent.Kind.NOTIFIED, source=AlertEvent.Source.SYSTEM,
+            note=(f"{ESCALATION_TIERS[level]}: {', '.join(u.get_username() for u in people)}; "
+                  f"{pushed} push, {mailed} e-mail")[:500])
+    return {"pushed": pushed, "mailed": mailed, "people": len(people)}
+
+
+def _push(subscription: PushSubscription, payload: dict) -> int:
+    from pywebpush import WebPushException, webpush
+
+    try:
+        webpush(subscription_info={"endpoint": subscription.endpoint,
+                                   "keys": {"p256dh": subscription.p256dh, "auth": subscription.auth}},
+                data=json.dumps(payload), vapid_private_key=settings.VAPID_PRIVATE_KEY,
+                vapid_claims={"sub": settings.VAPID_SUBJECT}, ttl=3600, timeout=10)
+    except WebPushException as exc:
+        status = getattr(exc.response, "status_code", None)
+        if status in {404, 410}:  # the browser unsubscribed or the subscription expired
+            subscription.delete()
+        else:
+            logger.warning("push to subscription %s failed: %s", subscription.id, exc)
+        return 0
+    except Exception:  # noqa: BLE001 - a push service being down must not stop the others
+        logger.exception("push to subscription %s failed", subscription.id)
+        return 0
+    PushSubscription.objects.filter(id=subscription.id).update(last_sent_at=timezone.now())
+    return 1
+
+
+def notify_on_commit(alert_id: int, level: int) -> None:
+    """Queue the calls of this tier for the worker, once the alert's change is committed."""
+    from alerts.tasks import notify_alert_task
+
+    def send() -> None:
+        try:
+            notify_alert_task.delay(alert_id, level)
+        except Exception:  # noqa: BLE001 - the broker is down: the dashboards still show the alert
+            logger.exception("could not queue the notifications of alert %s", alert_id)
+
+    transaction.on_commit(send)

@@ -1,0 +1,215 @@
+"""Escalation that reaches people (alerts/notify.py): each tier calls people not called before, by Web
+Push (to a real HTTP push endpoint here, which decrypts what it receives with the device's keys) and
+by e-mail (to a real SMTP server, aiosmtpd). Neither names the patient."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import threading
+from datetime import timedelta
+from email import message_from_bytes
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
+
+import http_ece
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from django.utils import timezone
+from py_vapid import Vapid
+
+from alerts.management.commands.generate_vapid_keys import vapid_private_key, vapid_public_key
+from alerts.models import Alert, AlertEvent, PushSubscription
+from alerts.notify import tier_recipients
+from alerts.services import alert_escalate_overdue, alert_raise
+from portal.embedded import free_port
+from tests import factories
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("in_memory_channels", "eager_celery")]
+
+
+def b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+@pytest.fixture
+def mailbox(settings):
+    from aiosmtpd.controller import Controller
+
+    class Inbox:
+        def __init__(self):
+            self.messages = []
+
+        async def handle_DATA(self, server, session, envelope):
+            self.messages.append((envelope.rcpt_tos, message_from_bytes(envelope.content)))
+            return "250 OK"
+
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", controller.port
+    yield inbox
+    controller.stop()
+
+
+@pytest.fixture
+def push_service(settings):
+    """A push service on localhost: it keeps what it is sent, and answers 410 Gone for /gone/ endpoints."""
+    vapid = Vapid()
+    vapid.generate_keys()
+    settings.VAPID_PRIVATE_KEY, settings.VAPID_PUBLIC_KEY = vapid_private_key(vapid), vapid_public_key(vapid)
+    received = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append(SimpleNamespace(path=self.path, body=body,
+                                            headers={key.lower(): value for key, value in self.headers.items()}))
+            self.send_response(410 if self.path.startswith("/gone/") else 201)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield SimpleNamespace(url=f"http://127.0.0.1:{server.server_port}", received=received)
+    server.shutdown()
+
+
+class Device:
+    """A browser's push subscription: its own key pair and auth secret, as a real one has."""
+
+    def __init__(self, user, push_service, name: str):
+        self.private_key = ec.generate_private_key(ec.SECP256R1())
+        public = self.private_key.public_key().public_bytes(serialization.Encoding.X962,
+                                                            serialization.PublicFormat.UncompressedPoint)
+        self.auth = os.urandom(16)
+        self.path = f"/{name}/{b64url(os.urandom(6))}"
+        self.subscription = PushSubscription.objects.create(user=user, endpoint=push_service.url + self.path,
+                                                            p256dh=b64url(public), auth=b64url(self.auth))
+        self.push_service = push_service
+
+    def messages(self) -> list[dict]:
+        return [json.loads(http_ece.decrypt(request.body, private_key=self.private_key, auth_secret=self.auth,
+                                            version="aes128gcm"))
+                for request in self.push_service.received if request.path == self.path]
+
+
+@pytest.fixture
+def team(people):
+    """Maria's care team: mo (a member), alice (its lead); the triage desk above them."""
+    mo = factories.UserFactory(username="mo", email="mo@example.org")
+    factories.add_to_team(factories.PhysicianFactory(user=mo, full_name="Dr Mo"), people.team)
+    for user, address in ((people.alice, "alice@example.org"), (people.triage, "triage@example.org"),
+                          (people.carol, "carol@example.org")):
+        user.email = address
+        user.save()
+    return SimpleNamespace(mo=mo, alice=people.alice, triage=people.triage)
+
+
+def raise_alert(people, django_capture_on_commit_callbacks, now=None) -> Alert:
+    result = factories.ScanResultFactory(scan__patient=people.patient, severity="moderate")
+    with django_capture_on_commit_callbacks(execute=True):
+        return alert_raise(scan=result.scan, result=result, now=now)
+
+
+def test_each_tier_calls_people_who_were_not_called_before(people, team):
+    result = factories.ScanResultFactory(scan__patient=people.patient)
+    alert = alert_raise(scan=result.scan, result=result)
+    assert [tier_recipients(alert, level) for level in range(3)] == [[team.mo], [team.alice], [team.triage]]
+
+
+def test_a_new_alert_is_pushed_and_mailed_to_the_care_team_without_naming_the_patient(
+        people, team, push_service, mailbox, django_capture_on_commit_callbacks):
+    phone, laptop = Device(team.mo, push_service, "mo-phone"), Device(team.mo, push_service, "mo-laptop")
+    lead = Device(team.alice, push_service, "alice-phone")
+    alert = raise_alert(people, django_capture_on_commit_callbacks)
+
+    for device in (phone, laptop):
+        [pushed] = device.messages()
+        assert pushed["title"] == f"Facial paralysis alert #{alert.id}" and pushed["tag"] == f"alert-{alert.id}"
+        assert pushed["url"].endswith(f"/alerts/#alert-{alert.id}")
+    assert lead.messages() == []  # the lead is called only if the care team does not claim it in time
+    assert [to for to, _ in mailbox.messages] == [["mo@example.org"]]
+    _, mail = mailbox.messages[0]
+    assert mail["Subject"] == f"Facial paralysis alert #{alert.id}"
+    everything = json.dumps(phone.messages()) + mail.as_string()
+    for secret in (people.patient.full_name, people.patient.mrn, "Maria", "Santos"):
+        assert secret not in everything
+    assert "not a diagnosis" in mail.as_string()
+    notified = AlertEvent.objects.get(alert=alert, kind=AlertEvent.Kind.NOTIFIED)
+    assert "mo" in notified.note and "2 push, 1 e-mail" in notified.note
+    # VAPID: the push service can tell who sends (a signed JWT for its own origin).
+    assert push_service.received[0].headers["authorization"].startswith("vapid t=")
+
+
+def test_escalation_calls_the_lead_then_the_triage_desk(people, team, push_service, mailbox,
+                                                        django_capture_on_commit_callbacks, settings):
+    settings.ALERT_ACK_DEADLINE_MINUTES = {"urgent": 5, "severe": 5, "moderate": 15, "mild": 30, "none": 60}
+    member, lead, desk = (Device(user, push_service, user.username) for user in (team.mo, team.alice, team.triage))
+    now = timezone.now()
+    alert = raise_alert(people, django_capture_on_commit_callbacks, now=now)
+    with django_capture_on_commit_callbacks(execute=True):
+        alert_escalate_overdue(now=now + timedelta(minutes=16))
+    assert len(member.messages()) == 1 and len(lead.messages()) == 1 and desk.messages() == []
+    assert "escalated to the lead physician" in lead.messages()[0]["body"]
+    with django_capture_on_commit_callbacks(execute=True):
+        alert_escalate_overdue(now=now + timedelta(minutes=32))
+    assert [len(d.messages()) for d in (member, lead, desk)] == [1, 1, 1]
+    assert "escalated to the triage desk" in desk.messages()[0]["body"]
+    assert sorted(to[0] for to, _ in mailbox.messages) == ["alice@example.org", "mo@example.org", "triage@example.org"]
+    assert "carol@example.org" not in str(mailbox.messages)  # caregivers are informed on the dashboard, not called
+
+
+def test_a_claimed_alert_calls_nobody_more(people, team, push_service, mailbox, django_capture_on_commit_callbacks):
+    from alerts.notify import notify_alert
+    from alerts.services import alert_acknowledge
+
+    lead = Device(team.alice, push_service, "lead")
+    alert = raise_alert(people, django_capture_on_commit_callbacks)
+    alert_acknowledge(alert_id=alert.id, user=team.mo, source="api")
+    Alert.objects.filter(id=alert.id).update(escalation_level=1)
+    assert notify_alert(alert.id, 1) == {"pushed": 0, "mailed": 0, "people": 0}
+    assert lead.messages() == []
+
+
+def test_a_subscription_the_push_service_calls_gone_is_forgotten(people, team, push_service,
+                                                                 django_capture_on_commit_callbacks):
+    gone = Device(team.mo, push_service, "gone")
+    raise_alert(people, django_capture_on_commit_callbacks)
+    assert not PushSubscription.objects.filter(id=gone.subscription.id).exists()
+
+
+def test_a_device_subscribes_and_unsubscribes_through_the_api(people, api, push_service, settings):
+    alice = api(people.alice)
+    assert alice.get("/api/v1/push/subscription/").json() == {"public_key": settings.VAPID_PUBLIC_KEY}
+    body = {"endpoint": "https://push.example.org/send/abc", "keys": {"p256dh": "BPx", "auth": "xyz"}}
+    assert alice.post("/api/v1/push/subscription/", body, format="json").status_code == 201
+    assert PushSubscription.objects.get().user == people.alice
+    assert alice.post("/api/v1/push/subscription/", {"endpoint": "https://x.org/"}, format="json").status_code == 400
+    assert api(people.bob).delete("/api/v1/push/subscription/", {"endpoint": body["endpoint"]},
+                                  format="json").status_code == 204
+    assert PushSubscription.objects.exists()  # only its own user can remove it
+    assert alice.delete("/api/v1/push/subscription/", {"endpoint": body["endpoint"]}, format="json").status_code == 204
+    assert not PushSubscription.objects.exists()
+    assert api(None).post("/api/v1/push/subscription/", body, format="json").status_code == 401
+
+
+def test_without_vapid_keys_push_is_off_and_says_so(people, api, client, settings):
+    settings.VAPID_PRIVATE_KEY = settings.VAPID_PUBLIC_KEY = ""
+    answer = api(people.alice).get("/api/v1/push/subscription/")
+    assert answer.status_code == 503 and "not set up" in answer.json()["detail"]
+    client.force_login(people.alice)
+    assert 'id="push-subscribe"' not in client.get("/alerts/").content.decode()
+
+
+def test_the_service_worker_is_served_from_the_root(client, push_service, people):
+    worker = client.get("/sw.js")
+    assert worker.status_code == 200 and worker["Content-Type"] == "application/javascript"
+    assert b"showNotification" in worker.content
+    client.force_login(people.alice)
+    assert 'id="push-subscribe"' in client.get("/alerts/").content.decode()
