@@ -81,6 +81,8 @@ def persona(request, people, settings, in_memory_channels, _shared_connection):
     # Throttle counters in memory: no Redis needed, no state between tests.
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
                                    "LOCATION": "api-fuzz"}}
+    # Web Push configured, so that its endpoints answer for real (without keys they answer 503).
+    settings.VAPID_PRIVATE_KEY, settings.VAPID_PUBLIC_KEY = "test-private-key", "test-public-key"
     queued = factories.ScanFactory(patient=people.patient, uploaded_by=people.carol,
                                    referring_physician=people.dr_alice, note="droop at breakfast")
     analysed = factories.ScanResultFactory(
