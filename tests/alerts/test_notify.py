@@ -4,99 +4,35 @@ by e-mail (to a real SMTP server, aiosmtpd). Neither names the patient."""
 
 from __future__ import annotations
 
-import base64
 import json
-import os
-import threading
 from datetime import timedelta
-from email import message_from_bytes
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 
-import http_ece
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from django.utils import timezone
-from py_vapid import Vapid
 
-from alerts.management.commands.generate_vapid_keys import vapid_private_key, vapid_public_key
 from alerts.models import Alert, AlertEvent, PushSubscription
 from alerts.notify import tier_recipients
 from alerts.services import alert_escalate_overdue, alert_raise
-from portal.embedded import free_port
 from tests import factories
+from tests.notify_sinks import Device, Mailbox, PushService
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("in_memory_channels", "eager_celery")]
 
 
-def b64url(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
 @pytest.fixture
 def mailbox(settings):
-    from aiosmtpd.controller import Controller
-
-    class Inbox:
-        def __init__(self):
-            self.messages = []
-
-        async def handle_DATA(self, server, session, envelope):
-            self.messages.append((envelope.rcpt_tos, message_from_bytes(envelope.content)))
-            return "250 OK"
-
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", controller.port
-    yield inbox
-    controller.stop()
+    with Mailbox() as inbox:
+        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+        settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", inbox.port
+        yield inbox
 
 
 @pytest.fixture
 def push_service(settings):
-    """A push service on localhost: it keeps what it is sent, and answers 410 Gone for /gone/ endpoints."""
-    vapid = Vapid()
-    vapid.generate_keys()
-    settings.VAPID_PRIVATE_KEY, settings.VAPID_PUBLIC_KEY = vapid_private_key(vapid), vapid_public_key(vapid)
-    received = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            received.append(SimpleNamespace(path=self.path, body=body,
-                                            headers={key.lower(): value for key, value in self.headers.items()}))
-            self.send_response(410 if self.path.startswith("/gone/") else 201)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield SimpleNamespace(url=f"http://127.0.0.1:{server.server_port}", received=received)
-    server.shutdown()
-
-
-class Device:
-    """A browser's push subscription: its own key pair and auth secret, as a real one has."""
-
-    def __init__(self, user, push_service, name: str):
-        self.private_key = ec.generate_private_key(ec.SECP256R1())
-        public = self.private_key.public_key().public_bytes(serialization.Encoding.X962,
-                                                            serialization.PublicFormat.UncompressedPoint)
-        self.auth = os.urandom(16)
-        self.path = f"/{name}/{b64url(os.urandom(6))}"
-        self.subscription = PushSubscription.objects.create(user=user, endpoint=push_service.url + self.path,
-                                                            p256dh=b64url(public), auth=b64url(self.auth))
-        self.push_service = push_service
-
-    def messages(self) -> list[dict]:
-        return [json.loads(http_ece.decrypt(request.body, private_key=self.private_key, auth_secret=self.auth,
-                                            version="aes128gcm"))
-                for request in self.push_service.received if request.path == self.path]
+    with PushService() as service:
+        settings.VAPID_PRIVATE_KEY, settings.VAPID_PUBLIC_KEY = service.private_key, service.public_key
+        yield service
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ a queue and channel prefix of its own, so a `make run` on the same Redis cannot 
 from __future__ import annotations
 
 import uuid
+from types import SimpleNamespace
 
 import pytest
 from django.conf import settings
@@ -27,7 +28,17 @@ def database_url(settings_dict: dict) -> str:
 
 
 @pytest.fixture(scope="session")
-def live_stack(django_db_setup, django_db_blocker, media_root, tmp_path_factory):
+def notification_sinks():
+    """Where the stack's worker sends its calls (alerts/notify.py): a real SMTP server and a Web Push
+    service on localhost."""
+    from tests.notify_sinks import Mailbox, PushService
+
+    with Mailbox() as mailbox, PushService() as push_service:
+        yield SimpleNamespace(mailbox=mailbox, push_service=push_service)
+
+
+@pytest.fixture(scope="session")
+def live_stack(django_db_setup, django_db_blocker, media_root, tmp_path_factory, notification_sinks):
     from django.db import connection
 
     run_id = uuid.uuid4().hex[:8]
@@ -39,6 +50,10 @@ def live_stack(django_db_setup, django_db_blocker, media_root, tmp_path_factory)
         PORTAL_VAR_DIR=str(var_dir),
         CELERY_QUEUE=f"portal-test-{run_id}",
         CHANNELS_PREFIX=f"portal-test-{run_id}",
+        EMAIL_HOST="127.0.0.1",
+        EMAIL_PORT=str(notification_sinks.mailbox.port),
+        VAPID_PRIVATE_KEY=notification_sinks.push_service.private_key,
+        VAPID_PUBLIC_KEY=notification_sinks.push_service.public_key,
     )
     stack = Stack(env=env, port=free_port(), worker_concurrency=1, log_dir=var_dir / "logs")
     stack.start()

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import requests
 import websockets
-from portal.credentials import issue_token
 
 from inference.engine.pipeline import ENGINE_VERSION
+from portal.credentials import issue_token
 from tests.faces import astronaut, drooped_astronaut, jpeg_bytes
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -165,3 +165,30 @@ def test_healthz_reports_database_redis_and_worker(live_stack):
     assert body["status"] == "ok"
     assert body["checks"]["database"] == "ok" and body["checks"]["redis"] == "ok"
     assert body["checks"]["worker"].startswith("ok")
+
+
+def test_the_worker_calls_the_care_team_by_push_and_e_mail_without_naming_the_patient(live_stack, people,
+                                                                                   notification_sinks):
+    """The photo's alert, raised in the worker, reaches a care-team member's phone (Web Push, decrypted
+    here with the phone's keys) and mailbox (SMTP) with no portal page open."""
+    from alerts.models import Alert, AlertEvent
+    from tests import factories
+    from tests.notify_sinks import Device
+
+    mo = factories.UserFactory(username="mo-e2e", email="mo-e2e@example.org")
+    factories.add_to_team(factories.PhysicianFactory(user=mo, full_name="Dr Mo"), people.team)
+    phone = Device(mo, notification_sinks.push_service, "mo-e2e-phone")
+    scan = upload(live_stack, token_for(people.carol), people.patient.id, jpeg_bytes(drooped_astronaut()))
+
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not (phone.messages() and any(
+            "mo-e2e@example.org" in to for to, _ in notification_sinks.mailbox.messages)):
+        time.sleep(0.5)
+    alert = Alert.objects.get(scan_id=scan["id"])
+    [pushed] = phone.messages()
+    assert pushed["title"].endswith(f" #{alert.id}") and "not a diagnosis" in pushed["body"]
+    [mail] = [message for to, message in notification_sinks.mailbox.messages if "mo-e2e@example.org" in to]
+    assert mail["Subject"] == pushed["title"]
+    for secret in (people.patient.full_name, people.patient.mrn):
+        assert secret not in json.dumps(pushed) and secret not in mail.as_string()
+    assert AlertEvent.objects.filter(alert=alert, kind=AlertEvent.Kind.NOTIFIED, note__contains="mo-e2e").exists()
