@@ -6,5 +6,4 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
 app = Celery("portal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks()
-app.autodiscover_tasks(["inference"], related_name="tasks")
+app.autodiscover_tasks()  # tasks.py of every installed app: scans, alerts

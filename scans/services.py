@@ -102,7 +102,7 @@ def scan_clean_photo(*, scan: Scan) -> bytes:
 
 
 def _enqueue(scan_id: int) -> None:
-    from inference.tasks import analyze_scan
+    from scans.tasks import analyze_scan
 
     try:
         analyze_scan.delay(scan_id)
@@ -213,7 +213,7 @@ def scan_record_result(*, scan: Scan, analysis, model_version) -> ScanResult:
 
 def scan_requeue_stalled() -> int:
     """Re-enqueue scans that never reached a worker (broker down) or whose worker died."""
-    from inference.tasks import analyze_scan
+    from scans.tasks import analyze_scan
 
     stale = timezone.now() - timedelta(seconds=settings.SCAN_STALL_SECONDS)
     stalled = list(

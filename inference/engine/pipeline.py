@@ -1,6 +1,6 @@
 """The whole analysis of one photo: decode -> face -> quality -> align -> measure -> classify -> decide.
 
-A pure library: no Django. The worker (inference/tasks.py) and `manage.py analyze_image` both call
+A pure library: no Django. The worker (scans/tasks.py) and `manage.py analyze_image` both call
 `Pipeline.analyze`, so the portal and the command line give the same answer for the same photo.
 """
 

@@ -93,3 +93,12 @@ def test_a_soft_photo_keeps_its_warning_with_the_result(people, in_memory_channe
     scan.refresh_from_db()
     assert scan.status == Scan.Status.DONE
     assert "soft_focus" in [w["code"] for w in scan.result.quality_warnings]
+
+
+def test_the_worker_registers_the_analysis_under_its_first_name():
+    """Messages queued before the task moved to scans/tasks.py still find it."""
+    from portal.celery import app
+
+    app.loader.import_default_modules()
+    assert app.tasks["inference.analyze_scan"].__module__ == "scans.tasks"
+    assert "alerts.tasks.notify_alert" in app.tasks and "scans.tasks.requeue_stalled_scans" in app.tasks
