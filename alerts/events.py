@@ -1,8 +1,10 @@
 """The only fan-out point: every channel-layer send goes through `publish_on_commit`.
 
-Events are small (ids and status); each consumer re-reads the row and re-checks permission before
-it sends anything to its client (house style 6 and 7). Sends happen after the transaction commits,
-so no client is told about a row it cannot read yet (Zulip's send_event_on_commit).
+Events are small (ids and a version). Who may see an alert is decided here, from the database, when
+it is published: it goes only to the groups of people who may see the patient (patient_audience).
+Each socket then checks its own user's current rights before it sends the frame (alerts/rights.py),
+and a scan event is re-read with the socket user's visibility check. Sends happen after the
+transaction commits, so no client is told about a row it cannot read yet (Zulip's send_event_on_commit).
 """
 
 from __future__ import annotations

@@ -101,7 +101,8 @@ class AuditEvent(models.Model):
     """Append-only record of every read and write of patient data: who, what, when, from where.
 
     Rows are never updated or deleted by the application (save/delete refuse); on PostgreSQL a
-    trigger refuses UPDATE and DELETE as well (migration 0002)."""
+    trigger refuses UPDATE and DELETE as well (migrations 0003 and 0005: only the UPDATE that deleting an
+    account makes, clearing user_id, gets through)."""
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
