@@ -35,6 +35,8 @@ from scans.serializers import ScanSerializer
 logger = logging.getLogger(__name__)
 
 REPLAY_LIMIT = 500
+# What each socket action is called in the audit trail.
+ACTIONS = {alert_acknowledge: "acknowledge", alert_resolve: "resolve"}
 # A client frame is a small JSON object ({"type", "id", "outcome", "note"}): anything far larger, or
 # nested deeper, is refused with an error frame before it is parsed further.
 MAX_FRAME_CHARS = 4096
@@ -256,8 +258,9 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
 
     async def _act(self, service, **arguments) -> str | None:
         error, status_code, patient_id = await self._run_action(service, **arguments)
-        self._audit("alert", arguments["alert_id"], patient_id, service.__name__.replace("alert_", "alert."),
-                    action=service.__name__.replace("alert_", ""), status_code=status_code)
+        action = ACTIONS[service]
+        self._audit("alert", arguments["alert_id"], patient_id, f"alert.{action}", action=action,
+                    status_code=status_code)
         await self._flush_audit()  # an action is recorded at once, as the API records it
         return error
 

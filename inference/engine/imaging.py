@@ -6,6 +6,7 @@ import hashlib
 import io
 import math
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,16 +64,8 @@ def inspect_upload(raw: bytes, *, max_bytes: int, max_pixels: int) -> UploadHead
     """The web process's checks: cheap, from the headers only (milliseconds whatever the file). The
     pixels are decoded later, by the worker (decode_upload), under the task's time limit."""
     _check_size(raw, max_bytes)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            probe = _probe(raw, max_pixels=max_pixels)
-    except ImageRejected:
-        raise
-    except (UnidentifiedImageError, Image.DecompressionBombError):
-        raise ImageRejected(NOT_READABLE) from None
-    except (OSError, SyntaxError, ValueError, EOFError):
-        raise ImageRejected(DAMAGED) from None
+    with _reasons_for_pillow_errors():
+        probe = _probe(raw, max_pixels=max_pixels)
     scans = 1
     if probe.format in {"JPEG", "MPO"}:
         # 0xFFDA starts a scan; inside entropy-coded data every 0xFF is followed by 0x00, so counting
@@ -97,6 +90,23 @@ def _check_size(raw: bytes, max_bytes: int) -> None:
     if len(raw) > max_bytes:
         # Not the file's size: the caller reads at most max_bytes + 1 bytes (scans.services.read_upload).
         raise ImageRejected(f"The file is too large: the limit is {max_bytes / 2**20:.3g} MB. Send a smaller photo.")
+
+
+@contextmanager
+def _reasons_for_pillow_errors():
+    """Pillow's errors as ImageRejected with a reason a person can act on. Pillow's own bomb warning
+    (at half its limit) is silenced: _probe checks against the portal's limit."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            yield
+    except ImageRejected:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError):
+        raise ImageRejected(NOT_READABLE) from None
+    except (OSError, SyntaxError, ValueError, EOFError):
+        # Truncated or corrupt data (Pillow raises several types for these).
+        raise ImageRejected(DAMAGED) from None
 
 
 def _probe(raw: bytes, *, max_pixels: int) -> Image.Image:
@@ -142,23 +152,13 @@ def open_image(raw: bytes, *, max_pixels: int, max_side: int | None = None) -> I
     """Decode to an upright RGB image, or raise ImageRejected with a reason a person can act on.
     With ``max_side``, a JPEG may be decoded at 1/2, 1/4 or 1/8 scale (DCT scaling, several times
     faster), never below ``max_side`` on both sides: for analysis, not for storage."""
-    try:
-        with warnings.catch_warnings():
-            # Pillow warns at half its bomb limit; we check against our own limit (_probe).
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            probe = _probe(raw, max_pixels=max_pixels)
-            fmt = probe.format
-            if max_side and fmt in {"JPEG", "MPO"}:
-                probe.draft(None, (max_side, max_side))
-            probe.load()
-            image = ImageOps.exif_transpose(probe)
-    except ImageRejected:
-        raise
-    except (UnidentifiedImageError, Image.DecompressionBombError):
-        raise ImageRejected(NOT_READABLE) from None
-    except (OSError, SyntaxError, ValueError, EOFError):
-        # Truncated or corrupt data (Pillow raises several types for these).
-        raise ImageRejected(DAMAGED) from None
+    with _reasons_for_pillow_errors():
+        probe = _probe(raw, max_pixels=max_pixels)
+        fmt = probe.format
+        if max_side and fmt in {"JPEG", "MPO"}:
+            probe.draft(None, (max_side, max_side))
+        probe.load()
+        image = ImageOps.exif_transpose(probe)
     image = _to_rgb(image)
     image.format = fmt
     return image

@@ -160,8 +160,11 @@ class Command(BaseCommand):
             model, input_size=options["image_size"], normalisation=normalisation,
             training={"split_digest": training.split_digest(prepared), "history": history, "initial_weights": initial,
                       "device": device, "epochs": len(history) - 1}), checkpoint)
-        version = self._register(name, checkpoint, options["image_size"], thresholds, metrics, options["activate"])
+        version, refused = self._register(name, checkpoint, options["image_size"], thresholds, metrics,
+                                          options["activate"])
         self._report(metrics, thresholds, version, plots)
+        if refused:
+            raise CommandError(f"{refused} The version is registered; the active one is unchanged.")
 
     def _trained_elsewhere(self, path: Path | None):
         """The model and training record of a checkpoint made by `python -m inference.engine.training`."""
@@ -174,6 +177,7 @@ class Command(BaseCommand):
         return model, payload.get("training", {}), payload.get("normalisation", "imagenet")
 
     def _register(self, name, checkpoint: Path, size: int, thresholds: dict, metrics: dict, activate: bool):
+        """The registered version, and why activating it was refused ("" when it was not asked or not refused)."""
         try:
             version = model_register(checkpoint=checkpoint, name=name, input_size=size, thresholds=thresholds,
                                      metrics={k: v for k, v in metrics.items() if k != "history"},
@@ -184,8 +188,8 @@ class Command(BaseCommand):
             try:
                 version = model_activate(version=version)
             except ModelRefused as exc:
-                self._refused_activation = str(exc)
-        return version
+                return version, str(exc)
+        return version, ""
 
     def _report(self, metrics: dict, thresholds: dict, version: ModelVersion, plots) -> None:
         write = self.stdout.write
@@ -214,9 +218,6 @@ class Command(BaseCommand):
         write(f"  plots: {', '.join(str(p) for p in plots)}")
         state = "active" if version.is_active else "registered, not active (use --activate or the admin action)"
         write(self.style.SUCCESS(f"model version {version.name}: {state}"))
-        refused = getattr(self, "_refused_activation", "")
-        if refused:
-            raise CommandError(refused + " The version is registered; the active one is unchanged.")
 
 
 def _limit(samples, per_class: int, seed: int):
