@@ -62,3 +62,27 @@ def live_stack(django_db_setup, django_db_blocker, media_root, tmp_path_factory,
         yield stack
     finally:
         stack.stop()
+
+
+@pytest.fixture(autouse=True)
+def _worker_idle_before_the_flush(request, transactional_db):
+    """After a test that used the stack, wait (up to 30 s) for its worker to finish what the test set
+    off (an alert's notifications run after the alert): the database flush that ends the test would
+    otherwise race the worker's writes (a PostgreSQL deadlock at teardown)."""
+    yield
+    if "live_stack" not in request.fixturenames:
+        return
+    import time
+
+    from portal.celery import app
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            inspector = app.control.inspect(timeout=1)
+            busy = [tasks for found in (inspector.active(), inspector.reserved()) for tasks in (found or {}).values()]
+        except Exception:  # noqa: BLE001 - a stack already stopped: nothing to wait for
+            return
+        if not any(busy):
+            return
+        time.sleep(0.3)
