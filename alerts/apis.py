@@ -15,9 +15,8 @@ from alerts.notify import push_configured
 from alerts.selectors import alert_list_for_user, changed_after
 from alerts.serializers import AlertResolveSerializer, AlertSerializer
 from alerts.services import AlertConflict, AlertForbidden, AlertNotFound, alert_acknowledge, alert_resolve
+from portal.api_common import IdFilter, error_responses
 from portal.auth import client_ip
-from scans.apis import IdFilter
-from scans.serializers import error_responses
 
 
 class AlertFilter(django_filters.FilterSet):

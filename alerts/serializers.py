@@ -7,7 +7,9 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from alerts.models import Alert
-from scans.serializers import DISCLAIMER, PatientSummarySerializer, absolute_url
+from portal.api_common import absolute_url
+from portal.serializers import PatientSummarySerializer
+from scans.serializers import DISCLAIMER
 
 
 class AlertSerializer(serializers.ModelSerializer):

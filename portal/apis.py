@@ -13,11 +13,12 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from portal.api_common import error_responses
 from portal.credentials import issue_token
 from portal.models import CareTeam, Patient
 from portal.selectors import patient_list_for_user, physician_list, user_role
+from portal.serializers import PatientSerializer, PhysicianSerializer
 from portal.throttling import FailOpenScopedRateThrottle
-from scans.serializers import PatientSerializer, PhysicianSerializer, error_responses
 
 
 class TokenResponseSerializer(serializers.Serializer):

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import django_filters
-from django import forms
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import FileResponse, Http404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import generics, status
 from rest_framework.exceptions import Throttled, ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -16,43 +15,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from inference.engine.imaging import ImageRejected
-from portal.ids import ID_MAX, parse_id
+from portal.api_common import IdFilter, error_responses
 from portal.models import Physician
 from portal.selectors import patient_list_for_user
 from portal.throttling import UploadLimitReached, admit_upload
 from scans.models import Scan
 from scans.selectors import patient_timeline, scan_get_visible, scan_list_for_user
-from scans.serializers import ScanCreateSerializer, ScanSerializer, TimelinePointSerializer, error_responses
+from scans.serializers import ScanCreateSerializer, ScanSerializer, TimelinePointSerializer
 from scans.services import read_upload, scan_create, upload_inspect
-
-
-
-
-class IdField(forms.IntegerField):
-    """ASCII digits only (portal.ids.parse_id): int() also reads '٣' and other Unicode digits."""
-
-    def to_python(self, value):
-        if value not in self.empty_values and parse_id(str(value).strip()) is None:
-            raise forms.ValidationError("Enter a row id: ASCII digits, at most 2**63 - 1.", code="invalid")
-        return super().to_python(value)
-
-
-class IdFilter(django_filters.NumberFilter):
-    """An id in the query string: a whole number the database can hold, else a 400.
-
-    (A plain NumberFilter takes any decimal, and one past 64 bits reached the database: a 500.)
-    """
-
-    field_class = IdField
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("min_value", 0)
-        kwargs.setdefault("max_value", ID_MAX)
-        super().__init__(*args, **kwargs)
-        schema = {"type": "integer", "minimum": 0, "maximum": ID_MAX}
-        if self.label:
-            schema["description"] = str(self.label)
-        extend_schema_field(schema)(self)
 
 
 class ScanFilter(django_filters.FilterSet):
@@ -153,9 +123,6 @@ class ScanFileApi(APIView):
         response["Cache-Control"] = "private, no-store"
         response["Content-Disposition"] = f'inline; filename="scan-{scan.id}-{kind}.jpg"'
         return response
-
-
-
 
 
 class PatientTimelineApi(APIView):

@@ -3,39 +3,17 @@
 from __future__ import annotations
 
 from django.urls import reverse
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema_field
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from portal.models import Patient, Physician
+from portal.api_common import absolute_url
+from portal.serializers import PatientSummarySerializer, PhysicianSerializer
 from scans.models import Scan, ScanResult
 
 DISCLAIMER = (
     "Screening and notification aid for prioritisation only; not a diagnosis. "
     "A clinician must review the patient."
 )
-
-
-class PhysicianSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = Physician
-        fields = ["id", "full_name", "specialty"]
-
-
-class PatientSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = Patient
-        fields = ["id", "mrn", "full_name", "date_of_birth", "care_team", "caregivers", "created_at"]
-        read_only_fields = ["created_at"]
-        # Not the model's uniqueness checks: they run before the permission checks and would tell a
-        # clinician that another team has this MRN. The view checks within the user's own team.
-        validators = []
-
-
-class PatientSummarySerializer(serializers.ModelSerializer):
-    class Meta:
-        model = Patient
-        fields = ["id", "mrn", "full_name"]
 
 
 class ScanResultSerializer(serializers.ModelSerializer):
@@ -60,10 +38,6 @@ class ScanResultSerializer(serializers.ModelSerializer):
 
     def get_disclaimer(self, _result) -> str:
         return DISCLAIMER
-
-
-def absolute_url(request, path: str) -> str:
-    return request.build_absolute_uri(path) if request is not None else path
 
 
 class ScanSerializer(serializers.ModelSerializer):
@@ -136,38 +110,3 @@ class TimelinePointSerializer(serializers.Serializer):
     asymmetry_index = serializers.FloatField(allow_null=True)
     affected_side = serializers.CharField(allow_null=True, allow_blank=True)
     model_version = serializers.CharField(allow_null=True)
-
-
-class ErrorSerializer(serializers.Serializer):
-    """DRF's error body: {"detail": "..."}."""
-
-    detail = serializers.CharField()
-
-
-_ERRORS = {
-    400: OpenApiResponse(OpenApiTypes.OBJECT, description="Invalid input: {field: [messages]}, or {detail} "
-                         "when the body cannot be parsed."),
-    401: OpenApiResponse(ErrorSerializer, description="No credentials, or an unknown token."),
-    403: OpenApiResponse(ErrorSerializer, description="Signed in, but this role may not do this."),
-    404: OpenApiResponse(ErrorSerializer, description="Not found, or not visible to this user (the two answers "
-                         "are the same on purpose)."),
-    409: OpenApiResponse(ErrorSerializer, description="The object is not in a state that allows this step."),
-    429: OpenApiResponse(ErrorSerializer, description="Too many requests: retry after the Retry-After seconds."),
-    503: OpenApiResponse(ErrorSerializer, description="The service (or this part of it) is not available."),
-}
-# A path id that is not a number matches no URL, so Django's own 404 page answers it, as HTML.
-_NOT_FOUND_BY_ID = OpenApiResponse(ErrorSerializer, description=_ERRORS[404].description + " An id that is not "
-                                   "a number matches no URL: Django's HTML 404 page answers it.")
-_NOT_FOUND_PAGE = OpenApiResponse(OpenApiTypes.STR, description=_NOT_FOUND_BY_ID.description)
-
-
-def error_responses(*codes: int, id_in_path: bool = False) -> dict:
-    """The documented error answers, for extend_schema(responses={200: ..., **error_responses(401, 404)})."""
-    responses = {}
-    for code in codes:
-        if code == 404 and id_in_path:
-            responses[(404, "application/json")] = _NOT_FOUND_BY_ID
-            responses[(404, "text/html")] = _NOT_FOUND_PAGE
-        else:
-            responses[code] = _ERRORS[code]
-    return responses
