@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 
+from celery import shared_task
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
@@ -111,9 +112,16 @@ def _push(subscription: PushSubscription, payload: dict) -> int:
     return 1
 
 
+# The task lives beside the work it does, so services can queue it without importing alerts/tasks.py
+# (whose escalation sweep calls back into services). alerts/tasks.py imports it, so the worker
+# registers it under its first name.
+@shared_task(name="alerts.tasks.notify_alert", ignore_result=True)
+def notify_alert_task(alert_id: int, level: int) -> dict:
+    return notify_alert(alert_id, level)
+
+
 def notify_on_commit(alert_id: int, level: int) -> None:
     """Queue the calls of this tier for the worker, once the alert's change is committed."""
-    from alerts.tasks import notify_alert_task
 
     def send() -> None:
         try:

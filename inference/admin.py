@@ -6,7 +6,8 @@ from django.contrib import admin, messages
 
 from inference.engine.classifier import CheckpointError, file_sha256, read_checkpoint
 from inference.models import PHOTO_SENSITIVITY_WARNING, ModelVersion
-from inference.services import ModelRefused, activation_problems, held_out_auc, model_activate
+from inference.selectors import activation_problems, held_out_auc
+from inference.services import ModelRefused, model_activate
 
 
 class ModelVersionForm(forms.ModelForm):

@@ -16,7 +16,7 @@ from inference.engine.decide import ASYMMETRY_ONLY_RULE, DecisionRule
 from inference.engine.face import FaceMeshDetector
 from inference.engine.pipeline import Pipeline
 from inference.models import ModelVersion
-from inference.services import activation_problems, held_out_auc
+from inference.selectors import activation_problems, held_out_auc
 
 logger = logging.getLogger(__name__)
 

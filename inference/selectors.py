@@ -1,6 +1,13 @@
-"""Reads of the model registry for the web process (the worker's side is inference/runtime.py)."""
+"""Reads of the model registry: may a version decide, and how the active one is doing.
+
+The worker's side (loading the active version) is inference/runtime.py; registering and activating
+are inference/services.py.
+"""
 
 from __future__ import annotations
+
+import numpy as np
+from django.conf import settings
 
 from inference.models import ModelVersion
 
@@ -22,3 +29,42 @@ def classifier_health() -> str:
         return f"degraded: {problem}"
     name = ModelVersion.objects.filter(is_active=True).values_list("name", flat=True).first()
     return f"ok ({name})" if name else "ok (none active: the asymmetry rule decides)"
+
+
+def held_out_auc(version: ModelVersion) -> tuple[float, str] | None:
+    """The classifier's held-out ROC AUC and where it comes from: an --evaluate-on run if there is one,
+    else train_classifier's test split; None when the version was never evaluated."""
+    metrics = version.metrics or {}
+    evaluation = metrics.get("evaluation") or {}
+    candidates = [((evaluation.get("classifier") or {}).get("roc_auc"), f"evaluation on {evaluation.get('source')}"),
+                  ((metrics.get("classifier") or {}).get("roc_auc"), "train_classifier's test split")]
+    for figure, source in candidates:
+        if isinstance(figure, (int, float)) and np.isfinite(figure):
+            return float(figure), source
+    return None
+
+
+def activation_problems(version: ModelVersion) -> list[str]:
+    """Why this version may not decide ([] when it may)."""
+    problems = []
+    auc = held_out_auc(version)
+    if auc is None:
+        problems.append("it has no held-out evaluation (train it with train_classifier, or register it with "
+                        "--evaluate-on a folder of labelled photos it never trained on)")
+    elif auc[0] < settings.MODEL_ACTIVATION_AUC_FLOOR:
+        problems.append(f"its held-out ROC AUC is {auc[0]:.3f} ({auc[1]}), below the floor of "
+                        f"{settings.MODEL_ACTIVATION_AUC_FLOOR:.2f}")
+    thresholds = version.thresholds or {}
+    try:
+        negative, positive = float(thresholds["fused_negative_below"]), float(thresholds["fused_positive_at"])
+        weight = float(thresholds["classifier_weight"])
+    except (KeyError, TypeError, ValueError):
+        problems.append("its thresholds are incomplete (fused_negative_below, fused_positive_at and "
+                        "classifier_weight are needed)")
+    else:
+        if not 0 < negative < positive < 1:
+            problems.append(f"its thresholds leave no inconclusive band (negative below {negative}, positive from "
+                            f"{positive}): borderline faces would not reach a clinician for review")
+        if not 0 < weight <= 1:
+            problems.append(f"its classifier weight {weight} is outside (0, 1]")
+    return problems

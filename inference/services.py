@@ -9,8 +9,8 @@ A version may be activated only when
   `register_model --evaluate-on DIR` over labelled photos it never trained on;
 - the classifier's held-out ROC AUC reaches the floor (settings.MODEL_ACTIVATION_AUC_FLOOR, 0.80);
 - its thresholds make a fused rule with an inconclusive band (negative below < positive from).
-The worker checks the same conditions before it lets a version decide (inference/runtime.py): a
-version activated behind the service's back screens nothing.
+The conditions are inference.selectors.activation_problems; the worker checks them too before it lets a
+version decide (inference/runtime.py): a version activated behind the service's back screens nothing.
 """
 
 from __future__ import annotations
@@ -25,51 +25,13 @@ from django.db import transaction
 
 from inference.engine.classifier import CheckpointError, file_sha256, read_checkpoint
 from inference.models import ModelVersion
+from inference.selectors import activation_problems
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 
 
 class ModelRefused(Exception):
     """The file, the evaluation or the thresholds do not allow what was asked; the message says why."""
-
-
-def held_out_auc(version: ModelVersion) -> tuple[float, str] | None:
-    """The classifier's held-out ROC AUC and where it comes from: an --evaluate-on run if there is one,
-    else train_classifier's test split; None when the version was never evaluated."""
-    metrics = version.metrics or {}
-    evaluation = metrics.get("evaluation") or {}
-    candidates = [((evaluation.get("classifier") or {}).get("roc_auc"), f"evaluation on {evaluation.get('source')}"),
-                  ((metrics.get("classifier") or {}).get("roc_auc"), "train_classifier's test split")]
-    for figure, source in candidates:
-        if isinstance(figure, (int, float)) and np.isfinite(figure):
-            return float(figure), source
-    return None
-
-
-def activation_problems(version: ModelVersion) -> list[str]:
-    """Why this version may not decide ([] when it may)."""
-    problems = []
-    auc = held_out_auc(version)
-    if auc is None:
-        problems.append("it has no held-out evaluation (train it with train_classifier, or register it with "
-                        "--evaluate-on a folder of labelled photos it never trained on)")
-    elif auc[0] < settings.MODEL_ACTIVATION_AUC_FLOOR:
-        problems.append(f"its held-out ROC AUC is {auc[0]:.3f} ({auc[1]}), below the floor of "
-                        f"{settings.MODEL_ACTIVATION_AUC_FLOOR:.2f}")
-    thresholds = version.thresholds or {}
-    try:
-        negative, positive = float(thresholds["fused_negative_below"]), float(thresholds["fused_positive_at"])
-        weight = float(thresholds["classifier_weight"])
-    except (KeyError, TypeError, ValueError):
-        problems.append("its thresholds are incomplete (fused_negative_below, fused_positive_at and "
-                        "classifier_weight are needed)")
-    else:
-        if not 0 < negative < positive < 1:
-            problems.append(f"its thresholds leave no inconclusive band (negative below {negative}, positive from "
-                            f"{positive}): borderline faces would not reach a clinician for review")
-        if not 0 < weight <= 1:
-            problems.append(f"its classifier weight {weight} is outside (0, 1]")
-    return problems
 
 
 def model_register(*, checkpoint: Path, name: str, thresholds: dict | None = None, metrics: dict | None = None,

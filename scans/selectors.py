@@ -1,8 +1,12 @@
-"""Reads of scans, always scoped to the patients the user may see."""
+"""Reads of scans. Every read for a user is scoped to the patients that user may see."""
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from portal.selectors import patient_list_for_user
 from scans.models import Scan
@@ -45,3 +49,15 @@ def patient_timeline(*, user, patient_id: int, limit: int = 200) -> list[dict]:
             point.update(dict.fromkeys(RESULT_FIELDS), decision={})
         points.append(point)
     return points
+
+
+def scan_stalled_ids(*, limit: int = 500) -> list[int]:
+    """Scans that never reached a worker (still queued past the stall limit: the broker was down) or
+    whose worker died mid-analysis (processing past it)."""
+    stale = timezone.now() - timedelta(seconds=settings.SCAN_STALL_SECONDS)
+    return list(
+        Scan.objects.filter(
+            Q(status=Scan.Status.QUEUED, uploaded_at__lt=stale)
+            | Q(status=Scan.Status.PROCESSING, started_at__lt=stale)
+        ).values_list("id", flat=True)[:limit]
+    )

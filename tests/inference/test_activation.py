@@ -19,7 +19,8 @@ from PIL import Image
 from inference import runtime
 from inference.engine.classifier import CLASSES, build_resnet50
 from inference.models import ModelVersion
-from inference.services import ModelRefused, activation_problems, model_activate, model_register
+from inference.selectors import activation_problems
+from inference.services import ModelRefused, model_activate, model_register
 from tests.faces import astronaut, drooped_astronaut, jpeg_bytes, symmetric_astronaut
 
 pytestmark = pytest.mark.django_db

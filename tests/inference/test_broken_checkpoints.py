@@ -16,7 +16,7 @@ from inference import runtime
 from inference.engine.classifier import CLASSES, build_resnet50, file_sha256
 from inference.models import ModelVersion
 from scans.models import Scan
-from scans.services import scan_analyze
+from scans.analysis import scan_analyze
 from tests import factories
 from tests.faces import drooped_astronaut, jpeg_bytes
 

@@ -7,7 +7,7 @@ import pytest
 from django.core.files.base import ContentFile
 from django.core.management import CommandError, call_command
 
-from scans.services import scan_analyze
+from scans.analysis import scan_analyze
 from tests import factories
 from tests.faces import drooped_astronaut, jpeg_bytes
 

@@ -19,7 +19,7 @@ from inference.engine.face import FaceMeshDetector
 from inference.engine.imaging import decode_upload
 from inference.models import ModelVersion
 from inference.services import model_activate
-from scans.services import scan_analyze
+from scans.analysis import scan_analyze
 from tests import factories
 from tests.faces import astronaut, astronaut_landmarks, drooped_astronaut, jpeg_bytes
 

@@ -5,7 +5,8 @@ from django.core.files.base import ContentFile
 
 from alerts.models import Alert, AlertEvent
 from scans.models import Scan
-from scans.services import scan_analyze, scan_claim, scan_requeue_stalled
+from scans.analysis import scan_analyze, scan_claim
+from scans.tasks import requeue_stalled_scans
 from tests import factories
 from tests.faces import drooped_astronaut, jpeg_bytes
 
@@ -66,10 +67,10 @@ def test_a_stored_file_that_is_not_an_image_ends_rejected_not_crashed(people, in
 def test_the_sweeper_reenqueues_scans_stuck_in_queued(people, settings, eager_celery, in_memory_channels):
     scan = scan_with_photo(people.patient, drooped_astronaut())
     settings.SCAN_STALL_SECONDS = 0
-    assert scan_requeue_stalled() == 1
+    assert requeue_stalled_scans() == 1
     scan.refresh_from_db()
     assert scan.status == Scan.Status.DONE
-    assert scan_requeue_stalled() == 0
+    assert requeue_stalled_scans() == 0
 
 
 def test_a_stroke_pattern_face_is_stored_with_its_pattern_and_raises_an_urgent_alert(people, in_memory_channels):

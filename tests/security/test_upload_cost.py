@@ -11,7 +11,7 @@ from PIL import ImageFile
 from inference.engine import imaging
 from portal.throttling import UploadCost
 from scans.models import Scan
-from scans.services import scan_analyze
+from scans.analysis import scan_analyze
 from tests import factories
 from tests.faces import astronaut, jpeg_bytes, jpeg_with_empty_scans
 

@@ -1,0 +1,152 @@
+"""Writes to scans in the worker: claim a scan, decode its photo, analyse it, record the result.
+
+Called by the task (scans/tasks.py); a finished positive or inconclusive result raises its alert
+(alerts.services.alert_raise) in the same transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from alerts.events import publish_scan_updated
+from alerts.services import alert_raise
+from inference.engine.imaging import ImageRejected, decode_upload
+from scans.models import Scan, ScanResult
+
+logger = logging.getLogger(__name__)
+
+FAILED_REASON = "The analysis failed because of a fault on our side; the team has been told. Please upload again later."
+GAVE_UP_REASON = ("The analysis was tried {attempts} times and stopped each time before the end; the team has been "
+                  "told. Please send the photo again, as the camera saved it.")
+
+
+def scan_clean_photo(*, scan: Scan) -> bytes:
+    """The worker's full decode of the upload (under the task's time limit): the clean JPEG replaces
+    the file as sent, which is deleted. Returns the clean bytes. Raises ImageRejected."""
+    if scan.image:
+        with scan.image.open("rb") as handle:
+            return handle.read()
+    with scan.upload.open("rb") as handle:
+        raw = handle.read()
+    try:
+        clean = decode_upload(raw, max_bytes=settings.SCAN_MAX_UPLOAD_BYTES, max_pixels=settings.SCAN_MAX_PIXELS)
+    except ImageRejected:
+        scan.upload.delete(save=False)
+        Scan.objects.filter(id=scan.id).update(upload="")
+        raise
+    scan.image.save("photo.jpg", ContentFile(clean.data), save=False)
+    sent = scan.upload.name
+    scan.upload = ""
+    scan.image_sha256, scan.image_width, scan.image_height = clean.sha256, clean.width, clean.height
+    scan.save(update_fields=["image", "upload", "image_sha256", "image_width", "image_height"])
+    scan.upload.storage.delete(sent)
+    return clean.data
+
+
+def scan_claim(*, scan_id: int) -> bool:
+    """Claim a scan for analysis; False when another worker holds it or it is finished.
+
+    A scan stuck in `processing` past the stall limit (its worker died) may be claimed again.
+    """
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.SCAN_STALL_SECONDS)
+    claimable = Q(status=Scan.Status.QUEUED) | Q(status=Scan.Status.PROCESSING, started_at__lt=stale)
+    with transaction.atomic():
+        claimed = Scan.objects.filter(claimable, id=scan_id).update(
+            status=Scan.Status.PROCESSING, started_at=now, status_reason="", attempts=F("attempts") + 1
+        )
+        if claimed == 1:
+            uploader_id = Scan.objects.filter(id=scan_id).values_list("uploaded_by_id", flat=True).first()
+            publish_scan_updated(scan_id=scan_id, uploader_id=uploader_id)
+    return claimed == 1
+
+
+def scan_analyze(*, scan_id: int) -> None:
+    if not scan_claim(scan_id=scan_id):
+        logger.info("scan %s is not claimable (finished or held by another worker)", scan_id)
+        return
+    scan = Scan.objects.get(id=scan_id)
+    from inference.runtime import current_pipeline, loaded_version_of
+
+    if scan.attempts > settings.SCAN_MAX_ATTEMPTS:
+        # Each earlier try ended without a word (the worker killed at the time limit, or crashed):
+        # the same photo would do it again, forever. Stop, and tell the uploader.
+        logger.error("scan %s: giving up after %d attempts", scan_id, scan.attempts - 1)
+        scan_finish(scan=scan, status=Scan.Status.FAILED, reason=GAVE_UP_REASON.format(attempts=scan.attempts - 1))
+        return
+
+    if settings.SCAN_ANALYSIS_DELAY_SECONDS:
+        time.sleep(settings.SCAN_ANALYSIS_DELAY_SECONDS)
+
+    try:
+        raw = scan_clean_photo(scan=scan)
+        pipeline, version = current_pipeline()
+        analysis = pipeline.analyze_bytes(raw)
+    except ImageRejected as exc:
+        scan_finish(scan=scan, status=Scan.Status.REJECTED, reason=str(exc))
+        return
+    except SoftTimeLimitExceeded:
+        scan_finish(scan=scan, status=Scan.Status.FAILED, reason=FAILED_REASON)
+        raise
+    except Exception:
+        logger.exception("analysis of scan %s failed", scan_id)
+        scan_finish(scan=scan, status=Scan.Status.FAILED, reason=FAILED_REASON)
+        return
+    if analysis.status == "rejected":
+        scan_finish(scan=scan, status=Scan.Status.REJECTED, reason=analysis.reason)
+        return
+    scan_record_result(scan=scan, analysis=analysis, model_version=loaded_version_of(pipeline, version))
+
+
+def scan_finish(*, scan: Scan, status: str, reason: str) -> None:
+    with transaction.atomic():
+        Scan.objects.filter(id=scan.id, status=Scan.Status.PROCESSING).update(
+            status=status, status_reason=reason[:300], finished_at=timezone.now()
+        )
+        publish_scan_updated(scan_id=scan.id, uploader_id=scan.uploaded_by_id)
+
+
+def scan_record_result(*, scan: Scan, analysis, model_version) -> ScanResult:
+    """Store the result and mark the scan done; a positive or inconclusive result raises its alert in
+    the same transaction, so an alert never exists without its result nor such a result without one."""
+    with transaction.atomic():
+        locked = Scan.objects.select_for_update().get(id=scan.id)
+        if locked.status != Scan.Status.PROCESSING or hasattr(locked, "result"):
+            logger.warning("scan %s changed state during analysis; result discarded", scan.id)
+            return getattr(locked, "result", None)
+        result = ScanResult(
+            scan=locked,
+            label=analysis.label,
+            score=analysis.score,
+            severity=analysis.severity,
+            affected_side=analysis.affected_side,
+            pattern=analysis.pattern,
+            measurements=analysis.measurements,
+            quality=analysis.quality,
+            classifier=analysis.classifier,
+            decision=analysis.decision,
+            model_version=model_version,
+            engine_version=analysis.engine_version,
+        )
+        if analysis.overlay_jpeg:
+            result.overlay.save("overlay.jpg", ContentFile(analysis.overlay_jpeg), save=False)
+        if analysis.heatmap_jpeg:
+            result.heatmap.save("heatmap.jpg", ContentFile(analysis.heatmap_jpeg), save=False)
+        result.save()
+        locked.status = Scan.Status.DONE
+        locked.finished_at = timezone.now()
+        locked.save(update_fields=["status", "finished_at"])
+        # Registered first, so the uploader sees the result before the alert it raised.
+        publish_scan_updated(scan_id=locked.id, uploader_id=locked.uploaded_by_id)
+        if result.needs_clinician:
+            alert_raise(scan=locked, result=result)
+    return result
