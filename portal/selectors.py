@@ -34,8 +34,8 @@ def patient_list_for_user(*, user: User) -> QuerySet[Patient]:
     return patients.filter(id__in=Patient.objects.filter(condition).values("id"))
 
 
-def patient_is_visible(*, user: User, patient_id: int) -> bool:
-    return patient_list_for_user(user=user).filter(id=patient_id).exists()
+def patient_get_visible(*, user: User, patient_id: int) -> Patient | None:
+    return patient_list_for_user(user=user).filter(id=patient_id).first()
 
 
 def physician_list() -> QuerySet[Physician]:

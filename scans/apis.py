@@ -18,10 +18,10 @@ from inference.engine.imaging import ImageRejected
 from portal.api_common import IdFilter, error_responses
 from portal.models import Physician
 from portal.selectors import patient_list_for_user
-from portal.throttling import UploadLimitReached, admit_upload
 from scans.models import Scan
 from scans.selectors import patient_timeline, scan_get_visible, scan_list_for_user
 from scans.serializers import ScanCreateSerializer, ScanSerializer, TimelinePointSerializer
+from scans.throttling import UploadLimitReached, admit_upload
 from scans.services import read_upload, scan_create, upload_inspect
 
 
@@ -62,10 +62,6 @@ class ScanListApi(generics.ListAPIView):
         form = ScanCreateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
-        patient = patient_list_for_user(user=request.user).filter(id=data["patient"]).first()
-        if patient is None:
-            # The same answer whether the patient does not exist or is someone else's.
-            raise ValidationError({"patient": ["Unknown patient."]})
         physician = None
         if data.get("referring_physician") is not None:
             physician = Physician.objects.filter(id=data["referring_physician"]).first()
@@ -74,13 +70,14 @@ class ScanListApi(generics.ListAPIView):
         raw = read_upload(data["image"], max_bytes=settings.SCAN_MAX_UPLOAD_BYTES)
         try:
             header = admit_upload(request, raw, upload_inspect)
-            scan = scan_create(user=request.user, patient=patient, image_bytes=raw, header=header,
+            scan = scan_create(user=request.user, patient_id=data["patient"], image_bytes=raw, header=header,
                                referring_physician=physician, note=data.get("note", ""))
         except UploadLimitReached as exc:
             raise Throttled(wait=exc.wait, detail=str(exc)) from None
         except ImageRejected as exc:
             raise ValidationError({"image": [str(exc)]}) from None
         except DjangoPermissionDenied:
+            # The same answer whether the patient does not exist or is someone else's.
             raise ValidationError({"patient": ["Unknown patient."]}) from None
         scan = scan_get_visible(user=request.user, scan_id=scan.id)
         body = ScanSerializer(scan, context={"request": request}).data

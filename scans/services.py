@@ -12,8 +12,8 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 
 from inference.engine.imaging import UploadHeader, inspect_upload
-from portal.models import Patient, Physician
-from portal.selectors import patient_is_visible
+from portal.models import Physician
+from portal.selectors import patient_get_visible
 from scans.models import Scan
 from scans.tasks import analyze_scan
 
@@ -34,7 +34,7 @@ def upload_inspect(image_bytes: bytes) -> UploadHeader:
 def scan_create(
     *,
     user,
-    patient: Patient,
+    patient_id: int,
     image_bytes: bytes,
     header: UploadHeader | None = None,
     referring_physician: Physician | None = None,
@@ -43,10 +43,12 @@ def scan_create(
     """Check the upload's headers, keep the file, save the scan as queued, and enqueue its analysis
     on commit (the worker decodes the photo: scans.analysis.scan_analyze).
 
-    Raises PermissionDenied (patient not visible to the user) or ImageRejected (bad image). Nothing
-    is written unless everything succeeds.
+    The one check that the uploader may see the patient, for the API and the form alike. Raises
+    PermissionDenied (no such patient, or not visible to the user) or ImageRejected (bad image).
+    Nothing is written unless everything succeeds.
     """
-    if not patient_is_visible(user=user, patient_id=patient.id):
+    patient = patient_get_visible(user=user, patient_id=patient_id)
+    if patient is None:
         raise PermissionDenied("You may not upload scans for this patient.")
     header = header or upload_inspect(image_bytes)
     scan = Scan(

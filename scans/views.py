@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponseBadRequest
@@ -11,13 +12,13 @@ from django.shortcuts import redirect, render
 from alerts.selectors import alert_list_for_user
 from inference.engine.imaging import ImageRejected
 from portal.ids import parse_id
-from portal.selectors import patient_list_for_user
-from portal.throttling import UploadLimitReached, admit_upload
+from portal.selectors import patient_get_visible, patient_list_for_user
 from scans.charts import asymmetry_trend_svg
 from scans.forms import NewScanForm
 from scans.models import Scan, ScanResult
 from scans.selectors import patient_timeline, scan_get_visible, scan_list_for_user
 from scans.serializers import DISCLAIMER
+from scans.throttling import UploadLimitReached, admit_upload
 from scans.services import read_upload, scan_create, upload_inspect
 
 
@@ -31,7 +32,7 @@ def new_scan(request):
             header = admit_upload(request, raw, upload_inspect)
             scan = scan_create(
                 user=request.user,
-                patient=form.cleaned_data["patient"],
+                patient_id=form.cleaned_data["patient"].id,
                 image_bytes=raw,
                 header=header,
                 referring_physician=form.cleaned_data["referring_physician"],
@@ -42,6 +43,9 @@ def new_scan(request):
             return render(request, "scans/new.html", {"form": form}, status=429)
         except ImageRejected as exc:
             form.add_error("image", str(exc))
+        except PermissionDenied:
+            # The patient left the user's care between the form's choices and the upload.
+            form.add_error("patient", "Unknown patient.")
         else:
             return redirect(scan)
     status = 400 if request.method == "POST" else 200
@@ -84,7 +88,7 @@ def detail(request, pk: int):
 
 @login_required
 def patient(request, pk: int):
-    person = patient_list_for_user(user=request.user).filter(id=pk).first()
+    person = patient_get_visible(user=request.user, patient_id=pk)
     if person is None:
         raise Http404("No such patient.")
     timeline = patient_timeline(user=request.user, patient_id=pk)

@@ -1,16 +1,25 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from django.core.exceptions import PermissionDenied
 from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 
 from alerts.models import Alert, AlertEvent
 from scans.models import Scan
 from scans.analysis import scan_analyze, scan_claim
+from scans.services import scan_create
 from scans.tasks import requeue_stalled_scans
 from tests import factories
 from tests.faces import drooped_astronaut, jpeg_bytes
 
 pytestmark = pytest.mark.django_db
+
+
+def stored_files() -> set[Path]:
+    return {path for path in Path(default_storage.location).rglob("*") if path.is_file()}
 
 
 def scan_with_photo(patient, rgb, uploader=None):
@@ -103,3 +112,27 @@ def test_the_worker_registers_the_analysis_under_its_first_name():
     app.loader.import_default_modules()
     assert app.tasks["inference.analyze_scan"].__module__ == "scans.tasks"
     assert "alerts.tasks.notify_alert" in app.tasks and "scans.tasks.requeue_stalled_scans" in app.tasks
+
+
+@pytest.mark.parametrize("uploader", ["dave", "bob"])
+def test_scan_create_refuses_an_uploader_who_may_not_see_the_patient(people, uploader):
+    """The one visibility check on upload: the service itself, whatever called it (API, form, a script)."""
+    before = stored_files()
+    with pytest.raises(PermissionDenied):
+        scan_create(user=getattr(people, uploader), patient_id=people.patient.id,
+                    image_bytes=jpeg_bytes(drooped_astronaut()))
+    assert not Scan.objects.exists()
+    assert stored_files() == before
+
+
+def test_scan_create_refuses_a_patient_that_does_not_exist(people):
+    with pytest.raises(PermissionDenied):
+        scan_create(user=people.triage, patient_id=10**9, image_bytes=jpeg_bytes(drooped_astronaut()))
+    assert not Scan.objects.exists()
+
+
+def test_scan_create_keeps_the_upload_of_a_visible_patient_queued(people):
+    before = stored_files()
+    scan = scan_create(user=people.carol, patient_id=people.patient.id, image_bytes=jpeg_bytes(drooped_astronaut()))
+    assert scan.status == Scan.Status.QUEUED and scan.patient_id == people.patient.id
+    assert stored_files() - before == {Path(default_storage.path(scan.upload.name))}

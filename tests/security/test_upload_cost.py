@@ -9,7 +9,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import ImageFile
 
 from inference.engine import imaging
-from portal.throttling import UploadCost
+from scans.throttling import UploadCost
 from scans.models import Scan
 from scans.analysis import scan_analyze
 from tests import factories
