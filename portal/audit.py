@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+from django.apps import apps
 from django.db import DatabaseError
 from django.urls import Resolver404, resolve
 
@@ -35,6 +36,9 @@ PATIENT_ROUTES: dict[str, tuple[str, str | None]] = {
     "scans:patient": ("patient", "pk"),
     "alerts:feed": ("alert", None),
 }
+# object type -> the model (by label: the audit is the base the apps build on, and imports none of
+# them) whose rows carry a patient_id.
+PATIENT_OBJECTS = {"scan": "scans.Scan", "alert": "alerts.Alert"}
 ADMIN_MODELS = {"portal/patient", "portal/caregiver", "scans/scan", "alerts/alert", "portal/auditevent"}
 
 
@@ -56,13 +60,13 @@ def _patient_id(object_type: str, object_id: str | None) -> int | None:
     # Ids come from the URL: anything that cannot be a row id touches no patient.
     if parse_id(object_id or "") is None:
         return None
-    from alerts.models import Alert
-    from scans.models import Scan
-
     if object_type == "patient":
         return int(object_id)
-    model = {"scan": Scan, "alert": Alert}.get(object_type)
-    return model.objects.filter(id=int(object_id)).values_list("patient_id", flat=True).first() if model else None
+    label = PATIENT_OBJECTS.get(object_type)
+    if label is None:
+        return None
+    model = apps.get_model(label)
+    return model.objects.filter(id=int(object_id)).values_list("patient_id", flat=True).first()
 
 
 def classify(path: str, method: str) -> dict | None:
