@@ -21,6 +21,9 @@ class Alert(models.Model):
         ACKNOWLEDGED = "acknowledged", "Acknowledged"
         RESOLVED = "resolved", "Resolved"
 
+    # Still someone's to act on: not yet claimed, or claimed and not yet resolved.
+    ACTIVE_STATUSES = (Status.OPEN, Status.ACKNOWLEDGED)
+
     class Outcome(models.TextChoices):
         CONFIRMED = "confirmed", "Confirmed"
         FALSE_ALARM = "false_alarm", "False alarm"
@@ -62,7 +65,7 @@ class Alert(models.Model):
     @property
     def advice(self) -> str:
         """What the alert asks of its reader while it is active (the stroke pattern: act now)."""
-        return PATTERN_ADVICE.get(self.pattern, "") if self.status != self.Status.RESOLVED else ""
+        return PATTERN_ADVICE.get(self.pattern, "") if self.status in self.ACTIVE_STATUSES else ""
 
     @property
     def escalation_tier(self) -> str:

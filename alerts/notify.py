@@ -21,6 +21,7 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
+from portal.clinical import DISCLAIMER
 from alerts.models import ESCALATION_TIERS, Alert, AlertEvent, PushSubscription
 from portal.models import CareTeamMembership
 
@@ -55,7 +56,7 @@ def message(alert: Alert, level: int) -> tuple[str, str, str]:
     url = f"{settings.PORTAL_BASE_URL.rstrip('/')}/alerts/#alert-{alert.id}"
     escalated = f" Not claimed in time: escalated to the {ESCALATION_TIERS[level]}." if level else ""
     body = (f"Alert #{alert.id}, severity {alert.severity}.{escalated} Sign in to see the patient and claim it. "
-            "A screening aid, not a diagnosis.")
+            f"{DISCLAIMER}")
     return f"{what} #{alert.id}", body, url
 
 

@@ -8,8 +8,8 @@ from rest_framework import serializers
 
 from alerts.models import Alert
 from portal.api_common import absolute_url
+from portal.clinical import DISCLAIMER
 from portal.serializers import PatientSummarySerializer
-from scans.serializers import DISCLAIMER
 
 
 class AlertSerializer(serializers.ModelSerializer):

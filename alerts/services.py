@@ -13,10 +13,9 @@ from alerts.events import publish_alert
 from alerts.models import ESCALATION_TIERS, Alert, AlertEvent
 from alerts.notify import notify_on_commit
 from alerts.selectors import alert_get_visible
+from inference.engine.decide import severity_rank
 from portal.selectors import user_role
 
-SEVERITY_ORDER = ("none", "mild", "moderate", "severe")
-ACTIVE = (Alert.Status.OPEN, Alert.Status.ACKNOWLEDGED)
 
 
 class AlertNotFound(Exception):
@@ -59,7 +58,7 @@ def alert_raise(*, scan, result, now: datetime | None = None) -> Alert:
     with transaction.atomic():
         episode_start = now - timedelta(hours=settings.ALERT_EPISODE_HOURS)
         current = (Alert.objects.select_for_update()
-                   .filter(patient_id=scan.patient_id, status__in=ACTIVE, created_at__gte=episode_start)
+                   .filter(patient_id=scan.patient_id, status__in=Alert.ACTIVE_STATUSES, created_at__gte=episode_start)
                    .order_by("-id").first())
         if current is not None:
             return _join_episode(current, scan=scan, result=result, now=now)
@@ -84,7 +83,7 @@ def _join_episode(alert: Alert, *, scan, result, now: datetime) -> Alert:
     A positive joining the alert is announced again (alert.repeated: the dashboards sound and notify),
     so a claimed alert does not hide a new photo. One that makes a claimed alert worse re-opens it,
     with the deadline of its new severity, from the care team up again."""
-    worse_severity = SEVERITY_ORDER.index(result.severity) > SEVERITY_ORDER.index(alert.severity)
+    worse_severity = severity_rank(result.severity) > severity_rank(alert.severity)
     severity = result.severity if worse_severity else alert.severity
     becomes_urgent = result.is_stroke_pattern and not alert.urgent
     worse = worse_severity or becomes_urgent or (result.is_positive and alert.kind == Alert.Kind.REVIEW)
@@ -138,7 +137,7 @@ def alert_resolve(*, alert_id: int, user, outcome: str, note: str = "", source: 
     alert = _actionable_or_raise(user=user, alert_id=alert_id)
     now = timezone.now()
     with transaction.atomic():
-        updated = Alert.objects.filter(id=alert.id, status__in=ACTIVE).update(
+        updated = Alert.objects.filter(id=alert.id, status__in=Alert.ACTIVE_STATUSES).update(
             status=Alert.Status.RESOLVED, resolved_by=user, resolved_at=now, outcome=outcome, next_escalation_at=None
         )
         if updated != 1:
@@ -179,6 +178,6 @@ def _actionable_or_raise(*, user, alert_id: int) -> Alert:
     alert = alert_get_visible(user=user, alert_id=alert_id)
     if alert is None:
         raise AlertNotFound(f"Alert {alert_id} not found.")
-    if user_role(user) not in {"staff", "clinician"}:
+    if not user_role(user).is_clinical:
         raise AlertForbidden("Only the patient's clinicians can acknowledge or resolve an alert.")
     return alert

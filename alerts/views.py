@@ -10,7 +10,6 @@ from alerts.notify import push_configured
 from alerts.selectors import alert_feed_for_user
 from alerts.serializers import AlertSerializer
 from portal.selectors import user_role
-from scans.serializers import DISCLAIMER
 
 
 @login_required
@@ -20,9 +19,8 @@ def feed(request):
     return render(request, "alerts/feed.html", {
         "alerts_json": payload,
         "last_alert_id": max((alert.id for alert in alerts), default=0),
-        "can_act": user_role(request.user) in {"staff", "clinician"},
+        "can_act": user_role(request.user).is_clinical,
         "push_available": push_configured(),
-        "disclaimer": DISCLAIMER,
     })
 
 

@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 
 from portal.api_common import error_responses
 from portal.credentials import issue_token
-from portal.models import CareTeam, Patient
+from portal.models import CareTeam, Patient, UserRole
 from portal.selectors import patient_list_for_user, physician_list, user_role
 from portal.serializers import PatientSerializer, PhysicianSerializer
 from portal.throttling import FailOpenScopedRateThrottle
@@ -71,16 +71,16 @@ class PatientListApi(generics.ListCreateAPIView):
 
     def create(self, request, *args, **kwargs):
         role = user_role(request.user)
-        if role not in {"staff", "clinician"}:
+        if not role.is_clinical:
             raise PermissionDenied("Only clinicians and staff can register patients.")
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         care_team = serializer.validated_data.get("care_team")
-        if role == "clinician" and serializer.validated_data.get("caregivers"):
+        if role == UserRole.CLINICIAN and serializer.validated_data.get("caregivers"):
             # Attaching a caregiver lets that person see the patient's photos: the staff desk checks
             # who the caregiver is first.
             raise PermissionDenied("Only the staff desk can attach caregivers to a patient.")
-        if role == "clinician":
+        if role == UserRole.CLINICIAN:
             own_teams = CareTeam.objects.filter(memberships__physician__user=request.user)
             if care_team is None:
                 care_team = own_teams.first()

@@ -2,8 +2,25 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from django.conf import settings
 from django.db import models
+
+
+class UserRole(StrEnum):
+    """What a signed-in user is to the portal (portal.selectors.user_role decides which)."""
+
+    STAFF = "staff"  # the triage desk and admins: every patient
+    CLINICIAN = "clinician"  # a physician with an account: their care teams' patients
+    CAREGIVER = "caregiver"  # uploads photos of the patients they care for
+    OTHER = "other"  # an account with none of these roles: sees nothing
+    ANONYMOUS = "anonymous"
+
+    @property
+    def is_clinical(self) -> bool:
+        """Staff and clinicians act on alerts and register patients; caregivers do not."""
+        return self in (UserRole.STAFF, UserRole.CLINICIAN)
 
 
 class Physician(models.Model):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Q, QuerySet
 
-from portal.models import Patient, Physician
+from portal.models import Patient, Physician, UserRole
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -63,13 +63,13 @@ def user_ids_who_may_see_patient(*, patient_id: int) -> set[int]:
     return ids
 
 
-def user_role(user: User) -> str:
+def user_role(user: User) -> UserRole:
     if not user.is_authenticated:
-        return "anonymous"
+        return UserRole.ANONYMOUS
     if user.is_staff:
-        return "staff"
+        return UserRole.STAFF
     if hasattr(user, "physician"):
-        return "clinician"
+        return UserRole.CLINICIAN
     if hasattr(user, "caregiver"):
-        return "caregiver"
-    return "other"
+        return UserRole.CAREGIVER
+    return UserRole.OTHER

@@ -11,6 +11,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from csp.constants import NONE, SELF
 
+from portal.clinical import DISCLAIMER
 from portal.env import env_bool, env_int, env_list, env_networks, env_secret, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -91,6 +92,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "portal.clinical.disclaimer",
             ],
         },
     },
@@ -264,8 +266,7 @@ SPECTACULAR_SETTINGS = {
                                  "rest_framework.authentication.SessionAuthentication"],
     "TITLE": "Facial paralysis screening portal API",
     "DESCRIPTION": (
-        "REST API v1 for the mobile app and the dashboard. Results are a screening and notification "
-        "aid for prioritisation only, not a diagnosis."
+        "REST API v1 for the mobile app and the dashboard. " + DISCLAIMER
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
+from inference.engine import decide
 from inference.engine.decide import PATTERN_ADVICE, explain_result
 
 
@@ -69,11 +70,11 @@ class ScanResult(models.Model):
         NO_PARALYSIS = "no_paralysis", "No signs detected"
         INCONCLUSIVE = "inconclusive", "Inconclusive"
 
-    class Severity(models.TextChoices):
-        NONE = "none", "None"
-        MILD = "mild", "Mild"
-        MODERATE = "moderate", "Moderate"
-        SEVERE = "severe", "Severe"
+    class Severity(models.TextChoices):  # the engine's order (inference.engine.decide.SEVERITIES)
+        NONE = decide.NONE, "None"
+        MILD = decide.MILD, "Mild"
+        MODERATE = decide.MODERATE, "Moderate"
+        SEVERE = decide.SEVERE, "Severe"
 
     class Pattern(models.TextChoices):
         CENTRAL = "central", "Central (lower face, forehead spared): the stroke pattern"

@@ -7,14 +7,9 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from portal.api_common import absolute_url
+from portal.clinical import DISCLAIMER
 from portal.serializers import PatientSummarySerializer, PhysicianSerializer
 from scans.models import Scan, ScanResult
-
-DISCLAIMER = (
-    "Screening and notification aid for prioritisation only; not a diagnosis. "
-    "A clinician must review the patient."
-)
-
 
 class ScanResultSerializer(serializers.ModelSerializer):
     model_version = serializers.CharField(source="model_version_name")

@@ -9,6 +9,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 
+from alerts.models import Alert
 from alerts.selectors import alert_list_for_user
 from inference.engine.imaging import ImageRejected
 from portal.ids import parse_id
@@ -17,7 +18,6 @@ from scans.charts import asymmetry_trend_svg
 from scans.forms import NewScanForm
 from scans.models import Scan, ScanResult
 from scans.selectors import patient_timeline, scan_get_visible, scan_list_for_user
-from scans.serializers import DISCLAIMER
 from scans.throttling import UploadLimitReached, admit_upload
 from scans.services import read_upload, scan_create, upload_inspect
 
@@ -83,7 +83,7 @@ def detail(request, pk: int):
     if scan is None:
         raise Http404("No such scan.")
     result = getattr(scan, "result", None) if scan.status == Scan.Status.DONE else None
-    return render(request, "scans/detail.html", {"scan": scan, "result": result, "disclaimer": DISCLAIMER})
+    return render(request, "scans/detail.html", {"scan": scan, "result": result})
 
 
 @login_required
@@ -97,5 +97,5 @@ def patient(request, pk: int):
         "trend_svg": asymmetry_trend_svg(timeline),
         "timeline": timeline,
         "scans": scan_list_for_user(user=request.user).filter(patient_id=pk)[:50],
-        "open_alerts": alert_list_for_user(user=request.user).filter(patient_id=pk, status__in=["open", "acknowledged"]),
+        "open_alerts": alert_list_for_user(user=request.user).filter(patient_id=pk, status__in=Alert.ACTIVE_STATUSES),
     })

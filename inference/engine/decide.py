@@ -8,6 +8,14 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+# The severities, least first: the one order the portal compares them by (severity_rank).
+NONE, MILD, MODERATE, SEVERE = SEVERITIES = ("none", "mild", "moderate", "severe")
+
+
+def severity_rank(severity: str) -> int:
+    """0 for "none" up to 3 for "severe"; a ValueError for a name that is not a severity."""
+    return SEVERITIES.index(severity)
+
 PARALYSIS = "paralysis"
 NO_PARALYSIS = "no_paralysis"
 INCONCLUSIVE = "inconclusive"
@@ -125,11 +133,11 @@ def decide(*, asymmetry_index: float, severity: str, probability: float | None, 
             label = INCONCLUSIVE
     # A negative label with a raised band would read as a contradiction: the band describes the
     # measured asymmetry, which natural faces have a little of, so it is kept but capped at mild.
-    if label == NO_PARALYSIS and severity not in {"none", "mild"}:
-        severity = "mild"
+    if label == NO_PARALYSIS and severity_rank(severity) > severity_rank(MILD):
+        severity = MILD
     # A face sent to a clinician is never "none": the band follows the label.
-    if label != NO_PARALYSIS and severity == "none":
-        severity = "mild"
+    if label != NO_PARALYSIS and severity == NONE:
+        severity = MILD
     return Decision(label=label, score=round(score, 4), severity=severity,
                     rule={**rule.as_dict(), "used_classifier": probability is not None},
                     pattern=pattern_of(label=label, upper_face_involvement=upper_face_involvement, rule=rule))

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from inference.engine.decide import ASYMMETRY_ONLY_RULE
+from inference.engine.decide import ASYMMETRY_ONLY_RULE, MILD, MODERATE, NONE, SEVERE
 
 IRIS_DIAMETER_MM = 11.7
 # An adult's distance between eye centres is 54-74 mm; outside that, the iris estimate is off
@@ -93,8 +93,7 @@ LEAN_SIGNS = {
 # a face negative (its asymmetry_negative_below); 1.0 is the 90th percentile of healthy
 # faces making expressions (stroke-faces' press photos), 2.0 twice that. No data set here grades
 # severity, so the bands are descriptive, not validated.
-SEVERITY_BANDS = ((0.0, "none"), (ASYMMETRY_ONLY_RULE.asymmetry_negative_below, "mild"), (1.0, "moderate"),
-                  (2.0, "severe"))
+SEVERITY_BANDS = ((0.0, NONE), (ASYMMETRY_ONLY_RULE.asymmetry_negative_below, MILD), (1.0, MODERATE), (2.0, SEVERE))
 
 # Upper-face involvement (see upper_face_involvement): landmarks of the eyelids' middle thirds.
 UPPER_LID = {"right": (158, 159, 160), "left": (385, 386, 387)}

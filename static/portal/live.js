@@ -80,7 +80,7 @@
     // Only what this user may see anyway: the alert payload is already scoped to them.
     const advice = alert.urgent ? alert.advice + " " : alert.kind === "review" ? "Inconclusive result to review. " : "";
     new Notification((alert.urgent ? "STROKE PATTERN: " : "Facial paralysis alert: ") + alert.patient.full_name,
-      { body: prefix + advice + "Severity " + alert.severity + ". Screening aid only, not a diagnosis.",
+      { body: prefix + advice + "Severity " + alert.severity + ". " + alert.disclaimer,
         tag: "alert-" + alert.id, renotify: true });
   }
 

@@ -1,0 +1,14 @@
+"""What the portal says it is, in one wording wherever a result or an alert is shown: pages, the API,
+socket frames, pushes, e-mails and the API's own description."""
+
+from __future__ import annotations
+
+DISCLAIMER = (
+    "Screening and notification aid for prioritisation only; not a diagnosis. "
+    "A clinician must review the patient."
+)
+
+
+def disclaimer(request) -> dict:
+    """Template context processor: {{ disclaimer }} on every page."""
+    return {"disclaimer": DISCLAIMER}
