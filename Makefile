@@ -32,10 +32,10 @@ run: demo
 
 # The whole suite, integration tests included (real daphne, Celery worker, Redis, database).
 test: install-dev
-	$(PY) -m portal.embedded $(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m stack.embedded $(PY) -m pytest $(PYTEST_ARGS)
 
 bench: install-dev
-	$(PY) -m portal.embedded $(PY) bench/e2e_latency.py
+	$(PY) -m stack.embedded $(PY) bench/e2e_latency.py
 
 clean:
 	rm -rf var .pytest_cache

@@ -1,6 +1,6 @@
 """Upload-to-alert latency through the real stack, beside the bare pipeline time on the same images.
 
-    .venv/bin/python -m portal.embedded .venv/bin/python bench/e2e_latency.py [--images DIR] [--scans 30]
+    .venv/bin/python -m stack.embedded .venv/bin/python bench/e2e_latency.py [--images DIR] [--scans 30]
 
 Starts daphne and a Celery worker on a scratch SQLite database (never your own data), uploads each
 photo over REST as a caregiver while a clinician listens on /ws/alerts/, and times upload -> the
@@ -111,10 +111,10 @@ def main() -> None:
     parser.add_argument("--scans", type=int, default=30)
     args = parser.parse_args()
     if "REDIS_URL" not in os.environ:
-        sys.exit("REDIS_URL is not set: run through `python -m portal.embedded` (make bench does).")
+        sys.exit("REDIS_URL is not set: run through `python -m stack.embedded` (make bench does).")
 
-    from portal.embedded import free_port
-    from portal.stack import Stack, base_env
+    from stack.embedded import free_port
+    from stack.processes import Stack, base_env
 
     images = load_images(args.images, args.scans)
     var_dir = Path(tempfile.mkdtemp(prefix="portal-bench-"))

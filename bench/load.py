@@ -1,6 +1,6 @@
 """Load: concurrent uploads while many clinicians' sockets listen; counts in against counts out.
 
-    .venv/bin/python -m portal.embedded .venv/bin/python bench/load.py [--scans 200] [--clients 4] [--sockets 50]
+    .venv/bin/python -m stack.embedded .venv/bin/python bench/load.py [--scans 200] [--clients 4] [--sockets 50]
 
 Starts daphne, a Celery worker (concurrency 2) and beat on a scratch database (SQLite in a temporary
 folder, or --database-url for a scratch PostgreSQL database: it is migrated and filled with demo
@@ -156,10 +156,10 @@ def main() -> None:
     parser.add_argument("--database-url", default="", help="a scratch database (default: temporary SQLite)")
     args = parser.parse_args()
     if "REDIS_URL" not in os.environ:
-        sys.exit("REDIS_URL is not set: run through `python -m portal.embedded`.")
+        sys.exit("REDIS_URL is not set: run through `python -m stack.embedded`.")
 
-    from portal.embedded import free_port
-    from portal.stack import Stack, base_env
+    from stack.embedded import free_port
+    from stack.processes import Stack, base_env
 
     images = load_images(args.images, 60)
     var_dir = Path(tempfile.mkdtemp(prefix="portal-load-"))

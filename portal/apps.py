@@ -6,6 +6,14 @@ class PortalConfig(AppConfig):
     verbose_name = "People and care teams"
 
     def ready(self) -> None:
+        from django.conf import settings
+
+        # Created when the portal starts, not when its settings are imported: the default SQLite file
+        # and beat's schedule need the folder, and whitenoise warns about a missing static root
+        # (it serves from the finders until collectstatic fills it).
+        for folder in (settings.VAR_DIR, settings.STATIC_ROOT):
+            folder.mkdir(parents=True, exist_ok=True)
+
         from axes.signals import user_locked_out
         from django.contrib.auth import get_user_model
         from django.contrib.auth.signals import user_logged_in

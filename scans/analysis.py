@@ -7,7 +7,6 @@ Called by the task (scans/tasks.py); a finished positive or inconclusive result 
 from __future__ import annotations
 
 import logging
-import time
 from datetime import timedelta
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -83,9 +82,6 @@ def scan_analyze(*, scan_id: int) -> None:
         logger.error("scan %s: giving up after %d attempts", scan_id, scan.attempts - 1)
         scan_finish(scan=scan, status=Scan.Status.FAILED, reason=GAVE_UP_REASON.format(attempts=scan.attempts - 1))
         return
-
-    if settings.SCAN_ANALYSIS_DELAY_SECONDS:
-        time.sleep(settings.SCAN_ANALYSIS_DELAY_SECONDS)
 
     try:
         raw = scan_clean_photo(scan=scan)

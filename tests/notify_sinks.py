@@ -15,7 +15,7 @@ import http_ece
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from portal.embedded import free_port
+from stack.embedded import free_port
 
 
 def b64url(raw: bytes) -> str:

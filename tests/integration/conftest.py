@@ -12,8 +12,8 @@ from types import SimpleNamespace
 import pytest
 from django.conf import settings
 
-from portal.embedded import free_port
-from portal.stack import Stack, base_env
+from stack.embedded import free_port
+from stack.processes import Stack, base_env
 
 
 def database_url(settings_dict: dict) -> str:

@@ -20,8 +20,8 @@ import pytest
 import requests
 from django.conf import settings
 
-from portal.embedded import free_port
-from portal.stack import Stack, base_env
+from stack.embedded import free_port
+from stack.processes import Stack, base_env
 from tests.faces import astronaut, drooped_astronaut, jpeg_bytes
 
 pytestmark = pytest.mark.integration

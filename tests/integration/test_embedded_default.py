@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from portal.embedded import free_port
+from stack.embedded import free_port
 
 pytestmark = pytest.mark.integration
 

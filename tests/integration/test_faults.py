@@ -18,8 +18,8 @@ import requests
 from portal.credentials import issue_token
 
 from alerts.models import Alert
-from portal.embedded import free_port
-from portal.stack import Stack, base_env
+from stack.embedded import free_port
+from stack.processes import Stack, base_env
 from scans.models import Scan, ScanResult
 from tests.faces import drooped_astronaut, jpeg_bytes
 from tests.integration.conftest import database_url
@@ -75,9 +75,10 @@ def fault_stack(django_db_setup, media_root, tmp_path):
         # Fast recovery for the test: a stalled scan is re-enqueued after 6 s, the sweeper runs every
         # second, and a dead worker's message returns to the queue after 5 s.
         SCAN_STALL_SECONDS="6", SCAN_SWEEP_SECONDS="1", CELERY_VISIBILITY_TIMEOUT="5",
-        SCAN_ANALYSIS_DELAY_SECONDS="2",
+        SLOW_WORKER_DELAY_SECONDS="2",
     )
-    stack = Stack(env=env, port=free_port(), worker_concurrency=1, beat=True, log_dir=tmp_path / "logs")
+    stack = Stack(env=env, port=free_port(), worker_concurrency=1, beat=True, log_dir=tmp_path / "logs",
+                  worker_module="tests.integration.slow_worker")
     stack.start()
     try:
         stack.wait_ready(timeout=180)
@@ -115,6 +116,8 @@ def test_a_worker_killed_mid_analysis_still_gets_the_scan_analysed_exactly_once(
     scan_id = response.json()["id"]
 
     wait_for(lambda: scan_status(scan_id) == "processing", 60, "the worker to claim the scan")
+    wait_for(lambda: f"pausing 2 s before decoding scan {scan_id}" in (stack.log_dir / "worker.log").read_text(),
+             30, "the slow worker to start the analysis")
     stack.kill("worker")  # SIGKILL, pool children included: no chance to finish or clean up
     assert scan_status(scan_id) == "processing"
     stack.restart("worker")

@@ -12,8 +12,8 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from portal.embedded import redis_url_for_run
-from portal.stack import Stack, base_env
+from stack.embedded import redis_url_for_run
+from stack.processes import Stack, base_env
 
 
 class Command(BaseCommand):

