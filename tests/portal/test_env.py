@@ -1,3 +1,8 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
@@ -28,3 +33,15 @@ def test_secrets_can_come_from_a_file(monkeypatch, tmp_path):
     secret.write_text("s3cret\n")
     monkeypatch.setenv("SECRET_KEY_FILE", str(secret))
     assert env_secret("SECRET_KEY") == "s3cret"
+
+
+def test_importing_the_settings_creates_no_folder(tmp_path):
+    """A tool that only reads the settings (celery's loader, an IDE) writes nothing; the portal
+    creates its folders when it starts (portal/apps.py)."""
+    var = tmp_path / "var"
+    env = {**os.environ, "PORTAL_VAR_DIR": str(var), "DJANGO_SETTINGS_MODULE": "portal.settings"}
+    root = Path(__file__).resolve().parents[2]
+    subprocess.run([sys.executable, "-c", "import portal.settings"], env=env, cwd=root, check=True)
+    assert not var.exists()
+    subprocess.run([sys.executable, "-c", "import django; django.setup()"], env=env, cwd=root, check=True)
+    assert (var / "staticfiles").is_dir()
