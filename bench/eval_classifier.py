@@ -25,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from inference.engine import training  # noqa: E402
+from inference.engine.training import reporting  # noqa: E402
 from inference.engine.decide import ASYMMETRY_ONLY_RULE  # noqa: E402
 from inference.engine.evaluation import classification_report, group_bootstrap_auc, roc_auc  # noqa: E402
 
@@ -38,10 +38,10 @@ def evaluate(labels, asymmetry, groups, folds, probabilities) -> dict:
         if np.isnan(prob).all():
             continue
         test, val = folds == fold, folds == (fold + 1) % count
-        fitted = training.fit_thresholds(
+        fitted = reporting.fit_thresholds(
             labels[val], prob[val], asymmetry[val], asymmetry_positive_at=ASYMMETRY_ONLY_RULE.asymmetry_positive_at,
             asymmetry_negative_below=ASYMMETRY_ONLY_RULE.asymmetry_negative_below)
-        fused = training.fused_scores(prob[test], asymmetry[test], weight=fitted["classifier_weight"],
+        fused = reporting.fused_scores(prob[test], asymmetry[test], weight=fitted["classifier_weight"],
                                       positive_at=fitted["asymmetry_positive_at"],
                                       negative_below=fitted["asymmetry_negative_below"])
         y = labels[test]

@@ -6,7 +6,7 @@ that alter how a photo was taken but not whether the face droops.
 stroke-faces' two classes come from different sources (patient close-ups against press photos), so a
 model can learn resolution, compression or exposure instead of droop. On the checkpoint's held-out
 fold of the pack (made by ``train_classifier --save-pack``), each change in
-``inference.engine.training.PHOTO_CHANGES`` is applied to every face; the script prints the ROC AUC,
+``inference.engine.training.reporting.PHOTO_CHANGES`` is applied to every face; the script prints the ROC AUC,
 the mean P(paralysis) per class and how many labels (at 0.5) flip. ``train_classifier`` stores the
 same table in every version's metrics. A mirrored face is the control. With --index, the same
 changes are made to the whole photos (read from the paths in the pack) and the training-free
@@ -23,7 +23,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from inference.engine import training  # noqa: E402
+from inference.engine.training import data, fitting, reporting  # noqa: E402
+from inference.engine import classifier  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,19 +37,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--index", action="store_true", help="also probe the asymmetry index on the photos")
     args = parser.parse_args(argv)
 
-    prepared = training.load_pack(args.pack)
+    prepared = data.load_pack(args.pack)
     if prepared.folds is None:
         parser.error("this pack came with its own split: no folds")
     payload = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
-    splits = training.fold_splits(prepared, args.fold)
-    if payload.get("training", {}).get("split_digest") != training.split_digest(prepared, splits):
+    splits = data.fold_splits(prepared, args.fold)
+    if payload.get("training", {}).get("split_digest") != data.split_digest(prepared, splits):
         parser.error(f"{args.checkpoint} was not trained with fold {args.fold} of {args.pack} held out")
-    model = training.build_resnet50()
+    model = classifier.build_resnet50()
     model.load_state_dict(payload["state_dict"])
     test = np.array([s == "test" for s in splits])
     faces, labels = prepared.faces[test], prepared.labels[test]
     print(f"{len(labels)} held-out faces ({int(labels.sum())} paralysis) of fold {args.fold}; {args.checkpoint.name}")
-    report = training.robustness(model, faces, labels, training.predict(model, faces))
+    report = reporting.robustness(model, faces, labels, fitting.predict(model, faces))
     print(f"  {'change':<20} ROC AUC   mean P healthy   mean P paralysis   labels flipped")
     for name, row in report.items():
         print(f"  {name:<20} {row['roc_auc']:7.3f}   {row['mean_p_healthy']:14.3f}   {row['mean_p_paralysis']:16.3f}   "
@@ -71,7 +72,7 @@ def probe_index(paths: list[str], labels: np.ndarray) -> None:
     print(f"\nThe asymmetry index on the same {len(photos)} photos, changed whole (label: index >= {positive_at:g}):")
     print(f"  {'change':<20} ROC AUC   mean index healthy   paralysis   labels flipped   faces lost")
     baseline = None
-    for name, change in {"as stored": lambda face: face, **training.PHOTO_CHANGES}.items():
+    for name, change in {"as stored": lambda face: face, **reporting.PHOTO_CHANGES}.items():
         index = np.full(len(photos), np.nan)
         for i, photo in enumerate(photos):
             faces = detector.find(np.ascontiguousarray(change(photo))).faces

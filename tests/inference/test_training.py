@@ -13,7 +13,10 @@ from django.core.files.base import ContentFile
 from django.core.management import CommandError, call_command
 from PIL import Image
 
-from inference.engine import duplicates, training
+from inference.engine import duplicates
+from inference.engine.training import data, fitting, reporting
+from inference.engine.training import __main__ as training_cli
+from inference.engine import classifier
 from inference.engine.classifier import ResNetClassifier, build_resnet50
 from inference.engine.face import FaceMeshDetector
 from inference.engine.imaging import decode_upload
@@ -47,17 +50,17 @@ def tiny_dataset(tmp_path_factory):
 
 
 def test_discover_reads_the_papers_layout_and_flat_class_folders(tmp_path, tiny_dataset):
-    paper = training.discover(tiny_dataset)
+    paper = data.discover(tiny_dataset)
     assert sorted({s.split for s in paper}) == ["test", "train", "val"]
     assert sum(s.label == 1 for s in paper) == 12 and sum(s.label == 0 for s in paper) == 13
     for name in ("paralysis", "no_paralysis"):
         (tmp_path / name).mkdir()
         Image.fromarray(astronaut()).save(tmp_path / name / "a.jpg")
-    flat = training.discover(tmp_path)
+    flat = data.discover(tmp_path)
     assert len(flat) == 2 and all(s.split is None for s in flat)
     (tmp_path / "paralysis" / "a.jpg").unlink()
     with pytest.raises(FileNotFoundError, match="no photos of class paralysis"):
-        training.discover(tmp_path)
+        data.discover(tmp_path)
 
 
 def test_near_duplicates_group_together_and_splits_never_share_a_group():
@@ -74,12 +77,12 @@ def test_near_duplicates_group_together_and_splits_never_share_a_group():
     groups = duplicates.duplicate_groups(signatures)
     assert groups[0] == groups[1] == groups[2] == groups[3] != groups[4]
 
-    prepared = training.PreparedSet(
+    prepared = data.PreparedSet(
         faces=np.zeros((40, 8, 8, 3), np.uint8), labels=np.array([0, 1] * 20), asymmetry=np.zeros(40, np.float32),
         paths=[str(i) for i in range(40)], splits=[""] * 40, groups=np.array([i // 4 for i in range(40)]))
-    training.group_split(prepared, seed=1)
+    data.group_split(prepared, seed=1)
     assert set(prepared.splits) == {"train", "val", "test"}
-    assert training.leakage(prepared) == 0
+    assert data.leakage(prepared) == 0
     for group in set(prepared.groups.tolist()):
         assert len({s for s, g in zip(prepared.splits, prepared.groups) if g == group}) == 1
 
@@ -88,14 +91,14 @@ def test_prepare_caches_faces_and_duplicate_signatures(tmp_path):
     for name, image in (("paralysis", np.clip(astronaut() * 0.9, 0, 255)), ("no_paralysis", astronaut()[:, ::-1])):
         (tmp_path / name).mkdir()
         Image.fromarray(image.astype(np.uint8)).save(tmp_path / name / "a.png")
-    samples = training.discover(tmp_path)
-    first = training.prepare(samples, size=32, cache_dir=tmp_path / "cache")
+    samples = data.discover(tmp_path)
+    first = data.prepare(samples, size=32, cache_dir=tmp_path / "cache")
 
     class NoDetector:
         def find(self, rgb):
             raise AssertionError("the cache should have answered")
 
-    again = training.prepare(samples, size=32, detector=NoDetector(), cache_dir=tmp_path / "cache")
+    again = data.prepare(samples, size=32, detector=NoDetector(), cache_dir=tmp_path / "cache")
     assert first.groups.tolist() == again.groups.tolist() == [0, 0]  # a darker copy and a mirror of one photo
     np.testing.assert_array_equal(first.faces, again.faces)
     np.testing.assert_array_equal(first.asymmetry, again.asymmetry)
@@ -119,7 +122,7 @@ def test_a_tiny_training_run_registers_a_version_the_worker_can_load(tiny_datase
                 "confusion_matrix"} <= set(report)
     assert {"classifier_weight", "fused_positive_at", "fused_negative_below"} <= set(version.thresholds)
     robustness = version.metrics["robustness"]
-    assert set(robustness) == {"as stored", *training.PHOTO_CHANGES}
+    assert set(robustness) == {"as stored", *reporting.PHOTO_CHANGES}
     assert robustness["as stored"]["flipped"] == 0.0 and 0.0 <= robustness["brighter x1.3"]["flipped"] <= 1.0
     assert "labels flipped" in log
     assert (tmp_path / "run" / "roc.png").read_bytes()[:4] == b"\x89PNG"
@@ -128,36 +131,36 @@ def test_a_tiny_training_run_registers_a_version_the_worker_can_load(tiny_datase
     assert classifier.input_size == 64
 
 
-def _synthetic_set(count: int = 40, size: int = 32, *, folds: bool = True) -> training.PreparedSet:
+def _synthetic_set(count: int = 40, size: int = 32, *, folds: bool = True) -> data.PreparedSet:
     """Smooth random faces (JPEG keeps them), two classes, groups of four photos."""
     rng = np.random.default_rng(3)
     small = rng.integers(0, 256, size=(count, 4, 4, 3), dtype=np.uint8)
     faces = np.stack([cv2.resize(face, (size, size), interpolation=cv2.INTER_CUBIC) for face in small])
-    prepared = training.PreparedSet(
+    prepared = data.PreparedSet(
         faces=faces, labels=np.array([0, 1] * (count // 2)), asymmetry=rng.random(count).astype(np.float32),
         paths=[f"/data/{'paralysis' if i % 2 else 'no_paralysis'}/p{i}.jpg" for i in range(count)],
         splits=[""] * count, groups=np.array([i // 4 for i in range(count)]))
     if folds:
-        training.group_split(prepared, seed=2)
+        data.group_split(prepared, seed=2)
     return prepared
 
 
 def test_every_photo_is_tested_once_across_the_rounds_and_no_group_crosses_a_split():
     prepared = _synthetic_set()
     assert sorted(set(prepared.folds.tolist())) == [0, 1, 2, 3, 4]
-    rounds = [training.fold_splits(prepared, fold) for fold in range(5)]
+    rounds = [data.fold_splits(prepared, fold) for fold in range(5)]
     assert rounds[0] == prepared.splits  # the command's own split is round 0
     for role in ("test", "val"):
         assert all(sum(r[i] == role for r in rounds) == 1 for i in range(len(prepared.labels)))
     for splits in rounds:
         for group in set(prepared.groups.tolist()):
             assert len({s for s, g in zip(splits, prepared.groups) if g == group}) == 1
-    digests = {training.split_digest(prepared, splits) for splits in rounds}
+    digests = {data.split_digest(prepared, splits) for splits in rounds}
     assert len(digests) == 5
-    moved = training.PreparedSet(prepared.faces, prepared.labels, prepared.asymmetry,
+    moved = data.PreparedSet(prepared.faces, prepared.labels, prepared.asymmetry,
                                  [p.replace("/data/", "/elsewhere/") for p in prepared.paths], prepared.splits,
                                  prepared.groups)
-    assert training.split_digest(moved) == training.split_digest(prepared)  # where the data lives does not matter
+    assert data.split_digest(moved) == data.split_digest(prepared)  # where the data lives does not matter
 
 
 @pytest.mark.parametrize("with_folds", [True, False])
@@ -165,8 +168,8 @@ def test_a_pack_keeps_labels_splits_and_folds_and_faces_within_jpeg_error(tmp_pa
     prepared = _synthetic_set(folds=with_folds)
     if not with_folds:
         prepared.splits = ["train", "val", "test", "train"] * 10
-    training.save_pack(prepared, tmp_path / "faces.npz")
-    loaded = training.load_pack(tmp_path / "faces.npz")
+    data.save_pack(prepared, tmp_path / "faces.npz")
+    loaded = data.load_pack(tmp_path / "faces.npz")
     np.testing.assert_array_equal(loaded.labels, prepared.labels)
     np.testing.assert_array_equal(loaded.asymmetry, prepared.asymmetry)
     np.testing.assert_array_equal(loaded.groups, prepared.groups)
@@ -182,12 +185,12 @@ def test_training_augmentation_moves_pixels_but_keeps_the_normalised_range():
     import torch
 
     faces = torch.from_numpy(_synthetic_set(8, 48, folds=False).faces)
-    plain = training._normalise(faces.clone())
+    plain = fitting._normalise(faces.clone())
     torch.manual_seed(0)
-    augmented = training._augment(faces.clone(), erase=1.0)
+    augmented = fitting._augment(faces.clone(), erase=1.0)
     assert augmented.shape == plain.shape == (8, 3, 48, 48)
-    low = torch.as_tensor((0 - training.IMAGENET_MEAN) / training.IMAGENET_STD).view(1, 3, 1, 1)
-    high = torch.as_tensor((1 - training.IMAGENET_MEAN) / training.IMAGENET_STD).view(1, 3, 1, 1)
+    low = torch.as_tensor((0 - classifier.IMAGENET_MEAN) / classifier.IMAGENET_STD).view(1, 3, 1, 1)
+    high = torch.as_tensor((1 - classifier.IMAGENET_MEAN) / classifier.IMAGENET_STD).view(1, 3, 1, 1)
     assert bool(((augmented >= low - 1e-5) & (augmented <= high + 1e-5)).all())
     assert float((augmented - plain).abs().mean()) > 0.1
 
@@ -201,7 +204,7 @@ def test_trained_elsewhere_from_a_pack_then_registered_here_and_served_as_analyz
     call_command("train_classifier", str(tiny_dataset), "--image-size", "64", "--save-pack", str(tmp_path / "p.npz"),
                  stdout=out)
     assert "wrote" in out.getvalue() and not ModelVersion.objects.exists()
-    assert training.main([str(tmp_path / "p.npz"), str(tmp_path / "run"), "--epochs", "2", "--batch-size", "4",
+    assert training_cli.main([str(tmp_path / "p.npz"), str(tmp_path / "run"), "--epochs", "2", "--batch-size", "4",
                           "--device", "cpu", "--mixup", "0.4", "--erase", "0.5", "--ema", "0.9",
                           "--normalisation", "per_face"]) == 0
     with np.load(tmp_path / "run" / "cv.npz") as cv:
@@ -224,7 +227,7 @@ def test_trained_elsewhere_from_a_pack_then_registered_here_and_served_as_analyz
     assert ResNetClassifier(version.checkpoint.path, runtime="torch").normalisation == "per_face"
 
     # Fine-tuning from it is allowed on its own split only (else it would train on test photos).
-    assert training.main([str(tmp_path / "p.npz"), str(tmp_path / "tuned"), "--epochs", "1", "--batch-size", "4",
+    assert training_cli.main([str(tmp_path / "p.npz"), str(tmp_path / "tuned"), "--epochs", "1", "--batch-size", "4",
                           "--device", "cpu", "--start-from", str(tmp_path / "run" / "fold0.pt")]) == 0
     tuned = torch.load(tmp_path / "tuned" / "fold0.pt", weights_only=True)["training"]
     assert tuned["initial_weights"] == "fine-tuned from fold0.pt"
@@ -247,7 +250,7 @@ def test_trained_elsewhere_from_a_pack_then_registered_here_and_served_as_analyz
 
 
 def test_a_checkpoint_trained_on_another_split_is_refused(tiny_dataset, tmp_path):
-    payload = training.checkpoint_payload(build_resnet50(), input_size=64, training={"split_digest": "another"})
+    payload = fitting.checkpoint_payload(build_resnet50(), input_size=64, training={"split_digest": "another"})
     torch.save(payload, tmp_path / "other.pt")
     with pytest.raises(CommandError, match="another split"):
         call_command("train_classifier", str(tiny_dataset), "--image-size", "64", "--checkpoint",
@@ -260,11 +263,11 @@ def test_a_checkpoint_trained_on_another_split_is_refused(tiny_dataset, tmp_path
 
 def test_fine_tuning_refuses_a_checkpoint_of_another_split(tmp_path):
     prepared = _synthetic_set()
-    training.save_pack(prepared, tmp_path / "p.npz")
-    other = training.checkpoint_payload(build_resnet50(), input_size=32, training={"split_digest": "another"})
+    data.save_pack(prepared, tmp_path / "p.npz")
+    other = fitting.checkpoint_payload(build_resnet50(), input_size=32, training={"split_digest": "another"})
     torch.save(other, tmp_path / "other.pt")
     with pytest.raises(SystemExit):
-        training.main([str(tmp_path / "p.npz"), str(tmp_path / "out"), "--epochs", "1", "--device", "cpu",
+        training_cli.main([str(tmp_path / "p.npz"), str(tmp_path / "out"), "--epochs", "1", "--device", "cpu",
                        "--start-from", str(tmp_path / "other.pt")])
     assert not (tmp_path / "out" / "fold0.pt").exists()
 
@@ -278,5 +281,5 @@ def test_per_face_normalisation_makes_a_brighter_or_flatter_photo_of_a_face_the_
         assert np.abs(same - preprocess(face, "per_face")).mean() < 0.05  # rounding to whole levels only
         assert np.abs(preprocess(changed) - preprocess(face)).mean() > 0.3  # ImageNet scaling keeps the change
     batch = torch.from_numpy(np.stack([face, face[:, ::-1]]))
-    np.testing.assert_allclose(training._normalise(batch.clone(), "per_face")[0].numpy(),
+    np.testing.assert_allclose(fitting._normalise(batch.clone(), "per_face")[0].numpy(),
                                preprocess(face, "per_face")[0], atol=1e-4)  # training scales as serving does

@@ -1,0 +1,105 @@
+"""`python -m inference.engine.training PACK OUT`: fit on a pack where only PyTorch is installed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from inference.engine.classifier import NORMALISATIONS
+from inference.engine.evaluation import roc_auc
+from inference.engine.training.data import fold_splits, load_pack, split_digest
+from inference.engine.training.fitting import RECIPE, checkpoint_payload, predict, train
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Fit on a pack written by ``manage.py train_classifier DATA_DIR --save-pack PACK``, where only
+    PyTorch is installed (a GPU machine): writes OUT/fold<i>.pt per cross-validation round (fold 0 is
+    the pack's own test split) and OUT/cv.npz, every model's P(paralysis) for every photo. Bring
+    fold0.pt back and evaluate and register it with ``train_classifier DATA_DIR --checkpoint``."""
+    import argparse
+    import time
+
+    import torch
+    from tqdm import tqdm
+
+    parser = argparse.ArgumentParser(prog="python -m inference.engine.training", description=main.__doc__)
+    parser.add_argument("pack", type=Path)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--epochs", type=int, default=RECIPE.epochs)
+    parser.add_argument("--batch-size", type=int, default=RECIPE.batch_size)
+    parser.add_argument("--lr", type=float, default=RECIPE.lr)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--weights", type=Path, help="ImageNet weights (.pth or .safetensors)")
+    parser.add_argument("--folds", default="0", help="comma-separated test folds to train, e.g. 0,1,2,3,4")
+    parser.add_argument("--weight-decay", type=float, default=RECIPE.weight_decay)
+    parser.add_argument("--mixup", type=float, default=RECIPE.mixup, help="Beta(a, a) of mixup; 0: off")
+    parser.add_argument("--erase", type=float, default=RECIPE.erase, help="share of faces with a noise patch")
+    parser.add_argument("--ema", type=float, default=RECIPE.ema, help="decay of the weights' moving average; 0: off")
+    parser.add_argument("--normalisation", choices=NORMALISATIONS, default=RECIPE.normalisation,
+                        help="per_face: standardise each face by its own brightness and contrast")
+    parser.add_argument("--start-from", type=Path, help="fine-tune this classifier checkpoint (fold 0 only)")
+    parser.add_argument("--seed", type=int, default=RECIPE.seed)
+    parser.add_argument("--time-budget", type=float, default=0, help="seconds; start no fold that would end later")
+    args = parser.parse_args(argv)
+    start_from, trained_on = None, {}
+    if args.start_from:
+        payload = torch.load(args.start_from, map_location="cpu", weights_only=True)
+        start_from = {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
+        trained_on = payload.get("training", {})
+
+    started = time.monotonic()
+    torch.backends.cudnn.benchmark = True
+    prepared = load_pack(args.pack)
+    size = int(prepared.faces.shape[1])
+    folds = [int(f) for f in args.folds.split(",")]
+    if prepared.folds is None and folds != [0]:
+        parser.error("this pack came with its own split: only --folds 0")
+    if args.start_from:
+        for fold in folds:
+            splits = fold_splits(prepared, fold) if prepared.folds is not None else prepared.splits
+            if trained_on.get("split_digest") != split_digest(prepared, splits):
+                parser.error(f"{args.start_from} was trained on another split than fold {fold}'s: "
+                             "fine-tuning it would train on that fold's test photos")
+    args.out.mkdir(parents=True, exist_ok=True)
+    print(f"{len(prepared.labels)} faces of {size} px from {args.pack}; device {args.device} "
+          f"({torch.cuda.get_device_name() if args.device.startswith('cuda') else 'cpu'}); torch {torch.__version__}")
+    probabilities = np.full((max(folds) + 1, len(prepared.labels)), np.nan, dtype=np.float32)
+    seconds_per_fold = 0.0
+    for fold in folds:
+        elapsed = time.monotonic() - started
+        if args.time_budget and seconds_per_fold and elapsed + seconds_per_fold > args.time_budget:
+            print(f"stopping before fold {fold}: {elapsed:.0f} s spent of a {args.time_budget:.0f} s budget")
+            break
+        fold_started = time.monotonic()
+        splits = fold_splits(prepared, fold) if prepared.folds is not None else prepared.splits
+        model, history = train(prepared, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                               device=args.device, initial_weights=args.weights, seed=args.seed + fold, splits=splits,
+                               weight_decay=args.weight_decay, mixup=args.mixup, erase=args.erase, ema=args.ema,
+                               normalisation=args.normalisation, start_from=start_from,
+                               progress=lambda it, **kw: tqdm(it, leave=False, mininterval=5, **kw))
+        model.to(args.device)
+        probabilities[fold] = predict(model, prepared.faces, batch_size=256, device=args.device,
+                                      normalisation=args.normalisation)
+        model.to("cpu")
+        seconds_per_fold = time.monotonic() - fold_started
+        test = np.array([s == "test" for s in splits])
+        test_auc = roc_auc(prepared.labels[test], probabilities[fold][test])
+        training = {"fold": fold, "split_digest": split_digest(prepared, splits), "epochs": args.epochs,
+                    "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed + fold, "history": history,
+                    "weight_decay": args.weight_decay, "mixup": args.mixup, "erase": args.erase, "ema": args.ema,
+                    "initial_weights": (f"fine-tuned from {args.start_from.name}" if args.start_from else
+                                        args.weights.name if args.weights else "none (from scratch)"),
+                    "device": args.device, "torch": str(torch.__version__), "seconds": round(seconds_per_fold, 1),
+                    "test_auc_on_pack": test_auc}
+        torch.save(checkpoint_payload(model, input_size=size, training=training, normalisation=args.normalisation),
+                   args.out / f"fold{fold}.pt")
+        np.savez(args.out / "cv.npz", probabilities=probabilities, labels=prepared.labels, paths=np.array(prepared.paths),
+                 folds=prepared.folds if prepared.folds is not None else np.zeros(len(prepared.labels), int))
+        print(f"fold {fold}: best epoch {history[-1]['best_epoch']}, test ROC AUC {test_auc:.4f}, "
+              f"{seconds_per_fold:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
