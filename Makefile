@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test install install-dev migrate demo bench clean
+.PHONY: run test lint format install install-dev migrate demo bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,15 @@ run: demo
 # The whole suite, integration tests included (real daphne, Celery worker, Redis, database).
 test: install-dev
 	$(PY) -m stack.embedded $(PY) -m pytest $(PYTEST_ARGS)
+
+# Ruff, configured in pyproject.toml: the linter, and the formatter in check mode (`make format` applies it).
+lint: install-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install-dev
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 bench: install-dev
 	$(PY) -m stack.embedded $(PY) bench/e2e_latency.py

@@ -15,8 +15,19 @@ class AlertEventInline(admin.TabularInline):
 
 @admin.register(Alert)
 class AlertAdmin(admin.ModelAdmin):
-    list_display = ["id", "patient", "kind", "urgent", "pattern", "status", "severity", "score", "created_at",
-                    "acknowledged_by", "outcome"]
+    list_display = [
+        "id",
+        "patient",
+        "kind",
+        "urgent",
+        "pattern",
+        "status",
+        "severity",
+        "score",
+        "created_at",
+        "acknowledged_by",
+        "outcome",
+    ]
     list_filter = ["urgent", "kind", "status", "severity", "outcome", "created_at"]
     search_fields = ["patient__full_name", "patient__mrn"]
     list_select_related = ["patient", "acknowledged_by"]

@@ -22,8 +22,9 @@ from portal.auth import client_ip
 class AlertFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=Alert.Status.choices)
     after = IdFilter(field_name="id", lookup_expr="gt", label="Only alerts with a larger id")
-    after_event = IdFilter(method="filter_after_event",
-                           label="Only alerts that changed after this event (an alert's last_event_id)")
+    after_event = IdFilter(
+        method="filter_after_event", label="Only alerts that changed after this event (an alert's last_event_id)"
+    )
     patient = IdFilter(field_name="patient_id")
 
     class Meta:
@@ -53,24 +54,36 @@ class _Conflict(APIException):
 
 
 class AlertAcknowledgeApi(APIView):
-    @extend_schema(request=None,
-                   responses={200: AlertSerializer, **error_responses(401, 403, 404, 409, id_in_path=True)})
+    @extend_schema(
+        request=None, responses={200: AlertSerializer, **error_responses(401, 403, 404, 409, id_in_path=True)}
+    )
     def post(self, request, pk: int):
-        alert = _run(lambda: alert_acknowledge(alert_id=pk, user=request.user, source=AlertEvent.Source.API,
-                                               remote_addr=client_ip(request)))
+        alert = _run(
+            lambda: alert_acknowledge(
+                alert_id=pk, user=request.user, source=AlertEvent.Source.API, remote_addr=client_ip(request)
+            )
+        )
         return Response(AlertSerializer(alert, context={"request": request}).data)
 
 
 class AlertResolveApi(APIView):
-    @extend_schema(request=AlertResolveSerializer,
-                   responses={200: AlertSerializer, **error_responses(400, 401, 403, 404, 409, id_in_path=True)})
+    @extend_schema(
+        request=AlertResolveSerializer,
+        responses={200: AlertSerializer, **error_responses(400, 401, 403, 404, 409, id_in_path=True)},
+    )
     def post(self, request, pk: int):
         form = AlertResolveSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        alert = _run(lambda: alert_resolve(alert_id=pk, user=request.user, source=AlertEvent.Source.API,
-                                           outcome=form.validated_data["outcome"],
-                                           note=form.validated_data.get("note", ""),
-                                           remote_addr=client_ip(request)))
+        alert = _run(
+            lambda: alert_resolve(
+                alert_id=pk,
+                user=request.user,
+                source=AlertEvent.Source.API,
+                outcome=form.validated_data["outcome"],
+                note=form.validated_data.get("note", ""),
+                remote_addr=client_ip(request),
+            )
+        )
         return Response(AlertSerializer(alert, context={"request": request}).data)
 
 
@@ -83,8 +96,6 @@ def _run(action):
         raise PermissionDenied(str(exc)) from None
     except AlertConflict as exc:
         raise _Conflict(str(exc)) from None
-
-
 
 
 class PushKeySerializer(serializers.Serializer):
@@ -112,8 +123,9 @@ class PushSubscriptionApi(APIView):
             raise PushOff()
         return Response({"public_key": settings.VAPID_PUBLIC_KEY})
 
-    @extend_schema(request=PushSubscriptionSerializer, responses={201: None, **error_responses(400, 401, 503)},
-                   tags=["push"])
+    @extend_schema(
+        request=PushSubscriptionSerializer, responses={201: None, **error_responses(400, 401, 503)}, tags=["push"]
+    )
     def post(self, request):
         if not push_configured():
             raise PushOff()
@@ -121,13 +133,18 @@ class PushSubscriptionApi(APIView):
         data.is_valid(raise_exception=True)
         PushSubscription.objects.update_or_create(
             endpoint=data.validated_data["endpoint"],
-            defaults={"user": request.user, "p256dh": data.validated_data["keys"]["p256dh"],
-                      "auth": data.validated_data["keys"]["auth"],
-                      "user_agent": request.META.get("HTTP_USER_AGENT", "")[:300]})
+            defaults={
+                "user": request.user,
+                "p256dh": data.validated_data["keys"]["p256dh"],
+                "auth": data.validated_data["keys"]["auth"],
+                "user_agent": request.META.get("HTTP_USER_AGENT", "")[:300],
+            },
+        )
         return Response(status=201)
 
-    @extend_schema(request=PushSubscriptionSerializer, responses={204: None, **error_responses(400, 401)},
-                   tags=["push"])
+    @extend_schema(
+        request=PushSubscriptionSerializer, responses={204: None, **error_responses(400, 401)}, tags=["push"]
+    )
     def delete(self, request):
         endpoint = request.data.get("endpoint") if isinstance(request.data, dict) else None
         if not isinstance(endpoint, str):

@@ -26,8 +26,10 @@ def query_param(scope, name: str) -> str | None:
 def scope_client_ip(scope) -> str:
     """The socket's real client address, by the same rule as HTTP requests (portal.auth.client_ip)."""
     headers = dict(scope.get("headers", []))
-    meta = {"REMOTE_ADDR": (scope.get("client") or [""])[0] or "",
-            "HTTP_X_FORWARDED_FOR": headers.get(b"x-forwarded-for", b"").decode("latin-1")}
+    meta = {
+        "REMOTE_ADDR": (scope.get("client") or [""])[0] or "",
+        "HTTP_X_FORWARDED_FOR": headers.get(b"x-forwarded-for", b"").decode("latin-1"),
+    }
     return client_ip(SimpleNamespace(META=meta))
 
 
@@ -68,7 +70,9 @@ def allowed_origins(scope) -> list[str]:
     checking against it let a page on another port of the same host open sockets."""
     host = next((value.decode("latin-1") for name, value in scope.get("headers", []) if name == b"host"), "")
     domain, _ = split_domain_port(host)
-    same_origin = [f"http://{host}", f"https://{host}"] if domain and validate_host(domain, settings.ALLOWED_HOSTS) else []
+    same_origin = (
+        [f"http://{host}", f"https://{host}"] if domain and validate_host(domain, settings.ALLOWED_HOSTS) else []
+    )
     return [*same_origin, *settings.CSRF_TRUSTED_ORIGINS]
 
 

@@ -22,8 +22,8 @@ from django.contrib.auth import get_user_model
 
 from alerts.auth import query_param, scope_client_ip
 from alerts.events import STAFF_GROUP, user_group
-from alerts.rights import refresh_socket, register_socket, rights_version, unregister_socket
 from alerts.models import Alert, AlertEvent
+from alerts.rights import refresh_socket, register_socket, rights_version, unregister_socket
 from alerts.selectors import alert_changes_for_user, alert_list_for_user, with_last_event
 from alerts.serializers import AlertSerializer
 from alerts.services import AlertConflict, AlertForbidden, AlertNotFound, alert_acknowledge, alert_resolve
@@ -64,8 +64,13 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
             return
         if not await register_socket(user.id, self.channel_name):
             await self.accept()
-            await self.send_json({"type": "error", "error": f"Too many open connections for this account "
-                                  f"(at most {settings.SOCKETS_PER_USER}): close another tab or app."})
+            await self.send_json(
+                {
+                    "type": "error",
+                    "error": f"Too many open connections for this account "
+                    f"(at most {settings.SOCKETS_PER_USER}): close another tab or app.",
+                }
+            )
             await self.close(code=4429)
             return
         self.registered = True
@@ -110,7 +115,9 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
     async def receive_json(self, content, **kwargs):
         frame_type = content.get("type") if isinstance(content, dict) else None
         if frame_type not in {"alert.acknowledge", "alert.resolve"}:
-            await self.send_json({"type": "error", "error": "Unknown frame; expected alert.acknowledge or alert.resolve."})
+            await self.send_json(
+                {"type": "error", "error": "Unknown frame; expected alert.acknowledge or alert.resolve."}
+            )
             return
         alert_id = content.get("id")
         if not isinstance(alert_id, int):
@@ -123,8 +130,13 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
         else:
             outcome, note = content.get("outcome"), content.get("note", "")
             if outcome not in Alert.Outcome.values or not isinstance(note, str):
-                await self.send_json({"type": "error", "id": alert_id,
-                                      "error": f"alert.resolve needs an outcome: {', '.join(Alert.Outcome.values)}."})
+                await self.send_json(
+                    {
+                        "type": "error",
+                        "id": alert_id,
+                        "error": f"alert.resolve needs an outcome: {', '.join(Alert.Outcome.values)}.",
+                    }
+                )
                 return
             error = await self._act(alert_resolve, alert_id=alert_id, outcome=outcome, note=note)
         if error:
@@ -191,7 +203,10 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
         if self.revoked:
             return
         verdict = await self._read_verdict()
-        if not verdict.allowed(time.time()) or (verdict.active, verdict.staff) != (self.verdict.active, self.verdict.staff):
+        if not verdict.allowed(time.time()) or (verdict.active, verdict.staff) != (
+            self.verdict.active,
+            self.verdict.staff,
+        ):
             # A client still allowed reconnects and joins what it may see now.
             logger.info("closing the socket of user %s: their rights changed", self.user.id)
             self.revoked = True
@@ -205,8 +220,11 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
             await refresh_socket(self.user.id, self.channel_name)
             await self._flush_audit()
             version, now = await sync_to_async(rights_version)(self.user.id), time.time()
-            if (version != self.version or not self.verdict.allowed(now)
-                    or now - self.verdict.read_at >= settings.SOCKET_RIGHTS_RECHECK_SECONDS):
+            if (
+                version != self.version
+                or not self.verdict.allowed(now)
+                or now - self.verdict.read_at >= settings.SOCKET_RIGHTS_RECHECK_SECONDS
+            ):
                 self.version = version
                 await self._recheck()
 
@@ -226,12 +244,28 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
     # The audit trail: what this socket showed and did, written in batches (every watch tick and at
     # close), not one database write per frame.
 
-    def _audit(self, object_type: str, object_id: int, patient_id: int | None, route: str,
-               action: str = "receive", status_code: int = 200) -> None:
-        self.audit_rows.append(socket_audit_row(user=self.user, route=f"ws:{route}", action=action,
-                                                object_type=object_type, object_id=object_id,
-                                                patient_id=patient_id, status_code=status_code,
-                                                remote_addr=self.client_ip, scope=self.scope))
+    def _audit(
+        self,
+        object_type: str,
+        object_id: int,
+        patient_id: int | None,
+        route: str,
+        action: str = "receive",
+        status_code: int = 200,
+    ) -> None:
+        self.audit_rows.append(
+            socket_audit_row(
+                user=self.user,
+                route=f"ws:{route}",
+                action=action,
+                object_type=object_type,
+                object_id=object_id,
+                patient_id=patient_id,
+                status_code=status_code,
+                remote_addr=self.client_ip,
+                scope=self.scope,
+            )
+        )
 
     async def _flush_audit(self) -> None:
         rows, self.audit_rows = getattr(self, "audit_rows", []), []
@@ -253,14 +287,17 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
         """What happened while the client was away: an alert raised since comes as alert.created, an
         older one that changed as alert.updated, each once, in its current state."""
         alerts = alert_changes_for_user(user=self.user, after_event=after_event)[:REPLAY_LIMIT]
-        return [("alert.created" if alert.first_event_id > after_event else "alert.updated",
-                 AlertSerializer(alert).data) for alert in alerts]
+        return [
+            ("alert.created" if alert.first_event_id > after_event else "alert.updated", AlertSerializer(alert).data)
+            for alert in alerts
+        ]
 
     async def _act(self, service, **arguments) -> str | None:
         error, status_code, patient_id = await self._run_action(service, **arguments)
         action = ACTIONS[service]
-        self._audit("alert", arguments["alert_id"], patient_id, f"alert.{action}", action=action,
-                    status_code=status_code)
+        self._audit(
+            "alert", arguments["alert_id"], patient_id, f"alert.{action}", action=action, status_code=status_code
+        )
         await self._flush_audit()  # an action is recorded at once, as the API records it
         return error
 

@@ -7,7 +7,6 @@ from django.db import models
 
 from inference.engine.decide import PATTERN_ADVICE
 
-
 ESCALATION_TIERS = ("care team", "lead physician", "triage desk")
 
 
@@ -55,12 +54,14 @@ class Alert(models.Model):
     next_escalation_at = models.DateTimeField(null=True, blank=True, db_index=True)
     # Repeated positive scans of the patient within an episode join this alert instead of a new one.
     scan_count = models.PositiveIntegerField(default=1)
-    latest_scan = models.ForeignKey("scans.Scan", null=True, blank=True, on_delete=models.SET_NULL,
-                                    related_name="+")
+    latest_scan = models.ForeignKey("scans.Scan", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
     class Meta:
         ordering = ["-id"]
         indexes = [models.Index(fields=["patient", "status"])]
+
+    def __str__(self) -> str:
+        return f"Alert {self.pk} for {self.patient} ({self.status})"
 
     @property
     def advice(self) -> str:
@@ -70,9 +71,6 @@ class Alert(models.Model):
     @property
     def escalation_tier(self) -> str:
         return ESCALATION_TIERS[min(self.escalation_level, len(ESCALATION_TIERS) - 1)]
-
-    def __str__(self) -> str:
-        return f"Alert {self.pk} for {self.patient} ({self.status})"
 
 
 class AlertEvent(models.Model):

@@ -21,8 +21,8 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
-from portal.clinical import DISCLAIMER
 from alerts.models import ESCALATION_TIERS, Alert, AlertEvent, PushSubscription
+from portal.clinical import DISCLAIMER
 from portal.models import CareTeamMembership
 
 logger = logging.getLogger(__name__)
@@ -51,12 +51,19 @@ def _reached_by(alert: Alert, level: int) -> set:
 
 def message(alert: Alert, level: int) -> tuple[str, str, str]:
     """(title, body, url) with no patient data: the recipient signs in to see who it is."""
-    what = ("STROKE PATTERN" if alert.urgent else "Facial paralysis alert" if alert.kind == Alert.Kind.POSITIVE
-            else "Inconclusive photo to review")
+    what = (
+        "STROKE PATTERN"
+        if alert.urgent
+        else "Facial paralysis alert"
+        if alert.kind == Alert.Kind.POSITIVE
+        else "Inconclusive photo to review"
+    )
     url = f"{settings.PORTAL_BASE_URL.rstrip('/')}/alerts/#alert-{alert.id}"
     escalated = f" Not claimed in time: escalated to the {ESCALATION_TIERS[level]}." if level else ""
-    body = (f"Alert #{alert.id}, severity {alert.severity}.{escalated} Sign in to see the patient and claim it. "
-            f"{DISCLAIMER}")
+    body = (
+        f"Alert #{alert.id}, severity {alert.severity}.{escalated} Sign in to see the patient and claim it. "
+        f"{DISCLAIMER}"
+    )
     return f"{what} #{alert.id}", body, url
 
 
@@ -76,8 +83,10 @@ def notify_alert(alert_id: int, level: int) -> dict:
     for user in people:
         if push_configured():
             for subscription in PushSubscription.objects.filter(user=user):
-                pushed += _push(subscription, {"title": title, "body": body, "url": url, "tag": f"alert-{alert.id}",
-                                               "urgent": alert.urgent})
+                pushed += _push(
+                    subscription,
+                    {"title": title, "body": body, "url": url, "tag": f"alert-{alert.id}", "urgent": alert.urgent},
+                )
         if user.email:
             try:
                 mailed += send_mail(title, f"{body}\n\n{url}\n", None, [user.email])
@@ -85,9 +94,14 @@ def notify_alert(alert_id: int, level: int) -> dict:
                 logger.exception("could not e-mail user %s about alert %s", user.id, alert.id)
     if people:
         AlertEvent.objects.create(
-            alert=alert, kind=AlertEvent.Kind.NOTIFIED, source=AlertEvent.Source.SYSTEM,
-            note=(f"{ESCALATION_TIERS[level]}: {', '.join(u.get_username() for u in people)}; "
-                  f"{pushed} push, {mailed} e-mail")[:500])
+            alert=alert,
+            kind=AlertEvent.Kind.NOTIFIED,
+            source=AlertEvent.Source.SYSTEM,
+            note=(
+                f"{ESCALATION_TIERS[level]}: {', '.join(u.get_username() for u in people)}; "
+                f"{pushed} push, {mailed} e-mail"
+            )[:500],
+        )
     return {"pushed": pushed, "mailed": mailed, "people": len(people)}
 
 
@@ -95,10 +109,17 @@ def _push(subscription: PushSubscription, payload: dict) -> int:
     from pywebpush import WebPushException, webpush
 
     try:
-        webpush(subscription_info={"endpoint": subscription.endpoint,
-                                   "keys": {"p256dh": subscription.p256dh, "auth": subscription.auth}},
-                data=json.dumps(payload), vapid_private_key=settings.VAPID_PRIVATE_KEY,
-                vapid_claims={"sub": settings.VAPID_SUBJECT}, ttl=3600, timeout=10)
+        webpush(
+            subscription_info={
+                "endpoint": subscription.endpoint,
+                "keys": {"p256dh": subscription.p256dh, "auth": subscription.auth},
+            },
+            data=json.dumps(payload),
+            vapid_private_key=settings.VAPID_PRIVATE_KEY,
+            vapid_claims={"sub": settings.VAPID_SUBJECT},
+            ttl=3600,
+            timeout=10,
+        )
     except WebPushException as exc:
         status = getattr(exc.response, "status_code", None)
         if status in {404, 410}:  # the browser unsubscribed or the subscription expired

@@ -7,12 +7,19 @@ from django.db.models import Case, IntegerField, Max, Min, QuerySet, Value, When
 from alerts.models import Alert, AlertEvent
 from portal.selectors import patient_list_for_user
 
-
 # Everything a serialized alert touches, fetched in the same query.
 ALERT_RELATED = (
-    "patient", "scan", "scan__referring_physician", "scan__result", "scan__result__model_version",
-    "latest_scan", "latest_scan__referring_physician", "latest_scan__result",
-    "latest_scan__result__model_version", "acknowledged_by", "resolved_by",
+    "patient",
+    "scan",
+    "scan__referring_physician",
+    "scan__result",
+    "scan__result__model_version",
+    "latest_scan",
+    "latest_scan__referring_physician",
+    "latest_scan__result",
+    "latest_scan__result__model_version",
+    "acknowledged_by",
+    "resolved_by",
 )
 
 
@@ -47,8 +54,13 @@ def alert_changes_for_user(*, user, after_event: int) -> QuerySet[Alert]:
 def alert_feed_for_user(*, user) -> QuerySet[Alert]:
     """The triage order: active stroke-pattern alerts, other active positives, active review items,
     then resolved alerts; newest first within each (static/alerts/feed.js keeps the same order)."""
-    triage = Case(When(status=Alert.Status.RESOLVED, then=Value(3)), When(urgent=True, then=Value(0)),
-                  When(kind=Alert.Kind.REVIEW, then=Value(2)), default=Value(1), output_field=IntegerField())
+    triage = Case(
+        When(status=Alert.Status.RESOLVED, then=Value(3)),
+        When(urgent=True, then=Value(0)),
+        When(kind=Alert.Kind.REVIEW, then=Value(2)),
+        default=Value(1),
+        output_field=IntegerField(),
+    )
     return alert_list_for_user(user=user).order_by(triage, "-id")
 
 

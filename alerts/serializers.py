@@ -21,17 +21,40 @@ class AlertSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Alert
-        fields = ["id", "last_event_id", "kind", "urgent", "pattern", "advice", "status", "severity", "score", "created_at", "patient", "scan", "latest_scan", "scan_count",
-                  "escalation_level", "escalation_tier", "acknowledged_by", "acknowledged_at", "resolved_by",
-                  "resolved_at", "outcome", "disclaimer"]
+        fields = [
+            "id",
+            "last_event_id",
+            "kind",
+            "urgent",
+            "pattern",
+            "advice",
+            "status",
+            "severity",
+            "score",
+            "created_at",
+            "patient",
+            "scan",
+            "latest_scan",
+            "scan_count",
+            "escalation_level",
+            "escalation_tier",
+            "acknowledged_by",
+            "acknowledged_at",
+            "resolved_by",
+            "resolved_at",
+            "outcome",
+            "disclaimer",
+        ]
 
     latest_scan = serializers.SerializerMethodField()
     escalation_tier = serializers.CharField(read_only=True)
     advice = serializers.CharField(read_only=True, help_text="What the alert asks of its reader while active.")
     last_event_id = serializers.IntegerField(
-        read_only=True, allow_null=True,
+        read_only=True,
+        allow_null=True,
         help_text="The latest change to this alert: reconnect with after_event=<the largest seen> to get every "
-                  "change since (resolutions and acknowledgements included).")
+        "change since (resolutions and acknowledgements included).",
+    )
 
     @extend_schema_field(serializers.DictField())
     def get_scan(self, alert: Alert) -> dict:

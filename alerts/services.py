@@ -17,7 +17,6 @@ from inference.engine.decide import severity_rank
 from portal.selectors import user_role
 
 
-
 class AlertNotFound(Exception):
     """No such alert, or the user may not see it (the two are indistinguishable on purpose)."""
 
@@ -57,20 +56,30 @@ def alert_raise(*, scan, result, now: datetime | None = None) -> Alert:
         return Alert.objects.get(id=scan.episode_alert_id)
     with transaction.atomic():
         episode_start = now - timedelta(hours=settings.ALERT_EPISODE_HOURS)
-        current = (Alert.objects.select_for_update()
-                   .filter(patient_id=scan.patient_id, status__in=Alert.ACTIVE_STATUSES, created_at__gte=episode_start)
-                   .order_by("-id").first())
+        current = (
+            Alert.objects.select_for_update()
+            .filter(patient_id=scan.patient_id, status__in=Alert.ACTIVE_STATUSES, created_at__gte=episode_start)
+            .order_by("-id")
+            .first()
+        )
         if current is not None:
             return _join_episode(current, scan=scan, result=result, now=now)
         urgent = result.is_stroke_pattern
         alert = Alert.objects.create(
-            scan=scan, latest_scan=scan, patient_id=scan.patient_id, severity=result.severity, score=result.score,
-            kind=_kind_of(result), urgent=urgent, pattern=result.pattern,
+            scan=scan,
+            latest_scan=scan,
+            patient_id=scan.patient_id,
+            severity=result.severity,
+            score=result.score,
+            kind=_kind_of(result),
+            urgent=urgent,
+            pattern=result.pattern,
             next_escalation_at=now + ack_deadline(result.severity, urgent=urgent),
         )
         scan.__class__.objects.filter(id=scan.id).update(episode_alert=alert)
-        event = AlertEvent.objects.create(alert=alert, kind=AlertEvent.Kind.RAISED, source=AlertEvent.Source.SYSTEM,
-                                          note=f"scan {scan.id}")
+        event = AlertEvent.objects.create(
+            alert=alert, kind=AlertEvent.Kind.RAISED, source=AlertEvent.Source.SYSTEM, note=f"scan {scan.id}"
+        )
         publish_alert(event_type="alert.created", alert_id=alert.id, patient_id=alert.patient_id, version=event.id)
         notify_on_commit(alert.id, 0)
     return alert
@@ -87,8 +96,12 @@ def _join_episode(alert: Alert, *, scan, result, now: datetime) -> Alert:
     severity = result.severity if worse_severity else alert.severity
     becomes_urgent = result.is_stroke_pattern and not alert.urgent
     worse = worse_severity or becomes_urgent or (result.is_positive and alert.kind == Alert.Kind.REVIEW)
-    changes = {"scan_count": F("scan_count") + 1, "latest_scan": scan,
-               "severity": severity, "score": max(alert.score, result.score)}
+    changes = {
+        "scan_count": F("scan_count") + 1,
+        "latest_scan": scan,
+        "severity": severity,
+        "score": max(alert.score, result.score),
+    }
     if result.is_positive:
         changes["kind"] = Alert.Kind.POSITIVE
     if becomes_urgent:
@@ -100,15 +113,28 @@ def _join_episode(alert: Alert, *, scan, result, now: datetime) -> Alert:
         changes["pattern"] = result.pattern
     reopen = alert.status == Alert.Status.ACKNOWLEDGED and worse
     if reopen:
-        changes.update(status=Alert.Status.OPEN, acknowledged_by=None, acknowledged_at=None, escalation_level=0,
-                       next_escalation_at=now + ack_deadline(severity, urgent=alert.urgent or becomes_urgent))
+        changes.update(
+            status=Alert.Status.OPEN,
+            acknowledged_by=None,
+            acknowledged_at=None,
+            escalation_level=0,
+            next_escalation_at=now + ack_deadline(severity, urgent=alert.urgent or becomes_urgent),
+        )
     Alert.objects.filter(id=alert.id).update(**changes)
     scan.__class__.objects.filter(id=scan.id).update(episode_alert=alert)
     event = AlertEvent.objects.create(
-        alert=alert, kind=AlertEvent.Kind.REOPENED if reopen else AlertEvent.Kind.REPEATED,
-        source=AlertEvent.Source.SYSTEM, note=f"scan {scan.id}, severity {result.severity}")
-    publish_alert(event_type="alert.repeated" if result.is_positive or reopen else "alert.updated",
-                  alert_id=alert.id, patient_id=alert.patient_id, version=event.id, reopened=reopen)
+        alert=alert,
+        kind=AlertEvent.Kind.REOPENED if reopen else AlertEvent.Kind.REPEATED,
+        source=AlertEvent.Source.SYSTEM,
+        note=f"scan {scan.id}, severity {result.severity}",
+    )
+    publish_alert(
+        event_type="alert.repeated" if result.is_positive or reopen else "alert.updated",
+        alert_id=alert.id,
+        patient_id=alert.patient_id,
+        version=event.id,
+        reopened=reopen,
+    )
     alert.refresh_from_db()
     return alert
 
@@ -124,14 +150,16 @@ def alert_acknowledge(*, alert_id: int, user, source: str, remote_addr: str | No
             alert.refresh_from_db()
             who = alert.acknowledged_by.get_username() if alert.acknowledged_by else "someone"
             raise AlertConflict(f"Alert {alert.id} is already {alert.status} (claimed by {who}).")
-        event = AlertEvent.objects.create(alert_id=alert.id, kind=AlertEvent.Kind.ACKNOWLEDGED, actor=user,
-                                          source=source, remote_addr=remote_addr)
+        event = AlertEvent.objects.create(
+            alert_id=alert.id, kind=AlertEvent.Kind.ACKNOWLEDGED, actor=user, source=source, remote_addr=remote_addr
+        )
         publish_alert(event_type="alert.updated", alert_id=alert.id, patient_id=alert.patient_id, version=event.id)
     return alert_get_visible(user=user, alert_id=alert.id)
 
 
-def alert_resolve(*, alert_id: int, user, outcome: str, note: str = "", source: str,
-                  remote_addr: str | None = None) -> Alert:
+def alert_resolve(
+    *, alert_id: int, user, outcome: str, note: str = "", source: str, remote_addr: str | None = None
+) -> Alert:
     if outcome not in Alert.Outcome.values:
         raise ValueError(f"outcome must be one of {', '.join(Alert.Outcome.values)}")
     alert = _actionable_or_raise(user=user, alert_id=alert_id)
@@ -142,8 +170,14 @@ def alert_resolve(*, alert_id: int, user, outcome: str, note: str = "", source: 
         )
         if updated != 1:
             raise AlertConflict(f"Alert {alert.id} is already resolved.")
-        event = AlertEvent.objects.create(alert_id=alert.id, kind=AlertEvent.Kind.RESOLVED, actor=user,
-                                          source=source, remote_addr=remote_addr, note=note[:500])
+        event = AlertEvent.objects.create(
+            alert_id=alert.id,
+            kind=AlertEvent.Kind.RESOLVED,
+            actor=user,
+            source=source,
+            remote_addr=remote_addr,
+            note=note[:500],
+        )
         publish_alert(event_type="alert.updated", alert_id=alert.id, patient_id=alert.patient_id, version=event.id)
     return alert_get_visible(user=user, alert_id=alert.id)
 
@@ -153,7 +187,8 @@ def alert_escalate_overdue(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
     escalated = 0
     overdue = Alert.objects.filter(status=Alert.Status.OPEN, next_escalation_at__lte=now).values_list(
-        "id", "escalation_level", "severity", "urgent", "patient_id")
+        "id", "escalation_level", "severity", "urgent", "patient_id"
+    )
     for alert_id, level, severity, urgent, patient_id in overdue:
         new_level = level + 1
         last_tier = new_level >= len(ESCALATION_TIERS) - 1
@@ -166,8 +201,11 @@ def alert_escalate_overdue(*, now: datetime | None = None) -> int:
             if moved != 1:
                 continue
             event = AlertEvent.objects.create(
-                alert_id=alert_id, kind=AlertEvent.Kind.ESCALATED, source=AlertEvent.Source.SYSTEM,
-                note=f"not acknowledged in time: escalated to the {ESCALATION_TIERS[new_level]}")
+                alert_id=alert_id,
+                kind=AlertEvent.Kind.ESCALATED,
+                source=AlertEvent.Source.SYSTEM,
+                note=f"not acknowledged in time: escalated to the {ESCALATION_TIERS[new_level]}",
+            )
             publish_alert(event_type="alert.escalated", alert_id=alert_id, patient_id=patient_id, version=event.id)
             notify_on_commit(alert_id, new_level)
         escalated += 1

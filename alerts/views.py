@@ -6,7 +6,6 @@ from django.http import HttpResponse
 from django.shortcuts import render
 
 from alerts.notify import push_configured
-
 from alerts.selectors import alert_feed_for_user
 from alerts.serializers import AlertSerializer
 from portal.selectors import user_role
@@ -16,12 +15,16 @@ from portal.selectors import user_role
 def feed(request):
     alerts = list(alert_feed_for_user(user=request.user)[:100])
     payload = AlertSerializer(alerts, many=True, context={"request": request}).data
-    return render(request, "alerts/feed.html", {
-        "alerts_json": payload,
-        "last_alert_id": max((alert.id for alert in alerts), default=0),
-        "can_act": user_role(request.user).is_clinical,
-        "push_available": push_configured(),
-    })
+    return render(
+        request,
+        "alerts/feed.html",
+        {
+            "alerts_json": payload,
+            "last_alert_id": max((alert.id for alert in alerts), default=0),
+            "can_act": user_role(request.user).is_clinical,
+            "push_available": push_configured(),
+        },
+    )
 
 
 def service_worker(request):

@@ -38,8 +38,10 @@ def summary(name: str, seconds: list[float], *, width: int = 34) -> str:
     if not seconds:
         return f"{name:<{width}} n=0"
     ms = [s * 1000 for s in seconds]
-    return (f"{name:<{width}} n={len(ms):<4} median {statistics.median(ms):8.1f} ms   p95 {percentile(ms, 95):8.1f} ms"
-            f"   min {min(ms):8.1f} ms   max {max(ms):8.1f} ms")
+    return (
+        f"{name:<{width}} n={len(ms):<4} median {statistics.median(ms):8.1f} ms   p95 {percentile(ms, 95):8.1f} ms"
+        f"   min {min(ms):8.1f} ms   max {max(ms):8.1f} ms"
+    )
 
 
 def load_images(directory: Path | None, count: int) -> list[tuple[str, bytes]]:
@@ -51,24 +53,39 @@ def load_images(directory: Path | None, count: int) -> list[tuple[str, bytes]]:
     from tests.faces import drooped_astronaut, jpeg_bytes
 
     print(f"(no image folder at {directory}; using {count} synthetic drooped faces)")
-    return [(f"synthetic-{i}", jpeg_bytes(drooped_astronaut(side="left" if i % 2 else "right", pixels=12 + i % 8)))
-            for i in range(count)]
+    return [
+        (f"synthetic-{i}", jpeg_bytes(drooped_astronaut(side="left" if i % 2 else "right", pixels=12 + i % 8)))
+        for i in range(count)
+    ]
 
 
-async def run_uploads(base_url: str, ws_base: str, caregiver_token: str, clinician_token: str, patient_id: int,
-                      images: list[tuple[str, bytes]]) -> tuple[list[float], list[float], dict[str, int]]:
+async def run_uploads(
+    base_url: str,
+    ws_base: str,
+    caregiver_token: str,
+    clinician_token: str,
+    patient_id: int,
+    images: list[tuple[str, bytes]],
+) -> tuple[list[float], list[float], dict[str, int]]:
     import requests
     import websockets
 
     to_result, to_alert = [], []
     outcomes: dict[str, int] = {}
-    async with websockets.connect(f"{ws_base}/ws/alerts/?token={caregiver_token}") as caregiver, \
-            websockets.connect(f"{ws_base}/ws/alerts/?token={clinician_token}") as clinician:
+    async with (
+        websockets.connect(f"{ws_base}/ws/alerts/?token={caregiver_token}") as caregiver,
+        websockets.connect(f"{ws_base}/ws/alerts/?token={clinician_token}") as clinician,
+    ):
         for _name, data in images:
             started = time.perf_counter()
             response = await asyncio.to_thread(
-                requests.post, f"{base_url}/api/v1/scans/", headers={"Authorization": f"Token {caregiver_token}"},
-                data={"patient": patient_id}, files={"image": ("face.jpg", data, "image/jpeg")}, timeout=60)
+                requests.post,
+                f"{base_url}/api/v1/scans/",
+                headers={"Authorization": f"Token {caregiver_token}"},
+                data={"patient": patient_id},
+                files={"image": ("face.jpg", data, "image/jpeg")},
+                timeout=60,
+            )
             if response.status_code != 202:
                 outcomes["upload refused"] = outcomes.get("upload refused", 0) + 1
                 continue
@@ -120,29 +137,53 @@ def main() -> None:
     var_dir = Path(tempfile.mkdtemp(prefix="portal-bench-"))
     # ALERT_EPISODE_HOURS=0: every positive raises its own alert (no episode grouping), so each
     # upload is timed to the alert.created frame a clinician would see first.
-    env = base_env(PORTAL_VAR_DIR=str(var_dir), DATABASE_URL=f"sqlite:///{var_dir / 'bench.sqlite3'}",
-                   ALERT_EPISODE_HOURS="0",
-                   CELERY_QUEUE=f"bench-{var_dir.name}", CHANNELS_PREFIX=f"bench-{var_dir.name}")
+    env = base_env(
+        PORTAL_VAR_DIR=str(var_dir),
+        DATABASE_URL=f"sqlite:///{var_dir / 'bench.sqlite3'}",
+        ALERT_EPISODE_HOURS="0",
+        CELERY_QUEUE=f"bench-{var_dir.name}",
+        CHANNELS_PREFIX=f"bench-{var_dir.name}",
+    )
     manage = [sys.executable, str(ROOT / "manage.py")]
     subprocess.run([*manage, "migrate", "--noinput"], env=env, check=True, capture_output=True)
     subprocess.run([*manage, "seed_demo", "--quiet"], env=env, check=True, capture_output=True)
     tokens = subprocess.run(
-        [*manage, "shell", "--no-imports", "-c",
-         "from django.contrib.auth import get_user_model as U; from portal.credentials import issue_token as t;"
-         " from portal.models import Patient as P;"
-         "print(t(U().objects.get(username='carol'))[1], t(U().objects.get(username='dr.alice'))[1],"
-         " P.objects.get(mrn='MRN-1001').id)"],
-        env=env, check=True, capture_output=True, text=True).stdout.split()
+        [
+            *manage,
+            "shell",
+            "--no-imports",
+            "-c",
+            "from django.contrib.auth import get_user_model as U; from portal.credentials import issue_token as t;"
+            " from portal.models import Patient as P;"
+            "print(t(U().objects.get(username='carol'))[1], t(U().objects.get(username='dr.alice'))[1],"
+            " P.objects.get(mrn='MRN-1001').id)",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     caregiver_token, clinician_token, patient_id = tokens[0], tokens[1], int(tokens[2])
 
     stack = Stack(env=env, port=free_port(), worker_concurrency=1, log_dir=var_dir / "logs")
     with stack:
         stack.wait_ready(timeout=180)
         # One warm-up scan so the worker has loaded MediaPipe, as a running portal has.
-        asyncio.run(run_uploads(stack.base_url, f"ws://{stack.host}:{stack.port}", caregiver_token,
-                                clinician_token, patient_id, images[:1]))
-        to_result, to_alert, outcomes = asyncio.run(run_uploads(
-            stack.base_url, f"ws://{stack.host}:{stack.port}", caregiver_token, clinician_token, patient_id, images))
+        asyncio.run(
+            run_uploads(
+                stack.base_url,
+                f"ws://{stack.host}:{stack.port}",
+                caregiver_token,
+                clinician_token,
+                patient_id,
+                images[:1],
+            )
+        )
+        to_result, to_alert, outcomes = asyncio.run(
+            run_uploads(
+                stack.base_url, f"ws://{stack.host}:{stack.port}", caregiver_token, clinician_token, patient_id, images
+            )
+        )
     bare = bare_pipeline_times(images)
 
     print(f"\n{len(images)} scans, one at a time, worker concurrency 1, {os.cpu_count()} CPUs; outcomes {outcomes}")
@@ -151,8 +192,10 @@ def main() -> None:
     print(summary("upload -> alert (alert.created)", to_alert))
     if bare and to_result:
         overhead = statistics.median(to_result) - statistics.median(bare)
-        print(f"portal overhead over the bare pipeline (median): {overhead * 1000:.1f} ms "
-              f"({statistics.median(to_result) / statistics.median(bare):.2f}x)")
+        print(
+            f"portal overhead over the bare pipeline (median): {overhead * 1000:.1f} ms "
+            f"({statistics.median(to_result) / statistics.median(bare):.2f}x)"
+        )
 
 
 if __name__ == "__main__":

@@ -183,10 +183,18 @@ def extract(paths: list[Path], data_root: Path, cache: LandmarkCache) -> list[di
             except Exception as error:  # an unreadable file counts as "no face", and says so
                 print(f"  cannot decode {path.name}: {error}", file=sys.stderr)
                 rgb = None
-            entry = {"points": np.zeros((478, 2)), "found": False, "attempt": "undecodable", "n_faces": 0,
-                     "hash": 0, "hash_mirror": 0, "size": (0, 0), "seconds": 0.0,
-                     "layout": np.zeros((LAYOUT_GRID, LAYOUT_GRID, 3), np.float32),
-                     "layout_mask": np.zeros((LAYOUT_GRID, LAYOUT_GRID), bool)}
+            entry = {
+                "points": np.zeros((478, 2)),
+                "found": False,
+                "attempt": "undecodable",
+                "n_faces": 0,
+                "hash": 0,
+                "hash_mirror": 0,
+                "size": (0, 0),
+                "seconds": 0.0,
+                "layout": np.zeros((LAYOUT_GRID, LAYOUT_GRID, 3), np.float32),
+                "layout_mask": np.zeros((LAYOUT_GRID, LAYOUT_GRID), bool),
+            }
             if rgb is not None:
                 search = detector.find(rgb)
                 entry["attempt"] = search.attempt
@@ -254,25 +262,47 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--data", type=Path, default=REPO_ROOT.parent / "shared" / "datasets" / "stroke-faces",
-                        help="folder with paralysis/ and no_paralysis/ (default: ../shared/datasets/stroke-faces)")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=REPO_ROOT.parent / "shared" / "datasets" / "stroke-faces",
+        help="folder with paralysis/ and no_paralysis/ (default: ../shared/datasets/stroke-faces)",
+    )
     parser.add_argument("--per-class", type=int, default=400, help="photos sampled per class; 0 = all (default 400)")
     parser.add_argument("--seed", type=int, default=0, help="sampling, group split and bootstrap seed (default 0)")
-    parser.add_argument("--holdout", type=float, default=0.5,
-                        help="share of each class's photos, by group, held out (default 0.5)")
-    parser.add_argument("--dup-bits", type=int, default=4,
-                        help="aligned-face pHash bits (of 64) within which two photos count as copies (default 4)")
-    parser.add_argument("--dup-colour", type=float, default=16.0,
-                        help="aligned colour-layout distance (RMS Delta E) within which two photos count as "
-                             "copies (default 16)")
-    parser.add_argument("--cache", type=Path, default=Path("/tmp/eval_asymmetry_cache"),
-                        help="folder for the landmark cache, outside the repository "
-                             "(default /tmp/eval_asymmetry_cache)")
+    parser.add_argument(
+        "--holdout", type=float, default=0.5, help="share of each class's photos, by group, held out (default 0.5)"
+    )
+    parser.add_argument(
+        "--dup-bits",
+        type=int,
+        default=4,
+        help="aligned-face pHash bits (of 64) within which two photos count as copies (default 4)",
+    )
+    parser.add_argument(
+        "--dup-colour",
+        type=float,
+        default=16.0,
+        help="aligned colour-layout distance (RMS Delta E) within which two photos count as copies (default 16)",
+    )
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=Path("/tmp/eval_asymmetry_cache"),
+        help="folder for the landmark cache, outside the repository (default /tmp/eval_asymmetry_cache)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="folder for eval_asymmetry.json and roc.png")
-    parser.add_argument("--rule", type=float, nargs=2, metavar=("POSITIVE_AT", "NEGATIVE_BELOW"), default=None,
-                        help="also judge these thresholds (e.g. the ones in inference/engine/decide.py) on both parts")
-    parser.add_argument("--bootstrap", type=int, default=500,
-                        help="group bootstrap resamples for AUC intervals (0 = none)")
+    parser.add_argument(
+        "--rule",
+        type=float,
+        nargs=2,
+        metavar=("POSITIVE_AT", "NEGATIVE_BELOW"),
+        default=None,
+        help="also judge these thresholds (e.g. the ones in inference/engine/decide.py) on both parts",
+    )
+    parser.add_argument(
+        "--bootstrap", type=int, default=500, help="group bootstrap resamples for AUC intervals (0 = none)"
+    )
     args = parser.parse_args(argv)
 
     data_root = args.data.resolve()
@@ -299,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     # --- detector coverage
     detection = {}
     for label, name in zip((1, 0), CLASSES):
-        rows = [r for r, l in zip(records, labels_all) if l == label]
+        rows = [r for r, truth in zip(records, labels_all) if truth == label]
         attempts: dict[str, int] = {}
         for r in rows:
             # "plain, levelled +25": the detector refitted a tilted face upright; the angle varies.
@@ -331,8 +361,11 @@ def main(argv: list[str] | None = None) -> int:
 
     # --- AUCs
     def auc_row(scores: np.ndarray) -> dict:
-        row = {"all": roc_auc(y, scores), "fit": roc_auc(y[fit], scores[fit]),
-               "held_out": roc_auc(y[held], scores[held])}
+        row = {
+            "all": roc_auc(y, scores),
+            "fit": roc_auc(y[fit], scores[fit]),
+            "held_out": roc_auc(y[held], scores[held]),
+        }
         if args.bootstrap:
             row["held_out_ci95"] = group_bootstrap_auc(y[held], scores[held], groups[held], args.bootstrap, args.seed)
         return row
@@ -387,12 +420,14 @@ def main(argv: list[str] | None = None) -> int:
     used = [n for n in INDEX_WEIGHTS if INDEX_WEIGHTS[n] > 0]
     refit = {
         "note": "index = sum(weight * |difference| / unit); unit = healthy 90th percentile of the region, weights"
-                " rescaled so the index's healthy 90th percentile is 1.0; all fitted on the fitting groups only",
+        " rescaled so the index's healthy 90th percentile is 1.0; all fitted on the fitting groups only",
         "regions_in_index": refit_constants(used),
         "all_regions": refit_constants(region_names),
         "paralysis_index_tertiles_above_1_fit": [
             round(float(v), 2) for v in np.percentile(index[fit & (y == 1) & (index >= 1.0)], [100 / 3, 200 / 3])
-        ] if np.any(fit & (y == 1) & (index >= 1.0)) else [],
+        ]
+        if np.any(fit & (y == 1) & (index >= 1.0))
+        else [],
     }
 
     healthy_index = index[y == 0]
@@ -401,8 +436,10 @@ def main(argv: list[str] | None = None) -> int:
         for label, name in zip((1, 0), CLASSES)
     }
     severity_counts = {
-        name: {band: int(sum(m.severity == band and l == label for m, l in zip(results, y)))
-               for _, band in measure_module.SEVERITY_BANDS}
+        name: {
+            band: int(sum(m.severity == band and truth == label for m, truth in zip(results, y)))
+            for _, band in measure_module.SEVERITY_BANDS
+        }
         for label, name in zip((1, 0), CLASSES)
     }
 
@@ -423,13 +460,18 @@ def main(argv: list[str] | None = None) -> int:
             "mixed_class_groups": int(mixed),
             "fit_photos": {name: int((fit & (y == label)).sum()) for label, name in zip((1, 0), CLASSES)},
             "held_out_photos": {name: int((held & (y == label)).sum()) for label, name in zip((1, 0), CLASSES)},
-            "fit_groups": {name: int(len(np.unique(groups[fit & (y == label)])))
-                           for label, name in zip((1, 0), CLASSES)},
-            "held_out_groups": {name: int(len(np.unique(groups[held & (y == label)])))
-                                for label, name in zip((1, 0), CLASSES)},
+            "fit_groups": {
+                name: int(len(np.unique(groups[fit & (y == label)]))) for label, name in zip((1, 0), CLASSES)
+            },
+            "held_out_groups": {
+                name: int(len(np.unique(groups[held & (y == label)]))) for label, name in zip((1, 0), CLASSES)
+            },
         },
-        "index_constants": {"INDEX_UNITS": INDEX_UNITS, "INDEX_WEIGHTS": INDEX_WEIGHTS,
-                            "SEVERITY_BANDS": measure_module.SEVERITY_BANDS},
+        "index_constants": {
+            "INDEX_UNITS": INDEX_UNITS,
+            "INDEX_WEIGHTS": INDEX_WEIGHTS,
+            "SEVERITY_BANDS": measure_module.SEVERITY_BANDS,
+        },
         "auc": aucs,
         "sensitivity_at_90_specificity": sens_at_90_spec,
         "decision_thresholds": decision,
@@ -453,41 +495,56 @@ def print_report(report: dict) -> None:
     print("\nFace detection (largest face kept when several)")
     for name, d in report["detection"].items():
         passes = ", ".join(f"{k} {v}" for k, v in d["by_pass"].items())
-        print(f"  {name:13s} {d['faces_found']:4d}/{d['photos']:<4d} faces found, {d['no_face']} without  [{passes}]"
-              f"  several faces: {d['several_faces']}, median {1000 * d['median_seconds']:.0f} ms")
+        print(
+            f"  {name:13s} {d['faces_found']:4d}/{d['photos']:<4d} faces found, {d['no_face']} without  [{passes}]"
+            f"  several faces: {d['several_faces']}, median {1000 * d['median_seconds']:.0f} ms"
+        )
     g = report["groups"]
-    print(f"\nNear-duplicate groups (aligned face: pHash <= {g['dup_bits']} bits or colour layout"
-          f" <= {g['dup_colour']} RMS Delta E, mirrored copies included): {g['groups']} groups for"
-          f" {g['photos_with_face']} photos ({g['groups_per_class']}), largest {g['largest_group']},"
-          f" {g['singletons']} singletons, {g['mixed_class_groups']} mixing both classes")
-    print(f"  fitting photos {g['fit_photos']} in groups {g['fit_groups']}; "
-          f"held-out photos {g['held_out_photos']} in groups {g['held_out_groups']}")
-    print("\nROC AUC, paralysis vs no_paralysis (|left - right| per region; held-out = other groups,"
-          " 95% group bootstrap)")
+    print(
+        f"\nNear-duplicate groups (aligned face: pHash <= {g['dup_bits']} bits or colour layout"
+        f" <= {g['dup_colour']} RMS Delta E, mirrored copies included): {g['groups']} groups for"
+        f" {g['photos_with_face']} photos ({g['groups_per_class']}), largest {g['largest_group']},"
+        f" {g['singletons']} singletons, {g['mixed_class_groups']} mixing both classes"
+    )
+    print(
+        f"  fitting photos {g['fit_photos']} in groups {g['fit_groups']}; "
+        f"held-out photos {g['held_out_photos']} in groups {g['held_out_groups']}"
+    )
+    print(
+        "\nROC AUC, paralysis vs no_paralysis (|left - right| per region; held-out = other groups, 95% group bootstrap)"
+    )
     print(f"  {'feature':22s} {'all':>6s} {'fit':>6s} {'held-out':>9s}  ci95")
     for name, row in report["auc"].items():
         ci = row.get("held_out_ci95")
         ci_text = f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
         print(f"  {name:22s} {row['all']:6.3f} {row['fit']:6.3f} {row['held_out']:9.3f}  {ci_text}")
     s = report["sensitivity_at_90_specificity"]
-    print(f"\nSensitivity at 90% specificity (threshold {s['threshold_from_fit']:.3f} from the fitting groups): "
-          f"held-out sensitivity {s['held_out_sensitivity']:.3f}, specificity {s['held_out_specificity']:.3f} "
-          f"(threshold chosen on held-out itself: {s['held_out_oracle_sensitivity']:.3f})")
+    print(
+        f"\nSensitivity at 90% specificity (threshold {s['threshold_from_fit']:.3f} from the fitting groups): "
+        f"held-out sensitivity {s['held_out_sensitivity']:.3f}, specificity {s['held_out_specificity']:.3f} "
+        f"(threshold chosen on held-out itself: {s['held_out_oracle_sensitivity']:.3f})"
+    )
     d = report["decision_thresholds"]
-    print(f"\nAsymmetry-only rule: positive_at={d['positive_at']} (90% specificity on fit), "
-          f"negative_below={d['negative_below']} (90% sensitivity on fit)")
-    print("  (sensitivity: paralysis photos called paralysis; specificity: healthy photos called no_paralysis;"
-          " 'not called paralysis' counts inconclusive healthy photos as right)")
+    print(
+        f"\nAsymmetry-only rule: positive_at={d['positive_at']} (90% specificity on fit), "
+        f"negative_below={d['negative_below']} (90% sensitivity on fit)"
+    )
+    print(
+        "  (sensitivity: paralysis photos called paralysis; specificity: healthy photos called no_paralysis;"
+        " 'not called paralysis' counts inconclusive healthy photos as right)"
+    )
 
     def print_rates(parts: dict) -> None:
         for part in ("fit", "held_out"):
             r = parts[part]
-            print(f"  {part:8s} n={r['n']:4d} sensitivity {r['sensitivity']:.3f} specificity {r['specificity']:.3f} "
-                  f"(not called paralysis {r['specificity_not_called_positive']:.3f}) "
-                  f"missed paralysis {r['missed_paralysis_rate']:.3f} "
-                  f"inconclusive {r['inconclusive_rate']:.3f} (paralysis {r['inconclusive_rate_paralysis']:.3f}, "
-                  f"healthy {r['inconclusive_rate_no_paralysis']:.3f}), "
-                  f"accuracy when decided {r['accuracy_when_decided']:.3f}")
+            print(
+                f"  {part:8s} n={r['n']:4d} sensitivity {r['sensitivity']:.3f} specificity {r['specificity']:.3f} "
+                f"(not called paralysis {r['specificity_not_called_positive']:.3f}) "
+                f"missed paralysis {r['missed_paralysis_rate']:.3f} "
+                f"inconclusive {r['inconclusive_rate']:.3f} (paralysis {r['inconclusive_rate_paralysis']:.3f}, "
+                f"healthy {r['inconclusive_rate_no_paralysis']:.3f}), "
+                f"accuracy when decided {r['accuracy_when_decided']:.3f}"
+            )
 
     print_rates(d)
     if "given_rule" in d:
@@ -497,18 +554,24 @@ def print_report(report: dict) -> None:
     print("\nIndex distribution (percentiles)")
     for name, q in report["index_distribution"].items():
         print(f"  {name:13s} " + "  ".join(f"p{k}={v}" for k, v in q.items()))
-    print(f"  healthy photos below 1.0: {report['healthy_share_below_1']:.3f}; "
-          f"severity bands: {report['severity_counts']}")
+    print(
+        f"  healthy photos below 1.0: {report['healthy_share_below_1']:.3f}; "
+        f"severity bands: {report['severity_counts']}"
+    )
     r = report["reference_refit"]
     for part, title in (("regions_in_index", "regions in the index"), ("all_regions", "all regions")):
         fit_ = r[part]
-        print(f"\nRefit on the fitting groups, {title}: held-out AUC {fit_['auc_held_out']:.3f}"
-              f" (fit {fit_['auc_fit']:.3f})")
+        print(
+            f"\nRefit on the fitting groups, {title}: held-out AUC {fit_['auc_held_out']:.3f}"
+            f" (fit {fit_['auc_fit']:.3f})"
+        )
         print(f"  INDEX_UNITS   {fit_['INDEX_UNITS']}")
         print(f"  INDEX_WEIGHTS {fit_['INDEX_WEIGHTS']}")
     print(f"  paralysis index tertiles above 1.0 (fit): {r['paralysis_index_tertiles_above_1_fit']}")
-    print("\nCaveats: classes come from different sources (patient close-ups vs press photos); near-duplicate"
-          " grouping is approximate (different photos of one person are not linked); not a clinical population.")
+    print(
+        "\nCaveats: classes come from different sources (patient close-ups vs press photos); near-duplicate"
+        " grouping is approximate (different photos of one person are not linked); not a clinical population."
+    )
 
 
 def plot_roc(path: Path, index, features, y, held, positive_at, negative_below) -> bool:

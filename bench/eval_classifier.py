@@ -25,9 +25,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from inference.engine.training import reporting  # noqa: E402
 from inference.engine.decide import ASYMMETRY_ONLY_RULE  # noqa: E402
 from inference.engine.evaluation import classification_report, group_bootstrap_auc, roc_auc  # noqa: E402
+from inference.engine.training import reporting  # noqa: E402
 
 
 def evaluate(labels, asymmetry, groups, folds, probabilities) -> dict:
@@ -39,43 +39,70 @@ def evaluate(labels, asymmetry, groups, folds, probabilities) -> dict:
             continue
         test, val = folds == fold, folds == (fold + 1) % count
         fitted = reporting.fit_thresholds(
-            labels[val], prob[val], asymmetry[val], asymmetry_positive_at=ASYMMETRY_ONLY_RULE.asymmetry_positive_at,
-            asymmetry_negative_below=ASYMMETRY_ONLY_RULE.asymmetry_negative_below)
-        fused = reporting.fused_scores(prob[test], asymmetry[test], weight=fitted["classifier_weight"],
-                                      positive_at=fitted["asymmetry_positive_at"],
-                                      negative_below=fitted["asymmetry_negative_below"])
+            labels[val],
+            prob[val],
+            asymmetry[val],
+            asymmetry_positive_at=ASYMMETRY_ONLY_RULE.asymmetry_positive_at,
+            asymmetry_negative_below=ASYMMETRY_ONLY_RULE.asymmetry_negative_below,
+        )
+        fused = reporting.fused_scores(
+            prob[test],
+            asymmetry[test],
+            weight=fitted["classifier_weight"],
+            positive_at=fitted["asymmetry_positive_at"],
+            negative_below=fitted["asymmetry_negative_below"],
+        )
         y = labels[test]
         report = classification_report(y, fused, fitted["fused_positive_at"])
         inconclusive = (fused >= fitted["fused_negative_below"]) & (fused < fitted["fused_positive_at"])
-        rounds.append({
-            "test_fold": fold, "photos": int(test.sum()), "paralysis": int(y.sum()),
-            "groups": int(len(np.unique(groups[test]))),
-            "classifier_auc": roc_auc(y, prob[test]), "index_auc": roc_auc(y, asymmetry[test]),
-            "fused_auc": roc_auc(y, fused), "classifier_weight": fitted["classifier_weight"],
-            "fused_sensitivity": report["paralysis"]["recall"], "fused_specificity": report["no_paralysis"]["recall"],
-            "inconclusive": float(inconclusive.mean()),
-        })
+        rounds.append(
+            {
+                "test_fold": fold,
+                "photos": int(test.sum()),
+                "paralysis": int(y.sum()),
+                "groups": int(len(np.unique(groups[test]))),
+                "classifier_auc": roc_auc(y, prob[test]),
+                "index_auc": roc_auc(y, asymmetry[test]),
+                "fused_auc": roc_auc(y, fused),
+                "classifier_weight": fitted["classifier_weight"],
+                "fused_sensitivity": report["paralysis"]["recall"],
+                "fused_specificity": report["no_paralysis"]["recall"],
+                "inconclusive": float(inconclusive.mean()),
+            }
+        )
         pooled["labels"].append(y)
         pooled["classifier"].append(prob[test])
         pooled["index"].append(asymmetry[test])
         pooled["fused"].append(fused)
         pooled["groups"].append(groups[test])
-        pooled["decided"].append(np.where(fused >= fitted["fused_positive_at"], 1,
-                                          np.where(fused < fitted["fused_negative_below"], 0, -1)))
+        pooled["decided"].append(
+            np.where(fused >= fitted["fused_positive_at"], 1, np.where(fused < fitted["fused_negative_below"], 0, -1))
+        )
     joined = {k: np.concatenate(v) for k, v in pooled.items()}
     summary = {}
     for key in ("classifier", "index", "fused"):
         low, high = group_bootstrap_auc(joined["labels"], joined[key], joined["groups"], 2000, seed=0)
         per_round = [r[f"{key}_auc"] for r in rounds]
-        summary[key] = {"pooled_auc": roc_auc(joined["labels"], joined[key]), "ci95": [low, high],
-                        "mean_round_auc": float(np.mean(per_round)), "min_round_auc": float(np.min(per_round)),
-                        "max_round_auc": float(np.max(per_round))}
+        summary[key] = {
+            "pooled_auc": roc_auc(joined["labels"], joined[key]),
+            "ci95": [low, high],
+            "mean_round_auc": float(np.mean(per_round)),
+            "min_round_auc": float(np.min(per_round)),
+            "max_round_auc": float(np.max(per_round)),
+        }
     y, decided = joined["labels"], joined["decided"]
     summary["fused_decision"] = {
-        "sensitivity": float(np.mean(decided[y == 1] == 1)), "specificity": float(np.mean(decided[y == 0] == 0)),
-        "missed_paralysis": float(np.mean(decided[y == 1] == 0)), "inconclusive": float(np.mean(decided == -1)),
+        "sensitivity": float(np.mean(decided[y == 1] == 1)),
+        "specificity": float(np.mean(decided[y == 0] == 0)),
+        "missed_paralysis": float(np.mean(decided[y == 1] == 0)),
+        "inconclusive": float(np.mean(decided == -1)),
     }
-    return {"rounds": rounds, "summary": summary, "photos": int(len(y)), "groups": int(len(np.unique(joined["groups"])))}
+    return {
+        "rounds": rounds,
+        "summary": summary,
+        "photos": int(len(y)),
+        "groups": int(len(np.unique(joined["groups"]))),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,18 +127,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{path}: {result['photos']} held-out photos in {result['groups']} near-duplicate groups")
         print("  round  photos  paralysis  groups  classifier  index   fused  weight  sens   spec   inconcl.")
         for r in result["rounds"]:
-            print(f"  {r['test_fold']:>5}  {r['photos']:>6}  {r['paralysis']:>9}  {r['groups']:>6}  "
-                  f"{r['classifier_auc']:>10.3f}  {r['index_auc']:.3f}  {r['fused_auc']:.3f}  "
-                  f"{r['classifier_weight']:>6.1f}  {r['fused_sensitivity']:.3f}  {r['fused_specificity']:.3f}  "
-                  f"{r['inconclusive']:.3f}")
+            print(
+                f"  {r['test_fold']:>5}  {r['photos']:>6}  {r['paralysis']:>9}  {r['groups']:>6}  "
+                f"{r['classifier_auc']:>10.3f}  {r['index_auc']:.3f}  {r['fused_auc']:.3f}  "
+                f"{r['classifier_weight']:>6.1f}  {r['fused_sensitivity']:.3f}  {r['fused_specificity']:.3f}  "
+                f"{r['inconclusive']:.3f}"
+            )
         for key in ("classifier", "index", "fused"):
             s = result["summary"][key]
-            print(f"  {key:<10} pooled out-of-fold ROC AUC {s['pooled_auc']:.3f} "
-                  f"(95% group bootstrap {s['ci95'][0]:.3f}-{s['ci95'][1]:.3f}); rounds {s['min_round_auc']:.3f}-"
-                  f"{s['max_round_auc']:.3f}, mean {s['mean_round_auc']:.3f}")
+            print(
+                f"  {key:<10} pooled out-of-fold ROC AUC {s['pooled_auc']:.3f} "
+                f"(95% group bootstrap {s['ci95'][0]:.3f}-{s['ci95'][1]:.3f}); rounds {s['min_round_auc']:.3f}-"
+                f"{s['max_round_auc']:.3f}, mean {s['mean_round_auc']:.3f}"
+            )
         d = result["summary"]["fused_decision"]
-        print(f"  fused decision: sensitivity {d['sensitivity']:.3f}, specificity {d['specificity']:.3f}, "
-              f"missed paralysis {d['missed_paralysis']:.3f}, inconclusive {d['inconclusive']:.3f}")
+        print(
+            f"  fused decision: sensitivity {d['sensitivity']:.3f}, specificity {d['specificity']:.3f}, "
+            f"missed paralysis {d['missed_paralysis']:.3f}, inconclusive {d['inconclusive']:.3f}"
+        )
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "eval_classifier.json").write_text(json.dumps(results, indent=2, default=_json))

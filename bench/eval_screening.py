@@ -45,7 +45,14 @@ from screening_cache import load  # noqa: E402
 
 from inference.engine import calibration, duplicates, quality  # noqa: E402
 from inference.engine.decide import (  # noqa: E402
-    ASYMMETRY_ONLY_RULE, CENTRAL, INCONCLUSIVE, NO_PARALYSIS, PARALYSIS, PERIPHERAL, UNDETERMINED, decide,
+    ASYMMETRY_ONLY_RULE,
+    CENTRAL,
+    INCONCLUSIVE,
+    NO_PARALYSIS,
+    PARALYSIS,
+    PERIPHERAL,
+    UNDETERMINED,
+    decide,
 )
 from inference.engine.evaluation import group_bootstrap_auc, group_bootstrap_rate, roc_auc  # noqa: E402
 from inference.engine.measure import measure  # noqa: E402
@@ -61,11 +68,17 @@ def examine(record: dict) -> dict:
         return {"measured": False, "reason": reason, "warnings": []}
     m = measure(record["points"])
     report = quality.judge_face(record["points"], record["figures"], m)
-    one_way = {name: measure(record[name]).asymmetry_index for name in ("direct", "mirror")
-               if record[name] is not None}
-    return {"measured": report.passed, "reason": report.reason, "warnings": [w["code"] for w in report.warnings],
-            "index": m.asymmetry_index, "lean": m.lean, "severity": m.severity,
-            "involvement": m.upper_face["involvement"], "one_way": one_way}
+    one_way = {name: measure(record[name]).asymmetry_index for name in ("direct", "mirror") if record[name] is not None}
+    return {
+        "measured": report.passed,
+        "reason": report.reason,
+        "warnings": [w["code"] for w in report.warnings],
+        "index": m.asymmetry_index,
+        "lean": m.lean,
+        "severity": m.severity,
+        "involvement": m.upper_face["involvement"],
+        "one_way": one_way,
+    }
 
 
 def apply(rows: list[dict], rule) -> tuple[np.ndarray, np.ndarray]:
@@ -76,8 +89,13 @@ def apply(rows: list[dict], rule) -> tuple[np.ndarray, np.ndarray]:
             labels.append("refused")
             patterns.append("")
             continue
-        decision = decide(asymmetry_index=row["index"], severity=row["severity"], probability=None, rule=rule,
-                          upper_face_involvement=row["involvement"])
+        decision = decide(
+            asymmetry_index=row["index"],
+            severity=row["severity"],
+            probability=None,
+            rule=rule,
+            upper_face_involvement=row["involvement"],
+        )
         labels.append(decision.label)
         patterns.append(decision.pattern)
     return np.array(labels), np.array(patterns)
@@ -96,8 +114,9 @@ def fit(rows: list[dict], classes: np.ndarray, index: np.ndarray):
     rule = calibration.fit_rest_rule(np.array(healthy))
     labels, _ = apply([rows[i] for i in index], rule)
     flagged = [i for i, label in zip(index, labels) if classes[i] in PALSY and label in (PARALYSIS, INCONCLUSIVE)]
-    threshold = calibration.fit_pattern_threshold(np.array([rows[i]["involvement"] for i in flagged]),
-                                                  np.array([classes[i] == "peripheral" for i in flagged]))
+    threshold = calibration.fit_pattern_threshold(
+        np.array([rows[i]["involvement"] for i in flagged]), np.array([classes[i] == "peripheral" for i in flagged])
+    )
     return calibration.with_pattern_threshold(rule, threshold)
 
 
@@ -124,9 +143,13 @@ def rates(labels, patterns, classes, groups, n_boot: int) -> dict:
             "negative": labels[members] == NO_PARALYSIS,
             "refused": labels[members] == "refused",
         }
-        table[str(cls)] = {"n": int(members.sum()), **{
-            name: {"rate": float(hits.mean()), "ci95": group_bootstrap_rate(hits, groups[members], n_boot, seed=1)}
-            for name, hits in outcome.items()}}
+        table[str(cls)] = {
+            "n": int(members.sum()),
+            **{
+                name: {"rate": float(hits.mean()), "ci95": group_bootstrap_rate(hits, groups[members], n_boot, seed=1)}
+                for name, hits in outcome.items()
+            },
+        }
     return table
 
 
@@ -134,10 +157,14 @@ def pattern_table(labels, patterns, classes, groups, n_boot: int) -> dict:
     flagged = np.isin(labels, [PARALYSIS, INCONCLUSIVE]) & np.isin(classes, PALSY)
     matrix = {cls: {p: int(np.sum(flagged & (classes == cls) & (patterns == p))) for p in PATTERNS} for cls in PALSY}
     right = (patterns == classes)[flagged]
-    return {"confusion": matrix, "n": int(flagged.sum()), "right": float(right.mean()) if right.size else float("nan"),
-            "right_ci95": group_bootstrap_rate(right, groups[flagged], n_boot, seed=2) if right.size else None,
-            "central_recall": float(np.mean(patterns[flagged & (classes == "central")] == CENTRAL)),
-            "peripheral_recall": float(np.mean(patterns[flagged & (classes == "peripheral")] == PERIPHERAL))}
+    return {
+        "confusion": matrix,
+        "n": int(flagged.sum()),
+        "right": float(right.mean()) if right.size else float("nan"),
+        "right_ci95": group_bootstrap_rate(right, groups[flagged], n_boot, seed=2) if right.size else None,
+        "central_recall": float(np.mean(patterns[flagged & (classes == "central")] == CENTRAL)),
+        "peripheral_recall": float(np.mean(patterns[flagged & (classes == "peripheral")] == PERIPHERAL)),
+    }
 
 
 def auc_table(rows, positive: np.ndarray, groups: np.ndarray, n_boot: int, subsets: dict) -> dict:
@@ -185,11 +212,20 @@ def main(argv: list[str] | None = None) -> int:
     report["palda_shipped"] = rates(labels, patterns, classes, groups, args.boot)
     report["palda_shipped_pattern"] = pattern_table(labels, patterns, classes, groups, args.boot)
     palsy = np.isin(classes, PALSY)
-    report["palda_auc"] = auc_table(rows, palsy, groups, args.boot, {
-        "palsy vs healthy": np.ones(len(rows), bool), "central vs healthy": classes != "peripheral",
-        "peripheral vs healthy": classes != "central"})
-    one_way = [abs(r["one_way"]["direct"] - r["one_way"]["mirror"]) for r in rows
-               if r["measured"] and len(r["one_way"]) == 2]
+    report["palda_auc"] = auc_table(
+        rows,
+        palsy,
+        groups,
+        args.boot,
+        {
+            "palsy vs healthy": np.ones(len(rows), bool),
+            "central vs healthy": classes != "peripheral",
+            "peripheral vs healthy": classes != "central",
+        },
+    )
+    one_way = [
+        abs(r["one_way"]["direct"] - r["one_way"]["mirror"]) for r in rows if r["measured"] and len(r["one_way"]) == 2
+    ]
     report["one_way_mirror_gap"] = {"median": float(np.median(one_way)), "max": float(np.max(one_way))}
 
     crossfit = []
@@ -204,19 +240,29 @@ def main(argv: list[str] | None = None) -> int:
             test = np.nonzero(fold == k)[0]
             out_labels[test], out_patterns[test] = apply([rows[i] for i in test], rule)
         out_labels, out_patterns = out_labels.astype(str), out_patterns.astype(str)
-        crossfit.append({"rates": rates(out_labels, out_patterns, classes, groups, args.boot if repeat == 0 else 0),
-                         "pattern": pattern_table(out_labels, out_patterns, classes, groups,
-                                                  args.boot if repeat == 0 else 0),
-                         "rules": rules})
+        crossfit.append(
+            {
+                "rates": rates(out_labels, out_patterns, classes, groups, args.boot if repeat == 0 else 0),
+                "pattern": pattern_table(out_labels, out_patterns, classes, groups, args.boot if repeat == 0 else 0),
+                "rules": rules,
+            }
+        )
     report["palda_crossfit_first"] = crossfit[0]
     report["palda_crossfit_spread"] = {
-        cls: {"flagged": [min(c["rates"][cls]["flagged"]["rate"] for c in crossfit),
-                          float(np.median([c["rates"][cls]["flagged"]["rate"] for c in crossfit])),
-                          max(c["rates"][cls]["flagged"]["rate"] for c in crossfit)]}
-        for cls in ("healthy", "central", "peripheral")}
+        cls: {
+            "flagged": [
+                min(c["rates"][cls]["flagged"]["rate"] for c in crossfit),
+                float(np.median([c["rates"][cls]["flagged"]["rate"] for c in crossfit])),
+                max(c["rates"][cls]["flagged"]["rate"] for c in crossfit),
+            ]
+        }
+        for cls in ("healthy", "central", "peripheral")
+    }
     report["palda_crossfit_spread"]["pattern_right"] = [
-        min(c["pattern"]["right"] for c in crossfit), float(np.median([c["pattern"]["right"] for c in crossfit])),
-        max(c["pattern"]["right"] for c in crossfit)]
+        min(c["pattern"]["right"] for c in crossfit),
+        float(np.median([c["pattern"]["right"] for c in crossfit])),
+        max(c["pattern"]["right"] for c in crossfit),
+    ]
     fitted_values = {k: [r[k] for c in crossfit for r in c["rules"]] for k in keys}
     report["palda_crossfit_constants"] = {k: [min(v), max(v)] for k, v in fitted_values.items()}
 
@@ -226,16 +272,22 @@ def main(argv: list[str] | None = None) -> int:
         sf_classes = np.array([r["class"] for r in sf_records])
         signed = [r for r in sf_records if r.get("signature") is not None]
         sf_groups = np.full(len(sf_records), -1)
-        sf_groups[[i for i, r in enumerate(sf_records) if r.get("signature") is not None]] = \
+        sf_groups[[i for i, r in enumerate(sf_records) if r.get("signature") is not None]] = (
             duplicates.duplicate_groups([r["signature"] for r in signed])
+        )
         # A photo without a face has no signature: it is its own group.
         loose = sf_groups < 0
         sf_groups[loose] = sf_groups.max() + 1 + np.arange(loose.sum())
         sf_labels, sf_patterns = apply(sf_rows, ASYMMETRY_ONLY_RULE)
         report["stroke_faces_groups"] = int(len(np.unique(sf_groups)))
         report["stroke_faces_shipped"] = rates(sf_labels, sf_patterns, sf_classes, sf_groups, args.boot)
-        report["stroke_faces_auc"] = auc_table(sf_rows, sf_classes == "paralysis", sf_groups, args.boot,
-                                               {"paralysis vs no_paralysis": np.ones(len(sf_rows), bool)})
+        report["stroke_faces_auc"] = auc_table(
+            sf_rows,
+            sf_classes == "paralysis",
+            sf_groups,
+            args.boot,
+            {"paralysis vs no_paralysis": np.ones(len(sf_rows), bool)},
+        )
         flagged = np.isin(sf_labels, [PARALYSIS, INCONCLUSIVE]) & (sf_classes == "paralysis")
         report["stroke_faces_patterns_of_flagged_paralysis"] = dict(Counter(sf_patterns[flagged].tolist()))
         report["stroke_faces_refusals"] = dict(Counter(r["reason"][:60] for r in sf_rows if not r["measured"]))
@@ -260,15 +312,20 @@ def print_rates(title: str, table: dict, classes: tuple[str, ...]) -> None:
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for cls in classes:
         row = table[cls]
-        print(f"| {cls} | {row['n']} | " + " | ".join(pct(row[k]) for k in
-              ("flagged", "positive", "inconclusive", "negative", "refused")) + " |")
+        print(
+            f"| {cls} | {row['n']} | "
+            + " | ".join(pct(row[k]) for k in ("flagged", "positive", "inconclusive", "negative", "refused"))
+            + " |"
+        )
 
 
 def print_pattern(title: str, table: dict) -> None:
     low, high = table["right_ci95"] or (float("nan"), float("nan"))
-    print(f"\n{title}: right {100 * table['right']:.1f}% ({100 * low:.0f}–{100 * high:.0f}) of {table['n']} flagged "
-          f"palsy photos; central recall {100 * table['central_recall']:.0f}%, peripheral recall "
-          f"{100 * table['peripheral_recall']:.0f}%\n")
+    print(
+        f"\n{title}: right {100 * table['right']:.1f}% ({100 * low:.0f}–{100 * high:.0f}) of {table['n']} flagged "
+        f"palsy photos; central recall {100 * table['central_recall']:.0f}%, peripheral recall "
+        f"{100 * table['peripheral_recall']:.0f}%\n"
+    )
     print("| true \\ called | central | peripheral | undetermined |")
     print("| --- | --- | --- | --- |")
     for cls, row in table["confusion"].items():
@@ -278,12 +335,16 @@ def print_pattern(title: str, table: dict) -> None:
 def print_report(report: dict) -> None:
     rule = report["shipped_rule"]
     fitted = report["fitted_on_all_of_palda"]
-    print(f"Shipped rule {rule['name']}: negative below {rule['asymmetry_negative_below']}, positive from "
-          f"{rule['asymmetry_positive_at']}; pattern central below {rule['pattern_central_below']}, peripheral from "
-          f"{rule['pattern_peripheral_at']}")
-    print(f"Fitted on all of palda-dev: {fitted['asymmetry_negative_below']} / {fitted['asymmetry_positive_at']}; "
-          f"pattern {fitted['pattern_central_below']} / {fitted['pattern_peripheral_at']}  "
-          f"({'matches the shipped rule' if report['shipped_matches_fit'] else 'DIFFERS from the shipped rule'})")
+    print(
+        f"Shipped rule {rule['name']}: negative below {rule['asymmetry_negative_below']}, positive from "
+        f"{rule['asymmetry_positive_at']}; pattern central below {rule['pattern_central_below']}, peripheral from "
+        f"{rule['pattern_peripheral_at']}"
+    )
+    print(
+        f"Fitted on all of palda-dev: {fitted['asymmetry_negative_below']} / {fitted['asymmetry_positive_at']}; "
+        f"pattern {fitted['pattern_central_below']} / {fitted['pattern_peripheral_at']}  "
+        f"({'matches the shipped rule' if report['shipped_matches_fit'] else 'DIFFERS from the shipped rule'})"
+    )
     print(f"Cross-fitted constants ranged: {report['palda_crossfit_constants']}")
     print(f"\npalda-dev refusals: {report['palda_refusals'] or 'none'}; warnings: {report['palda_warnings']}")
     print("\nROC AUC of the asymmetry index (95% interval by person; one-way mesh = before mirror averaging)\n")
@@ -291,30 +352,50 @@ def print_report(report: dict) -> None:
     print("| --- | --- | --- | --- | --- | --- |")
     for data, key in (("palda-dev", "palda_auc"), ("stroke-faces", "stroke_faces_auc")):
         for name, row in report.get(key, {}).items():
-            print(f"| {data} | {name} | {row['n']} | {row['auc']:.3f} | {row['ci95'][0]:.3f}–{row['ci95'][1]:.3f} | "
-                  f"{row['auc_one_way_mesh']:.3f} |")
+            print(
+                f"| {data} | {name} | {row['n']} | {row['auc']:.3f} | {row['ci95'][0]:.3f}–{row['ci95'][1]:.3f} | "
+                f"{row['auc_one_way_mesh']:.3f} |"
+            )
     gap = report["one_way_mirror_gap"]
-    print(f"\nOne-way mesh, photo vs its mirror image: index differs by median {gap['median']:.3f}, "
-          f"max {gap['max']:.3f} (mirror-averaged: 0 by construction)")
+    print(
+        f"\nOne-way mesh, photo vs its mirror image: index differs by median {gap['median']:.3f}, "
+        f"max {gap['max']:.3f} (mirror-averaged: 0 by construction)"
+    )
     classes = ("healthy", "central", "peripheral")
-    print_rates("palda-dev, cross-fitted (constants fitted without the person's fold; first deal)",
-                report["palda_crossfit_first"]["rates"], classes)
+    print_rates(
+        "palda-dev, cross-fitted (constants fitted without the person's fold; first deal)",
+        report["palda_crossfit_first"]["rates"],
+        classes,
+    )
     spread = report["palda_crossfit_spread"]
-    print(f"\nOver {len(spread) and 'all'} deals, flagged rate min / median / max: "
-          + "; ".join(f"{c} {v['flagged'][0]:.3f} / {v['flagged'][1]:.3f} / {v['flagged'][2]:.3f}"
-                      for c, v in spread.items() if c in classes)
-          + f"; pattern right {spread['pattern_right'][0]:.3f} / {spread['pattern_right'][1]:.3f} / "
-            f"{spread['pattern_right'][2]:.3f}")
+    print(
+        f"\nOver {len(spread) and 'all'} deals, flagged rate min / median / max: "
+        + "; ".join(
+            f"{c} {v['flagged'][0]:.3f} / {v['flagged'][1]:.3f} / {v['flagged'][2]:.3f}"
+            for c, v in spread.items()
+            if c in classes
+        )
+        + f"; pattern right {spread['pattern_right'][0]:.3f} / {spread['pattern_right'][1]:.3f} / "
+        f"{spread['pattern_right'][2]:.3f}"
+    )
     print_pattern("Pattern, cross-fitted", report["palda_crossfit_first"]["pattern"])
-    print_rates("palda-dev, shipped rule (in-sample: its constants were fitted on these photos)",
-                report["palda_shipped"], classes)
+    print_rates(
+        "palda-dev, shipped rule (in-sample: its constants were fitted on these photos)",
+        report["palda_shipped"],
+        classes,
+    )
     print_pattern("Pattern, shipped rule (in-sample)", report["palda_shipped_pattern"])
     if "stroke_faces_shipped" in report:
-        print_rates(f"stroke-faces, shipped rule ({report['stroke_faces_groups']} near-duplicate groups; "
-                    "healthy photos are press photos with expressions, not faces at rest)",
-                    report["stroke_faces_shipped"], ("paralysis", "no_paralysis"))
-        print(f"\nstroke-faces paralysis photos flagged, by pattern called: "
-              f"{report['stroke_faces_patterns_of_flagged_paralysis']}")
+        print_rates(
+            f"stroke-faces, shipped rule ({report['stroke_faces_groups']} near-duplicate groups; "
+            "healthy photos are press photos with expressions, not faces at rest)",
+            report["stroke_faces_shipped"],
+            ("paralysis", "no_paralysis"),
+        )
+        print(
+            f"\nstroke-faces paralysis photos flagged, by pattern called: "
+            f"{report['stroke_faces_patterns_of_flagged_paralysis']}"
+        )
         print(f"stroke-faces refusals: {report['stroke_faces_refusals']}")
 
 

@@ -52,8 +52,14 @@ def main() -> None:
 
     from inference.engine.align import aligned_face
     from inference.engine.classifier import (
-        AGREEMENT_TOLERANCE, CLASSES, ResNetClassifier, build_resnet50, build_runtime, preprocess, softmax_paralysis,
+        AGREEMENT_TOLERANCE,
+        CLASSES,
+        ResNetClassifier,
         _features_model,
+        build_resnet50,
+        build_runtime,
+        preprocess,
+        softmax_paralysis,
     )
     from inference.engine.face import FaceMeshDetector
     from inference.engine.imaging import ANALYSIS_MAX_SIDE
@@ -63,14 +69,15 @@ def main() -> None:
     if checkpoint is None:
         checkpoint = Path("/tmp/bench-resnet50-random.pt")
         torch.manual_seed(0)
-        torch.save({"state_dict": build_resnet50().state_dict(), "classes": list(CLASSES), "input_size": 224},
-                   checkpoint)
+        torch.save(
+            {"state_dict": build_resnet50().state_dict(), "classes": list(CLASSES), "input_size": 224}, checkpoint
+        )
         print("(no --checkpoint: random ResNet-50 weights, for timing and agreement only)")
 
     if args.images.is_dir():
         files = sorted(p for p in args.images.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
         step = max(1, len(files) // args.count)
-        photos = [ImageOps.exif_transpose(Image.open(p)).convert("RGB") for p in files[::step][:args.count]]
+        photos = [ImageOps.exif_transpose(Image.open(p)).convert("RGB") for p in files[::step][: args.count]]
         source = f"{len(photos)} photos from {args.images}"
     else:
         from tests.faces import drooped_astronaut
@@ -133,7 +140,10 @@ def main() -> None:
     both_ways = timed(detector.find, arrays)
     print("\nFace mesh (MediaPipe), one fit against the mirror-consistent fit (photo and mirror image):")
     print(line("one way", one_way))
-    print(line("photo + mirror, averaged", both_ways) + f"   {statistics.median(both_ways) / statistics.median(one_way):.2f}x one way")
+    print(
+        line("photo + mirror, averaged", both_ways)
+        + f"   {statistics.median(both_ways) / statistics.median(one_way):.2f}x one way"
+    )
     print(f"\nWhole pipeline with the served runtime ({classifier.runtime_name}):")
     for stage, ms in stage_times.items():
         print(line(f"stage {stage}", ms))
@@ -157,8 +167,10 @@ def main() -> None:
         phone_whole.append(elapsed)
         for stage, ms in analysis.timings_ms.items():
             phone_stages.setdefault(stage, []).append(ms)
-    print(f"\nThe same faces enlarged to 4000 px wide (JPEG decoded at reduced scale, analysed at "
-          f"{ANALYSIS_MAX_SIDE} px; {len(phone_whole)} analysed, {refused} refused by the quality gate):")
+    print(
+        f"\nThe same faces enlarged to 4000 px wide (JPEG decoded at reduced scale, analysed at "
+        f"{ANALYSIS_MAX_SIDE} px; {len(phone_whole)} analysed, {refused} refused by the quality gate):"
+    )
     if phone_whole:
         for stage, ms in phone_stages.items():
             print(line(f"stage {stage}", ms))

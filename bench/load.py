@@ -63,7 +63,7 @@ async def run(base_url: str, ws_base: str, tokens: dict, images: list[tuple[str,
             while not stop.is_set():
                 try:
                     frame = json.loads(await asyncio.wait_for(socket.recv(), 0.5))
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     continue
                 last_frame[0] = time.perf_counter()
                 yield frame
@@ -84,9 +84,13 @@ async def run(base_url: str, ws_base: str, tokens: dict, images: list[tuple[str,
     def upload_one(index: int) -> None:
         _name, data = images[index % len(images)]
         started = time.perf_counter()
-        response = requests.post(f"{base_url}/api/v1/scans/", headers={"Authorization": f"Token {tokens['carol']}"},
-                                 data={"patient": tokens["patient"]}, files={"image": ("face.jpg", data, "image/jpeg")},
-                                 timeout=120)
+        response = requests.post(
+            f"{base_url}/api/v1/scans/",
+            headers={"Authorization": f"Token {tokens['carol']}"},
+            data={"patient": tokens["patient"]},
+            files={"image": ("face.jpg", data, "image/jpeg")},
+            timeout=120,
+        )
         answer_times.append(time.perf_counter() - started)
         if response.status_code == 202:
             uploads[response.json()["id"]] = started
@@ -95,7 +99,9 @@ async def run(base_url: str, ws_base: str, tokens: dict, images: list[tuple[str,
 
     stop = asyncio.Event()
     readies = [asyncio.Event() for _ in tokens["clinicians"]]
-    listeners = [asyncio.create_task(listen(i, token, readies[i], stop)) for i, token in enumerate(tokens["clinicians"])]
+    listeners = [
+        asyncio.create_task(listen(i, token, readies[i], stop)) for i, token in enumerate(tokens["clinicians"])
+    ]
     readies.append(asyncio.Event())  # the uploader's own socket, for scan.updated
     watcher = asyncio.create_task(caregiver(readies[-1], stop))
     await asyncio.wait_for(asyncio.gather(*(ready.wait() for ready in readies)), 60)
@@ -113,8 +119,10 @@ async def run(base_url: str, ws_base: str, tokens: dict, images: list[tuple[str,
     def pending() -> int:
         # The database is the record: ask it, not the sockets, whether work is left.
         headers = {"Authorization": f"Token {tokens['carol']}"}
-        return sum(requests.get(f"{base_url}/api/v1/scans/?status={status}", headers=headers, timeout=30).json()["count"]
-                   for status in ("queued", "processing"))
+        return sum(
+            requests.get(f"{base_url}/api/v1/scans/?status={status}", headers=headers, timeout=30).json()["count"]
+            for status in ("queued", "processing")
+        )
 
     deadline = time.monotonic() + 600
     while await asyncio.to_thread(pending) and time.monotonic() < deadline:
@@ -130,19 +138,32 @@ async def run(base_url: str, ws_base: str, tokens: dict, images: list[tuple[str,
 
     def recorded() -> dict:
         carol = {"Authorization": f"Token {tokens['carol']}"}
-        by_status = {status: requests.get(f"{base_url}/api/v1/scans/?status={status}", headers=carol,
-                                          timeout=30).json()["count"]
-                     for status in ("queued", "processing", "done", "rejected", "failed")}
+        by_status = {
+            status: requests.get(f"{base_url}/api/v1/scans/?status={status}", headers=carol, timeout=30).json()["count"]
+            for status in ("queued", "processing", "done", "rejected", "failed")
+        }
         positives = requests.get(f"{base_url}/api/v1/scans/?label=paralysis", headers=carol, timeout=30).json()["count"]
         # What a clinician who missed frames gets back by asking for everything after the last id seen.
-        caught_up = [requests.get(f"{base_url}/api/v1/alerts/?after=0", headers={"Authorization": f"Token {token}"},
-                                  timeout=30).json()["count"] for token in tokens["clinicians"]]
+        caught_up = [
+            requests.get(
+                f"{base_url}/api/v1/alerts/?after=0", headers={"Authorization": f"Token {token}"}, timeout=30
+            ).json()["count"]
+            for token in tokens["clinicians"]
+        ]
         return {"by_status": by_status, "positives": positives, "caught_up": caught_up}
 
     return {
-        "uploads": uploads, "answer_times": answer_times, "refused": refused, "finished": finished,
-        "alert_seen": alert_seen, "per_socket": per_socket, "upload_seconds": upload_seconds,
-        "all_done": all_done, "drained": drained, "sockets": len(listeners), "db": await asyncio.to_thread(recorded),
+        "uploads": uploads,
+        "answer_times": answer_times,
+        "refused": refused,
+        "finished": finished,
+        "alert_seen": alert_seen,
+        "per_socket": per_socket,
+        "upload_seconds": upload_seconds,
+        "all_done": all_done,
+        "drained": drained,
+        "sockets": len(listeners),
+        "db": await asyncio.to_thread(recorded),
     }
 
 
@@ -163,24 +184,32 @@ def main() -> None:
 
     images = load_images(args.images, 60)
     var_dir = Path(tempfile.mkdtemp(prefix="portal-load-"))
-    env = base_env(PORTAL_VAR_DIR=str(var_dir),
-                   DATABASE_URL=args.database_url or f"sqlite:///{var_dir / 'load.sqlite3'}",
-                   CELERY_QUEUE=f"load-{var_dir.name}", CHANNELS_PREFIX=f"load-{var_dir.name}",
-                   ALERT_EPISODE_HOURS="0",  # every positive raises its own alert: count them all
-                   UPLOAD_THROTTLE_RATE="100000/hour")
+    env = base_env(
+        PORTAL_VAR_DIR=str(var_dir),
+        DATABASE_URL=args.database_url or f"sqlite:///{var_dir / 'load.sqlite3'}",
+        CELERY_QUEUE=f"load-{var_dir.name}",
+        CHANNELS_PREFIX=f"load-{var_dir.name}",
+        ALERT_EPISODE_HOURS="0",  # every positive raises its own alert: count them all
+        UPLOAD_THROTTLE_RATE="100000/hour",
+    )
     manage = [sys.executable, str(ROOT / "manage.py")]
     subprocess.run([*manage, "migrate", "--noinput"], env=env, check=True, capture_output=True)
     subprocess.run([*manage, "seed_demo", "--quiet"], env=env, check=True, capture_output=True)
-    made = subprocess.run([*manage, "shell", "--no-imports", "-c",
-                           "import json\n" + MAKE_CLINICIANS.format(count=args.sockets)],
-                          env=env, check=True, capture_output=True, text=True)
+    made = subprocess.run(
+        [*manage, "shell", "--no-imports", "-c", "import json\n" + MAKE_CLINICIANS.format(count=args.sockets)],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     tokens = json.loads(made.stdout.strip().splitlines()[-1])
 
     stack = Stack(env=env, port=free_port(), worker_concurrency=args.concurrency, beat=True, log_dir=var_dir / "logs")
     with stack:
         stack.wait_ready(timeout=180)
-        r = asyncio.run(run(stack.base_url, f"ws://{stack.host}:{stack.port}", tokens, images, args.scans,
-                            args.clients))
+        r = asyncio.run(
+            run(stack.base_url, f"ws://{stack.host}:{stack.port}", tokens, images, args.scans, args.clients)
+        )
 
     uploads, finished, db = r["uploads"], r["finished"], r["db"]
     to_result = [finished[s][1] - uploads[s] for s in finished if s in uploads]
@@ -188,26 +217,36 @@ def main() -> None:
     fan_out = [max(seen) - min(seen) for seen in r["alert_seen"].values() if len(seen) > 1]
     frames = sorted(r["per_socket"].get(i, 0) for i in range(r["sockets"]))
     finished_in_db = db["by_status"]["done"] + db["by_status"]["rejected"] + db["by_status"]["failed"]
-    print(f"\n{args.scans} uploads from {args.clients} concurrent clients; {r['sockets']} clinician sockets; "
-          f"worker concurrency {args.concurrency}; {os.cpu_count()} CPUs; database "
-          f"{'PostgreSQL' if args.database_url.startswith('postgres') else 'SQLite'}")
-    print(f"  upload throughput: {len(uploads) / r['upload_seconds']:.1f} scans/s accepted "
-          f"({r['upload_seconds']:.1f} s); every scan analysed after {r['all_done']:.1f} s "
-          f"({finished_in_db / r['all_done']:.1f} scans/s end to end)")
+    print(
+        f"\n{args.scans} uploads from {args.clients} concurrent clients; {r['sockets']} clinician sockets; "
+        f"worker concurrency {args.concurrency}; {os.cpu_count()} CPUs; database "
+        f"{'PostgreSQL' if args.database_url.startswith('postgres') else 'SQLite'}"
+    )
+    print(
+        f"  upload throughput: {len(uploads) / r['upload_seconds']:.1f} scans/s accepted "
+        f"({r['upload_seconds']:.1f} s); every scan analysed after {r['all_done']:.1f} s "
+        f"({finished_in_db / r['all_done']:.1f} scans/s end to end)"
+    )
     print("  " + summary("upload answered (202)", r["answer_times"], width=36))
     print("  " + summary("upload -> result (scan.updated)", to_result, width=36))
     print("  " + summary("upload -> alert, every socket", to_alert, width=36))
     print("  " + summary("first to last socket, per alert", fan_out, width=36))
-    print(f"  counts in the database: scans in {len(uploads)} (refused {dict(r['refused']) or 0}), "
-          f"{db['by_status']}, scans lost {len(uploads) - finished_in_db}; positive scans {db['positives']}")
+    print(
+        f"  counts in the database: scans in {len(uploads)} (refused {dict(r['refused']) or 0}), "
+        f"{db['by_status']}, scans lost {len(uploads) - finished_in_db}; positive scans {db['positives']}"
+    )
     expected_frames = db["positives"] * r["sockets"]
-    print(f"  live frames: alert.created per socket min {frames[0] if frames else 0} / max {frames[-1] if frames else 0}"
-          f" of {db['positives']} ({expected_frames - sum(frames)} of {expected_frames} frames never arrived;"
-          f" scan.updated results seen by the uploader {len(to_result)} of {finished_in_db}); the last frame came"
-          f" {max(r['drained'], 0):.1f} s after the database had every result")
-    print(f"  after catch-up (GET /api/v1/alerts/?after=0 per clinician): min {min(db['caught_up'])} / "
-          f"max {max(db['caught_up'])} of {db['positives']} alerts: "
-          f"{'none lost' if min(db['caught_up']) == db['positives'] else 'ALERTS MISSING'}")
+    print(
+        f"  live frames: alert.created per socket min {frames[0] if frames else 0} / max {frames[-1] if frames else 0}"
+        f" of {db['positives']} ({expected_frames - sum(frames)} of {expected_frames} frames never arrived;"
+        f" scan.updated results seen by the uploader {len(to_result)} of {finished_in_db}); the last frame came"
+        f" {max(r['drained'], 0):.1f} s after the database had every result"
+    )
+    print(
+        f"  after catch-up (GET /api/v1/alerts/?after=0 per clinician): min {min(db['caught_up'])} / "
+        f"max {max(db['caught_up'])} of {db['positives']} alerts: "
+        f"{'none lost' if min(db['caught_up']) == db['positives'] else 'ALERTS MISSING'}"
+    )
 
 
 if __name__ == "__main__":

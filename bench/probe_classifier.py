@@ -23,8 +23,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from inference.engine.training import data, fitting, reporting  # noqa: E402
 from inference.engine import classifier  # noqa: E402
+from inference.engine.training import data, fitting, reporting  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,8 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     report = reporting.robustness(model, faces, labels, fitting.predict(model, faces))
     print(f"  {'change':<20} ROC AUC   mean P healthy   mean P paralysis   labels flipped")
     for name, row in report.items():
-        print(f"  {name:<20} {row['roc_auc']:7.3f}   {row['mean_p_healthy']:14.3f}   {row['mean_p_paralysis']:16.3f}   "
-              f"{row['flipped']:14.1%}")
+        print(
+            f"  {name:<20} {row['roc_auc']:7.3f}   {row['mean_p_healthy']:14.3f}   {row['mean_p_paralysis']:16.3f}   "
+            f"{row['flipped']:14.1%}"
+        )
     if args.index:
         probe_index([p for p, held in zip(prepared.paths, test) if held], labels)
     return 0
@@ -83,9 +85,11 @@ def probe_index(paths: list[str], labels: np.ndarray) -> None:
         both = ~np.isnan(index) & ~np.isnan(baseline)
         flipped = float(np.mean((index[both] >= positive_at) != (baseline[both] >= positive_at)))
         found = ~np.isnan(index)
-        print(f"  {name:<20} {roc_auc(labels[found], index[found]):7.3f}   "
-              f"{np.nanmean(index[labels == 0]):18.3f}   {np.nanmean(index[labels == 1]):9.3f}   "
-              f"{flipped:14.1%}   {int((~found).sum()):10d}")
+        print(
+            f"  {name:<20} {roc_auc(labels[found], index[found]):7.3f}   "
+            f"{np.nanmean(index[labels == 0]):18.3f}   {np.nanmean(index[labels == 1]):9.3f}   "
+            f"{flipped:14.1%}   {int((~found).sum()):10d}"
+        )
 
 
 if __name__ == "__main__":

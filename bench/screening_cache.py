@@ -39,8 +39,7 @@ def largest(faces: list[np.ndarray]) -> np.ndarray | None:
 
 
 def photo_record(detector: FaceMeshDetector, path: Path, *, with_signature: bool) -> dict:
-    record: dict = {"name": path.name, "n_faces": 0, "points": None, "direct": None, "mirror": None,
-                    "error": ""}
+    record: dict = {"name": path.name, "n_faces": 0, "points": None, "direct": None, "mirror": None, "error": ""}
     try:
         image = analysis_copy(open_image(path.read_bytes(), max_pixels=MAX_PIXELS, max_side=ANALYSIS_MAX_SIDE))
     except ImageRejected as error:
@@ -52,8 +51,14 @@ def photo_record(detector: FaceMeshDetector, path: Path, *, with_signature: bool
     search = symmetrise(direct, mirrored, width=rgb.shape[1])
     points = largest(search.faces)
     mirror_back = [mirror_landmarks(face, rgb.shape[1]) for face in mirrored.faces]
-    record.update(n_faces=len(search.faces), points=points, direct=largest(direct.faces),
-                  mirror=largest(mirror_back), attempt=search.attempt, size=image.size)
+    record.update(
+        n_faces=len(search.faces),
+        points=points,
+        direct=largest(direct.faces),
+        mirror=largest(mirror_back),
+        attempt=search.attempt,
+        size=image.size,
+    )
     if points is not None:
         record["figures"] = quality.face_figures(rgb, points)
         if with_signature:

@@ -58,7 +58,9 @@ def main() -> None:
     for name, data in files.items():
         before, _ = median_ms(lambda raw: decode_upload(raw, **limits), data, args.repeat)
         now, outcome = median_ms(lambda raw: inspect_upload(raw, **limits), data, args.repeat)
-        print(f"  {name:<24} {len(data) / 1e6:6.2f}MB  {before:13.1f} ms  {now:11.2f} ms  {before / now:7.0f}x  {outcome}")
+        print(
+            f"  {name:<24} {len(data) / 1e6:6.2f}MB  {before:13.1f} ms  {now:11.2f} ms  {before / now:7.0f}x  {outcome}"
+        )
 
 
 if __name__ == "__main__":

@@ -39,8 +39,16 @@ class ModelVersionForm(forms.ModelForm):
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
     form = ModelVersionForm
-    list_display = ["name", "architecture", "is_active", "created_at", "held_out_auc", "may_decide", "photo_changes",
-                    "sha256"]
+    list_display = [
+        "name",
+        "architecture",
+        "is_active",
+        "created_at",
+        "held_out_auc",
+        "may_decide",
+        "photo_changes",
+        "sha256",
+    ]
     list_filter = ["is_active", "architecture"]
     search_fields = ["name", "sha256", "notes"]
     readonly_fields = ["sha256", "is_active", "metrics", "load_error", "load_error_at", "created_at"]
@@ -80,7 +88,14 @@ class ModelVersionAdmin(admin.ModelAdmin):
         self.message_user(request, f"{version.name} is now active; workers pick it up on their next scan.")
         worst = version.photo_sensitivity()
         if worst is None or worst[1] > PHOTO_SENSITIVITY_WARNING:
-            detail = (f"{worst[1]:.0%} of held-out labels flip under '{worst[0]}'" if worst
-                      else "its robustness to photo changes was not measured")
-            self.message_user(request, f"Caution: {detail}; its answers may follow how a photo was taken rather "
-                                       "than the face (see its metrics and docs/model-card.md).", messages.WARNING)
+            detail = (
+                f"{worst[1]:.0%} of held-out labels flip under '{worst[0]}'"
+                if worst
+                else "its robustness to photo changes was not measured"
+            )
+            self.message_user(
+                request,
+                f"Caution: {detail}; its answers may follow how a photo was taken rather "
+                "than the face (see its metrics and docs/model-card.md).",
+                messages.WARNING,
+            )

@@ -5,7 +5,6 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Q
 
-
 # More held-out labels than this flipping under a photo change earns a warning (report and admin).
 PHOTO_SENSITIVITY_WARNING = 0.10
 
@@ -41,8 +40,11 @@ class ModelVersion(models.Model):
     def photo_sensitivity(self) -> tuple[str, float] | None:
         """The photo change (metrics["robustness"], train_classifier) that flipped the most held-out
         labels, with the share flipped; None for versions evaluated without it."""
-        rows = {name: row.get("flipped") for name, row in (self.metrics or {}).get("robustness", {}).items()
-                if isinstance(row, dict) and isinstance(row.get("flipped"), (int, float))}
+        rows = {
+            name: row.get("flipped")
+            for name, row in (self.metrics or {}).get("robustness", {}).items()
+            if isinstance(row, dict) and isinstance(row.get("flipped"), (int, float))
+        }
         if not rows:
             return None
         worst = max(rows, key=rows.get)

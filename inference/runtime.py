@@ -55,8 +55,12 @@ def _build(version: ModelVersion | None, detector: FaceMeshDetector) -> Pipeline
         # Activated behind the service's back (SQL, a fixture): it still does not decide.
         return _without_classifier(version, detector, "not validated: " + "; ".join(problems))
     try:
-        classifier = ResNetClassifier(version.checkpoint.path, expected_sha256=version.sha256,
-                                      runtime=settings.INFERENCE_RUNTIME, cache_dir=_model_cache_dir())
+        classifier = ResNetClassifier(
+            version.checkpoint.path,
+            expected_sha256=version.sha256,
+            runtime=settings.INFERENCE_RUNTIME,
+            cache_dir=_model_cache_dir(),
+        )
     except Exception as exc:  # noqa: BLE001 - whatever is wrong with the file, no scan may fail of it
         # A broken checkpoint must not silently become random weights, nor fail scans: screen with the
         # asymmetry rule alone, say so in every result, and tell the admins (banner, /healthz).
@@ -66,8 +70,13 @@ def _build(version: ModelVersion | None, detector: FaceMeshDetector) -> Pipeline
         ModelVersion.objects.filter(id=version.id).update(load_error="", load_error_at=None)
     rule = DecisionRule.from_thresholds(version.thresholds, name=f"fused:{version.name}")
     logger.info("loaded classifier %s (%s)", version.name, version.sha256[:12])
-    return Pipeline(detector=detector, classifier=classifier, classifier_name=version.name, rule=rule,
-                    max_pixels=settings.SCAN_MAX_PIXELS)
+    return Pipeline(
+        detector=detector,
+        classifier=classifier,
+        classifier_name=version.name,
+        rule=rule,
+        max_pixels=settings.SCAN_MAX_PIXELS,
+    )
 
 
 def _without_classifier(version: ModelVersion, detector: FaceMeshDetector, reason: str) -> Pipeline:
@@ -76,8 +85,9 @@ def _without_classifier(version: ModelVersion, detector: FaceMeshDetector, reaso
     logger.error("active model %s is not used: %s", version.name, reason)
     ModelVersion.objects.filter(id=version.id).update(load_error=reason[:500], load_error_at=timezone.now())
     pipeline = Pipeline(detector=detector, rule=ASYMMETRY_ONLY_RULE, max_pixels=settings.SCAN_MAX_PIXELS)
-    pipeline.classifier_note = (f"The active classifier {version.name} could not be used ({reason}); "
-                                "the asymmetry rule decided alone.")
+    pipeline.classifier_note = (
+        f"The active classifier {version.name} could not be used ({reason}); the asymmetry rule decided alone."
+    )
     pipeline.classifier_status = "unavailable"
     return pipeline
 

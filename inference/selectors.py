@@ -18,8 +18,10 @@ def classifier_problem() -> str:
     version = ModelVersion.objects.filter(is_active=True).exclude(load_error="").values("name", "load_error").first()
     if version is None:
         return ""
-    return (f"The active classifier {version['name']} could not be used ({version['load_error']}); "
-            "scans are screened by the asymmetry rule alone until a working version is activated.")
+    return (
+        f"The active classifier {version['name']} could not be used ({version['load_error']}); "
+        "scans are screened by the asymmetry rule alone until a working version is activated."
+    )
 
 
 def classifier_health() -> str:
@@ -36,8 +38,10 @@ def held_out_auc(version: ModelVersion) -> tuple[float, str] | None:
     else train_classifier's test split; None when the version was never evaluated."""
     metrics = version.metrics or {}
     evaluation = metrics.get("evaluation") or {}
-    candidates = [((evaluation.get("classifier") or {}).get("roc_auc"), f"evaluation on {evaluation.get('source')}"),
-                  ((metrics.get("classifier") or {}).get("roc_auc"), "train_classifier's test split")]
+    candidates = [
+        ((evaluation.get("classifier") or {}).get("roc_auc"), f"evaluation on {evaluation.get('source')}"),
+        ((metrics.get("classifier") or {}).get("roc_auc"), "train_classifier's test split"),
+    ]
     for figure, source in candidates:
         if isinstance(figure, (int, float)) and np.isfinite(figure):
             return float(figure), source
@@ -49,22 +53,29 @@ def activation_problems(version: ModelVersion) -> list[str]:
     problems = []
     auc = held_out_auc(version)
     if auc is None:
-        problems.append("it has no held-out evaluation (train it with train_classifier, or register it with "
-                        "--evaluate-on a folder of labelled photos it never trained on)")
+        problems.append(
+            "it has no held-out evaluation (train it with train_classifier, or register it with "
+            "--evaluate-on a folder of labelled photos it never trained on)"
+        )
     elif auc[0] < settings.MODEL_ACTIVATION_AUC_FLOOR:
-        problems.append(f"its held-out ROC AUC is {auc[0]:.3f} ({auc[1]}), below the floor of "
-                        f"{settings.MODEL_ACTIVATION_AUC_FLOOR:.2f}")
+        problems.append(
+            f"its held-out ROC AUC is {auc[0]:.3f} ({auc[1]}), below the floor of "
+            f"{settings.MODEL_ACTIVATION_AUC_FLOOR:.2f}"
+        )
     thresholds = version.thresholds or {}
     try:
         negative, positive = float(thresholds["fused_negative_below"]), float(thresholds["fused_positive_at"])
         weight = float(thresholds["classifier_weight"])
     except (KeyError, TypeError, ValueError):
-        problems.append("its thresholds are incomplete (fused_negative_below, fused_positive_at and "
-                        "classifier_weight are needed)")
+        problems.append(
+            "its thresholds are incomplete (fused_negative_below, fused_positive_at and classifier_weight are needed)"
+        )
     else:
         if not 0 < negative < positive < 1:
-            problems.append(f"its thresholds leave no inconclusive band (negative below {negative}, positive from "
-                            f"{positive}): borderline faces would not reach a clinician for review")
+            problems.append(
+                f"its thresholds leave no inconclusive band (negative below {negative}, positive from "
+                f"{positive}): borderline faces would not reach a clinician for review"
+            )
         if not 0 < weight <= 1:
             problems.append(f"its classifier weight {weight} is outside (0, 1]")
     return problems

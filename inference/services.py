@@ -34,8 +34,15 @@ class ModelRefused(Exception):
     """The file, the evaluation or the thresholds do not allow what was asked; the message says why."""
 
 
-def model_register(*, checkpoint: Path, name: str, thresholds: dict | None = None, metrics: dict | None = None,
-                   notes: str = "", input_size: int = 224) -> ModelVersion:
+def model_register(
+    *,
+    checkpoint: Path,
+    name: str,
+    thresholds: dict | None = None,
+    metrics: dict | None = None,
+    notes: str = "",
+    input_size: int = 224,
+) -> ModelVersion:
     """Store a checkpoint as a new, inactive version. Raises ModelRefused for a file that is not a
     ResNet-50 with a two-class head, or a name already taken."""
     checkpoint = Path(checkpoint)
@@ -47,9 +54,15 @@ def model_register(*, checkpoint: Path, name: str, thresholds: dict | None = Non
         raise ModelRefused(str(exc)) from None
     if ModelVersion.objects.filter(name=name).exists():
         raise ModelRefused(f"a version named {name!r} is already registered; choose another name")
-    version = ModelVersion(name=name, architecture="resnet50", sha256=file_sha256(checkpoint),
-                           input_size=int(payload.get("input_size", input_size)), thresholds=thresholds or {},
-                           metrics=metrics or {}, notes=notes)
+    version = ModelVersion(
+        name=name,
+        architecture="resnet50",
+        sha256=file_sha256(checkpoint),
+        input_size=int(payload.get("input_size", input_size)),
+        thresholds=thresholds or {},
+        metrics=metrics or {},
+        notes=notes,
+    )
     with checkpoint.open("rb") as handle:
         version.checkpoint.save(checkpoint.name, File(handle), save=False)
     version.save()
@@ -67,8 +80,10 @@ def labelled_photos(folder: Path) -> list[tuple[Path, int]]:
     if (folder / "paralysis").is_dir() and (folder / "no_paralysis").is_dir():
         groups = {1: photos(folder / "paralysis"), 0: photos(folder / "no_paralysis")}
     elif (folder / "healthy").is_dir():
-        groups = {0: photos(folder / "healthy"),
-                  1: [p for sub in sorted(folder.iterdir()) if sub.is_dir() and sub.name != "healthy" for p in photos(sub)]}
+        groups = {
+            0: photos(folder / "healthy"),
+            1: [p for sub in sorted(folder.iterdir()) if sub.is_dir() and sub.name != "healthy" for p in photos(sub)],
+        }
     else:
         raise ModelRefused(f"{folder} needs paralysis/ and no_paralysis/ folders, or healthy/ and palsy folders")
     if not groups[0] or not groups[1]:
@@ -76,8 +91,9 @@ def labelled_photos(folder: Path) -> list[tuple[Path, int]]:
     return [(path, label) for label, paths in groups.items() for path in paths]
 
 
-def model_evaluate(*, version: ModelVersion, folder: Path,
-                   progress: Callable[[Iterable], Iterable] = lambda items: items) -> dict:
+def model_evaluate(
+    *, version: ModelVersion, folder: Path, progress: Callable[[Iterable], Iterable] = lambda items: items
+) -> dict:
     """Run the serving pipeline with this version over labelled photos and store the held-out figures
     as metrics["evaluation"]: ROC AUC of the classifier, of the asymmetry index and of the fused score.
     Photos the quality gate refuses are counted, not scored."""
@@ -93,9 +109,13 @@ def model_evaluate(*, version: ModelVersion, folder: Path,
         classifier = ResNetClassifier(version.checkpoint.path, expected_sha256=version.sha256, runtime="torch")
     except CheckpointError as exc:
         raise ModelRefused(str(exc)) from None
-    pipeline = Pipeline(detector=shared_detector(), classifier=classifier, classifier_name=version.name,
-                        rule=DecisionRule.from_thresholds(version.thresholds or {}, name=f"fused:{version.name}"),
-                        max_pixels=settings.SCAN_MAX_PIXELS)
+    pipeline = Pipeline(
+        detector=shared_detector(),
+        classifier=classifier,
+        classifier_name=version.name,
+        rule=DecisionRule.from_thresholds(version.thresholds or {}, name=f"fused:{version.name}"),
+        max_pixels=settings.SCAN_MAX_PIXELS,
+    )
     labels, probability, index, fused, refused = [], [], [], [], 0
     for path, label in progress(samples):
         try:
@@ -111,9 +131,14 @@ def model_evaluate(*, version: ModelVersion, folder: Path,
         fused.append(analysis.score)
     y = np.asarray(labels)
     if len(set(labels)) < 2:
-        raise ModelRefused(f"too few photos of {folder} could be measured to evaluate ({len(labels)}; {refused} refused)")
+        raise ModelRefused(
+            f"too few photos of {folder} could be measured to evaluate ({len(labels)}; {refused} refused)"
+        )
     evaluation = {
-        "source": str(folder), "photos": len(samples), "scored": len(labels), "refused": refused,
+        "source": str(folder),
+        "photos": len(samples),
+        "scored": len(labels),
+        "refused": refused,
         "classifier": {"roc_auc": round(roc_auc(y, np.asarray(probability)), 4)},
         "asymmetry_index": {"roc_auc": round(roc_auc(y, np.asarray(index)), 4)},
         "fused": {"roc_auc": round(roc_auc(y, np.asarray(fused)), 4)},

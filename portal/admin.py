@@ -6,7 +6,7 @@ from knox.models import AuthToken
 from qsessions.models import Session
 
 from portal.credentials import revoke_credentials
-from portal.models import AuditEvent, CareTeam, CareTeamMembership, Caregiver, Patient, Physician
+from portal.models import AuditEvent, Caregiver, CareTeam, CareTeamMembership, Patient, Physician
 
 
 class AuthTokenInline(admin.TabularInline):
@@ -50,8 +50,9 @@ class PortalUserAdmin(UserAdmin):
         for user in queryset:
             ended = revoke_credentials(user.id)
             tokens, sessions = tokens + ended[0], sessions + ended[1]
-        self.message_user(request, f"Ended {tokens} API tokens and {sessions} sessions of {queryset.count()} users.",
-                          messages.SUCCESS)
+        self.message_user(
+            request, f"Ended {tokens} API tokens and {sessions} sessions of {queryset.count()} users.", messages.SUCCESS
+        )
 
 
 class MembershipInline(admin.TabularInline):
@@ -92,7 +93,9 @@ class PatientAdmin(admin.ModelAdmin):
     filter_horizontal = ["caregivers"]
 
     def get_queryset(self, request):
-        same_mrn = Patient.objects.filter(mrn=OuterRef("mrn")).order_by().values("mrn").annotate(n=Count("id")).values("n")
+        same_mrn = (
+            Patient.objects.filter(mrn=OuterRef("mrn")).order_by().values("mrn").annotate(n=Count("id")).values("n")
+        )
         return super().get_queryset(request).annotate(mrn_records=Subquery(same_mrn))
 
     @admin.display(description="records of this MRN", ordering="mrn_records")
@@ -136,8 +139,20 @@ class AuditEventAdmin(admin.ModelAdmin):
 
         response = HttpResponse(content_type="text/csv")
         response["Content-Disposition"] = 'attachment; filename="audit-trail.csv"'
-        fields = ["at", "username", "action", "route", "method", "path", "status_code", "patient_id",
-                  "object_type", "object_id", "remote_addr", "user_agent"]
+        fields = [
+            "at",
+            "username",
+            "action",
+            "route",
+            "method",
+            "path",
+            "status_code",
+            "patient_id",
+            "object_type",
+            "object_id",
+            "remote_addr",
+            "user_agent",
+        ]
         writer = csv.writer(response)
         writer.writerow(fields)
         for event in queryset.order_by("at", "id"):

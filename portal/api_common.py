@@ -18,19 +18,25 @@ class ErrorSerializer(serializers.Serializer):
 
 
 _ERRORS = {
-    400: OpenApiResponse(OpenApiTypes.OBJECT, description="Invalid input: {field: [messages]}, or {detail} "
-                         "when the body cannot be parsed."),
+    400: OpenApiResponse(
+        OpenApiTypes.OBJECT,
+        description="Invalid input: {field: [messages]}, or {detail} when the body cannot be parsed.",
+    ),
     401: OpenApiResponse(ErrorSerializer, description="No credentials, or an unknown token."),
     403: OpenApiResponse(ErrorSerializer, description="Signed in, but this role may not do this."),
-    404: OpenApiResponse(ErrorSerializer, description="Not found, or not visible to this user (the two answers "
-                         "are the same on purpose)."),
+    404: OpenApiResponse(
+        ErrorSerializer, description="Not found, or not visible to this user (the two answers are the same on purpose)."
+    ),
     409: OpenApiResponse(ErrorSerializer, description="The object is not in a state that allows this step."),
     429: OpenApiResponse(ErrorSerializer, description="Too many requests: retry after the Retry-After seconds."),
     503: OpenApiResponse(ErrorSerializer, description="The service (or this part of it) is not available."),
 }
 # A path id that is not a number matches no URL, so Django's own 404 page answers it, as HTML.
-_NOT_FOUND_BY_ID = OpenApiResponse(ErrorSerializer, description=_ERRORS[404].description + " An id that is not "
-                                   "a number matches no URL: Django's HTML 404 page answers it.")
+_NOT_FOUND_BY_ID = OpenApiResponse(
+    ErrorSerializer,
+    description=_ERRORS[404].description + " An id that is not "
+    "a number matches no URL: Django's HTML 404 page answers it.",
+)
 _NOT_FOUND_PAGE = OpenApiResponse(OpenApiTypes.STR, description=_NOT_FOUND_BY_ID.description)
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from django.contrib.auth.signals import user_logged_in
 from django.db import IntegrityError, transaction
 from drf_spectacular.utils import extend_schema, extend_schema_view
-from rest_framework import generics, serializers, status
-from django.contrib.auth.signals import user_logged_in
 from knox.views import LogoutAllView, LogoutView
+from rest_framework import generics, serializers, status
 from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.permissions import AllowAny
@@ -23,8 +23,9 @@ from portal.throttling import FailOpenScopedRateThrottle
 
 class TokenResponseSerializer(serializers.Serializer):
     token = serializers.CharField(help_text="Send as `Authorization: Token <token>`; shown only once.")
-    expiry = serializers.DateTimeField(help_text="When the token ends unless used again (each use extends it, "
-                                       "up to API_TOKEN_MAX_DAYS after sign-in).")
+    expiry = serializers.DateTimeField(
+        help_text="When the token ends unless used again (each use extends it, up to API_TOKEN_MAX_DAYS after sign-in)."
+    )
 
 
 class TokenApi(APIView):
@@ -35,8 +36,11 @@ class TokenApi(APIView):
     throttle_classes = [FailOpenScopedRateThrottle]
     throttle_scope = "login"
 
-    @extend_schema(request=AuthTokenSerializer, responses={200: TokenResponseSerializer, **error_responses(400, 429)},
-                   tags=["auth"])
+    @extend_schema(
+        request=AuthTokenSerializer,
+        responses={200: TokenResponseSerializer, **error_responses(400, 429)},
+        tags=["auth"],
+    )
     def post(self, request, *args, **kwargs):
         # The login lock (django-axes, portal/auth.py) marks the request it authenticates, and its
         # middleware answers 429 from that mark: it must be Django's request, not DRF's wrapper.
@@ -101,7 +105,9 @@ class PatientListApi(generics.ListCreateAPIView):
                 )
                 patient.caregivers.set(serializer.validated_data.get("caregivers", []))
         except IntegrityError:  # the same registration sent twice at once
-            raise ValidationError({"mrn": ["A patient with this MRN is already registered in this care team."]}) from None
+            raise ValidationError(
+                {"mrn": ["A patient with this MRN is already registered in this care team."]}
+            ) from None
         return Response(self.get_serializer(patient).data, status=status.HTTP_201_CREATED)
 
 

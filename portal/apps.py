@@ -30,6 +30,9 @@ class PortalConfig(AppConfig):
         pre_save.connect(credentials.remember_rights, sender=user, dispatch_uid="portal.credentials.remember_rights")
         post_save.connect(credentials.on_user_saved, sender=user, dispatch_uid="portal.credentials.on_user_saved")
         post_delete.connect(credentials.on_user_deleted, sender=user, dispatch_uid="portal.credentials.on_user_deleted")
-        post_delete.connect(credentials.on_token_deleted, sender=AuthToken, dispatch_uid="portal.credentials.on_token_deleted")
-        post_delete.connect(credentials.on_session_deleted, sender=Session,
-                            dispatch_uid="portal.credentials.on_session_deleted")
+        post_delete.connect(
+            credentials.on_token_deleted, sender=AuthToken, dispatch_uid="portal.credentials.on_token_deleted"
+        )
+        post_delete.connect(
+            credentials.on_session_deleted, sender=Session, dispatch_uid="portal.credentials.on_session_deleted"
+        )

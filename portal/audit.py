@@ -79,13 +79,21 @@ def classify(path: str, method: str) -> dict | None:
     if route in PATIENT_ROUTES:
         object_type, key = PATIENT_ROUTES[route]
         object_id = str(match.kwargs.get(key, ""))[:40] if key else ""
-        return {"route": route, "object_type": object_type, "object_id": object_id,
-                "action": _action(route, method, bool(object_id), match.kwargs.get("kind", ""))}
+        return {
+            "route": route,
+            "object_type": object_type,
+            "object_id": object_id,
+            "action": _action(route, method, bool(object_id), match.kwargs.get("kind", "")),
+        }
     parts = path.strip("/").split("/")
     if parts[0] == "admin" and len(parts) >= 3 and f"{parts[1]}/{parts[2]}" in ADMIN_MODELS:
         object_id = parts[3][:40] if len(parts) > 3 and parts[3].isdigit() else ""
-        return {"route": f"admin:{parts[1]}/{parts[2]}", "object_type": parts[2], "object_id": object_id,
-                "action": "admin " + _action("admin", method, bool(object_id))}
+        return {
+            "route": f"admin:{parts[1]}/{parts[2]}",
+            "object_type": parts[2],
+            "object_id": object_id,
+            "action": "admin " + _action("admin", method, bool(object_id)),
+        }
     return None
 
 
@@ -126,14 +134,25 @@ class AuditMiddleware:
             logger.exception("could not write the audit event for %s %s", request.method, request.path)
 
 
-def socket_audit_row(*, user, scope, route: str, action: str, object_type: str, object_id, patient_id,
-                     status_code: int, remote_addr: str) -> dict:
+def socket_audit_row(
+    *, user, scope, route: str, action: str, object_type: str, object_id, patient_id, status_code: int, remote_addr: str
+) -> dict:
     """An audit row for what a WebSocket showed or did (alerts/consumers.py), as keyword arguments."""
     headers = dict(scope.get("headers", []))
-    return {"user_id": user.id, "username": user.get_username(), "action": action, "route": route, "method": "WS",
-            "path": scope.get("path", "")[:500], "status_code": status_code, "patient_id": patient_id,
-            "object_type": object_type, "object_id": str(object_id)[:40], "remote_addr": remote_addr or None,
-            "user_agent": headers.get(b"user-agent", b"").decode("latin-1")[:300]}
+    return {
+        "user_id": user.id,
+        "username": user.get_username(),
+        "action": action,
+        "route": route,
+        "method": "WS",
+        "path": scope.get("path", "")[:500],
+        "status_code": status_code,
+        "patient_id": patient_id,
+        "object_type": object_type,
+        "object_id": str(object_id)[:40],
+        "remote_addr": remote_addr or None,
+        "user_agent": headers.get(b"user-agent", b"").decode("latin-1")[:300],
+    }
 
 
 def record_audit_rows(rows: list[dict]) -> None:

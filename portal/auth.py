@@ -98,23 +98,36 @@ def on_lockout(sender, request, username, ip_address, **kwargs) -> None:
     _, per_account = handler.get_user_attempts(request, getattr(request, "axes_credentials", None))
     failures = per_account.aggregate(total=Sum("failures_since_start"))["total"] or 0
     if failures == settings.LOGIN_FAILURES_PER_ACCOUNT:
-        logger.error("sustained password guessing: account %r locked after %d failures (last from %s)",
-                     username, failures, ip_address)
-        mail_admins("Sustained password guessing", f"The account {username!r} was locked after {failures} failed "
-                    f"logins from several addresses (the last from {ip_address}). It unlocks by itself after "
-                    f"{settings.LOGIN_LOCKOUT_MINUTES} minutes; an admin can unlock it sooner in Axes' access attempts.",
-                    fail_silently=True)
+        logger.error(
+            "sustained password guessing: account %r locked after %d failures (last from %s)",
+            username,
+            failures,
+            ip_address,
+        )
+        mail_admins(
+            "Sustained password guessing",
+            f"The account {username!r} was locked after {failures} failed "
+            f"logins from several addresses (the last from {ip_address}). It unlocks by itself after "
+            f"{settings.LOGIN_LOCKOUT_MINUTES} minutes; an admin can unlock it sooner in Axes' access attempts.",
+            fail_silently=True,
+        )
     elif failures < settings.LOGIN_FAILURES_PER_ACCOUNT:
         logger.warning("login locked for %r at %s", username, ip_address)
 
 
 def locked_out(request, credentials=None, *args, **kwargs):
     """AXES_LOCKOUT_CALLABLE: 429, as JSON for the API and as the login page for people."""
-    message = (f"Too many failed attempts. Wait {settings.LOGIN_LOCKOUT_MINUTES} minutes, then try again, "
-               "or ask an administrator to unlock the account.")
+    message = (
+        f"Too many failed attempts. Wait {settings.LOGIN_LOCKOUT_MINUTES} minutes, then try again, "
+        "or ask an administrator to unlock the account."
+    )
     if request.path.startswith("/api/"):
         return JsonResponse({"detail": message}, status=429)
     from django.contrib.auth.forms import AuthenticationForm
 
-    return render(request, "registration/login.html", {"form": AuthenticationForm(request), "locked_out": True,
-                                                       "locked_out_message": message}, status=429)
+    return render(
+        request,
+        "registration/login.html",
+        {"form": AuthenticationForm(request), "locked_out": True, "locked_out_message": message},
+        status=429,
+    )

@@ -4,8 +4,7 @@ socket frames, pushes, e-mails and the API's own description."""
 from __future__ import annotations
 
 DISCLAIMER = (
-    "Screening and notification aid for prioritisation only; not a diagnosis. "
-    "A clinician must review the patient."
+    "Screening and notification aid for prioritisation only; not a diagnosis. A clinician must review the patient."
 )
 
 

@@ -39,7 +39,9 @@ def issue_token(user) -> tuple[AuthToken, str]:
     """A new API token for `user` (the token text is shown once and stored only as a hash). A user
     keeps at most API_TOKENS_PER_USER live tokens: signing in once more ends the oldest."""
     instance, token = AuthToken.objects.create(user=user)
-    stale = AuthToken.objects.filter(user=user).order_by("-created").values_list("digest", flat=True)[API_TOKENS_PER_USER:]
+    stale = (
+        AuthToken.objects.filter(user=user).order_by("-created").values_list("digest", flat=True)[API_TOKENS_PER_USER:]
+    )
     AuthToken.objects.filter(digest__in=list(stale)).delete()
     return instance, token
 
@@ -95,6 +97,7 @@ def _send_rights_changed(user_id: int) -> None:
 
 # Signal receivers (connected in portal/apps.py).
 
+
 def on_login(sender, request, user, **kwargs) -> None:
     """user_logged_in: the sign-in time that bounds the session's life (web logins only)."""
     from django.contrib.auth import SESSION_KEY
@@ -143,4 +146,3 @@ def on_token_deleted(sender, instance, **kwargs) -> None:
 def on_session_deleted(sender, instance, **kwargs) -> None:
     if instance.user_id is not None:
         _send_rights_changed(instance.user_id)
-

@@ -25,9 +25,11 @@ class SessionMiddleware(QSessionMiddleware):
     proxy REMOTE_ADDR is the proxy's)."""
 
     def process_request(self, request):
-        request.session = self.SessionStore(ip=client_ip(request) or None,
-                                            user_agent=request.headers.get("User-Agent", ""),
-                                            session_key=request.COOKIES.get(settings.SESSION_COOKIE_NAME))
+        request.session = self.SessionStore(
+            ip=client_ip(request) or None,
+            user_agent=request.headers.get("User-Agent", ""),
+            session_key=request.COOKIES.get(settings.SESSION_COOKIE_NAME),
+        )
 
 
 class SessionLifetimeMiddleware:
@@ -45,7 +47,10 @@ class SessionLifetimeMiddleware:
             now = time.time()
             if not session_is_live(session, now):
                 logout(request)  # ends the stored session; the request goes on signed out
-            elif BACKGROUND_HEADER not in request.headers and now - session.get(ACTIVE_AT, 0) >= ACTIVITY_RESOLUTION_SECONDS:
+            elif (
+                BACKGROUND_HEADER not in request.headers
+                and now - session.get(ACTIVE_AT, 0) >= ACTIVITY_RESOLUTION_SECONDS
+            ):
                 session[ACTIVE_AT] = now  # saved by the session middleware; pushes expire_date on too
         return self.get_response(request)
 

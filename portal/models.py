@@ -88,9 +88,7 @@ class Patient(models.Model):
     mrn = models.CharField("medical record number", max_length=64, db_index=True)
     full_name = models.CharField(max_length=200)
     date_of_birth = models.DateField(null=True, blank=True)
-    care_team = models.ForeignKey(
-        CareTeam, null=True, blank=True, on_delete=models.SET_NULL, related_name="patients"
-    )
+    care_team = models.ForeignKey(CareTeam, null=True, blank=True, on_delete=models.SET_NULL, related_name="patients")
     caregivers = models.ManyToManyField(Caregiver, blank=True, related_name="patients")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -98,8 +96,9 @@ class Patient(models.Model):
         ordering = ["full_name", "id"]
         constraints = [
             models.UniqueConstraint(fields=["mrn", "care_team"], name="unique_mrn_per_care_team"),
-            models.UniqueConstraint(fields=["mrn"], condition=models.Q(care_team__isnull=True),
-                                    name="unique_mrn_without_care_team"),
+            models.UniqueConstraint(
+                fields=["mrn"], condition=models.Q(care_team__isnull=True), name="unique_mrn_without_care_team"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -122,8 +121,9 @@ class AuditEvent(models.Model):
     account makes, clearing user_id, gets through)."""
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                             related_name="+")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     username = models.CharField(max_length=150, blank=True, help_text="Kept even if the account is deleted.")
     action = models.CharField(max_length=20)  # view, list, create, update, download, acknowledge, ...
     route = models.CharField(max_length=80)
@@ -142,7 +142,9 @@ class AuditEvent(models.Model):
         ordering = ["-at", "-id"]
 
     def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.username or 'anonymous'} {self.action} {self.path} {self.status_code}"
+        return (
+            f"{self.at:%Y-%m-%d %H:%M:%S} {self.username or 'anonymous'} {self.action} {self.path} {self.status_code}"
+        )
 
     def save(self, *args, **kwargs):
         if self.pk is not None:

@@ -18,9 +18,7 @@ def patient_visibility_q(user: User, *, prefix: str = "") -> Q | None:
     """A filter on patients (or on rows reaching a patient through `prefix`); None means everything."""
     if user.is_staff:
         return None
-    return Q(**{f"{prefix}care_team__memberships__physician__user": user}) | Q(
-        **{f"{prefix}caregivers__user": user}
-    )
+    return Q(**{f"{prefix}care_team__memberships__physician__user": user}) | Q(**{f"{prefix}caregivers__user": user})
 
 
 def patient_list_for_user(*, user: User) -> QuerySet[Patient]:
@@ -56,9 +54,9 @@ def user_ids_who_may_see_patient(*, patient_id: int) -> set[int]:
             ).values_list("user_id", flat=True)
         )
     ids.update(
-        Patient.caregivers.through.objects.filter(
-            patient_id=patient_id, caregiver__user__is_active=True
-        ).values_list("caregiver__user_id", flat=True)
+        Patient.caregivers.through.objects.filter(patient_id=patient_id, caregiver__user__is_active=True).values_list(
+            "caregiver__user_id", flat=True
+        )
     )
     return ids
 

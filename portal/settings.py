@@ -7,9 +7,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
-from django.core.exceptions import ImproperlyConfigured
-
 from csp.constants import NONE, SELF
+from django.core.exceptions import ImproperlyConfigured
 
 from portal.clinical import DISCLAIMER
 from portal.env import env_bool, env_int, env_list, env_networks, env_secret, env_str
@@ -107,8 +106,11 @@ except ValueError as exc:
     raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from None
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several processes (daphne, worker, beat) share the file: wait for locks instead of failing.
-    DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE",
-                                       "init_command": "PRAGMA journal_mode=WAL;"}
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL;",
+    }
     # Tests run subprocesses (daphne, a worker) against the test database: it must be a file.
     # One file per test run, so two runs in one checkout never share it.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-portal-{os.getpid()}.sqlite3")}
@@ -188,8 +190,12 @@ CHANNEL_LAYERS = {
         # channels_redis queues the messages of all the sockets of one web process in one Redis key and
         # drops what exceeds `capacity` there (100 by default: 50 clinicians and 3 alerts fill it). The
         # database stays the record and clients catch up with ?after=, but drops should be rare.
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": env_str("CHANNELS_PREFIX", "portal"), "expiry": 60,
-                   "capacity": env_int("CHANNEL_CAPACITY", 20000, minimum=10)},
+        "CONFIG": {
+            "hosts": [REDIS_URL],
+            "prefix": env_str("CHANNELS_PREFIX", "portal"),
+            "expiry": 60,
+            "capacity": env_int("CHANNEL_CAPACITY", 20000, minimum=10),
+        },
     }
 }
 
@@ -215,8 +221,10 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "inte
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE = {
-    "requeue-stalled-scans": {"task": "scans.tasks.requeue_stalled_scans",
-                              "schedule": float(env_int("SCAN_SWEEP_SECONDS", 60, minimum=1))},
+    "requeue-stalled-scans": {
+        "task": "scans.tasks.requeue_stalled_scans",
+        "schedule": float(env_int("SCAN_SWEEP_SECONDS", 60, minimum=1)),
+    },
     "escalate-overdue-alerts": {"task": "alerts.tasks.escalate_overdue_alerts", "schedule": 30.0},
 }
 # Minutes an alert may stay unacknowledged, per severity, before it escalates one tier
@@ -240,8 +248,10 @@ SCAN_STALL_SECONDS = env_int("SCAN_STALL_SECONDS", CELERY_TASK_TIME_LIMIT + 30, 
 REST_FRAMEWORK = {
     # The browsable API's forms list every choice of a related field (caregivers, care teams): only
     # for a developer's own machine.
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer",
-                                 *(["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else [])],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        *(["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
+    ],
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "knox.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
@@ -260,12 +270,12 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     # The schema's security schemes: the anonymous-rate hook (portal.throttling) authenticates nobody.
-    "AUTHENTICATION_WHITELIST": ["knox.auth.TokenAuthentication",
-                                 "rest_framework.authentication.SessionAuthentication"],
+    "AUTHENTICATION_WHITELIST": [
+        "knox.auth.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     "TITLE": "Facial paralysis screening portal API",
-    "DESCRIPTION": (
-        "REST API v1 for the mobile app and the dashboard. " + DISCLAIMER
-    ),
+    "DESCRIPTION": ("REST API v1 for the mobile app and the dashboard. " + DISCLAIMER),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
@@ -351,8 +361,9 @@ EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = env_secret("EMAIL_HOST_PASSWORD") or ""
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 EMAIL_TIMEOUT = 10
-EMAIL_BACKEND = ("django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST
-                 else "django.core.mail.backends.console.EmailBackend")
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend"
+)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "portal@localhost")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # The portal's address as people reach it, for links in pushes and e-mails.

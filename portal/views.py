@@ -18,10 +18,14 @@ from scans.selectors import scan_list_for_user
 @login_required
 def home(request):
     recent = scan_list_for_user(user=request.user)[:5]
-    return render(request, "portal/home.html", {
-        "recent_scans": recent,
-        "open_alerts": alert_open_count(user=request.user),
-    })
+    return render(
+        request,
+        "portal/home.html",
+        {
+            "recent_scans": recent,
+            "open_alerts": alert_open_count(user=request.user),
+        },
+    )
 
 
 def information(request):
@@ -60,5 +64,4 @@ def healthz(request):
     if checks["database"] == "ok":
         checks["classifier"] = classifier_health()
     healthy = all(value.startswith("ok") for value in checks.values())
-    return JsonResponse({"status": "ok" if healthy else "degraded", "checks": checks},
-                        status=200 if serving else 503)
+    return JsonResponse({"status": "ok" if healthy else "degraded", "checks": checks}, status=200 if serving else 503)

@@ -43,8 +43,20 @@ class ScanAdmin(admin.ModelAdmin):
     search_fields = ["patient__full_name", "patient__mrn", "uploaded_by__username"]
     list_select_related = ["patient", "uploaded_by", "referring_physician", "result"]
     exclude = ["image"]
-    readonly_fields = ["patient", "uploaded_by", "photo", "image_sha256", "image_width", "image_height", "status",
-                       "status_reason", "uploaded_at", "started_at", "finished_at", "attempts"]
+    readonly_fields = [
+        "patient",
+        "uploaded_by",
+        "photo",
+        "image_sha256",
+        "image_width",
+        "image_height",
+        "status",
+        "status_reason",
+        "uploaded_at",
+        "started_at",
+        "finished_at",
+        "attempts",
+    ]
     inlines = [ScanResultInline]
     date_hierarchy = "uploaded_at"
 

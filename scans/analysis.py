@@ -24,8 +24,10 @@ from scans.models import Scan, ScanResult
 logger = logging.getLogger(__name__)
 
 FAILED_REASON = "The analysis failed because of a fault on our side; the team has been told. Please upload again later."
-GAVE_UP_REASON = ("The analysis was tried {attempts} times and stopped each time before the end; the team has been "
-                  "told. Please send the photo again, as the camera saved it.")
+GAVE_UP_REASON = (
+    "The analysis was tried {attempts} times and stopped each time before the end; the team has been "
+    "told. Please send the photo again, as the camera saved it."
+)
 
 
 def scan_clean_photo(*, scan: Scan) -> bytes:

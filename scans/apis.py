@@ -21,8 +21,8 @@ from portal.selectors import patient_list_for_user
 from scans.models import Scan
 from scans.selectors import patient_timeline, scan_get_visible, scan_list_for_user
 from scans.serializers import ScanCreateSerializer, ScanSerializer, TimelinePointSerializer
-from scans.throttling import UploadLimitReached, admit_upload
 from scans.services import read_upload, scan_create, upload_inspect
+from scans.throttling import UploadLimitReached, admit_upload
 
 
 class ScanFilter(django_filters.FilterSet):
@@ -49,8 +49,16 @@ class ScanListApi(generics.ListAPIView):
     @extend_schema(
         request={"multipart/form-data": ScanCreateSerializer},
         responses={202: ScanSerializer, **error_responses(400, 401, 429)},
-        parameters=[OpenApiParameter("Location", OpenApiTypes.URI, OpenApiParameter.HEADER, required=True,
-                                     response=[202], description="The new scan's URL (as `url` in the body).")],
+        parameters=[
+            OpenApiParameter(
+                "Location",
+                OpenApiTypes.URI,
+                OpenApiParameter.HEADER,
+                required=True,
+                response=[202],
+                description="The new scan's URL (as `url` in the body).",
+            )
+        ],
         description="Upload a facial photo. Answers 202 at once; the analysis follows (poll the scan "
         "URL or listen on /ws/alerts/ for scan.updated).\n\n"
         "The photo: a relaxed face at rest (not smiling), looking straight at the camera, the whole face "
@@ -70,8 +78,14 @@ class ScanListApi(generics.ListAPIView):
         raw = read_upload(data["image"], max_bytes=settings.SCAN_MAX_UPLOAD_BYTES)
         try:
             header = admit_upload(request, raw, upload_inspect)
-            scan = scan_create(user=request.user, patient_id=data["patient"], image_bytes=raw, header=header,
-                               referring_physician=physician, note=data.get("note", ""))
+            scan = scan_create(
+                user=request.user,
+                patient_id=data["patient"],
+                image_bytes=raw,
+                header=header,
+                referring_physician=physician,
+                note=data.get("note", ""),
+            )
         except UploadLimitReached as exc:
             raise Throttled(wait=exc.wait, detail=str(exc)) from None
         except ImageRejected as exc:

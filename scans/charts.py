@@ -26,12 +26,22 @@ DAY_STEPS = (1, 2, 7, 14, 28, 56, 91, 182, 364, 728)
 INDEX_STEPS = (0.1, 0.2, 0.25, 0.5, 1, 2, 5, 10, 20)
 
 # Mark class -> what the legend and the tooltips call it.
-MARK_NAMES = {"positive": "positive", "negative": "negative", "inconclusive": "inconclusive",
-              "refused": "photo refused"}
-LABEL_MARKS = {ScanResult.Label.PARALYSIS: "positive", ScanResult.Label.NO_PARALYSIS: "negative",
-               ScanResult.Label.INCONCLUSIVE: "inconclusive"}
-PATTERN_LETTERS = {ScanResult.Pattern.CENTRAL: "C", ScanResult.Pattern.PERIPHERAL: "P",
-                   ScanResult.Pattern.UNDETERMINED: "?"}
+MARK_NAMES = {
+    "positive": "positive",
+    "negative": "negative",
+    "inconclusive": "inconclusive",
+    "refused": "photo refused",
+}
+LABEL_MARKS = {
+    ScanResult.Label.PARALYSIS: "positive",
+    ScanResult.Label.NO_PARALYSIS: "negative",
+    ScanResult.Label.INCONCLUSIVE: "inconclusive",
+}
+PATTERN_LETTERS = {
+    ScanResult.Pattern.CENTRAL: "C",
+    ScanResult.Pattern.PERIPHERAL: "P",
+    ScanResult.Pattern.UNDETERMINED: "?",
+}
 # Shapes drawn around (0, 0), so that one transform places each mark; {} is the CSS class.
 SHAPES = {
     "positive": '<circle r="6" class="{}"/>',
@@ -44,8 +54,10 @@ LEGEND = "".join(
     f'<g transform="translate({LEFT + 130 * i} 18)">{SHAPES[mark].format("key-" + mark)}'
     f'<text x="12" y="4" class="legend">{name}</text></g>'
     for i, (mark, name) in enumerate(MARK_NAMES.items())
-) + (f'<text x="{LEFT - 8}" y="42" class="legend">Letter beside a point: the pattern of the weakness. '
-     "C central (the stroke pattern), P peripheral, ? undetermined</text>")
+) + (
+    f'<text x="{LEFT - 8}" y="42" class="legend">Letter beside a point: the pattern of the weakness. '
+    "C central (the stroke pattern), P peripheral, ? undetermined</text>"
+)
 
 
 def asymmetry_trend_svg(points: list[dict]) -> SafeString:
@@ -69,37 +81,47 @@ def asymmetry_trend_svg(points: list[dict]) -> SafeString:
         return BOTTOM - value / top * (BOTTOM - TOP)
 
     with_year = ticks[0].year != ticks[-1].year
-    label = (f"Asymmetry index of {len(points)} scans, "
-             f"{_day(points[0]['uploaded_at'])} to {_day(points[-1]['uploaded_at'])}")
+    label = (
+        f"Asymmetry index of {len(points)} scans, {_day(points[0]['uploaded_at'])} to {_day(points[-1]['uploaded_at'])}"
+    )
     parts = [f'<svg class="trend" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{escape(label)}">', LEGEND]
     # The healthy range and the threshold; their labels are drawn over the trend line, further down.
     band_top, threshold = y(negative_below), y(positive_at)
     parts.append(
         f'<rect x="{LEFT}" y="{band_top:.1f}" width="{RIGHT - LEFT}" height="{y(0) - band_top:.1f}" class="healthy"/>'
-        f'<line x1="{LEFT}" x2="{RIGHT}" y1="{threshold:.1f}" y2="{threshold:.1f}" class="threshold"/>')
+        f'<line x1="{LEFT}" x2="{RIGHT}" y1="{threshold:.1f}" y2="{threshold:.1f}" class="threshold"/>'
+    )
     # y axis: gridlines with their values, and the axis name.
     for k in range(round(top / index_step) + 1):
         value = round(k * index_step, 2)
-        parts.append(f'<line x1="{LEFT}" x2="{RIGHT}" y1="{y(value):.1f}" y2="{y(value):.1f}" class="grid"/>'
-                     f'<text x="{LEFT - 6}" y="{y(value) + 4:.1f}" class="axis" text-anchor="end">{value:g}</text>')
+        parts.append(
+            f'<line x1="{LEFT}" x2="{RIGHT}" y1="{y(value):.1f}" y2="{y(value):.1f}" class="grid"/>'
+            f'<text x="{LEFT - 6}" y="{y(value) + 4:.1f}" class="axis" text-anchor="end">{value:g}</text>'
+        )
     middle = (TOP + BOTTOM) / 2
-    parts.append(f'<text x="16" y="{middle}" class="axis-title" text-anchor="middle" '
-                 f'transform="rotate(-90 16 {middle})">Asymmetry index</text>')
+    parts.append(
+        f'<text x="16" y="{middle}" class="axis-title" text-anchor="middle" '
+        f'transform="rotate(-90 16 {middle})">Asymmetry index</text>'
+    )
     # x axis: the time line itself (refused photos sit on it) and a date under each tick.
     parts.append(f'<line x1="{LEFT}" x2="{RIGHT}" y1="{y(0):.1f}" y2="{y(0):.1f}" class="time-axis"/>')
     for day in ticks:
         tick = x(_midnight(day))
-        parts.append(f'<line x1="{tick:.1f}" x2="{tick:.1f}" y1="{y(0):.1f}" y2="{y(0) + 5:.1f}" class="tick"/>'
-                     f'<text x="{tick:.1f}" y="{y(0) + 20:.1f}" class="axis" text-anchor="middle">'
-                     f'{escape(date_format(day, "j M Y" if with_year else "j M"))}</text>')
+        parts.append(
+            f'<line x1="{tick:.1f}" x2="{tick:.1f}" y1="{y(0):.1f}" y2="{y(0) + 5:.1f}" class="tick"/>'
+            f'<text x="{tick:.1f}" y="{y(0) + 20:.1f}" class="axis" text-anchor="middle">'
+            f"{escape(date_format(day, 'j M Y' if with_year else 'j M'))}</text>"
+        )
     measured = [p for p in points if p["asymmetry_index"] is not None]
     if len(measured) > 1:
         line = " ".join(f"{x(p['uploaded_at']):.1f},{y(p['asymmetry_index']):.1f}" for p in measured)
         parts.append(f'<polyline points="{line}" class="trend-line"/>')
-    parts.append(f'<text x="{LEFT + 6}" y="{band_top + 14:.1f}" class="band-label">'
-                 f'healthy at rest (below {negative_below:g})</text>'
-                 f'<text x="{RIGHT - 4}" y="{threshold - 5:.1f}" class="threshold-label" text-anchor="end">'
-                 f'positive at {positive_at:g} or more</text>')
+    parts.append(
+        f'<text x="{LEFT + 6}" y="{band_top + 14:.1f}" class="band-label">'
+        f"healthy at rest (below {negative_below:g})</text>"
+        f'<text x="{RIGHT - 4}" y="{threshold - 5:.1f}" class="threshold-label" text-anchor="end">'
+        f"positive at {positive_at:g} or more</text>"
+    )
     for point in points:
         index = point["asymmetry_index"]
         # A refused photo has no index: it sits on the time axis.
@@ -124,11 +146,15 @@ def _point(point: dict, px: float, py: float) -> str:
             labels = f'<text y="-11" class="value" text-anchor="middle">{index:.2f}</text>'
         if point["pattern"]:
             title += f", pattern: {ScanResult.Pattern(point['pattern']).label}"
-            labels += (f'<text x="10" y="5" class="pattern {escape(point["pattern"])}">'
-                       f'{escape(PATTERN_LETTERS[point["pattern"]])}</text>')
-    return (f'<a href="{reverse("scans:detail", args=[point["scan_id"]])}" class="point">'
-            f'<title>{escape(title)}</title>'
-            f'<g transform="translate({px:.1f} {py:.1f})">{SHAPES[mark].format(mark)}{labels}</g></a>')
+            labels += (
+                f'<text x="10" y="5" class="pattern {escape(point["pattern"])}">'
+                f"{escape(PATTERN_LETTERS[point['pattern']])}</text>"
+            )
+    return (
+        f'<a href="{reverse("scans:detail", args=[point["scan_id"]])}" class="point">'
+        f"<title>{escape(title)}</title>"
+        f'<g transform="translate({px:.1f} {py:.1f})">{SHAPES[mark].format(mark)}{labels}</g></a>'
+    )
 
 
 def _nice_scale(highest: float) -> tuple[float, float]:

@@ -12,8 +12,7 @@ class NewScanForm(forms.Form):
     # opens the right camera from `capture`, and it works without JavaScript. A browser sends only the
     # inputs that hold a file.
     image = forms.FileField(label="Photo of the face")
-    referring_physician = forms.ModelChoiceField(queryset=Physician.objects.all(), required=False,
-                                                 empty_label="None")
+    referring_physician = forms.ModelChoiceField(queryset=Physician.objects.all(), required=False, empty_label="None")
     note = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False, max_length=2000)
 
     def __init__(self, *args, user, **kwargs):

@@ -50,8 +50,9 @@ class Scan(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     # The alert this scan raised or joined (repeated positives within an episode share one alert).
-    episode_alert = models.ForeignKey("alerts.Alert", null=True, blank=True, on_delete=models.SET_NULL,
-                                      related_name="scans")
+    episode_alert = models.ForeignKey(
+        "alerts.Alert", null=True, blank=True, on_delete=models.SET_NULL, related_name="scans"
+    )
 
     class Meta:
         ordering = ["-uploaded_at", "-id"]
@@ -135,5 +136,6 @@ class ScanResult(models.Model):
     @property
     def explanation(self) -> list[str]:
         """The decision rule's arithmetic for this result, in sentences (scan page and API)."""
-        return explain_result(measurements=self.measurements, classifier=self.classifier, decision=self.decision,
-                              pattern=self.pattern)
+        return explain_result(
+            measurements=self.measurements, classifier=self.classifier, decision=self.decision, pattern=self.pattern
+        )

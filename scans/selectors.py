@@ -32,19 +32,31 @@ def patient_timeline(*, user, patient_id: int, limit: int = 200) -> list[dict]:
     A refused photo has no result, so its result fields are None; it stays on the timeline because a run of
     refusals is itself something a clinician should see.
     """
-    scans = (scan_list_for_user(user=user)
-             .filter(patient_id=patient_id, status__in=[Scan.Status.DONE, Scan.Status.REJECTED])
-             .order_by("-uploaded_at", "-id")[:limit])
+    scans = (
+        scan_list_for_user(user=user)
+        .filter(patient_id=patient_id, status__in=[Scan.Status.DONE, Scan.Status.REJECTED])
+        .order_by("-uploaded_at", "-id")[:limit]
+    )
     points = []
     for scan in reversed(list(scans)):
-        point = {"scan_id": scan.id, "uploaded_at": scan.uploaded_at, "status": scan.status,
-                 "status_reason": scan.status_reason}
+        point = {
+            "scan_id": scan.id,
+            "uploaded_at": scan.uploaded_at,
+            "status": scan.status,
+            "status_reason": scan.status_reason,
+        }
         if scan.status == Scan.Status.DONE:
             result = scan.result
-            point.update(label=result.label, pattern=result.pattern, severity=result.severity, score=result.score,
-                         asymmetry_index=result.measurements.get("asymmetry_index"),
-                         affected_side=result.affected_side, model_version=result.model_version_name,
-                         decision=result.decision)
+            point.update(
+                label=result.label,
+                pattern=result.pattern,
+                severity=result.severity,
+                score=result.score,
+                asymmetry_index=result.measurements.get("asymmetry_index"),
+                affected_side=result.affected_side,
+                model_version=result.model_version_name,
+                decision=result.decision,
+            )
         else:
             point.update(dict.fromkeys(RESULT_FIELDS), decision={})
         points.append(point)
@@ -57,7 +69,6 @@ def scan_stalled_ids(*, limit: int = 500) -> list[int]:
     stale = timezone.now() - timedelta(seconds=settings.SCAN_STALL_SECONDS)
     return list(
         Scan.objects.filter(
-            Q(status=Scan.Status.QUEUED, uploaded_at__lt=stale)
-            | Q(status=Scan.Status.PROCESSING, started_at__lt=stale)
+            Q(status=Scan.Status.QUEUED, uploaded_at__lt=stale) | Q(status=Scan.Status.PROCESSING, started_at__lt=stale)
         ).values_list("id", flat=True)[:limit]
     )

@@ -11,25 +11,48 @@ from portal.clinical import DISCLAIMER
 from portal.serializers import PatientSummarySerializer, PhysicianSerializer
 from scans.models import Scan, ScanResult
 
+
 class ScanResultSerializer(serializers.ModelSerializer):
     model_version = serializers.CharField(source="model_version_name")
-    explanation = serializers.ListField(child=serializers.CharField(), read_only=True,
-                                        help_text="How the rule reached the label, in its own numbers.")
+    explanation = serializers.ListField(
+        child=serializers.CharField(), read_only=True, help_text="How the rule reached the label, in its own numbers."
+    )
     disclaimer = serializers.SerializerMethodField()
     pattern_display = serializers.CharField(source="get_pattern_display", read_only=True)
     pattern_advice = serializers.CharField(read_only=True, help_text="What the pattern asks of the reader.")
-    stroke_pattern = serializers.BooleanField(source="is_stroke_pattern", read_only=True,
-                                              help_text="True for the central pattern: contact the stroke team now.")
+    stroke_pattern = serializers.BooleanField(
+        source="is_stroke_pattern",
+        read_only=True,
+        help_text="True for the central pattern: contact the stroke team now.",
+    )
     quality_warnings = serializers.ListField(
-        child=serializers.DictField(child=serializers.CharField()), read_only=True,
-        help_text='What was imperfect about a photo that could still be measured: [{"code", "message"}].')
+        child=serializers.DictField(child=serializers.CharField()),
+        read_only=True,
+        help_text='What was imperfect about a photo that could still be measured: [{"code", "message"}].',
+    )
 
     class Meta:
         model = ScanResult
-        fields = ["label", "score", "severity", "affected_side", "pattern", "pattern_display", "pattern_advice",
-                  "stroke_pattern", "quality_warnings",
-                  "measurements", "quality", "classifier", "decision", "explanation", "model_version",
-                  "engine_version", "created_at", "disclaimer"]
+        fields = [
+            "label",
+            "score",
+            "severity",
+            "affected_side",
+            "pattern",
+            "pattern_display",
+            "pattern_advice",
+            "stroke_pattern",
+            "quality_warnings",
+            "measurements",
+            "quality",
+            "classifier",
+            "decision",
+            "explanation",
+            "model_version",
+            "engine_version",
+            "created_at",
+            "disclaimer",
+        ]
 
     def get_disclaimer(self, _result) -> str:
         return DISCLAIMER
@@ -48,8 +71,23 @@ class ScanSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Scan
-        fields = ["id", "url", "page_url", "patient", "status", "status_reason", "uploaded_at", "finished_at",
-                  "referring_physician", "note", "result", "image_url", "overlay_url", "heatmap_url", "alert_id"]
+        fields = [
+            "id",
+            "url",
+            "page_url",
+            "patient",
+            "status",
+            "status_reason",
+            "uploaded_at",
+            "finished_at",
+            "referring_physician",
+            "note",
+            "result",
+            "image_url",
+            "overlay_url",
+            "heatmap_url",
+            "alert_id",
+        ]
 
     @extend_schema_field(ScanResultSerializer(allow_null=True))
     def get_result(self, scan: Scan):

@@ -19,6 +19,7 @@ from scans.tasks import analyze_scan
 
 logger = logging.getLogger(__name__)
 
+
 def read_upload(upload, *, max_bytes: int) -> bytes:
     """Read at most max_bytes + 1 bytes, so a huge upload is refused without holding all of it."""
     upload.seek(0)

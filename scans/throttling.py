@@ -38,8 +38,10 @@ def admit_upload(request, raw: bytes, inspect: Callable[[bytes], UploadHeader]) 
     return header
 
 
-UPLOAD_LIMIT_MESSAGE = ("Too many uploads (or very large ones) in a short time. Wait a few minutes, then try again; "
-                        "a photo as the camera saved it counts least.")
+UPLOAD_LIMIT_MESSAGE = (
+    "Too many uploads (or very large ones) in a short time. Wait a few minutes, then try again; "
+    "a photo as the camera saved it counts least."
+)
 
 
 class UploadCost(SimpleRateThrottle):

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponseBadRequest
 from django.shortcuts import redirect, render
@@ -18,14 +18,15 @@ from scans.charts import asymmetry_trend_svg
 from scans.forms import NewScanForm
 from scans.models import Scan, ScanResult
 from scans.selectors import patient_timeline, scan_get_visible, scan_list_for_user
-from scans.throttling import UploadLimitReached, admit_upload
 from scans.services import read_upload, scan_create, upload_inspect
+from scans.throttling import UploadLimitReached, admit_upload
 
 
 @login_required
 def new_scan(request):
-    form = NewScanForm(request.POST or None, request.FILES or None, user=request.user,
-                       initial={"patient": request.GET.get("patient")})
+    form = NewScanForm(
+        request.POST or None, request.FILES or None, user=request.user, initial={"patient": request.GET.get("patient")}
+    )
     if request.method == "POST" and form.is_valid():
         raw = read_upload(form.cleaned_data["image"], max_bytes=settings.SCAN_MAX_UPLOAD_BYTES)
         try:
@@ -70,11 +71,20 @@ def history(request):
     page = Paginator(scans, 25).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    return render(request, "scans/history.html", {
-        "page": page, "label": label, "labels": ScanResult.Label.choices, "status": status,
-        "statuses": Scan.Status.choices, "patient_id": patient_id, "query": query.urlencode(),
-        "patients": patient_list_for_user(user=request.user),
-    })
+    return render(
+        request,
+        "scans/history.html",
+        {
+            "page": page,
+            "label": label,
+            "labels": ScanResult.Label.choices,
+            "status": status,
+            "statuses": Scan.Status.choices,
+            "patient_id": patient_id,
+            "query": query.urlencode(),
+            "patients": patient_list_for_user(user=request.user),
+        },
+    )
 
 
 @login_required
@@ -92,10 +102,16 @@ def patient(request, pk: int):
     if person is None:
         raise Http404("No such patient.")
     timeline = patient_timeline(user=request.user, patient_id=pk)
-    return render(request, "scans/patient.html", {
-        "patient": person,
-        "trend_svg": asymmetry_trend_svg(timeline),
-        "timeline": timeline,
-        "scans": scan_list_for_user(user=request.user).filter(patient_id=pk)[:50],
-        "open_alerts": alert_list_for_user(user=request.user).filter(patient_id=pk, status__in=Alert.ACTIVE_STATUSES),
-    })
+    return render(
+        request,
+        "scans/patient.html",
+        {
+            "patient": person,
+            "trend_svg": asymmetry_trend_svg(timeline),
+            "timeline": timeline,
+            "scans": scan_list_for_user(user=request.user).filter(patient_id=pk)[:50],
+            "open_alerts": alert_list_for_user(user=request.user).filter(
+                patient_id=pk, status__in=Alert.ACTIVE_STATUSES
+            ),
+        },
+    )

@@ -43,17 +43,40 @@ class Stack:
         python = sys.executable
         commands = {
             "web": [python, "-m", "daphne", "-b", self.host, "-p", str(self.port), "portal.asgi:application"],
-            "worker": [python, "-m", self.worker_module, "-A", "portal", "worker", "--loglevel", "INFO",
-                       "--concurrency", str(self.worker_concurrency), "--hostname", f"worker-{self.port}@%h",
-                       "--without-gossip", "--without-mingle"],
+            "worker": [
+                python,
+                "-m",
+                self.worker_module,
+                "-A",
+                "portal",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                str(self.worker_concurrency),
+                "--hostname",
+                f"worker-{self.port}@%h",
+                "--without-gossip",
+                "--without-mingle",
+            ],
         }
         if self.beat:
             schedule = Path(self.env.get("PORTAL_VAR_DIR", "var")) / "celerybeat-schedule"
-            commands["beat"] = [python, "-m", "celery", "-A", "portal", "beat", "--loglevel", "INFO",
-                                "--schedule", str(schedule)]
+            commands["beat"] = [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "portal",
+                "beat",
+                "--loglevel",
+                "INFO",
+                "--schedule",
+                str(schedule),
+            ]
         return commands
 
-    def start(self) -> "Stack":
+    def start(self) -> Stack:
         self._take_along_on_sigterm()
         root = Path(__file__).resolve().parent.parent
         for name, command in self.commands().items():
@@ -69,7 +92,11 @@ class Stack:
         # Each in its own process group, so one part (a worker and its pool children) can be killed
         # alone, and Ctrl-C reaches them only through stop().
         self.processes[name] = subprocess.Popen(
-            command, cwd=root, env=self.env, stdout=output, stderr=subprocess.STDOUT if output else None,
+            command,
+            cwd=root,
+            env=self.env,
+            stdout=output,
+            stderr=subprocess.STDOUT if output else None,
             start_new_session=True,
         )
 
@@ -152,7 +179,7 @@ class Stack:
         text = (self.log_dir / f"{name}.log").read_text(errors="replace")
         return "\n" + text[-3000:]
 
-    def __enter__(self) -> "Stack":
+    def __enter__(self) -> Stack:
         return self.start()
 
     def __exit__(self, *exc_info) -> None:

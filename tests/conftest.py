@@ -13,9 +13,9 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
-from portal.credentials import issue_token
 from rest_framework.test import APIClient
 
+from portal.credentials import issue_token
 from tests import factories
 
 
@@ -28,8 +28,10 @@ def media_root(tmp_path_factory):
 def _private_media(settings, media_root):
     settings.STORAGES = {
         **settings.STORAGES,
-        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage",
-                    "OPTIONS": {"location": str(media_root), "base_url": None}},
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(media_root), "base_url": None},
+        },
     }
 
 
@@ -81,8 +83,13 @@ def people(db):
     other_patient = factories.PatientFactory(full_name="Li Wei", care_team=other_team)
     other_patient.caregivers.add(dave)
     return SimpleNamespace(
-        **vars(users), team=team, other_team=other_team, dr_alice=dr_alice, dr_bob=dr_bob,
-        patient=patient, other_patient=other_patient,
+        **vars(users),
+        team=team,
+        other_team=other_team,
+        dr_alice=dr_alice,
+        dr_bob=dr_bob,
+        patient=patient,
+        other_patient=other_patient,
     )
 
 

@@ -44,8 +44,13 @@ def droop(rgb: np.ndarray, points: np.ndarray, *, side: str = "left", pixels: fl
     towards_working = -1.0 if side == "left" else 1.0
     map_y = ys - pixels * bump(corner, 0.45 * mouth_width)
     map_x = xs - towards_working * pixels * bump(mouth_centre, 0.6 * mouth_width)
-    return cv2.remap(rgb, map_x.astype(np.float32), map_y.astype(np.float32), interpolation=cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_REFLECT101)
+    return cv2.remap(
+        rgb,
+        map_x.astype(np.float32),
+        map_y.astype(np.float32),
+        interpolation=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REFLECT101,
+    )
 
 
 def drooped_astronaut(side: str = "left", pixels: float = 16.0) -> np.ndarray:
@@ -73,10 +78,14 @@ def symmetric_astronaut() -> np.ndarray:
 
     rgb, points = astronaut(), astronaut_landmarks()
     _, roll, centre = level(points)
-    upright = cv2.warpAffine(rgb, cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])), roll, 1.0),
-                             (rgb.shape[1], rgb.shape[0]), borderMode=cv2.BORDER_REFLECT101)
+    upright = cv2.warpAffine(
+        rgb,
+        cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])), roll, 1.0),
+        (rgb.shape[1], rgb.shape[0]),
+        borderMode=cv2.BORDER_REFLECT101,
+    )
     middle = int(round(centre[0]))
-    half = upright[:, max(0, middle - 200):middle]
+    half = upright[:, max(0, middle - 200) : middle]
     return np.ascontiguousarray(np.hstack([half, half[:, ::-1]]))
 
 
@@ -95,9 +104,13 @@ def sag_lower_lid(rgb: np.ndarray, points: np.ndarray, *, side: str, pixels: flo
     height, width = rgb.shape[:2]
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
     centre = lid + [0.0, 0.25 * eye_width]
-    bump = np.exp(-((xs - centre[0]) ** 2 / (2 * (0.45 * eye_width) ** 2) + (ys - centre[1]) ** 2 / (2 * (0.3 * eye_width) ** 2)))
+    bump = np.exp(
+        -((xs - centre[0]) ** 2 / (2 * (0.45 * eye_width) ** 2) + (ys - centre[1]) ** 2 / (2 * (0.3 * eye_width) ** 2))
+    )
     map_y = ys - pixels * bump
-    return cv2.remap(rgb, xs, map_y.astype(np.float32), interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+    return cv2.remap(
+        rgb, xs, map_y.astype(np.float32), interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101
+    )
 
 
 def jpeg_with_empty_scans(rgb: np.ndarray, scans: int) -> bytes:

@@ -4,7 +4,7 @@ import factory
 from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 
-from portal.models import CareTeam, CareTeamMembership, Caregiver, Patient, Physician
+from portal.models import Caregiver, CareTeam, CareTeamMembership, Patient, Physician
 from scans.models import Scan, ScanResult
 
 

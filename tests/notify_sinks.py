@@ -36,7 +36,7 @@ class Mailbox:
         self.messages.append((envelope.rcpt_tos, message_from_bytes(envelope.content)))
         return "250 OK"
 
-    def __enter__(self) -> "Mailbox":
+    def __enter__(self) -> Mailbox:
         self.controller.start()
         return self
 
@@ -61,8 +61,11 @@ class PushService:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                received.append(SimpleNamespace(path=self.path, body=body,
-                                                headers={key.lower(): value for key, value in self.headers.items()}))
+                received.append(
+                    SimpleNamespace(
+                        path=self.path, body=body, headers={key.lower(): value for key, value in self.headers.items()}
+                    )
+                )
                 self.send_response(410 if self.path.startswith("/gone/") else 201)
                 self.end_headers()
 
@@ -72,7 +75,7 @@ class PushService:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
 
-    def __enter__(self) -> "PushService":
+    def __enter__(self) -> PushService:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
 
@@ -87,15 +90,21 @@ class Device:
         from alerts.models import PushSubscription
 
         self.private_key = ec.generate_private_key(ec.SECP256R1())
-        public = self.private_key.public_key().public_bytes(serialization.Encoding.X962,
-                                                            serialization.PublicFormat.UncompressedPoint)
+        public = self.private_key.public_key().public_bytes(
+            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+        )
         self.auth = os.urandom(16)
         self.path = f"/{name}/{b64url(os.urandom(6))}"
-        self.subscription = PushSubscription.objects.create(user=user, endpoint=push_service.url + self.path,
-                                                            p256dh=b64url(public), auth=b64url(self.auth))
+        self.subscription = PushSubscription.objects.create(
+            user=user, endpoint=push_service.url + self.path, p256dh=b64url(public), auth=b64url(self.auth)
+        )
         self.push_service = push_service
 
     def messages(self) -> list[dict]:
-        return [json.loads(http_ece.decrypt(request.body, private_key=self.private_key, auth_secret=self.auth,
-                                            version="aes128gcm"))
-                for request in self.push_service.received if request.path == self.path]
+        return [
+            json.loads(
+                http_ece.decrypt(request.body, private_key=self.private_key, auth_secret=self.auth, version="aes128gcm")
+            )
+            for request in self.push_service.received
+            if request.path == self.path
+        ]

@@ -134,8 +134,11 @@ def test_the_engine_is_a_pure_library():
     offenders = []
     for path in (ROOT / "inference" / "engine").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else (
-                [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            names = (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else ([node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            )
             for name in names:
                 top = name.partition(".")[0]
                 if top == "django" or (top in LAYERS and not name.startswith("inference.engine")):

@@ -6,42 +6,52 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('alerts', '0001_initial'),
-        ('portal', '0001_initial'),
-        ('scans', '0001_initial'),
+        ("alerts", "0001_initial"),
+        ("portal", "0001_initial"),
+        ("scans", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='alert',
-            name='escalation_level',
+            model_name="alert",
+            name="escalation_level",
             field=models.PositiveSmallIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='alert',
-            name='latest_scan',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='scans.scan'),
+            model_name="alert",
+            name="latest_scan",
+            field=models.ForeignKey(
+                blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name="+", to="scans.scan"
+            ),
         ),
         migrations.AddField(
-            model_name='alert',
-            name='next_escalation_at',
+            model_name="alert",
+            name="next_escalation_at",
             field=models.DateTimeField(blank=True, db_index=True, null=True),
         ),
         migrations.AddField(
-            model_name='alert',
-            name='scan_count',
+            model_name="alert",
+            name="scan_count",
             field=models.PositiveIntegerField(default=1),
         ),
         migrations.AlterField(
-            model_name='alertevent',
-            name='kind',
-            field=models.CharField(choices=[('raised', 'Raised'), ('acknowledged', 'Acknowledged'), ('resolved', 'Resolved'), ('escalated', 'Escalated'), ('repeated', 'Another positive scan')], max_length=14),
+            model_name="alertevent",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("raised", "Raised"),
+                    ("acknowledged", "Acknowledged"),
+                    ("resolved", "Resolved"),
+                    ("escalated", "Escalated"),
+                    ("repeated", "Another positive scan"),
+                ],
+                max_length=14,
+            ),
         ),
         migrations.AddIndex(
-            model_name='alert',
-            index=models.Index(fields=['patient', 'status'], name='alerts_aler_patient_7b54c1_idx'),
+            model_name="alert",
+            index=models.Index(fields=["patient", "status"], name="alerts_aler_patient_7b54c1_idx"),
         ),
     ]

@@ -4,25 +4,28 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('alerts', '0002_alert_escalation_level_alert_latest_scan_and_more'),
+        ("alerts", "0002_alert_escalation_level_alert_latest_scan_and_more"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='alert',
-            name='kind',
-            field=models.CharField(choices=[('positive', 'Signs of facial paralysis'), ('review', 'Inconclusive: review the photo')], default='positive', max_length=10),
+            model_name="alert",
+            name="kind",
+            field=models.CharField(
+                choices=[("positive", "Signs of facial paralysis"), ("review", "Inconclusive: review the photo")],
+                default="positive",
+                max_length=10,
+            ),
         ),
         migrations.AddField(
-            model_name='alert',
-            name='pattern',
+            model_name="alert",
+            name="pattern",
             field=models.CharField(blank=True, max_length=12),
         ),
         migrations.AddField(
-            model_name='alert',
-            name='urgent',
+            model_name="alert",
+            name="urgent",
             field=models.BooleanField(db_index=True, default=False),
         ),
     ]

@@ -4,15 +4,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('alerts', '0003_alert_kind_alert_pattern_alert_urgent'),
+        ("alerts", "0003_alert_kind_alert_pattern_alert_urgent"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='alertevent',
-            name='kind',
-            field=models.CharField(choices=[('raised', 'Raised'), ('acknowledged', 'Acknowledged'), ('resolved', 'Resolved'), ('escalated', 'Escalated'), ('repeated', 'Another positive scan'), ('reopened', 'Re-opened by a worse scan')], max_length=14),
+            model_name="alertevent",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("raised", "Raised"),
+                    ("acknowledged", "Acknowledged"),
+                    ("resolved", "Resolved"),
+                    ("escalated", "Escalated"),
+                    ("repeated", "Another positive scan"),
+                    ("reopened", "Re-opened by a worse scan"),
+                ],
+                max_length=14,
+            ),
         ),
     ]

@@ -39,8 +39,11 @@ def fit_rest_rule(healthy_leans: np.ndarray, *, base: DecisionRule = ASYMMETRY_O
     if len(leans) < 5:
         raise ValueError(f"need at least 5 healthy faces to fit the rule, got {len(leans)}")
     spread = float(np.sqrt(np.mean(leans**2)))
-    return replace(base, asymmetry_negative_below=round(half_normal_quantile(NEGATIVE_QUANTILE, spread), 2),
-                   asymmetry_positive_at=round(half_normal_quantile(POSITIVE_QUANTILE, spread), 2))
+    return replace(
+        base,
+        asymmetry_negative_below=round(half_normal_quantile(NEGATIVE_QUANTILE, spread), 2),
+        asymmetry_positive_at=round(half_normal_quantile(POSITIVE_QUANTILE, spread), 2),
+    )
 
 
 def fit_pattern_threshold(involvement: np.ndarray, peripheral: np.ndarray) -> float:
@@ -62,5 +65,8 @@ def fit_pattern_threshold(involvement: np.ndarray, peripheral: np.ndarray) -> fl
 
 
 def with_pattern_threshold(rule: DecisionRule, threshold: float) -> DecisionRule:
-    return replace(rule, pattern_peripheral_at=round(threshold * (1 + PATTERN_BAND), 3),
-                   pattern_central_below=round(threshold * (1 - PATTERN_BAND), 3))
+    return replace(
+        rule,
+        pattern_peripheral_at=round(threshold * (1 + PATTERN_BAND), 3),
+        pattern_central_below=round(threshold * (1 - PATTERN_BAND), 3),
+    )

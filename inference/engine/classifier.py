@@ -140,9 +140,15 @@ class _OnnxRuntime:
             import io
 
             buffer = io.BytesIO()
-            torch.onnx.export(module, (torch.zeros(1, 3, size, size),), buffer, dynamo=False,
-                              input_names=["face"], output_names=["logits", "features"],
-                              dynamic_axes={"face": {0: "batch"}, "logits": {0: "batch"}, "features": {0: "batch"}})
+            torch.onnx.export(
+                module,
+                (torch.zeros(1, 3, size, size),),
+                buffer,
+                dynamo=False,
+                input_names=["face"],
+                output_names=["logits", "features"],
+                dynamic_axes={"face": {0: "batch"}, "logits": {0: "batch"}, "features": {0: "batch"}},
+            )
             model_bytes = buffer.getvalue()
             if cache:
                 cache.write_bytes(model_bytes)
@@ -215,8 +221,9 @@ def read_checkpoint(path: Path) -> tuple[dict, object]:
     except FileNotFoundError:
         raise CheckpointError(f"{path.name} is missing") from None
     except Exception as exc:  # noqa: BLE001 - unpickling, zip and tensor errors alike: not a checkpoint
-        raise CheckpointError(f"{path.name} is not a PyTorch checkpoint that can be loaded safely "
-                              f"({exc.__class__.__name__})") from None
+        raise CheckpointError(
+            f"{path.name} is not a PyTorch checkpoint that can be loaded safely ({exc.__class__.__name__})"
+        ) from None
     if isinstance(payload, dict) and "state_dict" not in payload and "fc.weight" in payload:
         payload = {"state_dict": payload}  # a plain torchvision state_dict
     if not isinstance(payload, dict) or not isinstance(payload.get("state_dict"), dict):
@@ -224,8 +231,9 @@ def read_checkpoint(path: Path) -> tuple[dict, object]:
     if tuple(payload.get("classes", CLASSES)) != CLASSES:
         raise CheckpointError(f"{path.name} predicts {payload.get('classes')}, expected {CLASSES}")
     if str(payload.get("normalisation", "imagenet")) not in NORMALISATIONS:
-        raise CheckpointError(f"{path.name} asks for normalisation {payload.get('normalisation')!r}; "
-                              f"known: {NORMALISATIONS}")
+        raise CheckpointError(
+            f"{path.name} asks for normalisation {payload.get('normalisation')!r}; known: {NORMALISATIONS}"
+        )
     model = build_resnet50()
     try:
         model.load_state_dict(payload["state_dict"])
@@ -237,8 +245,14 @@ def read_checkpoint(path: Path) -> tuple[dict, object]:
 
 
 class ResNetClassifier:
-    def __init__(self, checkpoint_path: str | Path, *, expected_sha256: str | None = None,
-                 runtime: str = "auto", cache_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        checkpoint_path: str | Path,
+        *,
+        expected_sha256: str | None = None,
+        runtime: str = "auto",
+        cache_dir: Path | None = None,
+    ) -> None:
         path = Path(checkpoint_path)
         try:
             sha = file_sha256(path)
@@ -256,7 +270,7 @@ class ResNetClassifier:
         self.runtime, self.agreement = self._choose_runtime(runtime, cache_dir, sha[:16])
 
     def _choose_runtime(self, requested: str, cache_dir: Path | None, key: str):
-        """"auto": of the runtimes whose probabilities agree with PyTorch, the fastest on this machine
+        """ "auto": of the runtimes whose probabilities agree with PyTorch, the fastest on this machine
         (timed here, once per process: which one wins depends on the CPU's instruction sets)."""
         candidates = RUNTIME_PREFERENCE if requested == "auto" else (requested,)
         check = agreement_inputs(self.input_size, normalisation=self.normalisation)
@@ -264,8 +278,11 @@ class ResNetClassifier:
         agreeing = []
         for name in candidates:
             try:
-                runtime = self.reference if name == "torch" else build_runtime(
-                    name, self._module, self.input_size, cache_dir, key)
+                runtime = (
+                    self.reference
+                    if name == "torch"
+                    else build_runtime(name, self._module, self.input_size, cache_dir, key)
+                )
                 difference = float(np.abs(softmax_paralysis(runtime(check)[0]) - expected).max())
             except Exception as exc:  # noqa: BLE001 - a runtime that cannot load is skipped, and logged
                 logger.warning("runtime %s unavailable: %s", name, exc)
@@ -273,8 +290,9 @@ class ResNetClassifier:
             if difference > AGREEMENT_TOLERANCE:
                 logger.warning("runtime %s disagrees with PyTorch by %.2g; not used", name, difference)
                 continue
-            agreeing.append((_median_seconds(runtime, check[:1]) if len(candidates) > 1 else 0.0, name, runtime,
-                             difference))
+            agreeing.append(
+                (_median_seconds(runtime, check[:1]) if len(candidates) > 1 else 0.0, name, runtime, difference)
+            )
         if not agreeing:
             return self.reference, 0.0
         seconds, name, runtime, difference = min(agreeing, key=lambda entry: entry[0])

@@ -16,6 +16,7 @@ def severity_rank(severity: str) -> int:
     """0 for "none" up to 3 for "severe"; a ValueError for a name that is not a severity."""
     return SEVERITIES.index(severity)
 
+
 PARALYSIS = "paralysis"
 NO_PARALYSIS = "no_paralysis"
 INCONCLUSIVE = "inconclusive"
@@ -29,7 +30,7 @@ UNDETERMINED = "undetermined"
 PATTERN_ADVICE = {
     CENTRAL: "Stroke pattern (lower face weak, forehead spared): contact the stroke team / emergency services now.",
     PERIPHERAL: "Whole-side pattern (as in Bell's palsy): a stroke is not ruled out; a clinician should see the "
-                "patient today.",
+    "patient today.",
     UNDETERMINED: "Pattern undetermined: treat as a possible stroke until a clinician has seen the patient.",
 }
 
@@ -55,9 +56,10 @@ class DecisionRule:
         return asdict(self)
 
     @classmethod
-    def from_thresholds(cls, thresholds: dict, *, name: str) -> "DecisionRule":
-        fields = {key: float(value) for key, value in thresholds.items()
-                  if key in cls.__dataclass_fields__ and key != "name"}
+    def from_thresholds(cls, thresholds: dict, *, name: str) -> DecisionRule:
+        fields = {
+            key: float(value) for key, value in thresholds.items() if key in cls.__dataclass_fields__ and key != "name"
+        }
         base = asdict(ASYMMETRY_ONLY_RULE)
         base.update(fields)
         base["name"] = name
@@ -111,8 +113,14 @@ def asymmetry_score(index: float, rule: DecisionRule) -> float:
     return 1.0 / (1.0 + math.exp(-(index - rule.asymmetry_positive_at) / width))
 
 
-def decide(*, asymmetry_index: float, severity: str, probability: float | None, rule: DecisionRule,
-           upper_face_involvement: float | None = None) -> Decision:
+def decide(
+    *,
+    asymmetry_index: float,
+    severity: str,
+    probability: float | None,
+    rule: DecisionRule,
+    upper_face_involvement: float | None = None,
+) -> Decision:
     asym = asymmetry_score(asymmetry_index, rule)
     if probability is None:
         score = asym
@@ -138,22 +146,34 @@ def decide(*, asymmetry_index: float, severity: str, probability: float | None, 
     # A face sent to a clinician is never "none": the band follows the label.
     if label != NO_PARALYSIS and severity == NONE:
         severity = MILD
-    return Decision(label=label, score=round(score, 4), severity=severity,
-                    rule={**rule.as_dict(), "used_classifier": probability is not None},
-                    pattern=pattern_of(label=label, upper_face_involvement=upper_face_involvement, rule=rule))
+    return Decision(
+        label=label,
+        score=round(score, 4),
+        severity=severity,
+        rule={**rule.as_dict(), "used_classifier": probability is not None},
+        pattern=pattern_of(label=label, upper_face_involvement=upper_face_involvement, rule=rule),
+    )
 
 
-def explain(*, asymmetry_index: float, probability: float | None, rule: dict, pattern: str = "",
-            upper_face_involvement: float | None = None) -> list[str]:
+def explain(
+    *,
+    asymmetry_index: float,
+    probability: float | None,
+    rule: dict,
+    pattern: str = "",
+    upper_face_involvement: float | None = None,
+) -> list[str]:
     """How a stored result's label (and pattern) came about, in its rule's own numbers, for the
     clinician reading it."""
     fitted = DecisionRule.from_thresholds(rule, name=str(rule.get("name", "")))
     steps = _label_steps(asymmetry_index, probability, fitted)
     # Results stored before the pattern existed have no pattern thresholds in their rule.
     if pattern and upper_face_involvement is not None and "pattern_peripheral_at" in rule:
-        steps.append(f"Pattern {pattern}: the lower lids differ by {upper_face_involvement:.3f} of an eye's width "
-                     f"(central below {fitted.pattern_central_below:g}, peripheral from "
-                     f"{fitted.pattern_peripheral_at:g}, undetermined between).")
+        steps.append(
+            f"Pattern {pattern}: the lower lids differ by {upper_face_involvement:.3f} of an eye's width "
+            f"(central below {fitted.pattern_central_below:g}, peripheral from "
+            f"{fitted.pattern_peripheral_at:g}, undetermined between)."
+        )
     return steps
 
 
@@ -161,17 +181,23 @@ def _label_steps(asymmetry_index: float, probability: float | None, fitted: Deci
     asym = asymmetry_score(asymmetry_index, fitted)
     at = f"{fitted.asymmetry_positive_at:g}"
     if probability is None:
-        return [f"Asymmetry index {asymmetry_index:.2f}: positive at {at} or more, negative below "
-                f"{fitted.asymmetry_negative_below:g}, inconclusive between.",
-                f"Score {asym:.2f}: the index mapped to 0–1 (0.50 at {at}). No classifier took part."]
+        return [
+            f"Asymmetry index {asymmetry_index:.2f}: positive at {at} or more, negative below "
+            f"{fitted.asymmetry_negative_below:g}, inconclusive between.",
+            f"Score {asym:.2f}: the index mapped to 0–1 (0.50 at {at}). No classifier took part.",
+        ]
     weight = fitted.classifier_weight
     score = weight * probability + (1 - weight) * asym
-    steps = [f"Classifier P(paralysis) {probability:.2f}; asymmetry index {asymmetry_index:.2f}, as a score "
-             f"{asym:.2f} (0.50 at {at}).",
-             f"Fused score {weight:.2f} × {probability:.2f} + {1 - weight:.2f} × {asym:.2f} = {score:.2f}."]
+    steps = [
+        f"Classifier P(paralysis) {probability:.2f}; asymmetry index {asymmetry_index:.2f}, as a score "
+        f"{asym:.2f} (0.50 at {at}).",
+        f"Fused score {weight:.2f} × {probability:.2f} + {1 - weight:.2f} × {asym:.2f} = {score:.2f}.",
+    ]
     if fitted.fused_negative_below < fitted.fused_positive_at:
-        steps.append(f"Positive at {fitted.fused_positive_at:.2f} or more, negative below "
-                     f"{fitted.fused_negative_below:.2f}, inconclusive between.")
+        steps.append(
+            f"Positive at {fitted.fused_positive_at:.2f} or more, negative below "
+            f"{fitted.fused_negative_below:.2f}, inconclusive between."
+        )
     else:
         steps.append(f"Positive at {fitted.fused_positive_at:.2f} or more, negative below it.")
     return steps
@@ -183,5 +209,10 @@ def explain_result(*, measurements: dict, classifier: dict, decision: dict, patt
     if index is None or not decision:
         return []
     probability = (classifier or {}).get("probability") if decision.get("used_classifier") else None
-    return explain(asymmetry_index=float(index), probability=probability, rule=decision, pattern=pattern,
-                   upper_face_involvement=(measurements.get("upper_face") or {}).get("involvement"))
+    return explain(
+        asymmetry_index=float(index),
+        probability=probability,
+        rule=decision,
+        pattern=pattern,
+        upper_face_involvement=(measurements.get("upper_face") or {}).get("involvement"),
+    )

@@ -66,10 +66,22 @@ def colour_layout(rgb: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.n
     covers (a rotated or cropped copy leaves corners empty, which must not count as a difference)."""
     matrix = cv2.getAffineTransform(alignment_source(points), WIDE_TEMPLATE * CROP_SIZE)
     size = (CROP_SIZE, CROP_SIZE)
-    crop = cv2.warpAffine(np.ascontiguousarray(rgb), matrix, size, flags=cv2.INTER_AREA,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
-    covered = cv2.warpAffine(np.ones(rgb.shape[:2], np.float32), matrix, size, flags=cv2.INTER_NEAREST,
-                             borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    crop = cv2.warpAffine(
+        np.ascontiguousarray(rgb),
+        matrix,
+        size,
+        flags=cv2.INTER_AREA,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=(0, 0, 0),
+    )
+    covered = cv2.warpAffine(
+        np.ones(rgb.shape[:2], np.float32),
+        matrix,
+        size,
+        flags=cv2.INTER_NEAREST,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
     lab = cv2.cvtColor(crop, cv2.COLOR_RGB2LAB).astype(np.float32) * covered[..., None]
     grid = (LAYOUT_GRID, LAYOUT_GRID)
     share = cv2.resize(covered, grid, interpolation=cv2.INTER_AREA)
@@ -111,14 +123,16 @@ def layout_distances(layouts: np.ndarray, masks: np.ndarray, rows: slice) -> np.
         squares = ((a**2).sum(-1) * ma) @ mb.T + ma @ ((b**2).sum(-1) * mb).T
         cross = (a * ma[..., None]).reshape(len(a), -1) @ (b * mb[..., None]).reshape(n, -1).T
         shared = ma @ mb.T
-        distance = np.where(shared >= MIN_SHARED_CELLS,
-                            np.sqrt(np.maximum(squares - 2 * cross, 0) / np.maximum(shared, 1)), FAR)
+        distance = np.where(
+            shared >= MIN_SHARED_CELLS, np.sqrt(np.maximum(squares - 2 * cross, 0) / np.maximum(shared, 1)), FAR
+        )
         best = distance if best is None else np.minimum(best, distance)
     return best
 
 
-def duplicate_groups(signatures: Sequence[Mapping], *, max_bits: int = MAX_BITS,
-                     max_colour: float = MAX_COLOUR) -> np.ndarray:
+def duplicate_groups(
+    signatures: Sequence[Mapping], *, max_bits: int = MAX_BITS, max_colour: float = MAX_COLOUR
+) -> np.ndarray:
     """Group id per photo: connected components of "hash within max_bits or colour layout within
     max_colour, directly or mirrored". ``signatures`` are signature() dicts (extra keys are ignored)."""
     n = len(signatures)
@@ -150,8 +164,9 @@ def duplicate_groups(signatures: Sequence[Mapping], *, max_bits: int = MAX_BITS,
     return group
 
 
-def split_groups(groups: np.ndarray, labels: np.ndarray, fractions: Mapping[str, float], *, rest: str,
-                 seed: int) -> np.ndarray:
+def split_groups(
+    groups: np.ndarray, labels: np.ndarray, fractions: Mapping[str, float], *, rest: str, seed: int
+) -> np.ndarray:
     """Split name per photo, moving whole groups so no face is on two sides; per majority class, shuffled
     groups fill each part of ``fractions`` in turn to that share of the class, the rest go to ``rest``."""
     groups = np.asarray(groups)

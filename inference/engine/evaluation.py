@@ -79,8 +79,9 @@ def sensitivity_at_specificity(labels: np.ndarray, scores: np.ndarray, specifici
     return float((scores[labels] >= threshold_at_specificity(labels, scores, specificity)).mean())
 
 
-def group_bootstrap_auc(labels: np.ndarray, scores: np.ndarray, groups: np.ndarray, n_boot: int,
-                        seed: int) -> tuple[float, float]:
+def group_bootstrap_auc(
+    labels: np.ndarray, scores: np.ndarray, groups: np.ndarray, n_boot: int, seed: int
+) -> tuple[float, float]:
     """95% interval of the ROC AUC, resampling whole near-duplicate groups: copies of one photo are
     not independent, so resampling photos would give too narrow an interval."""
     labels, scores = np.asarray(labels), np.asarray(scores)
@@ -112,15 +113,19 @@ def group_bootstrap(statistic, groups: np.ndarray, *, n_boot: int, seed: int) ->
     return float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))
 
 
-def classification_report(labels: np.ndarray, scores: np.ndarray, threshold: float,
-                          class_names: tuple[str, str] = CLASSES) -> dict:
+def classification_report(
+    labels: np.ndarray, scores: np.ndarray, threshold: float, class_names: tuple[str, str] = CLASSES
+) -> dict:
     """Accuracy, per-class precision/recall/F1, weighted F1, ROC AUC, sensitivity at 90% specificity
     and the confusion matrix (rows true, columns predicted) of ``score >= threshold``."""
     labels = np.asarray(labels).astype(int)
     scores = np.asarray(scores, dtype=float)
     predicted = (scores >= threshold).astype(int)
-    report: dict = {"n": int(len(labels)), "threshold": float(threshold),
-                    "accuracy": float(np.mean(predicted == labels)) if len(labels) else float("nan")}
+    report: dict = {
+        "n": int(len(labels)),
+        "threshold": float(threshold),
+        "accuracy": float(np.mean(predicted == labels)) if len(labels) else float("nan"),
+    }
     confusion = [[int(np.sum((labels == t) & (predicted == p))) for p in (0, 1)] for t in (0, 1)]
     report["confusion_matrix"] = {"rows_true_cols_predicted": list(class_names), "matrix": confusion}
     f1s, supports = [], []
@@ -129,8 +134,12 @@ def classification_report(labels: np.ndarray, scores: np.ndarray, threshold: flo
         precision = tp / max(np.sum(predicted == label), 1)
         recall = tp / max(np.sum(labels == label), 1)
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        report[name] = {"precision": float(precision), "recall": float(recall), "f1": float(f1),
-                        "support": int(np.sum(labels == label))}
+        report[name] = {
+            "precision": float(precision),
+            "recall": float(recall),
+            "f1": float(f1),
+            "support": int(np.sum(labels == label)),
+        }
         f1s.append(f1)
         supports.append(np.sum(labels == label))
     report["weighted_f1"] = float(np.average(f1s, weights=supports)) if sum(supports) else float("nan")

@@ -137,7 +137,8 @@ def symmetrise(direct: FaceSearch, mirrored: FaceSearch, *, width: int) -> FaceS
     back = [mirror_landmarks(points, width) for points in mirrored.faces]
     pairs = sorted(
         (float(np.linalg.norm(_eyes_middle(a) - _eyes_middle(b))), i, j)
-        for i, a in enumerate(direct.faces) for j, b in enumerate(back)
+        for i, a in enumerate(direct.faces)
+        for j, b in enumerate(back)
     )
     used_direct: set[int] = set()
     used_back: set[int] = set()

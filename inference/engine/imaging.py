@@ -74,7 +74,8 @@ def inspect_upload(raw: bytes, *, max_bytes: int, max_pixels: int) -> UploadHead
         if scans > MAX_JPEG_SCANS:
             raise ImageRejected(
                 f"This JPEG is stored in {scans} progressive passes (a camera writes about ten), which costs "
-                "too much to decode. Send the photo as the camera saved it, or as a PNG.")
+                "too much to decode. Send the photo as the camera saved it, or as a PNG."
+            )
         if raw.rfind(b"\xff\xd9") < raw.rfind(b"\xff\xda"):
             raise ImageRejected(DAMAGED)  # no end-of-image marker after the last scan: cut short
     return UploadHeader(format=probe.format, width=probe.size[0], height=probe.size[1], scans=max(scans, 1))

@@ -36,14 +36,26 @@ MEAN_EYE_DISTANCE_MM = 63.0
 
 # Face Mesh indices. The mesh's "right" points are the subject's right side (image left).
 RIGHT = {
-    "eye_outer": 33, "eye_inner": 133, "lid_upper": 159, "lid_lower": 145,
-    "brow": (70, 63, 105, 66, 107), "mouth_corner": 61, "ala": 129,
-    "iris_center": 468, "iris_ring": (469, 470, 471, 472),
+    "eye_outer": 33,
+    "eye_inner": 133,
+    "lid_upper": 159,
+    "lid_lower": 145,
+    "brow": (70, 63, 105, 66, 107),
+    "mouth_corner": 61,
+    "ala": 129,
+    "iris_center": 468,
+    "iris_ring": (469, 470, 471, 472),
 }
 LEFT = {
-    "eye_outer": 263, "eye_inner": 362, "lid_upper": 386, "lid_lower": 374,
-    "brow": (300, 293, 334, 296, 336), "mouth_corner": 291, "ala": 358,
-    "iris_center": 473, "iris_ring": (474, 475, 476, 477),
+    "eye_outer": 263,
+    "eye_inner": 362,
+    "lid_upper": 386,
+    "lid_lower": 374,
+    "brow": (300, 293, 334, 296, 336),
+    "mouth_corner": 291,
+    "ala": 358,
+    "iris_center": 473,
+    "iris_ring": (474, 475, 476, 477),
 }
 NOSE_TIP = 1
 NOSE_BRIDGE = 168
@@ -86,8 +98,13 @@ INDEX_WEIGHTS = {
 # distance grows, the right eye opens wider and the right brow sags. Only the weighted regions count
 # today; the others keep their sign for a refit.
 LEAN_SIGNS = {
-    "lip_line_tilt_deg": 1.0, "mouth_deviation": 1.0, "mouth_corner_height": 1.0, "mouth_excursion": 1.0,
-    "nasolabial": -1.0, "eye_opening": -1.0, "brow_height": 1.0,
+    "lip_line_tilt_deg": 1.0,
+    "mouth_deviation": 1.0,
+    "mouth_corner_height": 1.0,
+    "mouth_excursion": 1.0,
+    "nasolabial": -1.0,
+    "eye_opening": -1.0,
+    "brow_height": 1.0,
 }
 # Severity bands on the composite index. "mild" starts where the rule for faces at rest stops calling
 # a face negative (its asymmetry_negative_below); 1.0 is the 90th percentile of healthy
@@ -200,12 +217,15 @@ def measure(points: np.ndarray) -> Measurements:
         regions[name] = {"right": round(right, 2), "left": round(left, 2), "difference": round(left - right, 2)}
 
     region("brow_height", height_above_eyes(RIGHT["brow"]), height_above_eyes(LEFT["brow"]))
-    region("eye_opening", distance(RIGHT["lid_upper"], RIGHT["lid_lower"]),
-           distance(LEFT["lid_upper"], LEFT["lid_lower"]))
-    region("mouth_corner_height", height_above_eyes(RIGHT["mouth_corner"]),
-           height_above_eyes(LEFT["mouth_corner"]))
-    region("mouth_excursion", abs(off_midline(levelled[RIGHT["mouth_corner"]])),
-           abs(off_midline(levelled[LEFT["mouth_corner"]])))
+    region(
+        "eye_opening", distance(RIGHT["lid_upper"], RIGHT["lid_lower"]), distance(LEFT["lid_upper"], LEFT["lid_lower"])
+    )
+    region("mouth_corner_height", height_above_eyes(RIGHT["mouth_corner"]), height_above_eyes(LEFT["mouth_corner"]))
+    region(
+        "mouth_excursion",
+        abs(off_midline(levelled[RIGHT["mouth_corner"]])),
+        abs(off_midline(levelled[LEFT["mouth_corner"]])),
+    )
     region("nasolabial", distance(RIGHT["ala"], RIGHT["mouth_corner"]), distance(LEFT["ala"], LEFT["mouth_corner"]))
     corner_vector = levelled[LEFT["mouth_corner"]] - levelled[RIGHT["mouth_corner"]]
     tilt = float(np.degrees(np.arctan2(-corner_vector[1], corner_vector[0])))  # >0: left corner higher
@@ -268,20 +288,28 @@ def upper_face_involvement(levelled: np.ndarray) -> dict[str, float]:
     - ``eye_aperture``: the log ratio of the two lid gaps (a closed eye floored at MIN_APERTURE).
     - ``brow_to_lid``: the log ratio of the two brow-to-upper-lid gaps (a sagging brow).
     """
+
     def eye(side: str, names: dict) -> tuple[float, float, float]:
         width = float(np.linalg.norm(levelled[names["eye_outer"]] - levelled[names["eye_inner"]])) or 1.0
         upper = levelled[list(UPPER_LID[side]), 1].mean()
         lower = levelled[list(LOWER_LID[side]), 1].mean()
         brow = levelled[list(names["brow"]), 1].mean()
         iris = levelled[names["iris_center"], 1]
-        return (max((lower - upper) / width, MIN_APERTURE), max((upper - brow) / width, MIN_APERTURE),
-                (lower - iris) / width)
+        return (
+            max((lower - upper) / width, MIN_APERTURE),
+            max((upper - brow) / width, MIN_APERTURE),
+            (lower - iris) / width,
+        )
 
     right_aperture, right_brow, right_lid = eye("right", RIGHT)
     left_aperture, left_brow, left_lid = eye("left", LEFT)
     lower_lid = abs(left_lid - right_lid)
-    return {"lower_lid": float(lower_lid), "eye_aperture": abs(float(np.log(left_aperture / right_aperture))),
-            "brow_to_lid": abs(float(np.log(left_brow / right_brow))), "involvement": float(lower_lid)}
+    return {
+        "lower_lid": float(lower_lid),
+        "eye_aperture": abs(float(np.log(left_aperture / right_aperture))),
+        "brow_to_lid": abs(float(np.log(left_brow / right_brow))),
+        "involvement": float(lower_lid),
+    }
 
 
 def severity_band(index: float) -> str:

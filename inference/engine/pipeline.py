@@ -19,7 +19,7 @@ from inference.engine.classifier import ResNetClassifier
 from inference.engine.decide import ASYMMETRY_ONLY_RULE, NO_PARALYSIS, DecisionRule, decide
 from inference.engine.face import FaceMeshDetector
 from inference.engine.imaging import ANALYSIS_MAX_SIDE, analysis_copy, open_image
-from inference.engine.measure import LEFT, RIGHT, NOSE_BRIDGE, measure
+from inference.engine.measure import LEFT, NOSE_BRIDGE, RIGHT, measure
 
 ENGINE_VERSION = "facemesh-mirror-asymmetry-2"
 OVERLAY_SIDE = 512  # the face crop is drawn at this size, so small faces become readable
@@ -105,13 +105,21 @@ class Pipeline:
             prediction = self.classifier.predict(face, with_heatmap=True)
             probability = prediction.probability
             heatmap = _heatmap_jpeg(face, prediction.heatmap)
-            classifier_info = {"status": "used", "model": self.classifier_name,
-                               "probability": round(probability, 4), "runtime": self.classifier.runtime_name}
+            classifier_info = {
+                "status": "used",
+                "model": self.classifier_name,
+                "probability": round(probability, 4),
+                "runtime": self.classifier.runtime_name,
+            }
             lap("classify")
 
-        decision = decide(asymmetry_index=measurements.asymmetry_index, severity=measurements.severity,
-                          probability=probability, rule=self.rule,
-                          upper_face_involvement=measurements.upper_face["involvement"])
+        decision = decide(
+            asymmetry_index=measurements.asymmetry_index,
+            severity=measurements.severity,
+            probability=probability,
+            rule=self.rule,
+            upper_face_involvement=measurements.upper_face["involvement"],
+        )
         overlay = _overlay_jpeg(image, points)
         lap("overlay")
         return Analysis(
@@ -147,8 +155,11 @@ def _overlay_jpeg(image: Image.Image, points: np.ndarray) -> bytes:
     right, bottom = np.minimum(high + margin, image.size).astype(int)
     face = image.crop((left, top, right, bottom))
     scale = OVERLAY_SIDE / max(face.size)
-    canvas = face.resize((max(1, round(face.width * scale)), max(1, round(face.height * scale))),
-                         Image.Resampling.BICUBIC, reducing_gap=3.0)
+    canvas = face.resize(
+        (max(1, round(face.width * scale)), max(1, round(face.height * scale))),
+        Image.Resampling.BICUBIC,
+        reducing_gap=3.0,
+    )
     draw = ImageDraw.Draw(canvas)
     pts = (points - [left, top]) * scale
     radius = max(1.5, canvas.width / 400)

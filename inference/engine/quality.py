@@ -45,13 +45,13 @@ TILTED = "The head is tilted up or down: hold the phone level with the patient's
 
 WARNINGS = {
     "soft_focus": "The photo is slightly out of focus: small differences may be missed. If you can, retake it "
-                  "holding the phone still and tapping the face to focus.",
+    "holding the phone still and tapping the face to focus.",
     "dim_light": "The light is dim: measurements are less precise. If you can, retake it facing a window.",
     "small_face": "The face is small in the photo: measurements are less precise. If you can, move closer.",
     "slightly_turned": "The head is slightly turned: a turn can look like asymmetry. If you can, retake it with "
-                       "the patient looking straight at the camera.",
+    "the patient looking straight at the camera.",
     "slightly_tilted": "The head is slightly tilted up or down. If you can, retake it with the phone level with "
-                       "the patient's eyes.",
+    "the patient's eyes.",
 }
 
 
@@ -68,7 +68,7 @@ def face_figures(rgb: np.ndarray, points: np.ndarray) -> dict[str, float]:
     x0, y0 = np.floor(points.min(axis=0)).astype(int)
     x1, y1 = np.ceil(points.max(axis=0)).astype(int)
     height, width = rgb.shape[:2]
-    crop = rgb[max(y0, 0):min(y1, height), max(x0, 0):min(x1, width)]
+    crop = rgb[max(y0, 0) : min(y1, height), max(x0, 0) : min(x1, width)]
     if crop.size == 0:
         return {"sharpness": 0.0, "brightness": 0.0}
     grey = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
@@ -94,8 +94,13 @@ def judge_face(points: np.ndarray, looks: dict[str, float], measurements: Measur
     figures: dict[str, float | str] = {"faces": 1, "eye_distance_px": round(eye_distance(points), 1)}
     figures.update({name: round(value, 2) for name, value in looks.items()})
     if measurements is not None:
-        figures.update({"yaw": round(measurements.yaw, 3), "pitch": round(measurements.pitch, 3),
-                        "roll_deg": round(measurements.roll_deg, 2)})
+        figures.update(
+            {
+                "yaw": round(measurements.yaw, 3),
+                "pitch": round(measurements.pitch, 3),
+                "roll_deg": round(measurements.roll_deg, 2),
+            }
+        )
     return judge(figures)
 
 

@@ -4,31 +4,38 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='ModelVersion',
+            name="ModelVersion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100, unique=True)),
-                ('architecture', models.CharField(default='resnet50', max_length=40)),
-                ('checkpoint', models.FileField(upload_to='models/')),
-                ('sha256', models.CharField(help_text='Checked when a worker loads the file.', max_length=64)),
-                ('input_size', models.PositiveIntegerField(default=224)),
-                ('thresholds', models.JSONField(blank=True, default=dict, help_text='Decision rule thresholds fitted on validation data.')),
-                ('metrics', models.JSONField(blank=True, default=dict, help_text='Held-out evaluation figures.')),
-                ('notes', models.TextField(blank=True)),
-                ('is_active', models.BooleanField(default=False)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=100, unique=True)),
+                ("architecture", models.CharField(default="resnet50", max_length=40)),
+                ("checkpoint", models.FileField(upload_to="models/")),
+                ("sha256", models.CharField(help_text="Checked when a worker loads the file.", max_length=64)),
+                ("input_size", models.PositiveIntegerField(default=224)),
+                (
+                    "thresholds",
+                    models.JSONField(
+                        blank=True, default=dict, help_text="Decision rule thresholds fitted on validation data."
+                    ),
+                ),
+                ("metrics", models.JSONField(blank=True, default=dict, help_text="Held-out evaluation figures.")),
+                ("notes", models.TextField(blank=True)),
+                ("is_active", models.BooleanField(default=False)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['-created_at'],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('is_active', True)), fields=('is_active',), name='one_active_model')],
+                "ordering": ["-created_at"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("is_active", True)), fields=("is_active",), name="one_active_model"
+                    )
+                ],
             },
         ),
     ]

@@ -4,20 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('inference', '0001_initial'),
+        ("inference", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='modelversion',
-            name='load_error',
+            model_name="modelversion",
+            name="load_error",
             field=models.CharField(blank=True, max_length=500),
         ),
         migrations.AddField(
-            model_name='modelversion',
-            name='load_error_at',
+            model_name="modelversion",
+            name="load_error_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
     ]

@@ -4,23 +4,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('portal', '0003_auditevent_append_only_trigger'),
+        ("portal", "0003_auditevent_append_only_trigger"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='patient',
-            name='mrn',
-            field=models.CharField(db_index=True, max_length=64, verbose_name='medical record number'),
+            model_name="patient",
+            name="mrn",
+            field=models.CharField(db_index=True, max_length=64, verbose_name="medical record number"),
         ),
         migrations.AddConstraint(
-            model_name='patient',
-            constraint=models.UniqueConstraint(fields=('mrn', 'care_team'), name='unique_mrn_per_care_team'),
+            model_name="patient",
+            constraint=models.UniqueConstraint(fields=("mrn", "care_team"), name="unique_mrn_per_care_team"),
         ),
         migrations.AddConstraint(
-            model_name='patient',
-            constraint=models.UniqueConstraint(condition=models.Q(('care_team__isnull', True)), fields=('mrn',), name='unique_mrn_without_care_team'),
+            model_name="patient",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("care_team__isnull", True)), fields=("mrn",), name="unique_mrn_without_care_team"
+            ),
         ),
     ]

@@ -5,16 +5,21 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('alerts', '0002_alert_escalation_level_alert_latest_scan_and_more'),
-        ('scans', '0001_initial'),
+        ("alerts", "0002_alert_escalation_level_alert_latest_scan_and_more"),
+        ("scans", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='scan',
-            name='episode_alert',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='scans', to='alerts.alert'),
+            model_name="scan",
+            name="episode_alert",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="scans",
+                to="alerts.alert",
+            ),
         ),
     ]

@@ -4,15 +4,22 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('scans', '0002_scan_episode_alert'),
+        ("scans", "0002_scan_episode_alert"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='scanresult',
-            name='pattern',
-            field=models.CharField(blank=True, choices=[('central', 'Central (lower face, forehead spared): the stroke pattern'), ('peripheral', 'Peripheral (the whole half of the face)'), ('undetermined', 'Undetermined')], max_length=12),
+            model_name="scanresult",
+            name="pattern",
+            field=models.CharField(
+                blank=True,
+                choices=[
+                    ("central", "Central (lower face, forehead spared): the stroke pattern"),
+                    ("peripheral", "Peripheral (the whole half of the face)"),
+                    ("undetermined", "Undetermined"),
+                ],
+                max_length=12,
+            ),
         ),
     ]

@@ -21,4 +21,3 @@ def region_label(name: str) -> str:
 @register.filter
 def region_unit(name: str) -> str:
     return "°" if name.endswith("_deg") else "mm"
-

@@ -18,8 +18,13 @@ def alert(people, in_memory_channels):
 def test_each_persona_sees_only_the_alerts_of_its_patients(people, api, alert, in_memory_channels):
     other = factories.ScanResultFactory(scan__patient=people.other_patient)
     other_alert = alert_raise(scan=other.scan, result=other)
-    expectations = {"triage": {alert.id, other_alert.id}, "alice": {alert.id}, "carol": {alert.id},
-                    "bob": {other_alert.id}, "dave": {other_alert.id}}
+    expectations = {
+        "triage": {alert.id, other_alert.id},
+        "alice": {alert.id},
+        "carol": {alert.id},
+        "bob": {other_alert.id},
+        "dave": {other_alert.id},
+    }
     for persona, expected in expectations.items():
         body = api(getattr(people, persona)).get("/api/v1/alerts/").json()
         assert {row["id"] for row in body["results"]} == expected, persona
@@ -71,8 +76,12 @@ def test_a_caregiver_sees_the_alert_but_cannot_acknowledge_it(people, api, alert
 
 def test_an_outsider_gets_404_for_an_alert_it_may_not_see(people, api, alert):
     assert api(people.bob).post(f"/api/v1/alerts/{alert.id}/acknowledge/").status_code == 404
-    assert api(people.dave).post(f"/api/v1/alerts/{alert.id}/resolve/", {"outcome": "confirmed"},
-                                 format="json").status_code == 404
+    assert (
+        api(people.dave)
+        .post(f"/api/v1/alerts/{alert.id}/resolve/", {"outcome": "confirmed"}, format="json")
+        .status_code
+        == 404
+    )
 
 
 def test_resolve_needs_a_known_outcome(people, api, alert):

@@ -9,18 +9,38 @@ import pytest
 from channels.testing import WebsocketCommunicator
 from knox.models import AuthToken
 
-from portal.credentials import issue_token
-
 from alerts.models import Alert
 from alerts.services import alert_acknowledge, alert_raise
 from portal.asgi import application
+from portal.credentials import issue_token
 from tests import factories
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("in_memory_channels")]
 
-FRAME_KEYS = {"id", "last_event_id", "kind", "urgent", "pattern", "advice", "status", "severity", "score", "created_at", "patient", "scan", "latest_scan", "scan_count",
-              "escalation_level", "escalation_tier", "acknowledged_by", "acknowledged_at", "resolved_by",
-              "resolved_at", "outcome", "disclaimer"}
+FRAME_KEYS = {
+    "id",
+    "last_event_id",
+    "kind",
+    "urgent",
+    "pattern",
+    "advice",
+    "status",
+    "severity",
+    "score",
+    "created_at",
+    "patient",
+    "scan",
+    "latest_scan",
+    "scan_count",
+    "escalation_level",
+    "escalation_tier",
+    "acknowledged_by",
+    "acknowledged_at",
+    "resolved_by",
+    "resolved_at",
+    "outcome",
+    "disclaimer",
+}
 
 
 async def connect(user=None, query: str = "", headers=None):
@@ -161,10 +181,14 @@ async def test_a_page_on_another_port_of_the_same_host_cannot_open_a_browser_soc
     from django.test import override_settings
 
     with override_settings(ALLOWED_HOSTS=["portal.test"], CSRF_TRUSTED_ORIGINS=[]):
-        other_port, connected, _ = await connect(people.alice, headers=[*same_host, (b"origin", b"http://portal.test:9999")])
+        other_port, connected, _ = await connect(
+            people.alice, headers=[*same_host, (b"origin", b"http://portal.test:9999")]
+        )
         assert not connected
         await other_port.disconnect()
-        other_scheme, connected, _ = await connect(people.alice, headers=[*same_host, (b"origin", b"https://portal.test:8000")])
+        other_scheme, connected, _ = await connect(
+            people.alice, headers=[*same_host, (b"origin", b"https://portal.test:8000")]
+        )
         assert connected  # the same host and port over TLS (a proxy in front) is the page's own
         await other_scheme.disconnect()
         own, connected, _ = await connect(people.alice, headers=[*same_host, (b"origin", b"http://portal.test:8000")])
@@ -172,12 +196,16 @@ async def test_a_page_on_another_port_of_the_same_host_cannot_open_a_browser_soc
         await own.disconnect()
 
 
-@pytest.mark.parametrize("frame", [
-    {"bytes_data": b"\x00\x01binary"},
-    {"text_data": "[" * 100_000 + "]" * 100_000},
-    {"text_data": "{\"type\": \"alert.acknowledge\", \"id\": 1, \"note\": \"" + "x" * 10_000 + "\"}"},
-    {"text_data": "not json"},
-], ids=["binary", "deeply-nested", "oversized", "not-json"])
+@pytest.mark.parametrize(
+    "frame",
+    [
+        {"bytes_data": b"\x00\x01binary"},
+        {"text_data": "[" * 100_000 + "]" * 100_000},
+        {"text_data": '{"type": "alert.acknowledge", "id": 1, "note": "' + "x" * 10_000 + '"}'},
+        {"text_data": "not json"},
+    ],
+    ids=["binary", "deeply-nested", "oversized", "not-json"],
+)
 async def test_a_malformed_frame_gets_an_error_frame_and_the_socket_stays_open(people, frame):
     communicator, connected, _ = await connect(people.alice)
     assert connected
@@ -277,7 +305,9 @@ async def test_a_client_that_reconnects_gets_the_claims_and_resolutions_it_misse
     assert connected
     frames = [await again.receive_json_from(timeout=3) for _ in range(2)]
     assert [(f["type"], f["alert"]["id"], f["alert"]["status"], f["replayed"]) for f in frames] == [
-        ("alert.updated", older.id, "resolved", True), ("alert.created", newer.id, "open", True)]
+        ("alert.updated", older.id, "resolved", True),
+        ("alert.created", newer.id, "open", True),
+    ]
     assert frames[0]["alert"]["last_event_id"] > seen
     assert await again.receive_nothing(timeout=0.3)
     await again.disconnect()
@@ -291,7 +321,9 @@ def test_the_api_lists_the_alerts_that_changed_after_an_event(people, api):
     acknowledge(alert_id=first.id, user=people.alice, source="api")
     changed = api(people.alice).get("/api/v1/alerts/", {"after_event": mark}).json()["results"]
     assert [(a["id"], a["status"]) for a in changed] == [(first.id, "acknowledged")]
-    assert api(people.alice).get("/api/v1/alerts/", {"after_event": changed[0]["last_event_id"]}).json()["results"] == []
+    assert (
+        api(people.alice).get("/api/v1/alerts/", {"after_event": changed[0]["last_event_id"]}).json()["results"] == []
+    )
 
 
 async def test_a_browser_socket_is_closed_when_its_session_logs_out(people, settings):
@@ -303,8 +335,11 @@ async def test_a_browser_socket_is_closed_when_its_session_logs_out(people, sett
     browser = Client()
     await sync_to_async(browser.force_login)(people.alice)
     cookie = f"{settings.SESSION_COOKIE_NAME}={browser.cookies[settings.SESSION_COOKIE_NAME].value}".encode()
-    communicator = WebsocketCommunicator(application, "/ws/alerts/", headers=[
-        (b"host", b"portal.test"), (b"origin", b"http://portal.test"), (b"cookie", cookie)])
+    communicator = WebsocketCommunicator(
+        application,
+        "/ws/alerts/",
+        headers=[(b"host", b"portal.test"), (b"origin", b"http://portal.test"), (b"cookie", cookie)],
+    )
     connected, _ = await communicator.connect()
     assert connected
     await sync_to_async(browser.logout)()  # the session row is deleted, as the dashboard's log-out does
@@ -367,10 +402,9 @@ async def test_a_lost_push_is_caught_by_the_watch_through_the_cached_rights_vers
 
 async def test_frames_are_checked_against_the_remembered_verdict_not_the_database(people, monkeypatch):
     from asgiref.sync import sync_to_async
+    from channels.db import database_sync_to_async
 
     from alerts.consumers import AlertConsumer
-
-    from channels.db import database_sync_to_async
 
     reads = []
     read_from_database = AlertConsumer.__dict__["_read_verdict"].func
@@ -409,8 +443,11 @@ async def test_a_socket_whose_session_idles_out_is_closed(people, settings):
 
     await sync_to_async(nearly_idle)()
     cookie = f"{settings.SESSION_COOKIE_NAME}={browser.cookies[settings.SESSION_COOKIE_NAME].value}".encode()
-    communicator = WebsocketCommunicator(application, "/ws/alerts/", headers=[
-        (b"host", b"portal.test"), (b"origin", b"http://portal.test"), (b"cookie", cookie)])
+    communicator = WebsocketCommunicator(
+        application,
+        "/ws/alerts/",
+        headers=[(b"host", b"portal.test"), (b"origin", b"http://portal.test"), (b"cookie", cookie)],
+    )
     connected, _ = await communicator.connect()
     assert connected
     assert await communicator.receive_output(timeout=5) == {"type": "websocket.close", "code": 4403}
@@ -448,15 +485,34 @@ async def test_socket_deliveries_and_actions_are_in_the_audit_trail(people):
     await communicator.send_json_to({"type": "alert.acknowledge", "id": alert.id})
     await communicator.receive_json_from(timeout=3)  # the alert.updated frame of the claim
     await communicator.disconnect()
-    rows = await sync_to_async(lambda: list(AuditEvent.objects.filter(username="alice", method="WS")
-                                            .order_by("id").values("action", "route", "object_id", "patient_id",
-                                                                   "status_code")))()
-    assert {"action": "receive", "route": "ws:alert.created", "object_id": str(alert.id),
-            "patient_id": people.patient.id, "status_code": 200} in rows
-    assert {"action": "acknowledge", "route": "ws:alert.acknowledge", "object_id": str(alert.id),
-            "patient_id": people.patient.id, "status_code": 200} in rows
-    assert {"action": "receive", "route": "ws:alert.updated", "object_id": str(alert.id),
-            "patient_id": people.patient.id, "status_code": 200} in rows
+    rows = await sync_to_async(
+        lambda: list(
+            AuditEvent.objects.filter(username="alice", method="WS")
+            .order_by("id")
+            .values("action", "route", "object_id", "patient_id", "status_code")
+        )
+    )()
+    assert {
+        "action": "receive",
+        "route": "ws:alert.created",
+        "object_id": str(alert.id),
+        "patient_id": people.patient.id,
+        "status_code": 200,
+    } in rows
+    assert {
+        "action": "acknowledge",
+        "route": "ws:alert.acknowledge",
+        "object_id": str(alert.id),
+        "patient_id": people.patient.id,
+        "status_code": 200,
+    } in rows
+    assert {
+        "action": "receive",
+        "route": "ws:alert.updated",
+        "object_id": str(alert.id),
+        "patient_id": people.patient.id,
+        "status_code": 200,
+    } in rows
 
 
 async def test_a_repeat_positive_is_pushed_as_alert_repeated_and_says_when_it_reopened(people):

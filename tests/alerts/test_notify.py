@@ -40,8 +40,11 @@ def team(people):
     """Maria's care team: mo (a member), alice (its lead); the triage desk above them."""
     mo = factories.UserFactory(username="mo", email="mo@example.org")
     factories.add_to_team(factories.PhysicianFactory(user=mo, full_name="Dr Mo"), people.team)
-    for user, address in ((people.alice, "alice@example.org"), (people.triage, "triage@example.org"),
-                          (people.carol, "carol@example.org")):
+    for user, address in (
+        (people.alice, "alice@example.org"),
+        (people.triage, "triage@example.org"),
+        (people.carol, "carol@example.org"),
+    ):
         user.email = address
         user.save()
     return SimpleNamespace(mo=mo, alice=people.alice, triage=people.triage)
@@ -60,7 +63,8 @@ def test_each_tier_calls_people_who_were_not_called_before(people, team):
 
 
 def test_a_new_alert_is_pushed_and_mailed_to_the_care_team_without_naming_the_patient(
-        people, team, push_service, mailbox, django_capture_on_commit_callbacks):
+    people, team, push_service, mailbox, django_capture_on_commit_callbacks
+):
     phone, laptop = Device(team.mo, push_service, "mo-phone"), Device(team.mo, push_service, "mo-laptop")
     lead = Device(team.alice, push_service, "alice-phone")
     alert = raise_alert(people, django_capture_on_commit_callbacks)
@@ -83,12 +87,13 @@ def test_a_new_alert_is_pushed_and_mailed_to_the_care_team_without_naming_the_pa
     assert push_service.received[0].headers["authorization"].startswith("vapid t=")
 
 
-def test_escalation_calls_the_lead_then_the_triage_desk(people, team, push_service, mailbox,
-                                                        django_capture_on_commit_callbacks, settings):
+def test_escalation_calls_the_lead_then_the_triage_desk(
+    people, team, push_service, mailbox, django_capture_on_commit_callbacks, settings
+):
     settings.ALERT_ACK_DEADLINE_MINUTES = {"urgent": 5, "severe": 5, "moderate": 15, "mild": 30, "none": 60}
     member, lead, desk = (Device(user, push_service, user.username) for user in (team.mo, team.alice, team.triage))
     now = timezone.now()
-    alert = raise_alert(people, django_capture_on_commit_callbacks, now=now)
+    raise_alert(people, django_capture_on_commit_callbacks, now=now)
     with django_capture_on_commit_callbacks(execute=True):
         alert_escalate_overdue(now=now + timedelta(minutes=16))
     assert len(member.messages()) == 1 and len(lead.messages()) == 1 and desk.messages() == []
@@ -113,8 +118,9 @@ def test_a_claimed_alert_calls_nobody_more(people, team, push_service, mailbox, 
     assert lead.messages() == []
 
 
-def test_a_subscription_the_push_service_calls_gone_is_forgotten(people, team, push_service,
-                                                                 django_capture_on_commit_callbacks):
+def test_a_subscription_the_push_service_calls_gone_is_forgotten(
+    people, team, push_service, django_capture_on_commit_callbacks
+):
     gone = Device(team.mo, push_service, "gone")
     raise_alert(people, django_capture_on_commit_callbacks)
     assert not PushSubscription.objects.filter(id=gone.subscription.id).exists()
@@ -127,8 +133,10 @@ def test_a_device_subscribes_and_unsubscribes_through_the_api(people, api, push_
     assert alice.post("/api/v1/push/subscription/", body, format="json").status_code == 201
     assert PushSubscription.objects.get().user == people.alice
     assert alice.post("/api/v1/push/subscription/", {"endpoint": "https://x.org/"}, format="json").status_code == 400
-    assert api(people.bob).delete("/api/v1/push/subscription/", {"endpoint": body["endpoint"]},
-                                  format="json").status_code == 204
+    assert (
+        api(people.bob).delete("/api/v1/push/subscription/", {"endpoint": body["endpoint"]}, format="json").status_code
+        == 204
+    )
     assert PushSubscription.objects.exists()  # only its own user can remove it
     assert alice.delete("/api/v1/push/subscription/", {"endpoint": body["endpoint"]}, format="json").status_code == 204
     assert not PushSubscription.objects.exists()

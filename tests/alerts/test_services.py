@@ -78,8 +78,10 @@ def test_an_unacknowledged_alert_escalates_tier_by_tier_on_its_severity_deadline
     assert alert.escalation_tier == "triage desk" and alert.next_escalation_at is None
     assert alert_escalate_overdue(now=start + timedelta(hours=5)) == 0  # the last tier: no further
     notes = list(AlertEvent.objects.filter(alert=alert, kind="escalated").values_list("note", flat=True))
-    assert notes == ["not acknowledged in time: escalated to the lead physician",
-                     "not acknowledged in time: escalated to the triage desk"]
+    assert notes == [
+        "not acknowledged in time: escalated to the lead physician",
+        "not acknowledged in time: escalated to the triage desk",
+    ]
 
 
 def test_acknowledging_stops_escalation(people):
@@ -93,8 +95,9 @@ def test_acknowledging_stops_escalation(people):
 
 
 def flagged_scan(patient, *, label="paralysis", pattern="peripheral", severity="moderate", score=0.9):
-    return factories.ScanResultFactory(scan__patient=patient, label=label, pattern=pattern, severity=severity,
-                                       score=score)
+    return factories.ScanResultFactory(
+        scan__patient=patient, label=label, pattern=pattern, severity=severity, score=score
+    )
 
 
 def test_an_inconclusive_result_reaches_the_care_team_as_a_review_item(people):
@@ -154,7 +157,8 @@ def _published(django_capture_on_commit_callbacks, action):
 
 
 def test_a_worse_positive_reopens_a_claimed_alert_with_a_new_deadline_and_is_announced(
-        people, settings, django_capture_on_commit_callbacks):
+    people, settings, django_capture_on_commit_callbacks
+):
     settings.ALERT_ACK_DEADLINE_MINUTES = {"urgent": 5, "severe": 5, "moderate": 15, "mild": 30, "none": 60}
     now = timezone.now()
     first = positive_scan(people.patient, severity="moderate")
@@ -162,8 +166,9 @@ def test_a_worse_positive_reopens_a_claimed_alert_with_a_new_deadline_and_is_ann
     alert_acknowledge(alert_id=alert.id, user=people.alice, source="api")
     worse = positive_scan(people.patient, severity="severe", score=0.97)
     later = now + timedelta(minutes=20)
-    joined, sent = _published(django_capture_on_commit_callbacks,
-                              lambda: alert_raise(scan=worse.scan, result=worse, now=later))
+    joined, sent = _published(
+        django_capture_on_commit_callbacks, lambda: alert_raise(scan=worse.scan, result=worse, now=later)
+    )
     assert joined.id == alert.id and joined.status == Alert.Status.OPEN
     assert joined.acknowledged_by is None and joined.escalation_level == 0
     assert joined.next_escalation_at == later + timedelta(minutes=5)  # the severe deadline, from now
@@ -172,23 +177,23 @@ def test_a_worse_positive_reopens_a_claimed_alert_with_a_new_deadline_and_is_ann
 
 
 def test_a_same_severity_positive_on_a_claimed_alert_is_announced_but_stays_claimed(
-        people, django_capture_on_commit_callbacks):
+    people, django_capture_on_commit_callbacks
+):
     first = positive_scan(people.patient, severity="moderate")
     alert = alert_raise(scan=first.scan, result=first)
     alert_acknowledge(alert_id=alert.id, user=people.alice, source="api")
     again = positive_scan(people.patient, severity="moderate")
-    joined, sent = _published(django_capture_on_commit_callbacks,
-                              lambda: alert_raise(scan=again.scan, result=again))
+    joined, sent = _published(django_capture_on_commit_callbacks, lambda: alert_raise(scan=again.scan, result=again))
     assert joined.status == Alert.Status.ACKNOWLEDGED and joined.acknowledged_by == people.alice
     assert [(e["type"], e.get("reopened")) for e in sent] == [("alert.repeated", None)]
     assert joined.scan_count == 2
 
 
 def test_an_inconclusive_photo_joining_an_alert_updates_it_without_a_new_announcement(
-        people, django_capture_on_commit_callbacks):
+    people, django_capture_on_commit_callbacks
+):
     first = positive_scan(people.patient, severity="moderate")
     alert = alert_raise(scan=first.scan, result=first)
     review = flagged_scan(people.patient, label="inconclusive", pattern="undetermined", severity="mild", score=0.45)
-    joined, sent = _published(django_capture_on_commit_callbacks,
-                              lambda: alert_raise(scan=review.scan, result=review))
+    joined, sent = _published(django_capture_on_commit_callbacks, lambda: alert_raise(scan=review.scan, result=review))
     assert joined.id == alert.id and [e["type"] for e in sent] == ["alert.updated"]

@@ -49,10 +49,16 @@ def untrained_checkpoint(tmp_path_factory) -> Path:
 def labelled_folder(tmp_path_factory) -> Path:
     """healthy/ + central/, palda-dev's layout, of faces made from the test portrait."""
     folder = tmp_path_factory.mktemp("labelled")
-    healthy = {"astronaut": astronaut(), "symmetric": symmetric_astronaut(),
-               "brighter": np.clip(astronaut().astype(int) + 25, 0, 255).astype(np.uint8)}
-    palsy = {"left": drooped_astronaut("left"), "right": drooped_astronaut("right"),
-             "strong": drooped_astronaut("left", pixels=24.0)}
+    healthy = {
+        "astronaut": astronaut(),
+        "symmetric": symmetric_astronaut(),
+        "brighter": np.clip(astronaut().astype(int) + 25, 0, 255).astype(np.uint8),
+    }
+    palsy = {
+        "left": drooped_astronaut("left"),
+        "right": drooped_astronaut("right"),
+        "strong": drooped_astronaut("left", pixels=24.0),
+    }
     for sub, faces in (("healthy", healthy), ("central", palsy)):
         (folder / sub).mkdir()
         for name, rgb in faces.items():
@@ -67,8 +73,12 @@ def good_version(name="validated", **changes) -> dict:
 def test_a_file_that_is_not_a_checkpoint_is_refused_with_a_clear_message_and_a_nonzero_exit(tmp_path):
     notes = tmp_path / "notes.pt"
     notes.write_text("not weights at all")
-    finished = subprocess.run([sys.executable, str(ROOT / "manage.py"), "register_model", str(notes), "--name", "x"],
-                              capture_output=True, text=True, cwd=ROOT)
+    finished = subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), "register_model", str(notes), "--name", "x"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert finished.returncode != 0
     assert "notes.pt is not a PyTorch checkpoint" in finished.stderr and "Traceback" not in finished.stderr
     assert not ModelVersion.objects.exists()
@@ -82,12 +92,23 @@ def test_a_plain_torchvision_state_dict_with_a_two_class_head_is_accepted(tmp_pa
 
 
 def test_untrained_weights_evaluated_on_labelled_photos_are_refused_and_the_active_version_stays(
-        untrained_checkpoint, labelled_folder):
+    untrained_checkpoint, labelled_folder
+):
     active = model_activate(version=model_register(checkpoint=untrained_checkpoint, **good_version()))
     out = io.StringIO()
     with pytest.raises(CommandError, match="below the floor of 0.80") as refused:
-        call_command("register_model", str(untrained_checkpoint), "--name", "untrained", "--evaluate-on",
-                     str(labelled_folder), "--thresholds-from", "validated", "--activate", stdout=out)
+        call_command(
+            "register_model",
+            str(untrained_checkpoint),
+            "--name",
+            "untrained",
+            "--evaluate-on",
+            str(labelled_folder),
+            "--thresholds-from",
+            "validated",
+            "--activate",
+            stdout=out,
+        )
     assert "active version is unchanged" in str(refused.value)
     evaluation = ModelVersion.objects.get(name="untrained").metrics["evaluation"]
     assert evaluation["classifier"]["roc_auc"] == 0.5  # it knows nothing, and the evaluation says so
@@ -97,12 +118,15 @@ def test_untrained_weights_evaluated_on_labelled_photos_are_refused_and_the_acti
     assert ModelVersion.objects.get(is_active=True) == active
 
 
-@pytest.mark.parametrize("changes, says", [
-    ({"metrics": {}}, "no held-out evaluation"),
-    ({"thresholds": {}}, "thresholds are incomplete"),
-    ({"thresholds": {**RULE, "fused_negative_below": 0.6}}, "no inconclusive band"),
-    ({"metrics": {"classifier": {"roc_auc": 0.79}}}, "below the floor"),
-])
+@pytest.mark.parametrize(
+    "changes, says",
+    [
+        ({"metrics": {}}, "no held-out evaluation"),
+        ({"thresholds": {}}, "thresholds are incomplete"),
+        ({"thresholds": {**RULE, "fused_negative_below": 0.6}}, "no inconclusive band"),
+        ({"metrics": {"classifier": {"roc_auc": 0.79}}}, "below the floor"),
+    ],
+)
 def test_activation_is_refused_without_evaluation_band_or_floor(untrained_checkpoint, changes, says):
     version = model_register(checkpoint=untrained_checkpoint, **good_version(**changes))
     with pytest.raises(ModelRefused, match=says):
@@ -134,15 +158,22 @@ def test_the_admin_refuses_a_non_checkpoint_upload_and_a_floorless_activation(cl
     people.triage.is_superuser = True
     people.triage.save()
     client.force_login(people.triage)
-    page = client.post("/admin/inference/modelversion/add/", {
-        "name": "uploaded", "thresholds": "{}", "notes": "",
-        "checkpoint": SimpleUploadedFile("weights.pt", b"\x00not a checkpoint")})
+    page = client.post(
+        "/admin/inference/modelversion/add/",
+        {
+            "name": "uploaded",
+            "thresholds": "{}",
+            "notes": "",
+            "checkpoint": SimpleUploadedFile("weights.pt", b"\x00not a checkpoint"),
+        },
+    )
     assert page.status_code == 200 and "weights.pt is not a PyTorch checkpoint" in page.content.decode()
     assert not ModelVersion.objects.filter(name="uploaded").exists()
 
     unvalidated = model_register(checkpoint=untrained_checkpoint, **good_version("unvalidated", metrics={}))
-    done = client.post("/admin/inference/modelversion/", {"action": "activate", "_selected_action": [unvalidated.id]},
-                       follow=True)
+    done = client.post(
+        "/admin/inference/modelversion/", {"action": "activate", "_selected_action": [unvalidated.id]}, follow=True
+    )
     assert "cannot be activated: it has no held-out evaluation" in done.content.decode()
     unvalidated.refresh_from_db()
     assert not unvalidated.is_active

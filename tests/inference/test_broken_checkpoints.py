@@ -15,8 +15,8 @@ from django.core.files.base import ContentFile
 from inference import runtime
 from inference.engine.classifier import CLASSES, build_resnet50, file_sha256
 from inference.models import ModelVersion
-from scans.models import Scan
 from scans.analysis import scan_analyze
+from scans.models import Scan
 from tests import factories
 from tests.faces import drooped_astronaut, jpeg_bytes
 
@@ -70,11 +70,17 @@ def _empty_zip() -> bytes:
 
 
 def register(data: bytes, name: str) -> ModelVersion:
-    version = ModelVersion(name=name, sha256="", is_active=True,
-                           thresholds={"classifier_weight": 0.5, "fused_positive_at": 0.6, "fused_negative_below": 0.4},
-                           metrics=EVALUATED)
+    version = ModelVersion(
+        name=name,
+        sha256="",
+        is_active=True,
+        thresholds={"classifier_weight": 0.5, "fused_positive_at": 0.6, "fused_negative_below": 0.4},
+        metrics=EVALUATED,
+    )
     version.checkpoint.save(f"{name}.pt", ContentFile(data), save=False)
-    version.sha256 = file_sha256(version.checkpoint.path) if version.checkpoint.storage.exists(version.checkpoint.name) else ""
+    version.sha256 = (
+        file_sha256(version.checkpoint.path) if version.checkpoint.storage.exists(version.checkpoint.name) else ""
+    )
     version.save()
     return version
 
@@ -88,8 +94,9 @@ def analysed_scan(people):
 
 
 @pytest.mark.parametrize("kind", [*BROKEN, "missing-file"])
-def test_a_broken_active_checkpoint_falls_back_to_the_asymmetry_rule_and_says_so(kind, people, client,
-                                                                                 in_memory_channels):
+def test_a_broken_active_checkpoint_falls_back_to_the_asymmetry_rule_and_says_so(
+    kind, people, client, in_memory_channels
+):
     if kind == "missing-file":
         version = register(good_checkpoint(), "vanished")
         version.checkpoint.storage.delete(version.checkpoint.name)

@@ -7,8 +7,15 @@ import pytest
 import torch
 
 from inference.engine.classifier import (
-    AGREEMENT_TOLERANCE, CLASSES, ResNetClassifier, build_resnet50, build_runtime, class_activation_map, preprocess, softmax_paralysis,
+    AGREEMENT_TOLERANCE,
+    CLASSES,
+    ResNetClassifier,
     _features_model,
+    build_resnet50,
+    build_runtime,
+    class_activation_map,
+    preprocess,
+    softmax_paralysis,
 )
 from tests.faces import astronaut
 
@@ -41,9 +48,13 @@ def autograd_grad_cam(model, batch: torch.Tensor) -> np.ndarray:
 
 def test_the_one_pass_heatmap_equals_autograd_grad_cam(checkpoint):
     classifier = ResNetClassifier(checkpoint, runtime="torch")
-    face = np.asarray(torch.nn.functional.interpolate(
-        torch.from_numpy(astronaut()[40:260, 120:340].copy()).permute(2, 0, 1)[None].float(), size=(96, 96))[0]
-        .permute(1, 2, 0).byte())
+    face = np.asarray(
+        torch.nn.functional.interpolate(
+            torch.from_numpy(astronaut()[40:260, 120:340].copy()).permute(2, 0, 1)[None].float(), size=(96, 96)
+        )[0]
+        .permute(1, 2, 0)
+        .byte()
+    )
     batch = torch.from_numpy(preprocess(face))
     reference = autograd_grad_cam(classifier.model, batch)
     _, features = classifier.runtime(preprocess(face))
@@ -58,8 +69,9 @@ def test_the_one_pass_heatmap_equals_autograd_grad_cam(checkpoint):
 def test_each_fast_runtime_agrees_with_pytorch(checkpoint, name):
     classifier = ResNetClassifier(checkpoint, runtime="torch")
     runtime = build_runtime(name, _features_model(classifier.model), 96)
-    batch = np.concatenate([preprocess(np.random.default_rng(i).integers(0, 255, (96, 96, 3), dtype=np.uint8))
-                            for i in range(3)])
+    batch = np.concatenate(
+        [preprocess(np.random.default_rng(i).integers(0, 255, (96, 96, 3), dtype=np.uint8)) for i in range(3)]
+    )
     logits, features = runtime(batch)
     ref_logits, ref_features = classifier.reference(batch)
     assert np.abs(softmax_paralysis(logits) - softmax_paralysis(ref_logits)).max() <= AGREEMENT_TOLERANCE

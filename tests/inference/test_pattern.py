@@ -9,7 +9,15 @@ from PIL import Image
 
 from inference.engine import calibration
 from inference.engine.decide import (
-    ASYMMETRY_ONLY_RULE, CENTRAL, INCONCLUSIVE, NO_PARALYSIS, PARALYSIS, PERIPHERAL, UNDETERMINED, decide, pattern_of,
+    ASYMMETRY_ONLY_RULE,
+    CENTRAL,
+    INCONCLUSIVE,
+    NO_PARALYSIS,
+    PARALYSIS,
+    PERIPHERAL,
+    UNDETERMINED,
+    decide,
+    pattern_of,
 )
 from inference.engine.measure import LOWER_LID, measure
 from inference.engine.pipeline import Pipeline
@@ -35,15 +43,29 @@ def test_a_sagging_lower_lid_on_the_weak_side_makes_the_pattern_peripheral():
     peripheral = measure(points)
     assert central.upper_face["involvement"] < RULE.pattern_central_below
     assert peripheral.upper_face["involvement"] == pytest.approx(0.06, abs=0.01)
-    calls = [decide(asymmetry_index=m.asymmetry_index, severity=m.severity, probability=None, rule=RULE,
-                    upper_face_involvement=m.upper_face["involvement"]) for m in (central, peripheral)]
+    calls = [
+        decide(
+            asymmetry_index=m.asymmetry_index,
+            severity=m.severity,
+            probability=None,
+            rule=RULE,
+            upper_face_involvement=m.upper_face["involvement"],
+        )
+        for m in (central, peripheral)
+    ]
     assert [c.label for c in calls] == [PARALYSIS, PARALYSIS]
     assert [c.pattern for c in calls] == [CENTRAL, PERIPHERAL]
 
 
-@pytest.mark.parametrize("involvement, pattern", [
-    (0.0, CENTRAL), (RULE.pattern_central_below, UNDETERMINED), (RULE.pattern_peripheral_at, PERIPHERAL),
-    (None, UNDETERMINED)])
+@pytest.mark.parametrize(
+    "involvement, pattern",
+    [
+        (0.0, CENTRAL),
+        (RULE.pattern_central_below, UNDETERMINED),
+        (RULE.pattern_peripheral_at, PERIPHERAL),
+        (None, UNDETERMINED),
+    ],
+)
 def test_the_pattern_follows_the_upper_face_with_an_undetermined_band(involvement, pattern):
     assert pattern_of(label=PARALYSIS, upper_face_involvement=involvement, rule=RULE) == pattern
     assert pattern_of(label=INCONCLUSIVE, upper_face_involvement=involvement, rule=RULE) == pattern
@@ -51,8 +73,10 @@ def test_the_pattern_follows_the_upper_face_with_an_undetermined_band(involvemen
 
 def test_a_negative_result_names_no_pattern():
     assert pattern_of(label=NO_PARALYSIS, upper_face_involvement=0.5, rule=RULE) == ""
-    assert decide(asymmetry_index=0.0, severity="none", probability=None, rule=RULE,
-                  upper_face_involvement=0.5).pattern == ""
+    assert (
+        decide(asymmetry_index=0.0, severity="none", probability=None, rule=RULE, upper_face_involvement=0.5).pattern
+        == ""
+    )
 
 
 def test_a_flagged_face_is_never_severity_none():
@@ -95,9 +119,15 @@ def test_the_explanation_gives_the_patterns_arithmetic_only_where_the_rule_had_o
 
     rule = RULE.as_dict()
     steps = explain(asymmetry_index=1.2, probability=None, rule=rule, pattern=CENTRAL, upper_face_involvement=0.004)
-    assert steps[-1] == (f"Pattern central: the lower lids differ by 0.004 of an eye's width (central below "
-                         f"{RULE.pattern_central_below:g}, peripheral from {RULE.pattern_peripheral_at:g}, "
-                         "undetermined between).")
+    assert steps[-1] == (
+        f"Pattern central: the lower lids differ by 0.004 of an eye's width (central below "
+        f"{RULE.pattern_central_below:g}, peripheral from {RULE.pattern_peripheral_at:g}, "
+        "undetermined between)."
+    )
     old = {key: value for key, value in rule.items() if not key.startswith("pattern_")}
-    assert not any(step.startswith("Pattern") for step in
-                   explain(asymmetry_index=1.2, probability=None, rule=old, pattern=CENTRAL, upper_face_involvement=0.004))
+    assert not any(
+        step.startswith("Pattern")
+        for step in explain(
+            asymmetry_index=1.2, probability=None, rule=old, pattern=CENTRAL, upper_face_involvement=0.004
+        )
+    )

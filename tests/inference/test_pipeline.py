@@ -8,9 +8,17 @@ import pytest
 from PIL import Image
 
 from inference.engine import quality
-from inference.engine.decide import ASYMMETRY_ONLY_RULE, INCONCLUSIVE, NO_PARALYSIS, PARALYSIS, DecisionRule, decide, explain
-from inference.engine.pipeline import ENGINE_VERSION, Pipeline
+from inference.engine.decide import (
+    ASYMMETRY_ONLY_RULE,
+    INCONCLUSIVE,
+    NO_PARALYSIS,
+    PARALYSIS,
+    DecisionRule,
+    decide,
+    explain,
+)
 from inference.engine.measure import measure
+from inference.engine.pipeline import ENGINE_VERSION, Pipeline
 from tests.faces import astronaut, astronaut_landmarks, drooped_astronaut
 
 
@@ -101,8 +109,14 @@ def test_the_rule_says_inconclusive_between_its_thresholds():
 
 
 def test_a_classifier_probability_moves_the_fused_decision():
-    rule = ASYMMETRY_ONLY_RULE.__class__(name="fused", asymmetry_positive_at=1.0, asymmetry_negative_below=0.6,
-                                         fused_positive_at=0.6, fused_negative_below=0.4, classifier_weight=0.7)
+    rule = ASYMMETRY_ONLY_RULE.__class__(
+        name="fused",
+        asymmetry_positive_at=1.0,
+        asymmetry_negative_below=0.6,
+        fused_positive_at=0.6,
+        fused_negative_below=0.4,
+        classifier_weight=0.7,
+    )
     low = decide(asymmetry_index=0.8, severity="mild", probability=0.05, rule=rule)
     high = decide(asymmetry_index=0.8, severity="mild", probability=0.95, rule=rule)
     assert low.label == NO_PARALYSIS and high.label == PARALYSIS
@@ -115,23 +129,38 @@ def test_the_score_is_one_half_at_the_threshold_and_grows_across_the_bands():
     rule = ASYMMETRY_ONLY_RULE
     assert asymmetry_score(rule.asymmetry_positive_at, rule) == pytest.approx(0.5)
     scores = [asymmetry_score(index, rule) for index in (0.0, rule.asymmetry_negative_below, 1.0, 2.0, 3.0)]
-    assert scores == sorted(scores) and scores[0] < 0.25 and scores[1] < 0.5 and 0.75 < scores[2] < 0.95 < scores[-1] < 1.0
+    assert (
+        scores == sorted(scores) and scores[0] < 0.25 and scores[1] < 0.5 and 0.75 < scores[2] < 0.95 < scores[-1] < 1.0
+    )
 
 
 def test_the_explanation_repeats_the_rules_arithmetic_that_gave_the_stored_score():
 
-    fused = DecisionRule(name="fused:v", asymmetry_positive_at=1.0, asymmetry_negative_below=0.85,
-                         classifier_weight=0.4, fused_positive_at=0.43, fused_negative_below=0.43)
+    fused = DecisionRule(
+        name="fused:v",
+        asymmetry_positive_at=1.0,
+        asymmetry_negative_below=0.85,
+        classifier_weight=0.4,
+        fused_positive_at=0.43,
+        fused_negative_below=0.43,
+    )
     decision = decide(asymmetry_index=1.48, severity="mild", probability=0.2, rule=fused)
     steps = explain(asymmetry_index=1.48, probability=0.2, rule=decision.rule)
     assert steps[0] == "Classifier P(paralysis) 0.20; asymmetry index 1.48, as a score 0.80 (0.50 at 1)."
     assert steps[1] == f"Fused score 0.40 × 0.20 + 0.60 × 0.80 = {decision.score:.2f}."
     assert steps[2] == "Positive at 0.43 or more, negative below it."
 
-    banded = DecisionRule(name="fused:w", asymmetry_positive_at=1.0, asymmetry_negative_below=0.85,
-                          classifier_weight=1.0, fused_positive_at=0.7, fused_negative_below=0.3)
+    banded = DecisionRule(
+        name="fused:w",
+        asymmetry_positive_at=1.0,
+        asymmetry_negative_below=0.85,
+        classifier_weight=1.0,
+        fused_positive_at=0.7,
+        fused_negative_below=0.3,
+    )
     assert explain(asymmetry_index=0.2, probability=0.5, rule=banded.as_dict())[2] == (
-        "Positive at 0.70 or more, negative below 0.30, inconclusive between.")
+        "Positive at 0.70 or more, negative below 0.30, inconclusive between."
+    )
 
     rest = DecisionRule(name="rest", asymmetry_positive_at=0.49, asymmetry_negative_below=0.39)
     alone = decide(asymmetry_index=0.45, severity="mild", probability=None, rule=rest)
@@ -188,8 +217,13 @@ def test_a_sharp_photo_with_a_large_face_carries_no_warning(pipeline):
 
 @pytest.mark.parametrize(
     "change, code",
-    [({"sharpness": 9.0}, "soft_focus"), ({"brightness": 60.0}, "dim_light"), ({"eye_distance_px": 40.0}, "small_face"),
-     ({"yaw": 0.3}, "slightly_turned"), ({"pitch": 0.35}, "slightly_tilted")],
+    [
+        ({"sharpness": 9.0}, "soft_focus"),
+        ({"brightness": 60.0}, "dim_light"),
+        ({"eye_distance_px": 40.0}, "small_face"),
+        ({"yaw": 0.3}, "slightly_turned"),
+        ({"pitch": 0.35}, "slightly_tilted"),
+    ],
 )
 def test_the_gate_warns_about_what_it_can_still_measure(change, code):
     figures = {"eye_distance_px": 120.0, "brightness": 150.0, "sharpness": 80.0, "yaw": 0.0, "pitch": 0.6, **change}
@@ -201,8 +235,13 @@ def test_the_gate_warns_about_what_it_can_still_measure(change, code):
 
 @pytest.mark.parametrize(
     "change, reason",
-    [({"sharpness": 2.0}, quality.TOO_BLURRED), ({"brightness": 30.0}, quality.TOO_DARK),
-     ({"eye_distance_px": 20.0}, quality.TOO_SMALL), ({"yaw": 0.6}, quality.TURNED), ({"pitch": 0.2}, quality.TILTED)],
+    [
+        ({"sharpness": 2.0}, quality.TOO_BLURRED),
+        ({"brightness": 30.0}, quality.TOO_DARK),
+        ({"eye_distance_px": 20.0}, quality.TOO_SMALL),
+        ({"yaw": 0.6}, quality.TURNED),
+        ({"pitch": 0.2}, quality.TILTED),
+    ],
 )
 def test_the_gate_refuses_only_what_cannot_be_measured_and_says_what_to_do(change, reason):
     figures = {"eye_distance_px": 120.0, "brightness": 150.0, "sharpness": 80.0, "yaw": 0.0, "pitch": 0.6, **change}

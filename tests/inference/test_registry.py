@@ -28,15 +28,26 @@ def _plain_pytorch(settings):
 def checkpoint_file(tmp_path_factory):
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("ckpt") / "resnet50-test.pt"
-    torch.save({"state_dict": build_resnet50().state_dict(), "classes": list(CLASSES), "input_size": 224,
-                "architecture": "resnet50"}, path)
+    torch.save(
+        {
+            "state_dict": build_resnet50().state_dict(),
+            "classes": list(CLASSES),
+            "input_size": 224,
+            "architecture": "resnet50",
+        },
+        path,
+    )
     return path
 
 
 def register(checkpoint_file, *, name="test-v1", active=True, sha256=None) -> ModelVersion:
-    version = ModelVersion(name=name, sha256=sha256 or file_sha256(checkpoint_file), is_active=active,
-                           thresholds={"classifier_weight": 0.5, "fused_positive_at": 0.6,
-                                       "fused_negative_below": 0.4}, metrics=EVALUATED)
+    version = ModelVersion(
+        name=name,
+        sha256=sha256 or file_sha256(checkpoint_file),
+        is_active=active,
+        thresholds={"classifier_weight": 0.5, "fused_positive_at": 0.6, "fused_negative_below": 0.4},
+        metrics=EVALUATED,
+    )
     version.checkpoint.save(f"{name}.pt", ContentFile(checkpoint_file.read_bytes()), save=False)
     version.save()
     return version
@@ -86,21 +97,35 @@ def test_only_one_version_can_be_active(checkpoint_file):
 
 
 def test_the_admin_shows_each_versions_figures_and_warns_when_activating_one_that_reads_the_photo(
-        admin_client, checkpoint_file):
+    admin_client, checkpoint_file
+):
     steady = register(checkpoint_file, name="steady", active=False)
-    steady.metrics = {"classifier": {"roc_auc": 0.9512}, "robustness": {
-        "as stored": {"flipped": 0.0}, "mirrored (control)": {"flipped": 0.02}, "brighter x1.3": {"flipped": 0.04}}}
+    steady.metrics = {
+        "classifier": {"roc_auc": 0.9512},
+        "robustness": {
+            "as stored": {"flipped": 0.0},
+            "mirrored (control)": {"flipped": 0.02},
+            "brighter x1.3": {"flipped": 0.04},
+        },
+    }
     steady.save()
     shaky = register(checkpoint_file, name="shaky", active=False)
-    shaky.metrics = {"classifier": {"roc_auc": 0.935}, "robustness": {
-        "as stored": {"flipped": 0.0}, "brighter x1.3": {"flipped": 0.207}, "darker x0.7": {"flipped": 0.147}}}
+    shaky.metrics = {
+        "classifier": {"roc_auc": 0.935},
+        "robustness": {
+            "as stored": {"flipped": 0.0},
+            "brighter x1.3": {"flipped": 0.207},
+            "darker x0.7": {"flipped": 0.147},
+        },
+    }
     shaky.save()
     page = admin_client.get("/admin/inference/modelversion/").content.decode()
     assert "0.951" in page and "4% (brighter x1.3)" in page and "21% (brighter x1.3)" in page
 
     def activate(version):
-        response = admin_client.post("/admin/inference/modelversion/", {
-            "action": "activate", "_selected_action": [version.id]}, follow=True)
+        response = admin_client.post(
+            "/admin/inference/modelversion/", {"action": "activate", "_selected_action": [version.id]}, follow=True
+        )
         return [str(message) for message in response.context["messages"]]
 
     said = activate(steady)

@@ -30,8 +30,9 @@ def test_the_mirror_table_pairs_every_landmark_with_one_counterpart():
     assert np.array_equal(MIRROR_INDEX[MIRROR_INDEX], np.arange(478))
 
 
-@pytest.mark.parametrize("name", ["eye_outer", "eye_inner", "lid_upper", "lid_lower", "mouth_corner", "ala",
-                                  "iris_center"])
+@pytest.mark.parametrize(
+    "name", ["eye_outer", "eye_inner", "lid_upper", "lid_lower", "mouth_corner", "ala", "iris_center"]
+)
 def test_the_mirror_table_agrees_with_the_named_pairs_used_for_measuring(name):
     assert MIRROR[RIGHT[name]] == LEFT[name]
 
@@ -75,7 +76,8 @@ def test_a_photo_and_its_mirror_image_give_the_same_figures_with_the_sides_swapp
         assert rb["right"] == pytest.approx(ra["left"], abs=0.02) and rb["left"] == pytest.approx(ra["right"], abs=0.02)
     for name in SIGNED_REGIONS:
         assert b.measurements["regions"][name]["difference"] == pytest.approx(
-            -a.measurements["regions"][name]["difference"], abs=0.02)
+            -a.measurements["regions"][name]["difference"], abs=0.02
+        )
     assert b.measurements["upper_face"] == pytest.approx(a.measurements["upper_face"], abs=1e-3)
 
 

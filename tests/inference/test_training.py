@@ -13,13 +13,12 @@ from django.core.files.base import ContentFile
 from django.core.management import CommandError, call_command
 from PIL import Image
 
-from inference.engine import duplicates
-from inference.engine.training import data, fitting, reporting
-from inference.engine.training import __main__ as training_cli
-from inference.engine import classifier
+from inference.engine import classifier, duplicates
 from inference.engine.classifier import ResNetClassifier, build_resnet50
 from inference.engine.face import FaceMeshDetector
 from inference.engine.imaging import decode_upload
+from inference.engine.training import __main__ as training_cli
+from inference.engine.training import data, fitting, reporting
 from inference.models import ModelVersion
 from inference.services import model_activate
 from scans.analysis import scan_analyze
@@ -41,9 +40,11 @@ def tiny_dataset(tmp_path_factory):
             gain = 0.85 + 0.05 * (index % 4)
             drooped = drooped_astronaut(side="left" if index % 2 else "right", pixels=8 + index % 7)
             Image.fromarray(np.clip(drooped * gain, 0, 255).astype(np.uint8)).save(
-                root / split / "paralysis" / f"p{index}.jpg")
+                root / split / "paralysis" / f"p{index}.jpg"
+            )
             Image.fromarray(np.clip(astronaut() * gain, 0, 255).astype(np.uint8)).save(
-                root / split / "no_paralysis" / f"n{index}.jpg")
+                root / split / "no_paralysis" / f"n{index}.jpg"
+            )
             index += 1
     (root / "train" / "no_paralysis" / "broken.jpg").write_bytes(b"not a photo")
     return root
@@ -68,8 +69,12 @@ def test_near_duplicates_group_together_and_splits_never_share_a_group():
     prepare() would see them (landmarks found on each copy); noise under the same landmarks does not."""
     face = astronaut()
     height, width = face.shape[:2]
-    copies = [face, np.ascontiguousarray(face[:, ::-1]), np.clip(face * 1.1, 0, 255).astype(np.uint8),
-              cv2.warpAffine(face, cv2.getRotationMatrix2D((width / 2, height / 2), 15, 0.9), (width, height))]
+    copies = [
+        face,
+        np.ascontiguousarray(face[:, ::-1]),
+        np.clip(face * 1.1, 0, 255).astype(np.uint8),
+        cv2.warpAffine(face, cv2.getRotationMatrix2D((width / 2, height / 2), 15, 0.9), (width, height)),
+    ]
     detector = FaceMeshDetector()
     signatures = [duplicates.signature(copy, detector.find(copy).faces[0]) for copy in copies]
     noise = np.random.default_rng(0).integers(0, 255, size=face.shape, dtype=np.uint8)
@@ -78,8 +83,13 @@ def test_near_duplicates_group_together_and_splits_never_share_a_group():
     assert groups[0] == groups[1] == groups[2] == groups[3] != groups[4]
 
     prepared = data.PreparedSet(
-        faces=np.zeros((40, 8, 8, 3), np.uint8), labels=np.array([0, 1] * 20), asymmetry=np.zeros(40, np.float32),
-        paths=[str(i) for i in range(40)], splits=[""] * 40, groups=np.array([i // 4 for i in range(40)]))
+        faces=np.zeros((40, 8, 8, 3), np.uint8),
+        labels=np.array([0, 1] * 20),
+        asymmetry=np.zeros(40, np.float32),
+        paths=[str(i) for i in range(40)],
+        splits=[""] * 40,
+        groups=np.array([i // 4 for i in range(40)]),
+    )
     data.group_split(prepared, seed=1)
     assert set(prepared.splits) == {"train", "val", "test"}
     assert data.leakage(prepared) == 0
@@ -108,8 +118,22 @@ def test_prepare_caches_faces_and_duplicate_signatures(tmp_path):
 def test_a_tiny_training_run_registers_a_version_the_worker_can_load(tiny_dataset, tmp_path):
     out = io.StringIO()
     with pytest.raises(CommandError, match="tiny cannot be activated: its held-out ROC AUC is .* below the floor"):
-        call_command("train_classifier", str(tiny_dataset), "--epochs", "1", "--image-size", "64", "--batch-size",
-                     "4", "--output-dir", str(tmp_path / "run"), "--name", "tiny", "--activate", stdout=out)
+        call_command(
+            "train_classifier",
+            str(tiny_dataset),
+            "--epochs",
+            "1",
+            "--image-size",
+            "64",
+            "--batch-size",
+            "4",
+            "--output-dir",
+            str(tmp_path / "run"),
+            "--name",
+            "tiny",
+            "--activate",
+            stdout=out,
+        )
     log = out.getvalue()
     assert "training from scratch" in log  # no ImageNet file here, and it says so
     assert "skipped {'unreadable': 1}" in log
@@ -118,8 +142,14 @@ def test_a_tiny_training_run_registers_a_version_the_worker_can_load(tiny_datase
     assert not version.is_active and version.input_size == 64  # registered, refused activation (one epoch)
     for key in ("classifier", "asymmetry_index", "fused"):
         report = version.metrics[key]
-        assert {"accuracy", "roc_auc", "sensitivity_at_90_specificity", "paralysis", "no_paralysis",
-                "confusion_matrix"} <= set(report)
+        assert {
+            "accuracy",
+            "roc_auc",
+            "sensitivity_at_90_specificity",
+            "paralysis",
+            "no_paralysis",
+            "confusion_matrix",
+        } <= set(report)
     assert {"classifier_weight", "fused_positive_at", "fused_negative_below"} <= set(version.thresholds)
     robustness = version.metrics["robustness"]
     assert set(robustness) == {"as stored", *reporting.PHOTO_CHANGES}
@@ -137,9 +167,13 @@ def _synthetic_set(count: int = 40, size: int = 32, *, folds: bool = True) -> da
     small = rng.integers(0, 256, size=(count, 4, 4, 3), dtype=np.uint8)
     faces = np.stack([cv2.resize(face, (size, size), interpolation=cv2.INTER_CUBIC) for face in small])
     prepared = data.PreparedSet(
-        faces=faces, labels=np.array([0, 1] * (count // 2)), asymmetry=rng.random(count).astype(np.float32),
+        faces=faces,
+        labels=np.array([0, 1] * (count // 2)),
+        asymmetry=rng.random(count).astype(np.float32),
         paths=[f"/data/{'paralysis' if i % 2 else 'no_paralysis'}/p{i}.jpg" for i in range(count)],
-        splits=[""] * count, groups=np.array([i // 4 for i in range(count)]))
+        splits=[""] * count,
+        groups=np.array([i // 4 for i in range(count)]),
+    )
     if folds:
         data.group_split(prepared, seed=2)
     return prepared
@@ -157,9 +191,14 @@ def test_every_photo_is_tested_once_across_the_rounds_and_no_group_crosses_a_spl
             assert len({s for s, g in zip(splits, prepared.groups) if g == group}) == 1
     digests = {data.split_digest(prepared, splits) for splits in rounds}
     assert len(digests) == 5
-    moved = data.PreparedSet(prepared.faces, prepared.labels, prepared.asymmetry,
-                                 [p.replace("/data/", "/elsewhere/") for p in prepared.paths], prepared.splits,
-                                 prepared.groups)
+    moved = data.PreparedSet(
+        prepared.faces,
+        prepared.labels,
+        prepared.asymmetry,
+        [p.replace("/data/", "/elsewhere/") for p in prepared.paths],
+        prepared.splits,
+        prepared.groups,
+    )
     assert data.split_digest(moved) == data.split_digest(prepared)  # where the data lives does not matter
 
 
@@ -197,38 +236,89 @@ def test_training_augmentation_moves_pixels_but_keeps_the_normalised_range():
 
 @pytest.mark.django_db
 def test_trained_elsewhere_from_a_pack_then_registered_here_and_served_as_analyze_image_does(
-        tiny_dataset, tmp_path, people, in_memory_channels, settings):
+    tiny_dataset, tmp_path, people, in_memory_channels, settings
+):
     """The GPU route: pack here, `python -m inference.engine.training` there, evaluate and register here.
     With that version active, analyze_image and the portal give the same result."""
     out = io.StringIO()
-    call_command("train_classifier", str(tiny_dataset), "--image-size", "64", "--save-pack", str(tmp_path / "p.npz"),
-                 stdout=out)
+    call_command(
+        "train_classifier", str(tiny_dataset), "--image-size", "64", "--save-pack", str(tmp_path / "p.npz"), stdout=out
+    )
     assert "wrote" in out.getvalue() and not ModelVersion.objects.exists()
-    assert training_cli.main([str(tmp_path / "p.npz"), str(tmp_path / "run"), "--epochs", "2", "--batch-size", "4",
-                          "--device", "cpu", "--mixup", "0.4", "--erase", "0.5", "--ema", "0.9",
-                          "--normalisation", "per_face"]) == 0
+    assert (
+        training_cli.main(
+            [
+                str(tmp_path / "p.npz"),
+                str(tmp_path / "run"),
+                "--epochs",
+                "2",
+                "--batch-size",
+                "4",
+                "--device",
+                "cpu",
+                "--mixup",
+                "0.4",
+                "--erase",
+                "0.5",
+                "--ema",
+                "0.9",
+                "--normalisation",
+                "per_face",
+            ]
+        )
+        == 0
+    )
     with np.load(tmp_path / "run" / "cv.npz") as cv:
         assert np.isfinite(cv["probabilities"][0]).all() and len(cv["labels"]) == 24
 
     out = io.StringIO()
-    call_command("train_classifier", str(tiny_dataset), "--image-size", "64", "--checkpoint",
-                 str(tmp_path / "run" / "fold0.pt"), "--name", "elsewhere", "--output-dir", str(tmp_path / "eval"),
-                 stdout=out)
+    call_command(
+        "train_classifier",
+        str(tiny_dataset),
+        "--image-size",
+        "64",
+        "--checkpoint",
+        str(tmp_path / "run" / "fold0.pt"),
+        "--name",
+        "elsewhere",
+        "--output-dir",
+        str(tmp_path / "eval"),
+        stdout=out,
+    )
     version = ModelVersion.objects.get(name="elsewhere")
     assert version.metrics["initial_weights"] == "none (from scratch)"
     # Two epochs on 24 synthetic faces cannot meet the activation floor: for this test of serving only,
     # the floor is lowered and the version given a rule with a band, so that it decides.
     settings.MODEL_ACTIVATION_AUC_FLOOR = 0.0
-    version.thresholds = {**version.thresholds, "classifier_weight": 0.5, "fused_positive_at": 0.6,
-                          "fused_negative_below": 0.4}
+    version.thresholds = {
+        **version.thresholds,
+        "classifier_weight": 0.5,
+        "fused_positive_at": 0.6,
+        "fused_negative_below": 0.4,
+    }
     version.save()
     version = model_activate(version=version)
     assert version.metrics["normalisation"] == "per_face"
     assert ResNetClassifier(version.checkpoint.path, runtime="torch").normalisation == "per_face"
 
     # Fine-tuning from it is allowed on its own split only (else it would train on test photos).
-    assert training_cli.main([str(tmp_path / "p.npz"), str(tmp_path / "tuned"), "--epochs", "1", "--batch-size", "4",
-                          "--device", "cpu", "--start-from", str(tmp_path / "run" / "fold0.pt")]) == 0
+    assert (
+        training_cli.main(
+            [
+                str(tmp_path / "p.npz"),
+                str(tmp_path / "tuned"),
+                "--epochs",
+                "1",
+                "--batch-size",
+                "4",
+                "--device",
+                "cpu",
+                "--start-from",
+                str(tmp_path / "run" / "fold0.pt"),
+            ]
+        )
+        == 0
+    )
     tuned = torch.load(tmp_path / "tuned" / "fold0.pt", weights_only=True)["training"]
     assert tuned["initial_weights"] == "fine-tuned from fold0.pt"
     assert "trained elsewhere" in version.metrics["device"]
@@ -239,8 +329,10 @@ def test_trained_elsewhere_from_a_pack_then_registered_here_and_served_as_analyz
     out = io.StringIO()
     call_command("analyze_image", str(tmp_path / "face.jpg"), "--json", stdout=out)
     record = json.loads(out.getvalue())
-    scan = factories.ScanFactory(patient=people.patient, image=ContentFile(
-        decode_upload(photo, max_bytes=10**8, max_pixels=10**8).data, "face.jpg"))
+    scan = factories.ScanFactory(
+        patient=people.patient,
+        image=ContentFile(decode_upload(photo, max_bytes=10**8, max_pixels=10**8).data, "face.jpg"),
+    )
     scan_analyze(scan_id=scan.id)
     scan.refresh_from_db()
     assert scan.result.model_version == version and record["model_version"].startswith("elsewhere + ")
@@ -253,12 +345,20 @@ def test_a_checkpoint_trained_on_another_split_is_refused(tiny_dataset, tmp_path
     payload = fitting.checkpoint_payload(build_resnet50(), input_size=64, training={"split_digest": "another"})
     torch.save(payload, tmp_path / "other.pt")
     with pytest.raises(CommandError, match="another split"):
-        call_command("train_classifier", str(tiny_dataset), "--image-size", "64", "--checkpoint",
-                     str(tmp_path / "other.pt"), stdout=io.StringIO())
+        call_command(
+            "train_classifier",
+            str(tiny_dataset),
+            "--image-size",
+            "64",
+            "--checkpoint",
+            str(tmp_path / "other.pt"),
+            stdout=io.StringIO(),
+        )
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(CommandError, match="junk.pt is not a PyTorch checkpoint"):
-        call_command("train_classifier", str(tiny_dataset), "--checkpoint", str(tmp_path / "junk.pt"),
-                     stdout=io.StringIO())
+        call_command(
+            "train_classifier", str(tiny_dataset), "--checkpoint", str(tmp_path / "junk.pt"), stdout=io.StringIO()
+        )
 
 
 def test_fine_tuning_refuses_a_checkpoint_of_another_split(tmp_path):
@@ -267,8 +367,18 @@ def test_fine_tuning_refuses_a_checkpoint_of_another_split(tmp_path):
     other = fitting.checkpoint_payload(build_resnet50(), input_size=32, training={"split_digest": "another"})
     torch.save(other, tmp_path / "other.pt")
     with pytest.raises(SystemExit):
-        training_cli.main([str(tmp_path / "p.npz"), str(tmp_path / "out"), "--epochs", "1", "--device", "cpu",
-                       "--start-from", str(tmp_path / "other.pt")])
+        training_cli.main(
+            [
+                str(tmp_path / "p.npz"),
+                str(tmp_path / "out"),
+                "--epochs",
+                "1",
+                "--device",
+                "cpu",
+                "--start-from",
+                str(tmp_path / "other.pt"),
+            ]
+        )
     assert not (tmp_path / "out" / "fold0.pt").exists()
 
 
@@ -281,5 +391,6 @@ def test_per_face_normalisation_makes_a_brighter_or_flatter_photo_of_a_face_the_
         assert np.abs(same - preprocess(face, "per_face")).mean() < 0.05  # rounding to whole levels only
         assert np.abs(preprocess(changed) - preprocess(face)).mean() > 0.3  # ImageNet scaling keeps the change
     batch = torch.from_numpy(np.stack([face, face[:, ::-1]]))
-    np.testing.assert_allclose(fitting._normalise(batch.clone(), "per_face")[0].numpy(),
-                               preprocess(face, "per_face")[0], atol=1e-4)  # training scales as serving does
+    np.testing.assert_allclose(
+        fitting._normalise(batch.clone(), "per_face")[0].numpy(), preprocess(face, "per_face")[0], atol=1e-4
+    )  # training scales as serving does

@@ -18,8 +18,15 @@ from tests.faces import drooped_astronaut, jpeg_bytes
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
-                 "--no-first-run", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+]
 PASSWORD = "correct horse battery"
 
 
@@ -122,29 +129,36 @@ def test_the_feed_recovers_a_dropped_frame_and_ignores_a_duplicate(browser, live
     clinician.wait_for_selector("#connection.ok")
     # An alert written to the record but never announced: as if its frame had been dropped.
     result = factories.ScanResultFactory(scan__patient=people.patient)
-    silent = Alert.objects.create(scan=result.scan, latest_scan=result.scan, patient=people.patient,
-                                  severity="moderate", score=0.9)
+    silent = Alert.objects.create(
+        scan=result.scan, latest_scan=result.scan, patient=people.patient, severity="moderate", score=0.9
+    )
     row = clinician.wait_for_selector(f"li.alert[data-alert-id='{silent.id}']", timeout=25_000)  # 15 s catch-up
     assert "Maria Santos" in row.inner_text()
     clinician.wait_for_function("document.title.startsWith('(1)')")
     # The same alert delivered twice (a replay overlapping a live frame) is still one row.
-    clinician.evaluate("""(id) => fetch('/api/v1/alerts/?after=' + (id - 1)).then(r => r.json()).then(page => {
+    clinician.evaluate(
+        """(id) => fetch('/api/v1/alerts/?after=' + (id - 1)).then(r => r.json()).then(page => {
         for (const alert of page.results) {
             window.dispatchEvent(new CustomEvent('portal:alert.created', {detail: {type: 'alert.created', alert}}));
-        }})""", silent.id)
+        }})""",
+        silent.id,
+    )
     clinician.wait_for_timeout(500)
     assert clinician.locator("li.alert").count() == 1
 
 
-def test_a_dashboard_signed_out_by_an_admin_goes_to_the_login_page_and_says_why(browser, live_stack, people,
-                                                                                    settings):
+def test_a_dashboard_signed_out_by_an_admin_goes_to_the_login_page_and_says_why(browser, live_stack, people, settings):
     from portal.credentials import revoke_credentials
 
     # This process acts as the admin's web process: it shares the stack's cache and channel layer.
     prefix = live_stack.env["CHANNELS_PREFIX"]
     settings.CACHES = {"default": {**settings.CACHES["default"], "KEY_PREFIX": prefix}}
-    settings.CHANNEL_LAYERS = {"default": {**settings.CHANNEL_LAYERS["default"],
-                                           "CONFIG": {**settings.CHANNEL_LAYERS["default"]["CONFIG"], "prefix": prefix}}}
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            **settings.CHANNEL_LAYERS["default"],
+            "CONFIG": {**settings.CHANNEL_LAYERS["default"]["CONFIG"], "prefix": prefix},
+        }
+    }
     clinician = logged_in_page(browser, live_stack, "alice")
     clinician.goto(f"{live_stack.base_url}/alerts/")
     clinician.wait_for_selector("#connection.ok")

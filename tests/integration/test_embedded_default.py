@@ -36,13 +36,19 @@ def processes_with_env(name: str, value: str) -> list[int]:
 def test_runportal_serves_on_sqlite_and_embedded_redis_and_stops_everything(tmp_path):
     env = {key: value for key, value in os.environ.items() if key not in {"DATABASE_URL", "REDIS_URL"}}
     env.update(PORTAL_VAR_DIR=str(tmp_path), PYTHONUNBUFFERED="1", WORKER_CONCURRENCY="1")
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True, capture_output=True
+    )
     assert (tmp_path / "portal.sqlite3").exists()
     port = free_port()
     log = open(tmp_path / "runportal.log", "wb")
-    portal = subprocess.Popen([sys.executable, "manage.py", "runportal", "--port", str(port)], cwd=ROOT, env=env,
-                              stdout=log, stderr=subprocess.STDOUT)
+    portal = subprocess.Popen(
+        [sys.executable, "manage.py", "runportal", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 180
         health = None
@@ -56,8 +62,12 @@ def test_runportal_serves_on_sqlite_and_embedded_redis_and_stops_everything(tmp_
                 pass
             time.sleep(0.5)
         assert health is not None and health.status_code == 200, (tmp_path / "runportal.log").read_text()
-        assert health.json()["checks"] == {"database": "ok", "redis": "ok", "worker": "ok (1)",
-                                           "classifier": "ok (none active: the asymmetry rule decides)"}
+        assert health.json()["checks"] == {
+            "database": "ok",
+            "redis": "ok",
+            "worker": "ok (1)",
+            "classifier": "ok (none active: the asymmetry rule decides)",
+        }
         login = requests.get(f"http://127.0.0.1:{port}/login/", timeout=5)
         assert login.status_code == 200 and "Log in" in login.text
         started = (tmp_path / "runportal.log").read_text()

@@ -52,7 +52,7 @@ async def frames_until(socket, predicate, timeout: float) -> list[dict]:
 async def nothing_arrives(socket, seconds: float) -> bool:
     try:
         frame = await asyncio.wait_for(socket.recv(), seconds)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return True
     raise AssertionError(f"unexpected frame: {frame}")
 
@@ -66,13 +66,16 @@ def test_a_drooping_face_uploaded_over_rest_arrives_as_a_live_alert(live_stack, 
     tokens = {name: token_for(getattr(people, name)) for name in ("alice", "carol", "bob", "triage")}
 
     async def scenario():
-        async with websockets.connect(ws_url(live_stack, tokens["alice"])) as alice, \
-                websockets.connect(ws_url(live_stack, tokens["carol"])) as carol, \
-                websockets.connect(ws_url(live_stack, tokens["bob"])) as bob, \
-                websockets.connect(ws_url(live_stack, tokens["triage"])) as triage:
+        async with (
+            websockets.connect(ws_url(live_stack, tokens["alice"])) as alice,
+            websockets.connect(ws_url(live_stack, tokens["carol"])) as carol,
+            websockets.connect(ws_url(live_stack, tokens["bob"])) as bob,
+            websockets.connect(ws_url(live_stack, tokens["triage"])) as triage,
+        ):
             started = time.monotonic()
-            scan = await asyncio.to_thread(upload, live_stack, tokens["carol"], people.patient.id,
-                                           jpeg_bytes(drooped_astronaut()))
+            scan = await asyncio.to_thread(
+                upload, live_stack, tokens["carol"], people.patient.id, jpeg_bytes(drooped_astronaut())
+            )
             alert_frames = await frames_until(alice, lambda f: f["type"] == "alert.created", timeout=90)
             latency = time.monotonic() - started
             alert = alert_frames[-1]["alert"]
@@ -102,14 +105,17 @@ def test_a_drooping_face_uploaded_over_rest_arrives_as_a_live_alert(live_stack, 
     print(f"upload -> alert frame: {latency:.2f}s")
 
     # The database is the record: the alert and its image are there over REST too.
-    body = requests.get(f"{live_stack.base_url}/api/v1/alerts/", headers={"Authorization": f"Token {tokens['alice']}"},
-                        timeout=10).json()
+    body = requests.get(
+        f"{live_stack.base_url}/api/v1/alerts/", headers={"Authorization": f"Token {tokens['alice']}"}, timeout=10
+    ).json()
     assert [row["id"] for row in body["results"]] == [alert_id]
-    image = requests.get(body["results"][0]["scan"]["image_url"],
-                         headers={"Authorization": f"Token {tokens['alice']}"}, timeout=10)
+    image = requests.get(
+        body["results"][0]["scan"]["image_url"], headers={"Authorization": f"Token {tokens['alice']}"}, timeout=10
+    )
     assert image.status_code == 200 and image.content[:2] == b"\xff\xd8"
-    outsider = requests.get(body["results"][0]["scan"]["image_url"],
-                            headers={"Authorization": f"Token {tokens['bob']}"}, timeout=10)
+    outsider = requests.get(
+        body["results"][0]["scan"]["image_url"], headers={"Authorization": f"Token {tokens['bob']}"}, timeout=10
+    )
     assert outsider.status_code == 404
 
 
@@ -119,14 +125,17 @@ def test_a_symmetric_face_and_a_faceless_photo_raise_no_alert(live_stack, people
     async def scenario():
         async with websockets.connect(ws_url(live_stack, token)) as carol:
             normal = await asyncio.to_thread(upload, live_stack, token, people.patient.id, jpeg_bytes(astronaut()))
-            blank = await asyncio.to_thread(upload, live_stack, token, people.patient.id,
-                                            jpeg_bytes(np.full((300, 300, 3), 120, dtype=np.uint8)))
+            blank = await asyncio.to_thread(
+                upload, live_stack, token, people.patient.id, jpeg_bytes(np.full((300, 300, 3), 120, dtype=np.uint8))
+            )
             finished = {}
             frames = []
             while len(finished) < 2:
                 frames += await frames_until(
-                    carol, lambda f: f["type"] == "scan.updated" and f["scan"]["status"] in {"done", "rejected"},
-                    timeout=90)
+                    carol,
+                    lambda f: f["type"] == "scan.updated" and f["scan"]["status"] in {"done", "rejected"},
+                    timeout=90,
+                )
                 last = frames[-1]["scan"]
                 finished[last["id"]] = last
             assert not [f for f in frames if f["type"].startswith("alert.")]
@@ -147,8 +156,9 @@ def test_a_client_that_was_offline_gets_the_missed_alert_on_reconnect(live_stack
     async def scenario():
         # Nobody from the care team is connected while the alert is raised.
         async with websockets.connect(ws_url(live_stack, carol_token)) as carol:
-            await asyncio.to_thread(upload, live_stack, carol_token, people.patient.id,
-                                    jpeg_bytes(drooped_astronaut(side="right")))
+            await asyncio.to_thread(
+                upload, live_stack, carol_token, people.patient.id, jpeg_bytes(drooped_astronaut(side="right"))
+            )
             raised = await frames_until(carol, lambda f: f["type"] == "alert.created", timeout=90)
         alert_id = raised[-1]["alert"]["id"]
         async with websockets.connect(ws_url(live_stack, alice_token, after=alert_id - 1)) as alice:
@@ -167,8 +177,9 @@ def test_healthz_reports_database_redis_and_worker(live_stack):
     assert body["checks"]["worker"].startswith("ok")
 
 
-def test_the_worker_calls_the_care_team_by_push_and_e_mail_without_naming_the_patient(live_stack, people,
-                                                                                   notification_sinks):
+def test_the_worker_calls_the_care_team_by_push_and_e_mail_without_naming_the_patient(
+    live_stack, people, notification_sinks
+):
     """The photo's alert, raised in the worker, reaches a care-team member's phone (Web Push, decrypted
     here with the phone's keys) and mailbox (SMTP) with no portal page open."""
     from alerts.models import Alert, AlertEvent
@@ -181,8 +192,9 @@ def test_the_worker_calls_the_care_team_by_push_and_e_mail_without_naming_the_pa
     scan = upload(live_stack, token_for(people.carol), people.patient.id, jpeg_bytes(drooped_astronaut()))
 
     deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and not (phone.messages() and any(
-            "mo-e2e@example.org" in to for to, _ in notification_sinks.mailbox.messages)):
+    while time.monotonic() < deadline and not (
+        phone.messages() and any("mo-e2e@example.org" in to for to, _ in notification_sinks.mailbox.messages)
+    ):
         time.sleep(0.5)
     alert = Alert.objects.get(scan_id=scan["id"])
     [pushed] = phone.messages()

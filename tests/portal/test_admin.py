@@ -12,9 +12,18 @@ def admin_client(client, django_user_model):
     return client
 
 
-@pytest.mark.parametrize("path", ["/admin/portal/patient/", "/admin/portal/physician/", "/admin/portal/caregiver/",
-                                  "/admin/portal/careteam/", "/admin/scans/scan/", "/admin/alerts/alert/",
-                                  "/admin/inference/modelversion/"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/admin/portal/patient/",
+        "/admin/portal/physician/",
+        "/admin/portal/caregiver/",
+        "/admin/portal/careteam/",
+        "/admin/scans/scan/",
+        "/admin/alerts/alert/",
+        "/admin/inference/modelversion/",
+    ],
+)
 def test_admin_lists_every_managed_model_with_search(admin_client, people, path):
     response = admin_client.get(path + "?q=a")
     assert response.status_code == 200

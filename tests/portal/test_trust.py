@@ -125,8 +125,13 @@ def test_check_deploy_is_clean_with_production_settings(tmp_path):
         SECURE_HSTS_SECONDS="31536000",
         PORTAL_VAR_DIR=str(tmp_path),
     )
-    result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-                            cwd=ROOT, env=env, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
 
@@ -152,19 +157,34 @@ def test_uploads_are_rate_limited_per_user_on_the_api_and_the_form_alike(people,
     try:
         carol = api(people.carol)
         for _ in range(2):  # bad files still count as attempts: nothing is stored for them
-            assert carol.post("/api/v1/scans/", {"patient": people.patient.id, "image": SimpleUploadedFile(
-                "x.jpg", b"nope", "image/jpeg")}, format="multipart").status_code == 400
-        refused = carol.post("/api/v1/scans/", {"patient": people.patient.id, "image": SimpleUploadedFile(
-            "x.jpg", b"nope", "image/jpeg")}, format="multipart")
+            assert (
+                carol.post(
+                    "/api/v1/scans/",
+                    {"patient": people.patient.id, "image": SimpleUploadedFile("x.jpg", b"nope", "image/jpeg")},
+                    format="multipart",
+                ).status_code
+                == 400
+            )
+        refused = carol.post(
+            "/api/v1/scans/",
+            {"patient": people.patient.id, "image": SimpleUploadedFile("x.jpg", b"nope", "image/jpeg")},
+            format="multipart",
+        )
         assert refused.status_code == 429
         assert carol.get("/api/v1/scans/").status_code == 200  # reading is not limited
         client.force_login(people.carol)
-        form = client.post("/scans/new/", {"patient": people.patient.id, "image": SimpleUploadedFile(
-            "x.jpg", b"nope", "image/jpeg")})
+        form = client.post(
+            "/scans/new/", {"patient": people.patient.id, "image": SimpleUploadedFile("x.jpg", b"nope", "image/jpeg")}
+        )
         assert form.status_code == 429 and "Too many uploads" in form.content.decode()
         client.force_login(people.alice)  # another user has a count of their own
-        assert client.post("/scans/new/", {"patient": people.patient.id, "image": SimpleUploadedFile(
-            "x.jpg", b"nope", "image/jpeg")}).status_code == 400
+        assert (
+            client.post(
+                "/scans/new/",
+                {"patient": people.patient.id, "image": SimpleUploadedFile("x.jpg", b"nope", "image/jpeg")},
+            ).status_code
+            == 400
+        )
     finally:
         SimpleRateThrottle.THROTTLE_RATES = rates
 
@@ -188,11 +208,15 @@ def postgres_only():
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("sql", [
-    "UPDATE portal_auditevent SET action = 'nothing to see' WHERE id = %s",
-    "UPDATE portal_auditevent SET user_id = NULL, username = '' WHERE id = %s",
-    "DELETE FROM portal_auditevent WHERE id = %s",
-], ids=["rewrite", "erase-who", "delete"])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE portal_auditevent SET action = 'nothing to see' WHERE id = %s",
+        "UPDATE portal_auditevent SET user_id = NULL, username = '' WHERE id = %s",
+        "DELETE FROM portal_auditevent WHERE id = %s",
+    ],
+    ids=["rewrite", "erase-who", "delete"],
+)
 def test_the_database_itself_refuses_to_change_the_audit_trail(people, api, postgres_only, sql):
     from django.db import DatabaseError, connection, transaction
 

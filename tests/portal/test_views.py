@@ -26,8 +26,15 @@ def test_home_shows_the_four_sections_of_the_app(client, people):
 
 def test_the_information_page_covers_causes_signs_and_when_to_seek_care(client):
     page = client.get("/information/").content.decode()
-    for topic in ("Causes", "Bell's palsy", "Stroke", "Signs to look for", "When to seek care", "FAST",
-                  "not a\n    diagnosis"):
+    for topic in (
+        "Causes",
+        "Bell's palsy",
+        "Stroke",
+        "Signs to look for",
+        "When to seek care",
+        "FAST",
+        "not a\n    diagnosis",
+    ):
         assert topic in page
 
 
@@ -47,11 +54,14 @@ def test_history_shows_positive_scans_in_red_and_only_visible_ones(client, peopl
 
 def test_the_new_scan_form_uploads_and_redirects_to_the_scan_page(client, people):
     client.force_login(people.carol)
-    response = client.post("/scans/new/", {
-        "patient": people.patient.id,
-        "image": SimpleUploadedFile("face.jpg", jpeg_bytes(astronaut()), "image/jpeg"),
-        "note": "",
-    })
+    response = client.post(
+        "/scans/new/",
+        {
+            "patient": people.patient.id,
+            "image": SimpleUploadedFile("face.jpg", jpeg_bytes(astronaut()), "image/jpeg"),
+            "note": "",
+        },
+    )
     scan = Scan.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/scans/{scan.id}/"
     page = client.get(response["Location"]).content.decode()
@@ -60,10 +70,13 @@ def test_the_new_scan_form_uploads_and_redirects_to_the_scan_page(client, people
 
 def test_the_new_scan_form_explains_a_bad_file_and_keeps_nothing(client, people):
     client.force_login(people.carol)
-    response = client.post("/scans/new/", {
-        "patient": people.patient.id,
-        "image": SimpleUploadedFile("face.jpg", b"%PDF-1.4 not a photo", "image/jpeg"),
-    })
+    response = client.post(
+        "/scans/new/",
+        {
+            "patient": people.patient.id,
+            "image": SimpleUploadedFile("face.jpg", b"%PDF-1.4 not a photo", "image/jpeg"),
+        },
+    )
     assert response.status_code == 400
     assert "not a photo we can read" in response.content.decode()
     assert not Scan.objects.exists()
@@ -78,8 +91,11 @@ def test_the_new_scan_form_offers_only_visible_patients(client, people):
 def test_a_scan_page_shows_result_measurements_model_and_disclaimer(client, people):
     result = factories.ScanResultFactory(
         scan__patient=people.patient,
-        measurements={"asymmetry_index": 2.1, "scale_source": "iris",
-                      "regions": {"mouth_corner_height": {"right": -55.0, "left": -61.0, "difference": -6.0}}},
+        measurements={
+            "asymmetry_index": 2.1,
+            "scale_source": "iris",
+            "regions": {"mouth_corner_height": {"right": -55.0, "left": -61.0, "difference": -6.0}},
+        },
         # As stored with every result: the rule's name and its thresholds (the explanation quotes them).
         decision={"name": "asymmetry-only-v1", "asymmetry_positive_at": 1.0, "asymmetry_negative_below": 0.85},
     )
@@ -93,13 +109,23 @@ def test_a_scan_page_shows_result_measurements_model_and_disclaimer(client, peop
 
 
 def test_a_scan_page_shows_how_the_classifier_and_the_index_were_fused(client, people):
-    rule = {"name": "fused:resnet50-test", "asymmetry_positive_at": 1.0, "asymmetry_negative_below": 0.85,
-            "classifier_weight": 0.4, "fused_positive_at": 0.43, "fused_negative_below": 0.43,
-            "asymmetry_score_width": 0.35, "used_classifier": True}
+    rule = {
+        "name": "fused:resnet50-test",
+        "asymmetry_positive_at": 1.0,
+        "asymmetry_negative_below": 0.85,
+        "classifier_weight": 0.4,
+        "fused_positive_at": 0.43,
+        "fused_negative_below": 0.43,
+        "asymmetry_score_width": 0.35,
+        "used_classifier": True,
+    }
     result = factories.ScanResultFactory(
-        scan__patient=people.patient, score=0.56, decision=rule,
+        scan__patient=people.patient,
+        score=0.56,
+        decision=rule,
         measurements={"asymmetry_index": 1.48, "scale_source": "iris", "regions": {}},
-        classifier={"status": "used", "model": "resnet50-test", "probability": 0.2037, "runtime": "openvino-bf16"})
+        classifier={"status": "used", "model": "resnet50-test", "probability": 0.2037, "runtime": "openvino-bf16"},
+    )
     client.force_login(people.alice)
     page = client.get(f"/scans/{result.scan_id}/").content.decode()
     assert "Classifier P(paralysis) 0.20; asymmetry index 1.48" in page
@@ -126,15 +152,17 @@ def test_the_alert_feed_page_embeds_only_visible_alerts(client, people, in_memor
     assert response.context["can_act"] is True
 
 
-def test_the_alert_feed_page_lists_stroke_alerts_then_positives_then_reviews_then_resolved(client, people,
-                                                                                          in_memory_channels):
+def test_the_alert_feed_page_lists_stroke_alerts_then_positives_then_reviews_then_resolved(
+    client, people, in_memory_channels
+):
     from alerts.models import Alert
     from alerts.services import alert_raise
 
     def raised(label: str, pattern: str, warnings=()) -> Alert:
         patient = factories.PatientFactory(care_team=people.team)  # one patient each: no shared episode
-        result = factories.ScanResultFactory(scan__patient=patient, label=label, pattern=pattern,
-                                             quality={"warnings": list(warnings)})
+        result = factories.ScanResultFactory(
+            scan__patient=patient, label=label, pattern=pattern, quality={"warnings": list(warnings)}
+        )
         return alert_raise(scan=result.scan, result=result)
 
     warning = {"code": "dim_light", "message": "The light was dim."}
@@ -182,14 +210,19 @@ def test_patients_api_is_scoped_and_only_clinicians_and_staff_register_patients(
     assert created.status_code == 201 and created.json()["care_team"] == people.team.id
     assert api(people.alice).get(f"/api/v1/patients/{created.json()['id']}/").status_code == 200
     assert api(people.bob).get(f"/api/v1/patients/{created.json()['id']}/").status_code == 404
-    assert api(people.bob).post("/api/v1/patients/", {"mrn": "X3", "full_name": "Y",
-                                                      "care_team": people.team.id}).status_code == 403
+    assert (
+        api(people.bob)
+        .post("/api/v1/patients/", {"mrn": "X3", "full_name": "Y", "care_team": people.team.id})
+        .status_code
+        == 403
+    )
 
 
 def test_the_patient_page_charts_severity_over_time_with_positives_in_red(client, people):
     for label, index in (("no_paralysis", 0.3), ("paralysis", 1.9), ("paralysis", 2.4)):
-        factories.ScanResultFactory(scan__patient=people.patient, label=label,
-                                    measurements={"asymmetry_index": index, "regions": {}})
+        factories.ScanResultFactory(
+            scan__patient=people.patient, label=label, measurements={"asymmetry_index": index, "regions": {}}
+        )
     client.force_login(people.carol)
     page = client.get(f"/scans/patients/{people.patient.id}/").content.decode()
     assert page.count('<circle r="6" class="positive"/>') == 2 and page.count('<circle r="6" class="negative"/>') == 1

@@ -18,11 +18,17 @@ def upload(client, patient_id, data: bytes, **extra):
     return client.post("/api/v1/scans/", payload, format="multipart")
 
 
-def test_it_accepts_an_upload_at_once_and_enqueues_the_analysis_on_commit(people, api,
-                                                                          django_capture_on_commit_callbacks):
+def test_it_accepts_an_upload_at_once_and_enqueues_the_analysis_on_commit(
+    people, api, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks() as callbacks:
-        response = upload(api(people.carol), people.patient.id, jpeg_bytes(astronaut()),
-                          referring_physician=people.dr_alice.id, note="left side looked odd at breakfast")
+        response = upload(
+            api(people.carol),
+            people.patient.id,
+            jpeg_bytes(astronaut()),
+            referring_physician=people.dr_alice.id,
+            note="left side looked odd at breakfast",
+        )
     assert response.status_code == 202
     body = response.json()
     assert body["status"] == "queued"
@@ -34,8 +40,9 @@ def test_it_accepts_an_upload_at_once_and_enqueues_the_analysis_on_commit(people
     assert scan.uploaded_by == people.carol and scan.image_width == 512
 
 
-def test_the_upload_is_analysed_and_a_droop_raises_an_alert(people, api, eager_celery, in_memory_channels,
-                                                            django_capture_on_commit_callbacks):
+def test_the_upload_is_analysed_and_a_droop_raises_an_alert(
+    people, api, eager_celery, in_memory_channels, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         response = upload(api(people.carol), people.patient.id, jpeg_bytes(drooped_astronaut()))
     detail = api(people.carol).get(response.json()["url"]).json()
@@ -92,8 +99,9 @@ def test_each_persona_lists_only_the_scans_it_may_see(people, api):
         assert body["count"] == len(expected), persona
 
 
-@pytest.mark.parametrize("persona, allowed", [("triage", True), ("alice", True), ("carol", True),
-                                              ("bob", False), ("dave", False)])
+@pytest.mark.parametrize(
+    "persona, allowed", [("triage", True), ("alice", True), ("carol", True), ("bob", False), ("dave", False)]
+)
 def test_scan_detail_and_its_image_are_served_only_to_those_allowed(people, api, persona, allowed):
     scan = factories.ScanFactory(patient=people.patient)
     client = api(getattr(people, persona))

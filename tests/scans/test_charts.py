@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -24,7 +24,7 @@ def scan_on(patient, day: int, **result) -> Scan:
         scan = factories.ScanResultFactory(scan__patient=patient, decision=RULE, **result).scan
     else:
         scan = factories.ScanFactory(patient=patient, status=status, **result)
-    Scan.objects.filter(id=scan.id).update(uploaded_at=datetime(2025, 11, day, 10, tzinfo=timezone.utc))
+    Scan.objects.filter(id=scan.id).update(uploaded_at=datetime(2025, 11, day, 10, tzinfo=UTC))
     return scan
 
 
@@ -32,14 +32,31 @@ def scan_on(patient, day: int, **result) -> Scan:
 def history(people):
     """Four photos of Maria Santos in a week: each kind of mark once, a refusal among them."""
     return {
-        "negative": scan_on(people.patient, 3, label="no_paralysis", severity="none", pattern="",
-                            measurements={"asymmetry_index": 0.21}),
-        "inconclusive": scan_on(people.patient, 5, label="inconclusive", severity="mild", pattern="undetermined",
-                                measurements={"asymmetry_index": 0.45}),
-        "refused": scan_on(people.patient, 6, status=Scan.Status.REJECTED,
-                           status_reason="No face found: <retake> the photo facing the camera."),
-        "positive": scan_on(people.patient, 7, label="paralysis", severity="moderate", pattern="central",
-                            measurements={"asymmetry_index": 0.93}),
+        "negative": scan_on(
+            people.patient, 3, label="no_paralysis", severity="none", pattern="", measurements={"asymmetry_index": 0.21}
+        ),
+        "inconclusive": scan_on(
+            people.patient,
+            5,
+            label="inconclusive",
+            severity="mild",
+            pattern="undetermined",
+            measurements={"asymmetry_index": 0.45},
+        ),
+        "refused": scan_on(
+            people.patient,
+            6,
+            status=Scan.Status.REJECTED,
+            status_reason="No face found: <retake> the photo facing the camera.",
+        ),
+        "positive": scan_on(
+            people.patient,
+            7,
+            label="paralysis",
+            severity="moderate",
+            pattern="central",
+            measurements={"asymmetry_index": 0.93},
+        ),
     }
 
 
@@ -77,8 +94,11 @@ def test_it_places_scans_by_their_date_on_a_labelled_time_axis(client, people, h
     placed = points(svg)
     # 3, 5 and 7 November are evenly spaced in time, though the refusal on the 6th sits between them.
     assert placed["inconclusive"][0] - placed["negative"][0] == pytest.approx(
-        placed["positive"][0] - placed["inconclusive"][0], abs=0.2)
-    ticks = [text.text for text in svg.iter("text") if text.get("class") == "axis" and text.get("text-anchor") == "middle"]
+        placed["positive"][0] - placed["inconclusive"][0], abs=0.2
+    )
+    ticks = [
+        text.text for text in svg.iter("text") if text.get("class") == "axis" and text.get("text-anchor") == "middle"
+    ]
     assert ticks[:3] == ["3 Nov", "4 Nov", "5 Nov"]
     titles = [text for text in svg.iter("text") if text.get("class") == "axis-title"]
     assert titles[0].text == "Asymmetry index"
@@ -120,8 +140,10 @@ def test_the_timeline_has_analysed_and_refused_scans_but_not_pending_or_failed_o
     factories.ScanFactory(patient=people.patient, status=Scan.Status.FAILED)
     timeline = patient_timeline(user=people.carol, patient_id=people.patient.id)
     assert [(p["status"], p["label"], p["pattern"]) for p in timeline] == [
-        ("done", "no_paralysis", ""), ("done", "inconclusive", "undetermined"),
-        ("rejected", None, None), ("done", "paralysis", "central"),
+        ("done", "no_paralysis", ""),
+        ("done", "inconclusive", "undetermined"),
+        ("rejected", None, None),
+        ("done", "paralysis", "central"),
     ]
     assert timeline[2]["asymmetry_index"] is None and timeline[2]["status_reason"].startswith("No face found")
     assert timeline[3]["decision"] == RULE

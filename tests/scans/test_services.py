@@ -8,8 +8,8 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
 from alerts.models import Alert, AlertEvent
-from scans.models import Scan
 from scans.analysis import scan_analyze, scan_claim
+from scans.models import Scan
 from scans.services import scan_create
 from scans.tasks import requeue_stalled_scans
 from tests import factories
@@ -119,8 +119,9 @@ def test_scan_create_refuses_an_uploader_who_may_not_see_the_patient(people, upl
     """The one visibility check on upload: the service itself, whatever called it (API, form, a script)."""
     before = stored_files()
     with pytest.raises(PermissionDenied):
-        scan_create(user=getattr(people, uploader), patient_id=people.patient.id,
-                    image_bytes=jpeg_bytes(drooped_astronaut()))
+        scan_create(
+            user=getattr(people, uploader), patient_id=people.patient.id, image_bytes=jpeg_bytes(drooped_astronaut())
+        )
     assert not Scan.objects.exists()
     assert stored_files() == before
 

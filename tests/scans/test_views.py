@@ -15,8 +15,9 @@ from tests.faces import astronaut, jpeg_bytes
 pytestmark = pytest.mark.django_db
 
 STROKE_BANNER = "Stroke pattern (lower face weak, forehead spared): contact the stroke team / emergency services now."
-PERIPHERAL_BANNER = ("Whole-side pattern (as in Bell's palsy): a stroke is not ruled out; "
-                     "a clinician should see the patient today.")
+PERIPHERAL_BANNER = (
+    "Whole-side pattern (as in Bell's palsy): a stroke is not ruled out; a clinician should see the patient today."
+)
 UNDETERMINED_BANNER = "Pattern undetermined: treat as a possible stroke until a clinician has seen the patient."
 
 
@@ -35,8 +36,14 @@ def test_it_shows_how_to_frame_a_face_at_rest(client, people):
     client.force_login(people.carol)
     page = client.get("/scans/new/").content.decode()
     checklist = re.search(r'<ul class="checklist".*?</ul>', page, re.S).group(0)
-    for advice in ("relaxed face at rest: not smiling", "Looking straight at the camera", "forehead to chin",
-                   "face a window", "level with the eyes", "Glasses off"):
+    for advice in (
+        "relaxed face at rest: not smiling",
+        "Looking straight at the camera",
+        "forehead to chin",
+        "face a window",
+        "level with the eyes",
+        "Glasses off",
+    ):
         assert advice in checklist
     assert 'src="/static/scans/framing-example.svg"' in page
     example = client.get("/static/scans/framing-example.svg")
@@ -45,9 +52,13 @@ def test_it_shows_how_to_frame_a_face_at_rest(client, people):
 
 def test_it_still_accepts_a_photo_from_the_camera(client, people):
     client.force_login(people.carol)
-    response = client.post("/scans/new/", {
-        "patient": people.patient.id, "image": SimpleUploadedFile("camera.jpg", jpeg_bytes(astronaut()), "image/jpeg"),
-    })
+    response = client.post(
+        "/scans/new/",
+        {
+            "patient": people.patient.id,
+            "image": SimpleUploadedFile("camera.jpg", jpeg_bytes(astronaut()), "image/jpeg"),
+        },
+    )
     scan = Scan.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/scans/{scan.id}/"
     assert scan.patient == people.patient and scan.uploaded_by == people.carol
@@ -56,16 +67,27 @@ def test_it_still_accepts_a_photo_from_the_camera(client, people):
 def test_it_refuses_two_photos_at_once_and_keeps_neither(client, people):
     photo = jpeg_bytes(astronaut())
     client.force_login(people.carol)
-    response = client.post("/scans/new/", {"patient": people.patient.id, "image": [
-        SimpleUploadedFile("front.jpg", photo, "image/jpeg"), SimpleUploadedFile("saved.jpg", photo, "image/jpeg")]})
+    response = client.post(
+        "/scans/new/",
+        {
+            "patient": people.patient.id,
+            "image": [
+                SimpleUploadedFile("front.jpg", photo, "image/jpeg"),
+                SimpleUploadedFile("saved.jpg", photo, "image/jpeg"),
+            ],
+        },
+    )
     assert response.status_code == 400
     assert "Two photos were chosen" in response.content.decode()
     assert not Scan.objects.exists()
 
 
 def test_it_tells_the_caregiver_why_a_photo_was_refused_and_how_to_take_a_new_one(client, people):
-    scan = factories.ScanFactory(patient=people.patient, status=Scan.Status.REJECTED,
-                                 status_reason="No face found: retake the photo facing the camera.")
+    scan = factories.ScanFactory(
+        patient=people.patient,
+        status=Scan.Status.REJECTED,
+        status_reason="No face found: retake the photo facing the camera.",
+    )
     client.force_login(people.carol)
     page = client.get(f"/scans/{scan.id}/").content.decode()
     refused = re.search(r'<div class="refused" role="alert">.*?</div>', page, re.S).group(0)
@@ -77,8 +99,10 @@ def test_it_tells_the_caregiver_why_a_photo_was_refused_and_how_to_take_a_new_on
 
 
 @pytest.mark.parametrize("label", ["paralysis", "inconclusive"])
-@pytest.mark.parametrize("pattern, banner", [
-    ("central", STROKE_BANNER), ("peripheral", PERIPHERAL_BANNER), ("undetermined", UNDETERMINED_BANNER)])
+@pytest.mark.parametrize(
+    "pattern, banner",
+    [("central", STROKE_BANNER), ("peripheral", PERIPHERAL_BANNER), ("undetermined", UNDETERMINED_BANNER)],
+)
 def test_it_shows_the_pattern_and_what_to_do_for_a_flagged_result(client, people, label, pattern, banner):
     result = factories.ScanResultFactory(scan__patient=people.patient, label=label, pattern=pattern)
     client.force_login(people.alice)
@@ -95,20 +119,30 @@ def test_it_shows_no_pattern_banner_for_a_negative_result(client, people):
 
 
 def test_it_shows_the_photo_quality_warnings(client, people):
-    warnings = [{"code": "dim_light", "message": "The light was dim: take the next photo facing a window."},
-                {"code": "slightly_turned", "message": "The face was slightly turned <away>."}]
-    result = factories.ScanResultFactory(scan__patient=people.patient, pattern="central",
-                                         quality={"warnings": warnings})
+    warnings = [
+        {"code": "dim_light", "message": "The light was dim: take the next photo facing a window."},
+        {"code": "slightly_turned", "message": "The face was slightly turned <away>."},
+    ]
+    result = factories.ScanResultFactory(
+        scan__patient=people.patient, pattern="central", quality={"warnings": warnings}
+    )
     client.force_login(people.alice)
     page = client.get(f"/scans/{result.scan_id}/").content.decode()
     box = re.search(r'<div class="quality-warnings">.*?</div>', page, re.S).group(0)
     assert re.findall(r"<li>(.*?)</li>", box) == [
-        "The light was dim: take the next photo facing a window.", "The face was slightly turned &lt;away&gt;."]
+        "The light was dim: take the next photo facing a window.",
+        "The face was slightly turned &lt;away&gt;.",
+    ]
     assert STROKE_BANNER in page and "not a diagnosis" in page
 
 
-@pytest.mark.parametrize("label, says", [("inconclusive", "Sent to the patient's care team for review"),
-                                         ("paralysis", "Sent to the patient's care team as an alert")])
+@pytest.mark.parametrize(
+    "label, says",
+    [
+        ("inconclusive", "Sent to the patient's care team for review"),
+        ("paralysis", "Sent to the patient's care team as an alert"),
+    ],
+)
 def test_the_caregiver_is_told_a_flagged_photo_went_to_the_care_team(client, people, in_memory_channels, label, says):
     from alerts.services import alert_raise
 
@@ -125,5 +159,5 @@ def test_the_history_marks_inconclusive_rows_as_their_own_kind(client, people):
     client.force_login(people.alice)
     page = client.get("/scans/").content.decode()
     rows = re.findall(r'<tr class="([^"]*)">\s*<td><a href="/scans/(\d+)/', page)
-    assert (("inconclusive", str(review.scan_id)) in rows)
+    assert ("inconclusive", str(review.scan_id)) in rows
     assert [kind for kind, _ in rows].count("inconclusive") == 1

@@ -35,37 +35,37 @@ PERSONAS = ("triage", "alice", "bob", "carol", "dave", "anonymous")
 MATRIX = [
     # method  path                                          triage alice  bob    carol  dave   anonymous
     # REST API (token)
-    ("GET",  "/api/v1/patients/",                           YES,   YES,   EMPTY, YES,   EMPTY, NO),
-    ("GET",  "/api/v1/patients/?mrn={mrn}",                 YES,   YES,   EMPTY, YES,   EMPTY, NO),
-    ("GET",  "/api/v1/patients/{patient}/",                 YES,   YES,   NO,    YES,   NO,    NO),
-    ("GET",  "/api/v1/patients/{patient}/timeline/",        YES,   YES,   NO,    YES,   NO,    NO),
-    ("GET",  "/api/v1/scans/",                              YES,   YES,   EMPTY, YES,   EMPTY, NO),
-    ("GET",  "/api/v1/scans/?patient={patient}",            YES,   YES,   EMPTY, YES,   EMPTY, NO),
-    ("GET",  "/api/v1/scans/?label=paralysis",              YES,   YES,   EMPTY, YES,   EMPTY, NO),
-    ("GET",  "/api/v1/scans/?status=done",                  YES,   YES,   EMPTY, YES,   EMPTY, NO),
-    ("GET",  "/api/v1/scans/{scan}/",                       YES,   YES,   NO,    YES,   NO,    NO),
-    ("GET",  "/api/v1/scans/{scan}/image/",                 YES,   YES,   NO,    YES,   NO,    NO),
-    ("GET",  "/api/v1/scans/{scan}/overlay/",               YES,   YES,   NO,    YES,   NO,    NO),
-    ("GET",  "/api/v1/scans/{scan}/heatmap/",               YES,   YES,   NO,    YES,   NO,    NO),
-    ("GET",  "/api/v1/alerts/",                             YES,   YES,   EMPTY, YES,   EMPTY, NO),
-    ("GET",  "/api/v1/alerts/?after=0",                     YES,   YES,   EMPTY, YES,   EMPTY, NO),
-    ("GET",  "/api/v1/alerts/?patient={patient}",           YES,   YES,   EMPTY, YES,   EMPTY, NO),
-    ("POST", "/api/v1/alerts/{alert}/acknowledge/",         YES,   YES,   NO,    NO,    NO,    NO),
-    ("POST", "/api/v1/alerts/{alert}/resolve/",             YES,   YES,   NO,    NO,    NO,    NO),
+    ("GET", "/api/v1/patients/", YES, YES, EMPTY, YES, EMPTY, NO),
+    ("GET", "/api/v1/patients/?mrn={mrn}", YES, YES, EMPTY, YES, EMPTY, NO),
+    ("GET", "/api/v1/patients/{patient}/", YES, YES, NO, YES, NO, NO),
+    ("GET", "/api/v1/patients/{patient}/timeline/", YES, YES, NO, YES, NO, NO),
+    ("GET", "/api/v1/scans/", YES, YES, EMPTY, YES, EMPTY, NO),
+    ("GET", "/api/v1/scans/?patient={patient}", YES, YES, EMPTY, YES, EMPTY, NO),
+    ("GET", "/api/v1/scans/?label=paralysis", YES, YES, EMPTY, YES, EMPTY, NO),
+    ("GET", "/api/v1/scans/?status=done", YES, YES, EMPTY, YES, EMPTY, NO),
+    ("GET", "/api/v1/scans/{scan}/", YES, YES, NO, YES, NO, NO),
+    ("GET", "/api/v1/scans/{scan}/image/", YES, YES, NO, YES, NO, NO),
+    ("GET", "/api/v1/scans/{scan}/overlay/", YES, YES, NO, YES, NO, NO),
+    ("GET", "/api/v1/scans/{scan}/heatmap/", YES, YES, NO, YES, NO, NO),
+    ("GET", "/api/v1/alerts/", YES, YES, EMPTY, YES, EMPTY, NO),
+    ("GET", "/api/v1/alerts/?after=0", YES, YES, EMPTY, YES, EMPTY, NO),
+    ("GET", "/api/v1/alerts/?patient={patient}", YES, YES, EMPTY, YES, EMPTY, NO),
+    ("POST", "/api/v1/alerts/{alert}/acknowledge/", YES, YES, NO, NO, NO, NO),
+    ("POST", "/api/v1/alerts/{alert}/resolve/", YES, YES, NO, NO, NO, NO),
     # Dashboard pages (session)
-    ("GET",  "/",                                           YES,   YES,   EMPTY, YES,   EMPTY, NO),
-    ("GET",  "/scans/",                                     YES,   YES,   EMPTY, YES,   EMPTY, NO),
-    ("GET",  "/scans/?patient={patient}",                   YES,   YES,   EMPTY, YES,   EMPTY, NO),
-    ("GET",  "/scans/{scan}/",                              YES,   YES,   NO,    YES,   NO,    NO),
-    ("GET",  "/scans/patients/{patient}/",                  YES,   YES,   NO,    YES,   NO,    NO),
-    ("GET",  "/scans/new/",                                 YES,   YES,   EMPTY, YES,   EMPTY, NO),
-    ("GET",  "/alerts/",                                    YES,   YES,   EMPTY, YES,   EMPTY, NO),
+    ("GET", "/", YES, YES, EMPTY, YES, EMPTY, NO),
+    ("GET", "/scans/", YES, YES, EMPTY, YES, EMPTY, NO),
+    ("GET", "/scans/?patient={patient}", YES, YES, EMPTY, YES, EMPTY, NO),
+    ("GET", "/scans/{scan}/", YES, YES, NO, YES, NO, NO),
+    ("GET", "/scans/patients/{patient}/", YES, YES, NO, YES, NO, NO),
+    ("GET", "/scans/new/", YES, YES, EMPTY, YES, EMPTY, NO),
+    ("GET", "/alerts/", YES, YES, EMPTY, YES, EMPTY, NO),
     # Admin: staff get the index, but triage holds no model permissions, so no patient list either
-    ("GET",  "/admin/",                                     EMPTY, NO,    NO,    NO,    NO,    NO),
-    ("GET",  "/admin/portal/patient/",                      NO,    NO,    NO,    NO,    NO,    NO),
-    ("GET",  "/admin/scans/scan/",                          NO,    NO,    NO,    NO,    NO,    NO),
+    ("GET", "/admin/", EMPTY, NO, NO, NO, NO, NO),
+    ("GET", "/admin/portal/patient/", NO, NO, NO, NO, NO, NO),
+    ("GET", "/admin/scans/scan/", NO, NO, NO, NO, NO, NO),
     # API description: public, and free of patient data
-    ("GET",  "/api/schema/",                                EMPTY, EMPTY, EMPTY, EMPTY, EMPTY, EMPTY),
+    ("GET", "/api/schema/", EMPTY, EMPTY, EMPTY, EMPTY, EMPTY, EMPTY),
 ]
 
 CELLS = [
@@ -75,8 +75,14 @@ CELLS = [
 ]
 
 # Who sees which patient (the `world` fixture's keys).
-VISIBLE = {"triage": {"maria", "li"}, "alice": {"maria"}, "bob": {"li"}, "carol": {"maria"}, "dave": {"li"},
-           "anonymous": set()}
+VISIBLE = {
+    "triage": {"maria", "li"},
+    "alice": {"maria"},
+    "bob": {"li"},
+    "carol": {"maria"},
+    "dave": {"li"},
+    "anonymous": set(),
+}
 
 
 @pytest.fixture(autouse=True)
@@ -97,8 +103,13 @@ class Record:
     def markers(self) -> list[bytes]:
         """Byte strings that appear in an answer only if it carries this patient's data."""
         scan_id = self.scan.id
-        return [self.patient.full_name.encode(), self.patient.mrn.encode(), f"/scans/{scan_id}/".encode(),
-                f'"scan_id":{scan_id}'.encode(), *self.files.values()]
+        return [
+            self.patient.full_name.encode(),
+            self.patient.mrn.encode(),
+            f"/scans/{scan_id}/".encode(),
+            f'"scan_id":{scan_id}'.encode(),
+            *self.files.values(),
+        ]
 
 
 @pytest.fixture
@@ -106,15 +117,16 @@ def world(people, in_memory_channels) -> SimpleNamespace:
     def record(patient, tag: str) -> Record:
         files = {kind: b"\xff\xd8" + f"{tag}-{kind}-bytes".encode() for kind in ("image", "overlay", "heatmap")}
         result = factories.ScanResultFactory(
-            scan__patient=patient, scan__image=ContentFile(files["image"], name="photo.jpg"),
+            scan__patient=patient,
+            scan__image=ContentFile(files["image"], name="photo.jpg"),
             overlay=ContentFile(files["overlay"], name="overlay.jpg"),
             heatmap=ContentFile(files["heatmap"], name="heatmap.jpg"),
         )
-        return Record(patient=patient, scan=result.scan, alert=alert_raise(scan=result.scan, result=result),
-                      files=files)
+        return Record(
+            patient=patient, scan=result.scan, alert=alert_raise(scan=result.scan, result=result), files=files
+        )
 
-    return SimpleNamespace(people=people, maria=record(people.patient, "maria"),
-                           li=record(people.other_patient, "li"))
+    return SimpleNamespace(people=people, maria=record(people.patient, "maria"), li=record(people.other_patient, "li"))
 
 
 def client_for(persona: str, path: str, people, api):
@@ -148,8 +160,7 @@ def patient_id_of(row: dict) -> int:
 
 
 @pytest.mark.parametrize("persona, method, path, expected", CELLS)
-def test_each_persona_gets_from_each_endpoint_what_the_matrix_says(persona, method, path, expected, world, people,
-                                                                   api):
+def test_each_persona_gets_from_each_endpoint_what_the_matrix_says(persona, method, path, expected, world, people, api):
     maria = world.maria
     url = path.format(patient=maria.patient.id, mrn=maria.patient.mrn, scan=maria.scan.id, alert=maria.alert.id)
     client = client_for(persona, path, people, api)
@@ -187,7 +198,8 @@ def test_each_persona_gets_from_each_endpoint_what_the_matrix_says(persona, meth
         done = "acknowledged" if path.endswith("acknowledge/") else "resolved"
         assert maria.alert.status == (done if expected == YES else Alert.Status.OPEN)
         assert (maria.alert.acknowledged_by or maria.alert.resolved_by) == (
-            getattr(people, persona) if expected == YES else None)
+            getattr(people, persona) if expected == YES else None
+        )
 
 
 def test_the_matrix_has_one_test_per_persona_and_endpoint():
@@ -198,10 +210,10 @@ def test_the_matrix_has_one_test_per_persona_and_endpoint():
 # Writes and the remaining reads, one cell a test: the answer each persona gets, and what it left behind.
 #   method  path                   triage alice bob  carol dave anonymous
 WRITES = [
-    ("POST", "/api/v1/scans/",        202,   202,  400,  202,  400, 401),  # a photo of Maria
-    ("POST", "/api/v1/patients/",     201,   201,  201,  403,  403, 401),  # a new patient (own team)
-    ("GET",  "/api/v1/physicians/",   200,   200,  200,  200,  200, 401),
-    ("POST", "/api/v1/auth/token/",   200,   200,  200,  200,  200, 400),  # each with their own password
+    ("POST", "/api/v1/scans/", 202, 202, 400, 202, 400, 401),  # a photo of Maria
+    ("POST", "/api/v1/patients/", 201, 201, 201, 403, 403, 401),  # a new patient (own team)
+    ("GET", "/api/v1/physicians/", 200, 200, 200, 200, 200, 401),
+    ("POST", "/api/v1/auth/token/", 200, 200, 200, 200, 200, 400),  # each with their own password
 ]
 WRITE_CELLS = [
     pytest.param(persona, method, path, status, id=f"{persona} {method} {path}")
@@ -211,8 +223,9 @@ WRITE_CELLS = [
 
 
 @pytest.mark.parametrize("persona, method, path, status", WRITE_CELLS)
-def test_each_persona_may_write_what_the_table_says_and_nothing_else_happens(persona, method, path, status, world,
-                                                                             people, api):
+def test_each_persona_may_write_what_the_table_says_and_nothing_else_happens(
+    persona, method, path, status, world, people, api
+):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     from portal.models import Patient
@@ -228,9 +241,11 @@ def test_each_persona_may_write_what_the_table_says_and_nothing_else_happens(per
         return
     client = api(user)
     if path == "/api/v1/scans/":
-        response = client.post(path, {"patient": world.maria.patient.id,
-                                      "image": SimpleUploadedFile("face.jpg", jpeg_bytes(astronaut()))},
-                               format="multipart")
+        response = client.post(
+            path,
+            {"patient": world.maria.patient.id, "image": SimpleUploadedFile("face.jpg", jpeg_bytes(astronaut()))},
+            format="multipart",
+        )
     elif path == "/api/v1/patients/":
         response = client.post(path, {"mrn": f"NEW-{persona}", "full_name": "New Patient"}, format="json")
     else:

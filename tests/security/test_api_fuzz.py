@@ -21,7 +21,6 @@ from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from portal.credentials import issue_token
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -31,6 +30,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from alerts.services import alert_raise
+from portal.credentials import issue_token
 from scans.models import Scan
 from tests import factories
 from tests.faces import astronaut, jpeg_bytes
@@ -79,14 +79,15 @@ def persona(request, people, settings, in_memory_channels, _shared_connection):
     (her care team's patients) and a caregiver (her own patient; no alert actions). Each sees other
     answers (403s, 404s, empty lists), and each must be one the schema documents."""
     # Throttle counters in memory: no Redis needed, no state between tests.
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-                                   "LOCATION": "api-fuzz"}}
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "api-fuzz"}}
     # Web Push configured, so that its endpoints answer for real (without keys they answer 503).
     settings.VAPID_PRIVATE_KEY, settings.VAPID_PUBLIC_KEY = "test-private-key", "test-public-key"
-    queued = factories.ScanFactory(patient=people.patient, uploaded_by=people.carol,
-                                   referring_physician=people.dr_alice, note="droop at breakfast")
+    queued = factories.ScanFactory(
+        patient=people.patient, uploaded_by=people.carol, referring_physician=people.dr_alice, note="droop at breakfast"
+    )
     analysed = factories.ScanResultFactory(
-        scan__patient=people.patient, scan__referring_physician=people.dr_bob,
+        scan__patient=people.patient,
+        scan__referring_physician=people.dr_bob,
         overlay=ContentFile(b"\xff\xd8overlay", name="overlay.jpg"),
     )
     other = factories.ScanResultFactory(scan__patient=people.other_patient)
@@ -105,8 +106,11 @@ def persona(request, people, settings, in_memory_channels, _shared_connection):
 
 
 def _kind_of(path: str) -> str | None:
-    for prefix, kind in (("/api/v1/patients/{id}", "patients"), ("/api/v1/scans/{id}", "scans"),
-                         ("/api/v1/alerts/{id}", "alerts")):
+    for prefix, kind in (
+        ("/api/v1/patients/{id}", "patients"),
+        ("/api/v1/scans/{id}", "scans"),
+        ("/api/v1/alerts/{id}", "alerts"),
+    ):
         if path.startswith(prefix):
             return kind
     return None
@@ -121,8 +125,9 @@ def flatmap_path_parameters(ctx, path_parameters):
     if "kind" in path_parameters:
         # Besides the file kinds, names of other attributes of a scan result: the view once looked
         # `kind` up with getattr, and these answered 500.
-        real["kind"] = st.sampled_from([path_parameters["kind"], "image", "overlay", "heatmap", "scan", "label",
-                                        "measurements", "_state"])
+        real["kind"] = st.sampled_from(
+            [path_parameters["kind"], "image", "overlay", "heatmap", "scan", "label", "measurements", "_state"]
+        )
     return st.one_of(st.just(path_parameters), _with(path_parameters, real))
 
 

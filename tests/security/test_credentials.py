@@ -37,8 +37,11 @@ def test_a_token_from_the_login_endpoint_expires(people, settings):
     login = APIClient().post("/api/v1/auth/token/", {"username": "alice", "password": RIGHT})
     token = login.json()["token"]
     expiry = AuthToken.objects.get(user=people.alice).expiry
-    assert timedelta(hours=settings.API_TOKEN_IDLE_HOURS - 1) < expiry - timezone.now() <= timedelta(
-        hours=settings.API_TOKEN_IDLE_HOURS)
+    assert (
+        timedelta(hours=settings.API_TOKEN_IDLE_HOURS - 1)
+        < expiry - timezone.now()
+        <= timedelta(hours=settings.API_TOKEN_IDLE_HOURS)
+    )
     assert with_token(token).get("/api/v1/patients/").status_code == 200
     AuthToken.objects.filter(user=people.alice).update(expiry=timezone.now() - timedelta(seconds=1))
     assert with_token(token).get("/api/v1/patients/").status_code == 401
@@ -48,8 +51,9 @@ def test_a_token_from_the_login_endpoint_expires(people, settings):
 def test_using_a_token_extends_it_but_never_past_the_maximum_lifetime(people, settings):
     instance, token = issue_token(people.alice)
     signed_in_long_ago = timezone.now() - timedelta(days=settings.API_TOKEN_MAX_DAYS) + timedelta(minutes=5)
-    AuthToken.objects.filter(pk=instance.pk).update(created=signed_in_long_ago,
-                                                    expiry=timezone.now() + timedelta(minutes=1))
+    AuthToken.objects.filter(pk=instance.pk).update(
+        created=signed_in_long_ago, expiry=timezone.now() + timedelta(minutes=1)
+    )
     assert with_token(token).get("/api/v1/patients/").status_code == 200
     extended = AuthToken.objects.get(pk=instance.pk).expiry
     assert extended == signed_in_long_ago + timedelta(days=settings.API_TOKEN_MAX_DAYS)  # extended, to the cap only
@@ -112,9 +116,10 @@ def test_an_admin_changing_their_own_password_stays_signed_in_there_only(people)
     admin = signed_in_browser(people.triage)
     other_browser = signed_in_browser(people.triage)
     _, token = issue_token(people.triage)
-    changed = admin.post(f"/admin/auth/user/{people.triage.id}/password/",
-                         {"password1": "another long passphrase", "password2": "another long passphrase",
-                          "usable_password": "true"})
+    changed = admin.post(
+        f"/admin/auth/user/{people.triage.id}/password/",
+        {"password1": "another long passphrase", "password2": "another long passphrase", "usable_password": "true"},
+    )
     assert changed.status_code == 302
     assert admin.get("/admin/").status_code == 200
     assert other_browser.get("/admin/").status_code == 302
@@ -133,8 +138,9 @@ def test_admins_see_a_users_tokens_and_sessions_and_sign_them_out_everywhere(peo
     assert "Browser sessions" in page and "WardPC/1.0" in page
     assert admin.get("/admin/knox/authtoken/").status_code == 200
     assert admin.get("/admin/qsessions/session/").status_code == 200
-    done = admin.post("/admin/auth/user/", {"action": "sign_out_everywhere", "_selected_action": [people.alice.id]},
-                      follow=True)
+    done = admin.post(
+        "/admin/auth/user/", {"action": "sign_out_everywhere", "_selected_action": [people.alice.id]}, follow=True
+    )
     assert "Ended 1 API tokens and 1 sessions of 1 users." in done.content.decode()
     assert with_token(token).get("/api/v1/patients/").status_code == 401
     assert browser.get("/").status_code == 302

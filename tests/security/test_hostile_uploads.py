@@ -21,9 +21,9 @@ import re
 import struct
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -46,6 +46,7 @@ def _fast_passwords(settings):
 
 # --- What a case expects -----------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Refused:
     field: str  # the form field the JSON message is about
@@ -60,8 +61,20 @@ class Accepted:
 
 
 # Metadata planted in the files below; none of it may reach the stored photo.
-SECRETS = (b"Exif", b"GPS", b"SpyCam", b"Canon", b"Maria Santos", b"MRN-", b"ICC_PROFILE", b"xmpmeta",
-           b"ns.adobe.com", b"<script", b"PK\x03\x04", b"SECRET")
+SECRETS = (
+    b"Exif",
+    b"GPS",
+    b"SpyCam",
+    b"Canon",
+    b"Maria Santos",
+    b"MRN-",
+    b"ICC_PROFILE",
+    b"xmpmeta",
+    b"ns.adobe.com",
+    b"<script",
+    b"PK\x03\x04",
+    b"SECRET",
+)
 
 
 def _patient(people) -> dict:
@@ -81,6 +94,7 @@ class Case:
 
 
 # --- Making the files -----------------------------------------------------------------------------------
+
 
 @functools.lru_cache(maxsize=1)
 def face() -> Image.Image:
@@ -105,11 +119,13 @@ def png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
-def png_from_chunks(width: int, height: int, idat: bytes, *, bit_depth: int = 8, colour_type: int = 0,
-                    extra: bytes = b"") -> bytes:
+def png_from_chunks(
+    width: int, height: int, idat: bytes, *, bit_depth: int = 8, colour_type: int = 0, extra: bytes = b""
+) -> bytes:
     header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + extra + png_chunk(b"IDAT", idat)
-            + png_chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + extra + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b"")
+    )
 
 
 def png_bomb() -> bytes:
@@ -162,14 +178,14 @@ def jpeg_with_size(width: int, height: int) -> bytes:
     """A small real JPEG whose frame header claims another size."""
     data = bytearray(encode(Image.new("RGB", (64, 64), "grey"), "JPEG"))
     sof = data.index(b"\xff\xc0")
-    data[sof + 5:sof + 9] = struct.pack(">HH", height, width)
+    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
     return bytes(data)
 
 
 def jpeg_with_corrupt_frame_header() -> bytes:
     data = bytearray(face_jpeg())
     sof = data.index(b"\xff\xc0")
-    data[sof + 4:sof + 12] = b"\x00" * 8  # precision, size and components all zero
+    data[sof + 4 : sof + 12] = b"\x00" * 8  # precision, size and components all zero
     return bytes(data)
 
 
@@ -193,9 +209,11 @@ def zip_holding_a_jpeg() -> bytes:
     return archive.getvalue()
 
 
-XMP = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
-       b'<rdf:Description xmlns:photoshop="http://ns.adobe.com/photoshop/1.0/" photoshop:City="Lisbon" '
-       b'photoshop:Credit="Maria Santos SECRET"/></rdf:RDF></x:xmpmeta>')
+XMP = (
+    b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+    b'<rdf:Description xmlns:photoshop="http://ns.adobe.com/photoshop/1.0/" photoshop:City="Lisbon" '
+    b'photoshop:Credit="Maria Santos SECRET"/></rdf:RDF></x:xmpmeta>'
+)
 
 
 def exif_with_gps(orientation: int | None = None) -> Image.Exif:
@@ -290,8 +308,10 @@ def noise(width: int, height: int) -> Image.Image:
 
 def eps_file() -> bytes:
     # Pillow identifies EPS from its header and would run Ghostscript to decode it.
-    return (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 640 480\n%%EndComments\n"
-            b"(SECRET) run\nnewpath 0 0 moveto 640 480 lineto stroke\nshowpage\n%%EOF\n")
+    return (
+        b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 640 480\n%%EndComments\n"
+        b"(SECRET) run\nnewpath 0 0 moveto 640 480 lineto stroke\nshowpage\n%%EOF\n"
+    )
 
 
 def heic_like_header() -> bytes:
@@ -312,30 +332,55 @@ CORPUS: list[Case] = [
     # Not images at all
     Case("empty-file", Refused("image", "empty"), lambda: b""),
     Case("text-renamed-jpg", NOT_READABLE, lambda: b"Patient notes: left side droops.\n" * 20),
-    Case("html-with-script", NOT_READABLE,
-         lambda: b"<!doctype html><html><body><script>fetch('/api/v1/patients/')</script></body></html>",
-         filename="face.html", content_type="text/html"),
-    Case("svg-with-script", NOT_READABLE,
-         lambda: (b'<svg xmlns="http://www.w3.org/2000/svg" width="512" height="512" onload="alert(1)">'
-                  b"<script>alert(document.domain)</script><circle r='200'/></svg>"),
-         filename="face.svg", content_type="image/svg+xml"),
-    Case("pdf", NOT_READABLE,
-         lambda: b"%PDF-1.7\n1 0 obj<</Type/Catalog/OpenAction<</S/JavaScript/JS(app.alert(1))>>>>endobj\n%%EOF",
-         filename="face.pdf", content_type="application/pdf"),
+    Case(
+        "html-with-script",
+        NOT_READABLE,
+        lambda: b"<!doctype html><html><body><script>fetch('/api/v1/patients/')</script></body></html>",
+        filename="face.html",
+        content_type="text/html",
+    ),
+    Case(
+        "svg-with-script",
+        NOT_READABLE,
+        lambda: (
+            b'<svg xmlns="http://www.w3.org/2000/svg" width="512" height="512" onload="alert(1)">'
+            b"<script>alert(document.domain)</script><circle r='200'/></svg>"
+        ),
+        filename="face.svg",
+        content_type="image/svg+xml",
+    ),
+    Case(
+        "pdf",
+        NOT_READABLE,
+        lambda: b"%PDF-1.7\n1 0 obj<</Type/Catalog/OpenAction<</S/JavaScript/JS(app.alert(1))>>>>endobj\n%%EOF",
+        filename="face.pdf",
+        content_type="application/pdf",
+    ),
     Case("windows-executable-renamed-jpg", NOT_READABLE, lambda: b"MZ\x90\x00\x03" + b"\x00" * 59 + b"PE\x00\x00"),
-    Case("zip-archive-holding-a-jpeg", NOT_READABLE, zip_holding_a_jpeg, filename="face.zip",
-         content_type="application/zip"),
+    Case(
+        "zip-archive-holding-a-jpeg",
+        NOT_READABLE,
+        zip_holding_a_jpeg,
+        filename="face.zip",
+        content_type="application/zip",
+    ),
     Case("heic-like-header", NOT_READABLE, heic_like_header, filename="IMG_0001.HEIC", content_type="image/heic"),
     Case("gif-header-without-frames", NOT_READABLE, lambda: b"GIF89a\x00\x02\x00\x02\x00\x00\x00;"),
     # Real images in formats a phone does not send for a photo
-    Case("eps-never-reaches-ghostscript", NOT_ACCEPTED, eps_file, filename="face.eps",
-         content_type="application/postscript"),
+    Case(
+        "eps-never-reaches-ghostscript",
+        NOT_ACCEPTED,
+        eps_file,
+        filename="face.eps",
+        content_type="application/postscript",
+    ),
     Case("pcx-image", NOT_ACCEPTED, lambda: encode(face(), "PCX"), filename="face.pcx"),
     # Broken images
     Case("truncated-jpeg", DAMAGED, truncated_jpeg),
     Case("jpeg-with-zeroed-frame-header", NOT_READABLE, jpeg_with_corrupt_frame_header),
-    Case("png-with-broken-header-crc", NOT_READABLE, png_with_broken_crc, filename="face.png",
-         content_type="image/png"),
+    Case(
+        "png-with-broken-header-crc", NOT_READABLE, png_with_broken_crc, filename="face.png", content_type="image/png"
+    ),
     Case("png-with-zero-width", NOT_READABLE, png_zero_width, filename="face.png", content_type="image/png"),
     Case("png-metadata-text-bomb", DAMAGED, png_text_bomb, filename="face.png", content_type="image/png"),
     # Sizes and limits
@@ -345,8 +390,12 @@ CORPUS: list[Case] = [
     Case("png-header-claims-49-megapixels", TOO_MANY_PIXELS, png_huge_header_tiny_data, filename="face.png"),
     Case("bmp-bomb-header", TOO_MANY_PIXELS, bmp_bomb_header, filename="face.bmp", content_type="image/bmp"),
     Case("jpeg-header-claims-400-megapixels", NOT_READABLE, lambda: jpeg_with_size(20_000, 20_000)),
-    Case("over-the-byte-limit", Refused("image", "too large: the limit is 1 MB"),
-         lambda: face_jpeg() + b"\x00" * (1 << 20), settings={"SCAN_MAX_UPLOAD_BYTES": 1 << 20}),
+    Case(
+        "over-the-byte-limit",
+        Refused("image", "too large: the limit is 1 MB"),
+        lambda: face_jpeg() + b"\x00" * (1 << 20),
+        settings={"SCAN_MAX_UPLOAD_BYTES": 1 << 20},
+    ),
     # Moving pictures and multi-page files
     Case("animated-gif", ANIMATED, lambda: animated("GIF", loop=0, duration=100), filename="face.gif"),
     Case("animated-webp", ANIMATED, lambda: animated("WEBP", duration=100), filename="face.webp"),
@@ -354,29 +403,54 @@ CORPUS: list[Case] = [
     Case("tiff-with-40-pages", ANIMATED, tiff_with_many_pages, filename="face.tiff", content_type="image/tiff"),
     # The form around the file
     Case("missing-image-field", Refused("image", "No file was submitted"), None),
-    Case("image-sent-as-a-text-field", Refused("image", "not a file"), None,
-         form=lambda people: {"patient": str(people.patient.id), "image": "face.jpg"}),
+    Case(
+        "image-sent-as-a-text-field",
+        Refused("image", "not a file"),
+        None,
+        form=lambda people: {"patient": str(people.patient.id), "image": "face.jpg"},
+    ),
     Case("file-part-without-a-file-name", Refused("image", "not a file"), face_jpeg, filename=""),
     Case("missing-patient-field", Refused("patient", "required"), face_jpeg, form=lambda people: {}),
-    Case("non-integer-patient", Refused("patient", "valid integer"), face_jpeg,
-         form=lambda people: {"patient": "maria"}),
-    Case("sql-in-patient", Refused("patient", "valid integer"), face_jpeg,
-         form=lambda people: {"patient": "1 OR 1=1"}),
-    Case("patient-id-beyond-64-bits", Refused("patient", "Unknown patient"), face_jpeg,
-         form=lambda people: {"patient": str(2**70)}),
-    Case("another-patients-id", Refused("patient", "Unknown patient"), face_jpeg,
-         form=lambda people: {"patient": str(people.other_patient.id)}),
-    Case("unknown-patient-id", Refused("patient", "Unknown patient"), face_jpeg,
-         form=lambda people: {"patient": "999999"}),
-    Case("unknown-referring-physician", Refused("referring_physician", "Unknown physician"), face_jpeg,
-         form=lambda people: {"patient": str(people.patient.id), "referring_physician": "999999"}),
+    Case(
+        "non-integer-patient", Refused("patient", "valid integer"), face_jpeg, form=lambda people: {"patient": "maria"}
+    ),
+    Case("sql-in-patient", Refused("patient", "valid integer"), face_jpeg, form=lambda people: {"patient": "1 OR 1=1"}),
+    Case(
+        "patient-id-beyond-64-bits",
+        Refused("patient", "Unknown patient"),
+        face_jpeg,
+        form=lambda people: {"patient": str(2**70)},
+    ),
+    Case(
+        "another-patients-id",
+        Refused("patient", "Unknown patient"),
+        face_jpeg,
+        form=lambda people: {"patient": str(people.other_patient.id)},
+    ),
+    Case(
+        "unknown-patient-id",
+        Refused("patient", "Unknown patient"),
+        face_jpeg,
+        form=lambda people: {"patient": "999999"},
+    ),
+    Case(
+        "unknown-referring-physician",
+        Refused("referring_physician", "Unknown physician"),
+        face_jpeg,
+        form=lambda people: {"patient": str(people.patient.id), "referring_physician": "999999"},
+    ),
     # Real photos with traps inside: accepted, stored clean
     Case("jpeg-with-exif-gps-and-orientation", Accepted("done", size=(512, 448)), jpeg_with_exif_and_gps),
     Case("jpeg-with-xmp-and-comment", FACE, jpeg_with_xmp_and_comment),
     Case("jpeg-with-1-mb-icc-profile", FACE, jpeg_with_huge_icc_profile),
     Case("jpeg-zip-polyglot", FACE, jpeg_zip_polyglot),
-    Case("png-with-script-and-gps-in-text-chunks", FACE, png_with_hostile_text, filename="face.png",
-         content_type="image/png"),
+    Case(
+        "png-with-script-and-gps-in-text-chunks",
+        FACE,
+        png_with_hostile_text,
+        filename="face.png",
+        content_type="image/png",
+    ),
     Case("tiff-with-description-and-gps", FACE, face_tiff_with_tags, filename="face.tif", content_type="image/tiff"),
     Case("webp-with-exif-and-xmp", FACE, face_webp_with_metadata, filename="face.webp", content_type="image/webp"),
     Case("still-gif-with-comment", FACE, still_gif_with_comment, filename="face.gif", content_type="image/gif"),
@@ -391,8 +465,7 @@ CORPUS: list[Case] = [
     # The wrong label on a real photo: taken for what it is
     Case("jpeg-sent-as-text-plain", FACE, face_jpeg, filename="notes.txt", content_type="text/plain"),
     Case("png-labelled-image-jpeg", FACE, face_png, filename="face.jpg", content_type="image/jpeg"),
-    Case("jpeg-labelled-executable", FACE, face_jpeg, filename="setup.exe",
-         content_type="application/x-msdownload"),
+    Case("jpeg-labelled-executable", FACE, face_jpeg, filename="setup.exe", content_type="application/x-msdownload"),
     # File names that try to pick where the photo is stored, or break a page that shows them
     Case("name-with-parent-directories", FACE, face_jpeg, filename="../../etc/passwd.jpg"),
     Case("name-with-windows-parent-directories", FACE, face_jpeg, filename="..\\..\\x.jpg"),
@@ -405,13 +478,25 @@ CORPUS: list[Case] = [
     Case("unicode-name", FACE, face_jpeg, filename="Пацієнт 😀 résumé ﷽.jpg"),
     Case("right-to-left-override-name", FACE, face_jpeg, filename="photo\u202egpj.exe"),
     Case("name-of-300-characters", FACE, face_jpeg, filename="a" * 300 + ".jpg"),
-    Case("name-of-5000-characters", Refused("detail", "Multipart form parse error"), face_jpeg,
-         filename="a" * 5000 + ".jpg"),  # Django caps a part's headers at 10 kB
+    Case(
+        "name-of-5000-characters",
+        Refused("detail", "Multipart form parse error"),
+        face_jpeg,
+        filename="a" * 5000 + ".jpg",
+    ),  # Django caps a part's headers at 10 kB
     # Real images with no usable face: accepted, then rejected by the analysis with a reason
-    Case("smallest-accepted-size-without-a-face", Accepted("rejected", size=(64, 64)),
-         lambda: encode(Image.new("RGB", (64, 64), "grey"), "JPEG")),
-    Case("noise-without-a-face", Accepted("rejected", size=(320, 240)), lambda: encode(noise(320, 240), "PNG"),
-         filename="noise.png", content_type="image/png"),
+    Case(
+        "smallest-accepted-size-without-a-face",
+        Accepted("rejected", size=(64, 64)),
+        lambda: encode(Image.new("RGB", (64, 64), "grey"), "JPEG"),
+    ),
+    Case(
+        "noise-without-a-face",
+        Accepted("rejected", size=(320, 240)),
+        lambda: encode(noise(320, 240), "PNG"),
+        filename="noise.png",
+        content_type="image/png",
+    ),
 ]
 
 REFUSED = [case for case in CORPUS if isinstance(case.expect, Refused)]
@@ -419,10 +504,15 @@ ACCEPTED = [case for case in CORPUS if isinstance(case.expect, Accepted)]
 
 
 def by_id(cases: list[Case]):
-    return pytest.mark.parametrize("case", [
-        pytest.param(case, id=case.id, marks=[pytest.mark.xfail(strict=True, reason=case.xfail)] if case.xfail else [])
-        for case in cases
-    ])
+    return pytest.mark.parametrize(
+        "case",
+        [
+            pytest.param(
+                case, id=case.id, marks=[pytest.mark.xfail(strict=True, reason=case.xfail)] if case.xfail else []
+            )
+            for case in cases
+        ],
+    )
 
 
 # --- Sending and inspecting -----------------------------------------------------------------------------
@@ -439,8 +529,10 @@ def multipart(fields: dict, file: tuple[str, str, bytes] | None) -> bytes:
     if file is not None:
         filename, content_type, data = file
         quoted = filename.replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
-        head = (f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="image"; filename="{quoted}"\r\n'
-                f"Content-Type: {content_type}\r\n\r\n")
+        head = (
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="image"; filename="{quoted}"\r\n'
+            f"Content-Type: {content_type}\r\n\r\n"
+        )
         parts.append(head.encode("utf-8") + data + b"\r\n")
     return b"".join(parts) + f"--{BOUNDARY}--\r\n".encode()
 
@@ -449,8 +541,9 @@ def send(case: Case, people, api):
     client = api(people.carol)
     client.raise_request_exception = False  # a crash must show up as the 500 it would be, not as a traceback
     file = (case.filename, case.content_type, case.body()) if case.body is not None else None
-    return client.post(URL, data=multipart(case.form(people), file),
-                       content_type=f"multipart/form-data; boundary={BOUNDARY}")
+    return client.post(
+        URL, data=multipart(case.form(people), file), content_type=f"multipart/form-data; boundary={BOUNDARY}"
+    )
 
 
 def files_under(folder) -> set:
@@ -467,7 +560,7 @@ def jpeg_segments(data: bytes) -> list[int]:
         markers.append(marker)
         if marker == 0xDA:  # start of scan: entropy-coded data follows
             return markers
-        (length,) = struct.unpack(">H", data[position + 2:position + 4])
+        (length,) = struct.unpack(">H", data[position + 2 : position + 4])
         position += 2 + length
 
 
@@ -493,6 +586,7 @@ def assert_clean_jpeg_inside(media_root, path) -> bytes:
 
 # --- Tests ---------------------------------------------------------------------------------------------
 
+
 def test_the_corpus_holds_at_least_30_hostile_files():
     assert len(CORPUS) >= 30
     assert len({case.id for case in CORPUS}) == len(CORPUS)  # each id names one case
@@ -502,8 +596,15 @@ def case_named(case_id: str) -> Case:
     return next(case for case in CORPUS if case.id == case_id)
 
 
-@pytest.mark.parametrize("case_id", ["decompression-bomb-png", "png-header-claims-49-megapixels",
-                                     "bmp-bomb-header", "jpeg-header-claims-400-megapixels"])
+@pytest.mark.parametrize(
+    "case_id",
+    [
+        "decompression-bomb-png",
+        "png-header-claims-49-megapixels",
+        "bmp-bomb-header",
+        "jpeg-header-claims-400-megapixels",
+    ],
+)
 def test_each_bomb_is_small_on_the_wire_and_huge_once_decoded(case_id, settings, monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)  # read the header of the largest one too
     data = case_named(case_id).body()
@@ -513,10 +614,19 @@ def test_each_bomb_is_small_on_the_wire_and_huge_once_decoded(case_id, settings,
     assert width * height > settings.SCAN_MAX_PIXELS
 
 
-@pytest.mark.parametrize("case_id", ["jpeg-with-exif-gps-and-orientation", "jpeg-with-xmp-and-comment",
-                                     "jpeg-with-1-mb-icc-profile", "jpeg-zip-polyglot",
-                                     "png-with-script-and-gps-in-text-chunks", "tiff-with-description-and-gps",
-                                     "webp-with-exif-and-xmp", "still-gif-with-comment"])
+@pytest.mark.parametrize(
+    "case_id",
+    [
+        "jpeg-with-exif-gps-and-orientation",
+        "jpeg-with-xmp-and-comment",
+        "jpeg-with-1-mb-icc-profile",
+        "jpeg-zip-polyglot",
+        "png-with-script-and-gps-in-text-chunks",
+        "tiff-with-description-and-gps",
+        "webp-with-exif-and-xmp",
+        "still-gif-with-comment",
+    ],
+)
 def test_the_metadata_the_stored_copy_must_drop_is_really_in_the_file_sent(case_id):
     """Otherwise the absence checks on the stored photo would pass for nothing."""
     data = case_named(case_id).body()
@@ -541,7 +651,8 @@ def test_it_refuses_a_bad_upload_with_a_clear_4xx_and_keeps_nothing(case, people
 
 @by_id(ACCEPTED)
 def test_it_stores_a_real_photo_as_a_clean_jpeg_and_the_analysis_never_fails(
-        case, people, api, media_root, eager_celery, in_memory_channels, django_capture_on_commit_callbacks):
+    case, people, api, media_root, eager_celery, in_memory_channels, django_capture_on_commit_callbacks
+):
     files_before = files_under(media_root)
     with django_capture_on_commit_callbacks(execute=True):
         response = send(case, people, api)
@@ -561,9 +672,9 @@ def test_it_stores_a_real_photo_as_a_clean_jpeg_and_the_analysis_never_fails(
     assert {path.resolve() for path in files_under(media_root) - files_before} == expected
 
 
-def test_the_orientation_is_applied_before_the_metadata_is_dropped(people, api, media_root, eager_celery,
-                                                                    in_memory_channels,
-                                                                    django_capture_on_commit_callbacks):
+def test_the_orientation_is_applied_before_the_metadata_is_dropped(
+    people, api, media_root, eager_celery, in_memory_channels, django_capture_on_commit_callbacks
+):
     """The phone stored the face sideways with Orientation 6; the clean copy must be upright, since the
     tag that said so is gone (a sideways face would be measured wrong or not found)."""
     with django_capture_on_commit_callbacks(execute=True):

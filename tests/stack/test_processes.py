@@ -37,8 +37,13 @@ def _alive(pid: int) -> bool:
 def test_a_run_killed_with_sigterm_takes_the_processes_it_started_along():
     """They run in their own sessions (so Ctrl-C reaches them only through stop()); a test run or a
     benchmark killed from outside must not leave them running."""
-    child = subprocess.Popen([sys.executable, "-c", CHILD], cwd=ROOT, stdout=subprocess.PIPE, text=True,
-                             env={**os.environ, "PYTHONPATH": str(ROOT)})
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     pids = [int(pid) for pid in child.stdout.readline().split()]
     assert len(pids) == 2 and all(_alive(pid) for pid in pids)
     child.send_signal(signal.SIGTERM)

@@ -36,8 +36,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mixup", type=float, default=RECIPE.mixup, help="Beta(a, a) of mixup; 0: off")
     parser.add_argument("--erase", type=float, default=RECIPE.erase, help="share of faces with a noise patch")
     parser.add_argument("--ema", type=float, default=RECIPE.ema, help="decay of the weights' moving average; 0: off")
-    parser.add_argument("--normalisation", choices=NORMALISATIONS, default=RECIPE.normalisation,
-                        help="per_face: standardise each face by its own brightness and contrast")
+    parser.add_argument(
+        "--normalisation",
+        choices=NORMALISATIONS,
+        default=RECIPE.normalisation,
+        help="per_face: standardise each face by its own brightness and contrast",
+    )
     parser.add_argument("--start-from", type=Path, help="fine-tune this classifier checkpoint (fold 0 only)")
     parser.add_argument("--seed", type=int, default=RECIPE.seed)
     parser.add_argument("--time-budget", type=float, default=0, help="seconds; start no fold that would end later")
@@ -59,11 +63,15 @@ def main(argv: list[str] | None = None) -> int:
         for fold in folds:
             splits = fold_splits(prepared, fold) if prepared.folds is not None else prepared.splits
             if trained_on.get("split_digest") != split_digest(prepared, splits):
-                parser.error(f"{args.start_from} was trained on another split than fold {fold}'s: "
-                             "fine-tuning it would train on that fold's test photos")
+                parser.error(
+                    f"{args.start_from} was trained on another split than fold {fold}'s: "
+                    "fine-tuning it would train on that fold's test photos"
+                )
     args.out.mkdir(parents=True, exist_ok=True)
-    print(f"{len(prepared.labels)} faces of {size} px from {args.pack}; device {args.device} "
-          f"({torch.cuda.get_device_name() if args.device.startswith('cuda') else 'cpu'}); torch {torch.__version__}")
+    print(
+        f"{len(prepared.labels)} faces of {size} px from {args.pack}; device {args.device} "
+        f"({torch.cuda.get_device_name() if args.device.startswith('cuda') else 'cpu'}); torch {torch.__version__}"
+    )
     probabilities = np.full((max(folds) + 1, len(prepared.labels)), np.nan, dtype=np.float32)
     seconds_per_fold = 0.0
     for fold in folds:
@@ -73,31 +81,70 @@ def main(argv: list[str] | None = None) -> int:
             break
         fold_started = time.monotonic()
         splits = fold_splits(prepared, fold) if prepared.folds is not None else prepared.splits
-        model, history = train(prepared, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                               device=args.device, initial_weights=args.weights, seed=args.seed + fold, splits=splits,
-                               weight_decay=args.weight_decay, mixup=args.mixup, erase=args.erase, ema=args.ema,
-                               normalisation=args.normalisation, start_from=start_from,
-                               progress=lambda it, **kw: tqdm(it, leave=False, mininterval=5, **kw))
+        model, history = train(
+            prepared,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            device=args.device,
+            initial_weights=args.weights,
+            seed=args.seed + fold,
+            splits=splits,
+            weight_decay=args.weight_decay,
+            mixup=args.mixup,
+            erase=args.erase,
+            ema=args.ema,
+            normalisation=args.normalisation,
+            start_from=start_from,
+            progress=lambda it, **kw: tqdm(it, leave=False, mininterval=5, **kw),
+        )
         model.to(args.device)
-        probabilities[fold] = predict(model, prepared.faces, batch_size=256, device=args.device,
-                                      normalisation=args.normalisation)
+        probabilities[fold] = predict(
+            model, prepared.faces, batch_size=256, device=args.device, normalisation=args.normalisation
+        )
         model.to("cpu")
         seconds_per_fold = time.monotonic() - fold_started
         test = np.array([s == "test" for s in splits])
         test_auc = roc_auc(prepared.labels[test], probabilities[fold][test])
-        training = {"fold": fold, "split_digest": split_digest(prepared, splits), "epochs": args.epochs,
-                    "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed + fold, "history": history,
-                    "weight_decay": args.weight_decay, "mixup": args.mixup, "erase": args.erase, "ema": args.ema,
-                    "initial_weights": (f"fine-tuned from {args.start_from.name}" if args.start_from else
-                                        args.weights.name if args.weights else "none (from scratch)"),
-                    "device": args.device, "torch": str(torch.__version__), "seconds": round(seconds_per_fold, 1),
-                    "test_auc_on_pack": test_auc}
-        torch.save(checkpoint_payload(model, input_size=size, training=training, normalisation=args.normalisation),
-                   args.out / f"fold{fold}.pt")
-        np.savez(args.out / "cv.npz", probabilities=probabilities, labels=prepared.labels, paths=np.array(prepared.paths),
-                 folds=prepared.folds if prepared.folds is not None else np.zeros(len(prepared.labels), int))
-        print(f"fold {fold}: best epoch {history[-1]['best_epoch']}, test ROC AUC {test_auc:.4f}, "
-              f"{seconds_per_fold:.0f} s")
+        training = {
+            "fold": fold,
+            "split_digest": split_digest(prepared, splits),
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "lr": args.lr,
+            "seed": args.seed + fold,
+            "history": history,
+            "weight_decay": args.weight_decay,
+            "mixup": args.mixup,
+            "erase": args.erase,
+            "ema": args.ema,
+            "initial_weights": (
+                f"fine-tuned from {args.start_from.name}"
+                if args.start_from
+                else args.weights.name
+                if args.weights
+                else "none (from scratch)"
+            ),
+            "device": args.device,
+            "torch": str(torch.__version__),
+            "seconds": round(seconds_per_fold, 1),
+            "test_auc_on_pack": test_auc,
+        }
+        torch.save(
+            checkpoint_payload(model, input_size=size, training=training, normalisation=args.normalisation),
+            args.out / f"fold{fold}.pt",
+        )
+        np.savez(
+            args.out / "cv.npz",
+            probabilities=probabilities,
+            labels=prepared.labels,
+            paths=np.array(prepared.paths),
+            folds=prepared.folds if prepared.folds is not None else np.zeros(len(prepared.labels), int),
+        )
+        print(
+            f"fold {fold}: best epoch {history[-1]['best_epoch']}, test ROC AUC {test_auc:.4f}, "
+            f"{seconds_per_fold:.0f} s"
+        )
     return 0
 
 

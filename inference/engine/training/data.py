@@ -64,8 +64,9 @@ def discover(root: Path) -> list[Sample]:
         for label, name in enumerate(CLASSES):
             samples += [Sample(p, label) for p in _images(root / name)]
     if not samples:
-        raise FileNotFoundError(f"no photos under {root}: expected {'/'.join(CLASSES)} folders "
-                                "(optionally inside train/val/test)")
+        raise FileNotFoundError(
+            f"no photos under {root}: expected {'/'.join(CLASSES)} folders (optionally inside train/val/test)"
+        )
     missing = [name for label, name in enumerate(CLASSES) if not any(s.label == label for s in samples)]
     if missing:
         raise FileNotFoundError(f"no photos of class {', '.join(missing)} under {root}")
@@ -78,8 +79,14 @@ def _images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def prepare(samples: list[Sample], *, size: int, detector: FaceMeshDetector | None = None,
-            cache_dir: Path | None = None, progress: Callable[[Iterable], Iterable] = lambda it: it) -> PreparedSet:
+def prepare(
+    samples: list[Sample],
+    *,
+    size: int,
+    detector: FaceMeshDetector | None = None,
+    cache_dir: Path | None = None,
+    progress: Callable[[Iterable], Iterable] = lambda it: it,
+) -> PreparedSet:
     """Detect, align and measure every face, as serving does; photos without one face are skipped.
     The near-duplicate signatures are taken here too, because they need the full photo and landmarks."""
     detector = detector or FaceMeshDetector()
@@ -103,8 +110,15 @@ def prepare(samples: list[Sample], *, size: int, detector: FaceMeshDetector | No
         splits.append(sample.split or "")
     if not faces:
         raise ValueError("no usable face was found in any photo")
-    return PreparedSet(np.stack(faces), np.array(labels), np.array(asym, dtype=np.float32), paths, splits,
-                       duplicates.duplicate_groups(signatures), skipped)
+    return PreparedSet(
+        np.stack(faces),
+        np.array(labels),
+        np.array(asym, dtype=np.float32),
+        paths,
+        splits,
+        duplicates.duplicate_groups(signatures),
+        skipped,
+    )
 
 
 def _prepare_one(path: Path, size: int, detector: FaceMeshDetector):
@@ -134,8 +148,12 @@ def _cached(cache_dir: Path, path: Path, size: int):
             return str(data["reason"])
         if "layout" not in data:  # written before the signatures were cached: prepare it again
             return None
-        signature = {"hash": int(data["hash"]), "hash_mirror": int(data["hash_mirror"]),
-                     "layout": data["layout"], "layout_mask": data["layout_mask"]}
+        signature = {
+            "hash": int(data["hash"]),
+            "hash_mirror": int(data["hash_mirror"]),
+            "layout": data["layout"],
+            "layout_mask": data["layout_mask"],
+        }
         return data["face"], float(data["asymmetry"]), signature
 
 
@@ -146,10 +164,15 @@ def _store(cache_dir: Path, path: Path, size: int, item) -> None:
         np.savez(file, reason=np.array(item))
     else:
         face, index, signature = item
-        np.savez_compressed(file, face=face, asymmetry=np.array(index),
-                            hash=np.array(signature["hash"], dtype=np.uint64),
-                            hash_mirror=np.array(signature["hash_mirror"], dtype=np.uint64),
-                            layout=signature["layout"], layout_mask=signature["layout_mask"])
+        np.savez_compressed(
+            file,
+            face=face,
+            asymmetry=np.array(index),
+            hash=np.array(signature["hash"], dtype=np.uint64),
+            hash_mirror=np.array(signature["hash_mirror"], dtype=np.uint64),
+            layout=signature["layout"],
+            layout_mask=signature["layout_mask"],
+        )
 
 
 FOLDS = 5
@@ -162,8 +185,9 @@ def group_split(prepared: PreparedSet, *, folds: int = FOLDS, seed: int = 0) -> 
     if all(prepared.splits):
         return
     names = [f"fold{i}" for i in range(folds)]
-    assigned = duplicates.split_groups(prepared.groups, prepared.labels, dict.fromkeys(names[:-1], 1 / folds),
-                                       rest=names[-1], seed=seed)
+    assigned = duplicates.split_groups(
+        prepared.groups, prepared.labels, dict.fromkeys(names[:-1], 1 / folds), rest=names[-1], seed=seed
+    )
     prepared.folds = np.array([names.index(name) for name in assigned])
     prepared.splits = fold_splits(prepared, 0)
 
@@ -180,7 +204,9 @@ def fold_splits(prepared: PreparedSet, test_fold: int) -> list[str]:
 def split_digest(prepared: PreparedSet, splits: list[str] | None = None) -> str:
     """Names the split independently of where the data set lives: class folder, file name and split
     of every photo. A checkpoint trained elsewhere is evaluated only on the split it was trained for."""
-    lines = sorted(f"{Path(p).parent.name}/{Path(p).name}:{s}" for p, s in zip(prepared.paths, splits or prepared.splits))
+    lines = sorted(
+        f"{Path(p).parent.name}/{Path(p).name}:{s}" for p, s in zip(prepared.paths, splits or prepared.splits)
+    )
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
@@ -207,9 +233,18 @@ def save_pack(prepared: PreparedSet, path: Path, *, quality: int = 95) -> None:
     offsets = np.cumsum([0] + [len(e) for e in encoded])
     folds = prepared.folds if prepared.folds is not None else np.full(len(prepared.labels), -1)
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, jpeg=np.concatenate(encoded), offsets=offsets, labels=prepared.labels,
-             asymmetry=prepared.asymmetry, paths=np.array(prepared.paths), splits=np.array(prepared.splits),
-             groups=prepared.groups, folds=folds, size=np.array(prepared.faces.shape[1]))
+    np.savez(
+        path,
+        jpeg=np.concatenate(encoded),
+        offsets=offsets,
+        labels=prepared.labels,
+        asymmetry=prepared.asymmetry,
+        paths=np.array(prepared.paths),
+        splits=np.array(prepared.splits),
+        groups=prepared.groups,
+        folds=folds,
+        size=np.array(prepared.faces.shape[1]),
+    )
 
 
 def load_pack(path: Path) -> PreparedSet:
@@ -217,11 +252,22 @@ def load_pack(path: Path) -> PreparedSet:
 
     with np.load(path, allow_pickle=False) as data:
         jpeg, offsets = data["jpeg"], data["offsets"]
-        faces = np.stack([np.asarray(Image.open(io.BytesIO(jpeg[offsets[i]:offsets[i + 1]].tobytes())).convert("RGB"))
-                          for i in range(len(offsets) - 1)])
+        faces = np.stack(
+            [
+                np.asarray(Image.open(io.BytesIO(jpeg[offsets[i] : offsets[i + 1]].tobytes())).convert("RGB"))
+                for i in range(len(offsets) - 1)
+            ]
+        )
         folds = data["folds"]
-        return PreparedSet(faces, data["labels"], data["asymmetry"], data["paths"].tolist(), data["splits"].tolist(),
-                           data["groups"], folds=None if (folds < 0).any() else folds)
+        return PreparedSet(
+            faces,
+            data["labels"],
+            data["asymmetry"],
+            data["paths"].tolist(),
+            data["splits"].tolist(),
+            data["groups"],
+            folds=None if (folds < 0).any() else folds,
+        )
 
 
 def limit_per_class(samples: list[Sample], per_class: int, *, seed: int) -> list[Sample]:

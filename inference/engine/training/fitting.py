@@ -71,7 +71,9 @@ def _augment(x, *, erase: float = 0.0, normalisation: str = "imagenet"):
     mirror = torch.where(torch.rand(n, device=device) < 0.5, -1.0, 1.0)
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
     shift_x, shift_y = uniform(-0.06, 0.06), uniform(-0.06, 0.06)
-    theta = torch.stack([torch.stack([cos * mirror, -sin, shift_x], 1), torch.stack([sin * mirror, cos, shift_y], 1)], 1)
+    theta = torch.stack(
+        [torch.stack([cos * mirror, -sin, shift_x], 1), torch.stack([sin * mirror, cos, shift_y], 1)], 1
+    )
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
@@ -116,12 +118,26 @@ def load_initial_weights(model, path: Path) -> None:
         raise ValueError(f"{path.name} is not a ResNet-50 state dict")
 
 
-def train(prepared: PreparedSet, *, device: str, initial_weights: Path | None, epochs: int = RECIPE.epochs,
-          batch_size: int = RECIPE.batch_size, lr: float = RECIPE.lr, seed: int = RECIPE.seed,
-          splits: list[str] | None = None, weight_decay: float = RECIPE.weight_decay, mixup: float = RECIPE.mixup,
-          erase: float = RECIPE.erase, ema: float = RECIPE.ema, normalisation: str = RECIPE.normalisation,
-          start_from: dict | None = None, pct_start: float = RECIPE.pct_start,
-          progress=lambda it, **kw: it, log=print):
+def train(
+    prepared: PreparedSet,
+    *,
+    device: str,
+    initial_weights: Path | None,
+    epochs: int = RECIPE.epochs,
+    batch_size: int = RECIPE.batch_size,
+    lr: float = RECIPE.lr,
+    seed: int = RECIPE.seed,
+    splits: list[str] | None = None,
+    weight_decay: float = RECIPE.weight_decay,
+    mixup: float = RECIPE.mixup,
+    erase: float = RECIPE.erase,
+    ema: float = RECIPE.ema,
+    normalisation: str = RECIPE.normalisation,
+    start_from: dict | None = None,
+    pct_start: float = RECIPE.pct_start,
+    progress=lambda it, **kw: it,
+    log=print,
+):
     """Train ResNet-50 on the train split (augmented on the device; bf16 on a GPU); keep the weights
     of the epoch with the best validation ROC AUC (ties: lower validation loss).
 
@@ -154,15 +170,16 @@ def train(prepared: PreparedSet, *, device: str, initial_weights: Path | None, e
     averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema), use_buffers=True) if ema else None
     kept = averaged.module if averaged is not None else model
     per_epoch = max(1, len(train_x) // batch_size)  # the remainder waits for another epoch's shuffle
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * per_epoch,
-                                                    pct_start=pct_start)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=lr, total_steps=epochs * per_epoch, pct_start=pct_start
+    )
     best_key, best_state, best_epoch, history = None, None, 0, []
     for epoch in range(1, epochs + 1):
         model.train()
         losses = []
         order = torch.randperm(len(train_x), device=device)
         for step in progress(range(per_epoch), total=per_epoch, desc=f"epoch {epoch}/{epochs}"):
-            index = order[step * batch_size:(step + 1) * batch_size]
+            index = order[step * batch_size : (step + 1) * batch_size]
             if len(index) < 2:  # batch norm needs two
                 index = order[:2]
             inputs, targets = _augment(faces[index], erase=erase, normalisation=normalisation), targets_all[index]
@@ -185,8 +202,11 @@ def train(prepared: PreparedSet, *, device: str, initial_weights: Path | None, e
                 averaged.update_parameters(model)
             losses.append(loss.detach())
         train_loss = float(torch.stack(losses).mean())
-        val_prob = (predict(kept, val_x, batch_size=max(batch_size, 64), device=device, normalisation=normalisation)
-                    if len(val_x) else np.array([]))
+        val_prob = (
+            predict(kept, val_x, batch_size=max(batch_size, 64), device=device, normalisation=normalisation)
+            if len(val_x)
+            else np.array([])
+        )
         val_auc = roc_auc(val_y, val_prob)
         val_loss = _log_loss(val_y, val_prob)
         history.append({"epoch": epoch, "loss": train_loss, "val_auc": val_auc, "val_loss": val_loss})
@@ -208,8 +228,9 @@ def _log_loss(labels: np.ndarray, prob: np.ndarray) -> float:
     return float(-np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p)))
 
 
-def predict(model, faces: np.ndarray, *, batch_size: int = 32, device: str = "cpu",
-            normalisation: str = "imagenet") -> np.ndarray:
+def predict(
+    model, faces: np.ndarray, *, batch_size: int = 32, device: str = "cpu", normalisation: str = "imagenet"
+) -> np.ndarray:
     """P(paralysis) per face, in float32 with the serving preprocessing."""
     import torch
 
@@ -217,11 +238,17 @@ def predict(model, faces: np.ndarray, *, batch_size: int = 32, device: str = "cp
     out = []
     with torch.inference_mode():
         for start in range(0, len(faces), batch_size):
-            batch = _normalise(torch.from_numpy(faces[start:start + batch_size]).to(device), normalisation)
+            batch = _normalise(torch.from_numpy(faces[start : start + batch_size]).to(device), normalisation)
             out.append(torch.softmax(model(batch).float(), dim=1)[:, 1].cpu().numpy())
     return np.concatenate(out) if out else np.array([])
 
 
 def checkpoint_payload(model, *, input_size: int, training: dict, normalisation: str = "imagenet") -> dict:
-    return {"state_dict": model.state_dict(), "classes": list(CLASSES), "input_size": input_size,
-            "architecture": "resnet50", "normalisation": normalisation, "training": training}
+    return {
+        "state_dict": model.state_dict(),
+        "classes": list(CLASSES),
+        "input_size": input_size,
+        "architecture": "resnet50",
+        "normalisation": normalisation,
+        "training": training,
+    }

@@ -1,6 +1,6 @@
 """Run the worker's pipeline on photos from the command line (batch screening, checking the engine).
 
-    python manage.py analyze_image PHOTO [PHOTO ...] [--json]
+python manage.py analyze_image PHOTO [PHOTO ...] [--json]
 """
 
 from __future__ import annotations
@@ -31,14 +31,20 @@ class Command(BaseCommand):
         failures = 0
         for path in paths:
             record = self._analyze(pipeline, path)
-            record["model_version"] = (f"{version.name} + {record['engine_version']}" if version
-                                       else f"{record['engine_version']} (asymmetry only, no classifier)")
+            record["model_version"] = (
+                f"{version.name} + {record['engine_version']}"
+                if version
+                else f"{record['engine_version']} (asymmetry only, no classifier)"
+            )
             if record["status"] != "done":
                 failures += 1
             else:
-                record["explanation"] = explain_result(measurements=record["measurements"],
-                                                       classifier=record["classifier"], decision=record["decision"],
-                                                       pattern=record["pattern"])
+                record["explanation"] = explain_result(
+                    measurements=record["measurements"],
+                    classifier=record["classifier"],
+                    decision=record["decision"],
+                    pattern=record["pattern"],
+                )
             self.stdout.write(_json_line(record) if as_json else _text(record))
         if failures == len(paths):
             raise CommandError(f"none of the {len(paths)} photos could be analysed")
@@ -47,15 +53,18 @@ class Command(BaseCommand):
         try:
             raw = path.read_bytes()
         except OSError as exc:
-            return {"path": str(path), "status": "error", "reason": f"cannot read: {exc.strerror}",
-                    "engine_version": ENGINE_VERSION}
+            return {
+                "path": str(path),
+                "status": "error",
+                "reason": f"cannot read: {exc.strerror}",
+                "engine_version": ENGINE_VERSION,
+            }
         try:
             # The same clean-up as an upload, so the portal and this command see the same pixels.
             clean = decode_upload(raw, max_bytes=settings.SCAN_MAX_UPLOAD_BYTES, max_pixels=settings.SCAN_MAX_PIXELS)
             analysis = pipeline.analyze_bytes(clean.data)
         except ImageRejected as exc:
-            return {"path": str(path), "status": "rejected", "reason": str(exc),
-                    "engine_version": ENGINE_VERSION}
+            return {"path": str(path), "status": "rejected", "reason": str(exc), "engine_version": ENGINE_VERSION}
         return {"path": str(path), **analysis.as_dict()}
 
 
@@ -68,8 +77,10 @@ def _text(record: dict) -> str:
         return f"{record['path']}: {record['status']}: {record['reason']}"
     index = record["measurements"]["asymmetry_index"]
     warnings = record["quality"].get("warnings", [])
-    return (f"{record['path']}: {record['label']} (score {record['score']:.2f}, severity {record['severity']}, "
-            f"asymmetry index {index:.2f}, side {record['affected_side'] or '-'}, "
-            f"pattern {record['pattern'] or '-'}) [{record['model_version']}]"
-            + "".join(f"\n    {step}" for step in record["explanation"])
-            + "".join(f"\n    quality: {warning['message']}" for warning in warnings))
+    return (
+        f"{record['path']}: {record['label']} (score {record['score']:.2f}, severity {record['severity']}, "
+        f"asymmetry index {index:.2f}, side {record['affected_side'] or '-'}, "
+        f"pattern {record['pattern'] or '-'}) [{record['model_version']}]"
+        + "".join(f"\n    {step}" for step in record["explanation"])
+        + "".join(f"\n    quality: {warning['message']}" for warning in warnings)
+    )

@@ -29,26 +29,46 @@ class Command(BaseCommand):
         parser.add_argument("checkpoint", type=Path)
         parser.add_argument("--name", required=True)
         parser.add_argument("--evaluate-on", type=Path, metavar="DIR", help="labelled photos it never trained on")
-        parser.add_argument("--thresholds", help='the fused rule as JSON, e.g. {"classifier_weight": 0.5, '
-                                                 '"fused_positive_at": 0.6, "fused_negative_below": 0.4}')
+        parser.add_argument(
+            "--thresholds",
+            help='the fused rule as JSON, e.g. {"classifier_weight": 0.5, '
+            '"fused_positive_at": 0.6, "fused_negative_below": 0.4}',
+        )
         parser.add_argument("--thresholds-from", metavar="VERSION", help="copy the rule of a registered version")
         parser.add_argument("--activate", action="store_true")
 
-    def handle(self, *args, checkpoint: Path, name: str, evaluate_on: Path | None, thresholds: str | None,
-               thresholds_from: str | None, activate: bool, **options):
+    def handle(
+        self,
+        *args,
+        checkpoint: Path,
+        name: str,
+        evaluate_on: Path | None,
+        thresholds: str | None,
+        thresholds_from: str | None,
+        activate: bool,
+        **options,
+    ):
         rule = self._thresholds(thresholds, thresholds_from)
         version = None
         try:
-            version = model_register(checkpoint=checkpoint, name=name, thresholds=rule,
-                                     notes=f"registered by register_model from {checkpoint.name}")
+            version = model_register(
+                checkpoint=checkpoint,
+                name=name,
+                thresholds=rule,
+                notes=f"registered by register_model from {checkpoint.name}",
+            )
             self.stdout.write(f"registered {version.name} (sha256 {version.sha256[:12]}…), not active")
             if evaluate_on is not None:
-                figures = model_evaluate(version=version, folder=evaluate_on,
-                                         progress=lambda items: tqdm(items, desc="evaluating", unit="photo"))
+                figures = model_evaluate(
+                    version=version,
+                    folder=evaluate_on,
+                    progress=lambda items: tqdm(items, desc="evaluating", unit="photo"),
+                )
                 self.stdout.write(
                     f"held-out on {figures['source']}: {figures['scored']} photos scored, {figures['refused']} refused "
                     f"by the quality gate; ROC AUC classifier {figures['classifier']['roc_auc']:.3f}, asymmetry index "
-                    f"{figures['asymmetry_index']['roc_auc']:.3f}, fused {figures['fused']['roc_auc']:.3f}")
+                    f"{figures['asymmetry_index']['roc_auc']:.3f}, fused {figures['fused']['roc_auc']:.3f}"
+                )
             if activate:
                 model_activate(version=version)
                 self.stdout.write(self.style.SUCCESS(f"{version.name} is now the active classifier"))

@@ -47,8 +47,12 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=RECIPE.batch_size)
         parser.add_argument("--image-size", type=int, default=RECIPE.image_size)
         parser.add_argument("--lr", type=float, default=RECIPE.lr)
-        parser.add_argument("--normalisation", choices=NORMALISATIONS, default=RECIPE.normalisation,
-                            help="per_face: standardise each face by its own brightness and contrast")
+        parser.add_argument(
+            "--normalisation",
+            choices=NORMALISATIONS,
+            default=RECIPE.normalisation,
+            help="per_face: standardise each face by its own brightness and contrast",
+        )
         parser.add_argument("--device", default="", help="cpu or cuda (default: cuda when present)")
         parser.add_argument("--weights", type=Path, help="ImageNet weights file (default: torch hub cache)")
         parser.add_argument("--limit-per-class", type=int, default=0, help="use at most N photos per class")
@@ -57,10 +61,17 @@ class Command(BaseCommand):
         parser.add_argument("--output-dir", type=Path)
         parser.add_argument("--cache-dir", type=Path, help="keep aligned faces here between runs")
         parser.add_argument("--activate", action="store_true", help="make the new version the active one")
-        parser.add_argument("--save-pack", type=Path, metavar="PACK",
-                            help="align and split, write the faces to PACK for `python -m inference.engine.training`, stop")
-        parser.add_argument("--checkpoint", type=Path,
-                            help="skip training: evaluate and register this checkpoint, trained on the same split")
+        parser.add_argument(
+            "--save-pack",
+            type=Path,
+            metavar="PACK",
+            help="align and split, write the faces to PACK for `python -m inference.engine.training`, stop",
+        )
+        parser.add_argument(
+            "--checkpoint",
+            type=Path,
+            help="skip training: evaluate and register this checkpoint, trained on the same split",
+        )
 
     def handle(self, *args, **options):
         import torch
@@ -71,8 +82,12 @@ class Command(BaseCommand):
         if options["save_pack"]:
             data.save_pack(prepared, options["save_pack"])
             size_mb = options["save_pack"].stat().st_size / 1e6
-            self.stdout.write(self.style.SUCCESS(f"wrote {options['save_pack']} ({size_mb:.1f} MB); train with "
-                                                 f"python -m inference.engine.training {options['save_pack']} OUT_DIR"))
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"wrote {options['save_pack']} ({size_mb:.1f} MB); train with "
+                    f"python -m inference.engine.training {options['save_pack']} OUT_DIR"
+                )
+            )
             return
         name = options["name"] or f"resnet50-{timezone.now():%Y%m%d-%H%M%S}"
         out_dir = options["output_dir"] or Path(settings.VAR_DIR) / "training" / name
@@ -81,8 +96,10 @@ class Command(BaseCommand):
         if checkpoint_in is not None:
             model, trained, normalisation = checkpoint_in
             if trained.get("split_digest") != data.split_digest(prepared):
-                raise CommandError(f"{options['checkpoint']} was trained on another split of the data (other photos, "
-                                   "seed or faces found): its test figures would not be held out")
+                raise CommandError(
+                    f"{options['checkpoint']} was trained on another split of the data (other photos, "
+                    "seed or faces found): its test figures would not be held out"
+                )
             history, initial = trained.get("history", []), trained.get("initial_weights", "unknown")
             device = f"{trained.get('device', 'unknown')} (trained elsewhere, torch {trained.get('torch', '?')})"
         else:
@@ -93,28 +110,55 @@ class Command(BaseCommand):
                 raise CommandError(f"{weights} does not exist")
             self.stdout.write(f"training on {device}; output {out_dir}")
             model, history = fitting.train(
-                prepared, epochs=options["epochs"], batch_size=options["batch_size"], lr=options["lr"], device=device,
-                initial_weights=weights, seed=options["seed"], normalisation=normalisation, progress=_progress,
-                log=self.stdout.write)
+                prepared,
+                epochs=options["epochs"],
+                batch_size=options["batch_size"],
+                lr=options["lr"],
+                device=device,
+                initial_weights=weights,
+                seed=options["seed"],
+                normalisation=normalisation,
+                progress=_progress,
+                log=self.stdout.write,
+            )
             initial = weights.name if weights else "none (from scratch)"
 
         judged = reporting.held_out(model, prepared, normalisation=normalisation)
         if judged.thresholds_on_test:
             self.stderr.write("validation split too small: thresholds fitted on the test split")
-        metrics = {**judged.metrics, "history": history, "splits": data.split_counts(prepared),
-                   "skipped": prepared.skipped, "near_duplicate_groups": int(len(set(prepared.groups.tolist()))),
-                   "groups_crossing_splits": data.leakage(prepared), "initial_weights": initial, "device": device,
-                   "seconds": round(time.monotonic() - started, 1)}
+        metrics = {
+            **judged.metrics,
+            "history": history,
+            "splits": data.split_counts(prepared),
+            "skipped": prepared.skipped,
+            "near_duplicate_groups": int(len(set(prepared.groups.tolist()))),
+            "groups_crossing_splits": data.leakage(prepared),
+            "initial_weights": initial,
+            "device": device,
+            "seconds": round(time.monotonic() - started, 1),
+        }
         plots = reporting.save_plots(out_dir, judged.curves, metrics["fused"]["confusion_matrix"]["matrix"])
         reporting.write_json(out_dir / "metrics.json", {"thresholds": judged.thresholds, **metrics})
         checkpoint = out_dir / f"{name}.pt"
-        torch.save(fitting.checkpoint_payload(
-            model, input_size=options["image_size"], normalisation=normalisation,
-            training={"split_digest": data.split_digest(prepared), "history": history, "initial_weights": initial,
-                      "device": device, "epochs": len(history) - 1}), checkpoint)
+        torch.save(
+            fitting.checkpoint_payload(
+                model,
+                input_size=options["image_size"],
+                normalisation=normalisation,
+                training={
+                    "split_digest": data.split_digest(prepared),
+                    "history": history,
+                    "initial_weights": initial,
+                    "device": device,
+                    "epochs": len(history) - 1,
+                },
+            ),
+            checkpoint,
+        )
 
-        version, refused = self._register(name, checkpoint, options["image_size"], judged.thresholds, metrics,
-                                          options["activate"])
+        version, refused = self._register(
+            name, checkpoint, options["image_size"], judged.thresholds, metrics, options["activate"]
+        )
         self._report(metrics, judged.thresholds, version, plots)
         if refused:
             raise CommandError(f"{refused} The version is registered; the active one is unchanged.")
@@ -128,16 +172,24 @@ class Command(BaseCommand):
         if options["limit_per_class"]:
             samples = data.limit_per_class(samples, options["limit_per_class"], seed=options["seed"])
         self.stdout.write(f"{len(samples)} photos from {options['data_dir']}")
-        prepared = data.prepare(samples, size=options["image_size"], cache_dir=options["cache_dir"],
-                                progress=lambda it: _progress(it, total=len(samples), desc="aligning faces"))
+        prepared = data.prepare(
+            samples,
+            size=options["image_size"],
+            cache_dir=options["cache_dir"],
+            progress=lambda it: _progress(it, total=len(samples), desc="aligning faces"),
+        )
         data.group_split(prepared, seed=options["seed"])
         counts, crossing = data.split_counts(prepared), data.leakage(prepared)
-        self.stdout.write(f"faces: {len(prepared.labels)} usable, skipped {prepared.skipped or 'none'}; "
-                          f"split {counts}; near-duplicate groups {len(set(prepared.groups.tolist()))}, "
-                          f"groups crossing splits {crossing}")
+        self.stdout.write(
+            f"faces: {len(prepared.labels)} usable, skipped {prepared.skipped or 'none'}; "
+            f"split {counts}; near-duplicate groups {len(set(prepared.groups.tolist()))}, "
+            f"groups crossing splits {crossing}"
+        )
         if crossing:
-            self.stderr.write(f"warning: {crossing} groups of near-duplicate faces appear in more than one split "
-                              "of the given layout: test figures will overstate accuracy")
+            self.stderr.write(
+                f"warning: {crossing} groups of near-duplicate faces appear in more than one split "
+                "of the given layout: test figures will overstate accuracy"
+            )
             self.stdout.write("(near-duplicates cross the given splits: test figures overstate accuracy)")
         if counts["train"] == 0 or counts["test"] == 0:
             raise CommandError("not enough usable faces to train and test")
@@ -156,9 +208,14 @@ class Command(BaseCommand):
     def _register(self, name, checkpoint: Path, size: int, thresholds: dict, metrics: dict, activate: bool):
         """The registered version, and why activating it was refused ("" when it was not asked or not refused)."""
         try:
-            version = model_register(checkpoint=checkpoint, name=name, input_size=size, thresholds=thresholds,
-                                     metrics={k: v for k, v in metrics.items() if k != "history"},
-                                     notes=f"trained by train_classifier; initial weights {metrics['initial_weights']}")
+            version = model_register(
+                checkpoint=checkpoint,
+                name=name,
+                input_size=size,
+                thresholds=thresholds,
+                metrics={k: v for k, v in metrics.items() if k != "history"},
+                notes=f"trained by train_classifier; initial weights {metrics['initial_weights']}",
+            )
         except ModelRefused as exc:
             raise CommandError(str(exc)) from None
         if activate:
@@ -171,12 +228,17 @@ class Command(BaseCommand):
     def _report(self, metrics: dict, thresholds: dict, version: ModelVersion, plots) -> None:
         for line in reporting.summary_lines(metrics, thresholds):
             self.stdout.write(line)
-        unstable = {change: row["flipped"] for change, row in metrics["robustness"].items()
-                    if row["flipped"] > PHOTO_SENSITIVITY_WARNING}
+        unstable = {
+            change: row["flipped"]
+            for change, row in metrics["robustness"].items()
+            if row["flipped"] > PHOTO_SENSITIVITY_WARNING
+        }
         if unstable:
             worst = max(unstable, key=unstable.get)
-            self.stderr.write(f"warning: the classifier's labels move with how the photo was taken ({worst}: "
-                              f"{unstable[worst]:.0%} flipped); weigh that before activating this version")
+            self.stderr.write(
+                f"warning: the classifier's labels move with how the photo was taken ({worst}: "
+                f"{unstable[worst]:.0%} flipped); weigh that before activating this version"
+            )
         self.stdout.write(f"  plots: {', '.join(str(p) for p in plots)}")
         state = "active" if version.is_active else "registered, not active (use --activate or the admin action)"
         self.stdout.write(self.style.SUCCESS(f"model version {version.name}: {state}"))

