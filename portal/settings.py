@@ -104,7 +104,19 @@ try:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 0))}
 except ValueError as exc:
     raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from None
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool("DB_POOL", False):
+    # psycopg 3's pool, one per process: many web and worker nodes hold a bounded number of
+    # connections to one PostgreSQL instead of opening one per request (docker-compose.yml turns it on).
+    if DATABASES["default"].get("CONN_MAX_AGE"):
+        raise ImproperlyConfigured("DB_POOL=1 keeps connections itself: leave DB_CONN_MAX_AGE at 0")
+    DATABASES["default"]["OPTIONS"] = {
+        "pool": {
+            "min_size": env_int("DB_POOL_MIN_SIZE", 1, minimum=0),
+            "max_size": env_int("DB_POOL_MAX_SIZE", 8, minimum=1),
+            "timeout": env_int("DB_POOL_TIMEOUT_SECONDS", 10, minimum=1),
+        }
+    }
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several processes (daphne, worker, beat) share the file: wait for locks instead of failing.
     DATABASES["default"]["OPTIONS"] = {
         "timeout": 20,
@@ -225,7 +237,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "scans.tasks.requeue_stalled_scans",
         "schedule": float(env_int("SCAN_SWEEP_SECONDS", 60, minimum=1)),
     },
-    "escalate-overdue-alerts": {"task": "alerts.tasks.escalate_overdue_alerts", "schedule": 30.0},
+    "escalate-overdue-alerts": {
+        "task": "alerts.tasks.escalate_overdue_alerts",
+        "schedule": float(env_int("ALERT_SWEEP_SECONDS", 30, minimum=1)),
+    },
 }
 # Minutes an alert may stay unacknowledged, per severity, before it escalates one tier
 # (care team -> lead physician -> staff triage desk).

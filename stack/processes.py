@@ -28,6 +28,11 @@ class Stack:
     port: int = 8000
     worker_concurrency: int = 1
     beat: bool = False
+    # The roles this stack runs: web and worker by default (and beat when asked); a node of a larger
+    # deployment runs one (manage.py runportal --role).
+    web: bool = True
+    worker: bool = True
+    node: str = ""  # names the worker (celery --hostname); default: the port
     log_dir: Path | None = None  # None: processes write to this terminal
     # What runs `celery worker`: a test may name a module that wraps it (tests/integration/slow_worker.py).
     worker_module: str = "celery"
@@ -41,9 +46,11 @@ class Stack:
 
     def commands(self) -> dict[str, list[str]]:
         python = sys.executable
-        commands = {
-            "web": [python, "-m", "daphne", "-b", self.host, "-p", str(self.port), "portal.asgi:application"],
-            "worker": [
+        commands = {}
+        if self.web:
+            commands["web"] = [python, "-m", "daphne", "-b", self.host, "-p", str(self.port), "portal.asgi:application"]
+        if self.worker:
+            commands["worker"] = [
                 python,
                 "-m",
                 self.worker_module,
@@ -55,11 +62,10 @@ class Stack:
                 "--concurrency",
                 str(self.worker_concurrency),
                 "--hostname",
-                f"worker-{self.port}@%h",
+                f"worker-{self.node or self.port}@%h",
                 "--without-gossip",
                 "--without-mingle",
-            ],
-        }
+            ]
         if self.beat:
             schedule = Path(self.env.get("PORTAL_VAR_DIR", "var")) / "celerybeat-schedule"
             commands["beat"] = [
@@ -108,13 +114,20 @@ class Stack:
         self._spawn(name, self.commands()[name], Path(__file__).resolve().parent.parent, output)
 
     def wait_ready(self, timeout: float = 120.0) -> None:
-        """Wait until /healthz reports the database, Redis and a worker all answering."""
+        """With a web role: wait until /healthz reports the database, Redis and a worker all answering.
+        Without one (a worker or beat node): wait until its processes have stayed up for 3 s."""
         deadline = time.monotonic() + timeout
+        steady_since = time.monotonic()
         last_error = ""
         while time.monotonic() < deadline:
             for name, process in self.processes.items():
                 if process.poll() is not None:
                     raise RuntimeError(f"{name} exited with code {process.returncode}{self._tail(name)}")
+            if not self.web:
+                if time.monotonic() - steady_since >= 3:
+                    return
+                time.sleep(0.5)
+                continue
             try:
                 with urllib.request.urlopen(f"{self.base_url}/healthz", timeout=5) as response:
                     if response.status == 200:

@@ -45,3 +45,33 @@ def test_importing_the_settings_creates_no_folder(tmp_path):
     assert not var.exists()
     subprocess.run([sys.executable, "-c", "import django; django.setup()"], env=env, cwd=root, check=True)
     assert (var / "staticfiles").is_dir()
+
+
+def _django_says(code: str, **env: str) -> subprocess.CompletedProcess:
+    root = Path(__file__).resolve().parents[2]
+    return subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()\n" + code],
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "portal.settings", **env},
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
+
+
+@pytest.mark.django_db
+def test_db_pool_gives_each_process_a_bounded_pool_of_postgresql_connections():
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the pool is psycopg 3's, for PostgreSQL; this run uses SQLite (CI runs it on PostgreSQL)")
+    code = (
+        "from django.db import connection\n"
+        "with connection.cursor() as cursor:\n    cursor.execute('SELECT 1')\n"
+        "print(type(connection.pool).__name__, connection.pool.max_size)"
+    )
+    from tests.integration.conftest import database_url
+
+    pooled = _django_says(code, DATABASE_URL=database_url(connection.settings_dict), DB_POOL="1", DB_POOL_MAX_SIZE="5")
+    assert pooled.stdout.split()[-2:] == ["ConnectionPool", "5"], pooled.stderr
+    refused = _django_says("", DB_POOL="1", DB_CONN_MAX_AGE="60")
+    assert refused.returncode != 0 and "leave DB_CONN_MAX_AGE at 0" in refused.stderr
