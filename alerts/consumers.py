@@ -21,7 +21,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from alerts.auth import query_param, scope_client_ip
-from alerts.events import STAFF_GROUP, user_group
+from alerts.events import STAFF_GROUP, team_group, user_group
 from alerts.models import Alert, AlertEvent
 from alerts.rights import refresh_socket, register_socket, rights_version, unregister_socket
 from alerts.selectors import alert_changes_for_user, alert_list_for_user, with_last_event
@@ -29,6 +29,7 @@ from alerts.serializers import AlertSerializer
 from alerts.services import AlertConflict, AlertForbidden, AlertNotFound, alert_acknowledge, alert_resolve
 from portal.audit import record_audit_rows, socket_audit_row
 from portal.credentials import stored_session_state, token_state
+from portal.selectors import user_team_ids
 from scans.selectors import scan_get_visible
 from scans.serializers import ScanSerializer
 
@@ -74,7 +75,9 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=4429)
             return
         self.registered = True
+        # Staff hear every patient's alerts; a clinician those of each care team (one group per team).
         self.groups_joined = [user_group(user.id)] + ([STAFF_GROUP] if self.verdict.staff else [])
+        self.groups_joined += [team_group(team) for team in sorted(self.verdict.teams)]
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
@@ -181,11 +184,23 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
         await self._recheck()
 
     async def _send_alert(self, frame_type: str, event: dict):
-        if not await self._still_allowed():
+        if not await self._still_allowed() or not self._may_receive(event):
             return
         payload = await rendered_alert(event["alert_id"], event.get("version"))
-        if payload is not None:
-            await self._send_alert_frame(frame_type, payload, reopened=event.get("reopened", False))
+        if payload is None:
+            return
+        self._audit("alert", payload["id"], payload["patient"]["id"], frame_type)
+        # Encoded once per change per process, however many sockets here send it.
+        await self.send(
+            text_data=encoded_frame(frame_type, payload, event.get("version"), event.get("reopened", False))
+        )
+
+    def _may_receive(self, event: dict) -> bool:
+        """The event names who may see its patient (alerts/events.py): staff, one care team, its
+        caregivers. Checked against this socket's verdict, in memory, before every alert frame."""
+        if self.verdict.staff or self.user.id in event.get("caregivers", ()):
+            return True
+        return event.get("team") in self.verdict.teams
 
     async def _send_alert_frame(self, frame_type: str, payload: dict, replayed: bool = False, reopened: bool = False):
         self._audit("alert", payload["id"], payload["patient"]["id"], frame_type)
@@ -203,9 +218,10 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
         if self.revoked:
             return
         verdict = await self._read_verdict()
-        if not verdict.allowed(time.time()) or (verdict.active, verdict.staff) != (
+        if not verdict.allowed(time.time()) or (verdict.active, verdict.staff, verdict.teams) != (
             self.verdict.active,
             self.verdict.staff,
+            self.verdict.teams,
         ):
             # A client still allowed reconnects and joins what it may see now.
             logger.info("closing the socket of user %s: their rights changed", self.user.id)
@@ -230,7 +246,7 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
 
     @database_sync_to_async
     def _read_verdict(self) -> Verdict:
-        """Active, staff, and until when the socket's credential lasts, read from the database."""
+        """Active, staff, care teams, and until when the socket's credential lasts, read from the database."""
         row = get_user_model().objects.filter(id=self.user.id).values_list("is_active", "is_staff").first()
         active, staff = row or (False, False)
         if "auth_token" in self.scope:
@@ -239,7 +255,8 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
         else:
             session = self.scope.get("session")
             until = stored_session_state(session.session_key) if session is not None and session.session_key else None
-        return Verdict(active=active, staff=staff, until=until, read_at=time.time())
+        teams = user_team_ids(user=self.user)
+        return Verdict(active=active, staff=staff, teams=teams, until=until, read_at=time.time())
 
     # The audit trail: what this socket showed and did, written in batches (every watch tick and at
     # close), not one database write per frame.
@@ -324,11 +341,28 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
 class Verdict:
     active: bool
     staff: bool
+    teams: frozenset[int]  # the care teams whose patients the user sees as a clinician
     until: float | None  # when the session or token ends (Unix time); None: it has ended
     read_at: float
 
     def allowed(self, now: float) -> bool:
         return self.active and self.until is not None and now < self.until
+
+
+_encoded: dict[tuple, str] = {}
+
+
+def encoded_frame(frame_type: str, payload: dict, version: int | None, reopened: bool) -> str:
+    """A live alert frame as JSON text, encoded once per change per process (version None: every time)."""
+    key = (frame_type, payload["id"], version, reopened)
+    text = _encoded.get(key) if version is not None else None
+    if text is None:
+        text = json.dumps({"type": frame_type, "alert": payload, **({"reopened": True} if reopened else {})})
+        if version is not None:
+            _encoded[key] = text
+            while len(_encoded) > RENDERED_KEEP:
+                _encoded.pop(next(iter(_encoded)))
+    return text
 
 
 _rendered: dict[tuple[int, int | None], asyncio.Future] = {}

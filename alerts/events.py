@@ -1,9 +1,11 @@
 """The only fan-out point: every channel-layer send goes through `publish_on_commit`.
 
 Events are small (ids and a version). Who may see an alert is decided here, from the database, when
-it is published: it goes only to the groups of people who may see the patient (patient_audience).
-Each socket then checks its own user's current rights before it sends the frame (alerts/rights.py),
-and a scan event is re-read with the socket user's visibility check. Sends happen after the
+it is published: it goes to the staff desk, the patient's care team (one group per team, however many
+clinicians are connected: one send per web process, not one per person) and its caregivers. The event
+names the team and the caregivers, and each socket checks them, with its own user's current rights,
+in memory before it sends the frame (alerts/consumers.py, alerts/rights.py); a scan event is re-read
+with the socket user's visibility check. Sends happen after the
 transaction commits, so no client is told about a row it cannot read yet (Zulip's send_event_on_commit).
 """
 
@@ -16,7 +18,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
-from portal.selectors import user_ids_who_may_see_patient
+from portal.selectors import patient_audience
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +27,10 @@ STAFF_GROUP = "staff"
 
 def user_group(user_id: int) -> str:
     return f"user.{user_id}"
+
+
+def team_group(team_id: int) -> str:
+    return f"team.{team_id}"
 
 
 def publish_on_commit(groups: Iterable[str], event: dict) -> None:
@@ -47,18 +53,22 @@ async def _send_all(groups: list[str], event: dict) -> None:
         await layer.group_send(group, event)
 
 
-def patient_audience(patient_id: int) -> list[str]:
-    """The groups of everyone who may see this patient: staff, its care team and its caregivers."""
-    return [STAFF_GROUP, *(user_group(user_id) for user_id in user_ids_who_may_see_patient(patient_id=patient_id))]
-
-
 def publish_alert(*, event_type: str, alert_id: int, patient_id: int, version: int, reopened: bool = False) -> None:
     """`version` (the id of the alert's latest event row) lets each web process render the frame
     once per change, however many of its sockets receive it."""
-    event = {"type": event_type, "alert_id": alert_id, "version": version}
+    team, caregivers = patient_audience(patient_id=patient_id)
+    # Who may receive it travels with it: a socket in the team's group checks its own teams.
+    event = {
+        "type": event_type,
+        "alert_id": alert_id,
+        "version": version,
+        "team": team,
+        "caregivers": sorted(caregivers),
+    }
     if reopened:
         event["reopened"] = True
-    publish_on_commit(patient_audience(patient_id), event)
+    groups = [STAFF_GROUP, *([team_group(team)] if team else []), *(user_group(user_id) for user_id in caregivers)]
+    publish_on_commit(groups, event)
 
 
 def publish_scan_updated(*, scan_id: int, uploader_id: int | None) -> None:

@@ -32,6 +32,11 @@ def alert_list_for_user(*, user, status: str | None = None, after: int | None = 
     return alerts
 
 
+def alert_list_active_for_patient(*, user, patient_id: int) -> QuerySet[Alert]:
+    """The patient's alerts still someone's to act on, if the user may see the patient."""
+    return alert_list_for_user(user=user).filter(patient_id=patient_id, status__in=Alert.ACTIVE_STATUSES)
+
+
 def with_last_event(alerts: QuerySet[Alert]) -> QuerySet[Alert]:
     """Alerts ready to serialize: related rows fetched, and ``last_event_id``, the id of the latest
     thing that happened to each (a client that remembers it can ask for every change since)."""

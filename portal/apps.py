@@ -36,3 +36,16 @@ class PortalConfig(AppConfig):
         post_delete.connect(
             credentials.on_session_deleted, sender=Session, dispatch_uid="portal.credentials.on_session_deleted"
         )
+        # Which care teams a clinician hears alerts from (alerts/consumers.py) follows their memberships.
+        from portal.models import CareTeamMembership, Physician
+
+        for signal in (post_save, post_delete):
+            signal.connect(
+                credentials.on_membership_changed,
+                sender=CareTeamMembership,
+                dispatch_uid=f"portal.credentials.on_membership_changed.{signal is post_save}",
+            )
+        pre_save.connect(
+            credentials.remember_physician_user, sender=Physician, dispatch_uid="portal.credentials.remember_physician"
+        )
+        post_save.connect(credentials.on_physician_saved, sender=Physician, dispatch_uid="portal.credentials.physician")

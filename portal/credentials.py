@@ -146,3 +146,26 @@ def on_token_deleted(sender, instance, **kwargs) -> None:
 def on_session_deleted(sender, instance, **kwargs) -> None:
     if instance.user_id is not None:
         _send_rights_changed(instance.user_id)
+
+
+def on_membership_changed(sender, instance, **kwargs) -> None:
+    """A clinician joined or left a care team: their sockets re-read which teams they hear."""
+    from portal.models import Physician
+
+    user_id = Physician.objects.filter(id=instance.physician_id).values_list("user_id", flat=True).first()
+    if user_id is not None:
+        _send_rights_changed(user_id)
+
+
+def remember_physician_user(sender, instance, **kwargs) -> None:
+    instance._user_id_before = (
+        type(instance).objects.filter(id=instance.pk).values_list("user_id", flat=True).first() if instance.pk else None
+    )
+
+
+def on_physician_saved(sender, instance, **kwargs) -> None:
+    """A physician's account changed hands: both accounts' sockets re-read their teams."""
+    before = getattr(instance, "_user_id_before", None)
+    if before != instance.user_id:
+        for user_id in {before, instance.user_id} - {None}:
+            _send_rights_changed(user_id)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Q, QuerySet
 
-from portal.models import Patient, Physician, UserRole
+from portal.models import CareTeamMembership, Patient, Physician, UserRole
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -40,25 +40,21 @@ def physician_list() -> QuerySet[Physician]:
     return Physician.objects.all()
 
 
-def user_ids_who_may_see_patient(*, patient_id: int) -> set[int]:
-    """Everyone an event about this patient may go to: its care team, its caregivers (staff get
-    events through their own group)."""
+def patient_audience(*, patient_id: int) -> tuple[int | None, set[int]]:
+    """Who an event about this patient goes to, besides staff: its care team (every member, as one
+    group) and the user ids of its active caregivers. The same rule as patient_visibility_q."""
     patient = Patient.objects.filter(id=patient_id).values("care_team_id").first()
     if patient is None:
-        return set()
-    ids: set[int] = set()
-    if patient["care_team_id"]:
-        ids.update(
-            Physician.objects.filter(
-                memberships__care_team_id=patient["care_team_id"], user__isnull=False, user__is_active=True
-            ).values_list("user_id", flat=True)
-        )
-    ids.update(
-        Patient.caregivers.through.objects.filter(patient_id=patient_id, caregiver__user__is_active=True).values_list(
-            "caregiver__user_id", flat=True
-        )
-    )
-    return ids
+        return None, set()
+    caregivers = Patient.caregivers.through.objects.filter(
+        patient_id=patient_id, caregiver__user__is_active=True
+    ).values_list("caregiver__user_id", flat=True)
+    return patient["care_team_id"], set(caregivers)
+
+
+def user_team_ids(*, user: User) -> frozenset[int]:
+    """The care teams whose patients this user sees as a clinician."""
+    return frozenset(CareTeamMembership.objects.filter(physician__user=user).values_list("care_team_id", flat=True))
 
 
 def user_role(user: User) -> UserRole:

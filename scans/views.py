@@ -9,8 +9,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 
-from alerts.models import Alert
-from alerts.selectors import alert_list_for_user
+from alerts.selectors import alert_list_active_for_patient
 from inference.engine.imaging import ImageRejected
 from portal.ids import parse_id
 from portal.selectors import patient_get_visible, patient_list_for_user
@@ -110,8 +109,6 @@ def patient(request, pk: int):
             "trend_svg": asymmetry_trend_svg(timeline),
             "timeline": timeline,
             "scans": scan_list_for_user(user=request.user).filter(patient_id=pk)[:50],
-            "open_alerts": alert_list_for_user(user=request.user).filter(
-                patient_id=pk, status__in=Alert.ACTIVE_STATUSES
-            ),
+            "open_alerts": alert_list_active_for_patient(user=request.user, patient_id=pk),
         },
     )

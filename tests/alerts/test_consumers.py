@@ -534,3 +534,62 @@ async def test_a_repeat_positive_is_pushed_as_alert_repeated_and_says_when_it_re
     assert frame["type"] == "alert.repeated" and frame["reopened"] is True
     assert frame["alert"]["status"] == "open" and frame["alert"]["severity"] == "severe"
     await communicator.disconnect()
+
+
+async def test_a_clinician_taken_off_the_care_team_gets_no_frame_raised_after(people, settings):
+    """Sockets hear their teams' alerts through one group per team; leaving the team is pushed in
+    order with the frames, like any other change of rights."""
+    from asgiref.sync import sync_to_async
+
+    from portal.models import CareTeamMembership
+
+    settings.SOCKET_RIGHTS_CHECK_SECONDS = 60
+    communicator, connected, _ = await connect(people.alice)
+    assert connected
+
+    def leave_then_raise():
+        CareTeamMembership.objects.filter(physician=people.dr_alice, care_team=people.team).delete()
+        raise_alert_for(people.patient)
+
+    await sync_to_async(leave_then_raise)()
+    assert await communicator.receive_output(timeout=3) == {"type": "websocket.close", "code": 4403}
+    assert await communicator.receive_nothing(timeout=0.5)
+    await communicator.disconnect()
+
+
+async def test_a_socket_sends_an_alert_only_for_a_team_it_belongs_to_whatever_group_it_came_by(people):
+    """The per-send check: an event carries its patient's team and caregivers, and a socket compares
+    them with its own verdict in memory before it sends anything."""
+    from asgiref.sync import sync_to_async
+    from channels.layers import get_channel_layer
+
+    from alerts.events import team_group
+
+    alert = await sync_to_async(raise_alert_for)(people.other_patient)  # Neurology's patient
+    communicator, connected, _ = await connect(people.alice)  # Stroke Unit
+    assert connected
+    layer = get_channel_layer()
+    event = {"type": "alert.created", "alert_id": alert.id, "version": None, "caregivers": []}
+    await layer.group_send(team_group(people.team.id), {**event, "team": people.other_team.id})
+    assert await communicator.receive_nothing(timeout=0.3)
+    await layer.group_send(team_group(people.team.id), {**event, "team": people.team.id})
+    frame = await communicator.receive_json_from(timeout=3)
+    assert frame["type"] == "alert.created" and frame["alert"]["id"] == alert.id
+    await communicator.disconnect()
+
+
+def test_an_alert_is_sent_once_per_care_team_however_many_clinicians(people, django_capture_on_commit_callbacks):
+    from unittest import mock
+
+    from alerts import events
+
+    for index in range(20):
+        physician = factories.PhysicianFactory(user=factories.UserFactory(username=f"clinician-{index}"))
+        factories.add_to_team(physician, people.team)
+    with mock.patch.object(events, "_send_all") as send_all, django_capture_on_commit_callbacks(execute=True):
+        raise_alert_for(people.patient)
+    groups = send_all.call_args.args[0]
+    carol = people.carol.id
+    assert sorted(groups) == sorted(["staff", f"team.{people.team.id}", f"user.{carol}"])
+    event = send_all.call_args.args[1]
+    assert event["team"] == people.team.id and event["caregivers"] == [carol]
