@@ -1,13 +1,17 @@
 """Load: concurrent uploads while many clinicians' sockets listen; counts in against counts out.
 
     .venv/bin/python -m stack.embedded .venv/bin/python bench/load.py [--scans 200] [--clients 4] [--sockets 50]
+        [--web-nodes 1 2] [--database-url postgres://postgres@127.0.0.1:5432/postgres]
 
-Starts daphne, a Celery worker (concurrency 2) and beat on a scratch database (SQLite in a temporary
-folder, or --database-url for a scratch PostgreSQL database: it is migrated and filled with demo
-users), registers --sockets clinicians on the patient's care team, connects one WebSocket each,
-then uploads --scans photos from --clients concurrent clients. Prints upload throughput, latency
-percentiles (upload answer, upload -> result, upload -> alert at every socket) and the counts: scans
-in, results out, alerts raised, alert frames per socket. A benchmark: it prints, it never fails.
+For each number of web nodes asked (--web-nodes 1 2: two runs, the first the baseline of the second),
+starts that many daphne processes (runportal --role web), one Celery worker (concurrency 2) and beat
+on a scratch database (SQLite in a temporary folder, or a fresh PostgreSQL database created on the
+server of --database-url and dropped afterwards), registers --sockets clinicians on the patient's
+care team, connects one WebSocket each (spread over the web nodes), then uploads --scans photos from
+--clients concurrent clients (spread too). Prints upload throughput, latency percentiles (upload
+answer, upload -> result, upload -> alert at every socket, first to last socket per alert), the
+counts (scans in, results out, alerts raised, alert frames per socket) and, with several runs, the
+ratios against the first. A benchmark: it prints, it never fails.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
-from bench.e2e_latency import DEFAULT_IMAGES, load_images, summary  # noqa: E402
+from bench.e2e_latency import DEFAULT_IMAGES, load_images, percentile, summary  # noqa: E402
 
 MAKE_CLINICIANS = """
 from django.contrib.auth import get_user_model
@@ -45,7 +50,7 @@ print(json.dumps({{"clinicians": tokens, "carol": issue_token(get_user_model().o
 """
 
 
-async def run(base_url: str, ws_base: str, tokens: dict, images: list[tuple[str, bytes]], scans: int, clients: int):
+async def run(nodes: list, tokens: dict, images: list[tuple[str, bytes]], scans: int, clients: int):
     import requests
     import websockets
 
@@ -56,9 +61,12 @@ async def run(base_url: str, ws_base: str, tokens: dict, images: list[tuple[str,
     per_socket = Counter()
     last_frame = [0.0]  # when the last frame of any socket arrived
 
-    async def frames(token: str, ready: asyncio.Event, stop: asyncio.Event):
+    base_url = nodes[0].base_url  # reads (the database is shared): any node answers the same
+
+    async def frames(token: str, ready: asyncio.Event, stop: asyncio.Event, node=nodes[0]):
         """One socket's frames until ``stop``; ``ready`` once it is connected."""
-        async with websockets.connect(f"{ws_base}/ws/alerts/?token={token}", max_queue=None) as socket:
+        url = f"ws://{node.host}:{node.port}/ws/alerts/?token={token}"
+        async with websockets.connect(url, max_queue=None, open_timeout=60) as socket:
             ready.set()
             while not stop.is_set():
                 try:
@@ -69,7 +77,7 @@ async def run(base_url: str, ws_base: str, tokens: dict, images: list[tuple[str,
                 yield frame
 
     async def listen(index: int, token: str, ready: asyncio.Event, stop: asyncio.Event):
-        async for frame in frames(token, ready, stop):
+        async for frame in frames(token, ready, stop, nodes[index % len(nodes)]):
             if frame["type"] == "alert.created":
                 scan_id = frame["alert"]["scan"]["id"]
                 alert_seen.setdefault(scan_id, []).append(time.perf_counter())
@@ -85,7 +93,7 @@ async def run(base_url: str, ws_base: str, tokens: dict, images: list[tuple[str,
         _name, data = images[index % len(images)]
         started = time.perf_counter()
         response = requests.post(
-            f"{base_url}/api/v1/scans/",
+            f"{nodes[index % len(nodes)].base_url}/api/v1/scans/",
             headers={"Authorization": f"Token {tokens['carol']}"},
             data={"patient": tokens["patient"]},
             files={"image": ("face.jpg", data, "image/jpeg")},
@@ -167,50 +175,83 @@ async def run(base_url: str, ws_base: str, tokens: dict, images: list[tuple[str,
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES)
-    parser.add_argument("--scans", type=int, default=200)
-    parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--sockets", type=int, default=50)
-    parser.add_argument("--concurrency", type=int, default=2, help="Celery worker processes")
-    parser.add_argument("--database-url", default="", help="a scratch database (default: temporary SQLite)")
-    args = parser.parse_args()
-    if "REDIS_URL" not in os.environ:
-        sys.exit("REDIS_URL is not set: run through `python -m stack.embedded`.")
+def scratch_database(server_url: str, name: str) -> tuple[str, callable]:
+    """A new empty PostgreSQL database on the server of ``server_url``; returns its URL and a dropper."""
+    from urllib.parse import urlsplit, urlunsplit
 
+    import psycopg
+
+    parts = urlsplit(server_url)
+    with psycopg.connect(urlunsplit(parts._replace(path="/postgres")), autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+
+    def drop() -> None:
+        with psycopg.connect(urlunsplit(parts._replace(path="/postgres")), autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    return urlunsplit(parts._replace(path=f"/{name}")), drop
+
+
+def one_run(args, web_nodes: int, images) -> dict:
     from stack.embedded import free_port
     from stack.processes import Stack, base_env
 
-    images = load_images(args.images, 60)
     var_dir = Path(tempfile.mkdtemp(prefix="portal-load-"))
+    drop = None
+    if args.database_url:
+        database_url, drop = scratch_database(args.database_url, f"load_{var_dir.name.replace('-', '_')}")
+    else:
+        database_url = f"sqlite:///{var_dir / 'load.sqlite3'}"
     env = base_env(
         PORTAL_VAR_DIR=str(var_dir),
-        DATABASE_URL=args.database_url or f"sqlite:///{var_dir / 'load.sqlite3'}",
+        DATABASE_URL=database_url,
         CELERY_QUEUE=f"load-{var_dir.name}",
         CHANNELS_PREFIX=f"load-{var_dir.name}",
         ALERT_EPISODE_HOURS="0",  # every positive raises its own alert: count them all
         UPLOAD_THROTTLE_RATE="100000/hour",
+        SOCKETS_PER_USER="2",
     )
-    manage = [sys.executable, str(ROOT / "manage.py")]
-    subprocess.run([*manage, "migrate", "--noinput"], env=env, check=True, capture_output=True)
-    subprocess.run([*manage, "seed_demo", "--quiet"], env=env, check=True, capture_output=True)
-    made = subprocess.run(
-        [*manage, "shell", "--no-imports", "-c", "import json\n" + MAKE_CLINICIANS.format(count=args.sockets)],
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    tokens = json.loads(made.stdout.strip().splitlines()[-1])
-
-    stack = Stack(env=env, port=free_port(), worker_concurrency=args.concurrency, beat=True, log_dir=var_dir / "logs")
-    with stack:
-        stack.wait_ready(timeout=180)
-        r = asyncio.run(
-            run(stack.base_url, f"ws://{stack.host}:{stack.port}", tokens, images, args.scans, args.clients)
+    try:
+        manage = [sys.executable, str(ROOT / "manage.py")]
+        subprocess.run([*manage, "migrate", "--noinput"], env=env, check=True, capture_output=True)
+        subprocess.run([*manage, "seed_demo", "--quiet"], env=env, check=True, capture_output=True)
+        made = subprocess.run(
+            [*manage, "shell", "--no-imports", "-c", "import json\n" + MAKE_CLINICIANS.format(count=args.sockets)],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
         )
+        tokens = json.loads(made.stdout.strip().splitlines()[-1])
+        webs = [
+            Stack(env=env, port=free_port(), web=True, worker=False, log_dir=var_dir / f"logs-web-{i}")
+            for i in range(web_nodes)
+        ]
+        worker = Stack(
+            env=env,
+            port=free_port(),
+            web=False,
+            worker=True,
+            beat=True,
+            worker_concurrency=args.concurrency,
+            log_dir=var_dir / "logs-worker",
+        )
+        every = [worker, *webs]
+        try:
+            for stack in every:
+                stack.start()
+            for stack in every:
+                stack.wait_ready(timeout=180)
+            return asyncio.run(run(webs, tokens, images, args.scans, args.clients))
+        finally:
+            for stack in every:
+                stack.stop()
+    finally:
+        if drop is not None:
+            drop()
 
+
+def report(args, web_nodes: int, r: dict) -> dict:
     uploads, finished, db = r["uploads"], r["finished"], r["db"]
     to_result = [finished[s][1] - uploads[s] for s in finished if s in uploads]
     to_alert = [seen - uploads[s] for s in r["alert_seen"] if s in uploads for seen in r["alert_seen"][s]]
@@ -218,8 +259,8 @@ def main() -> None:
     frames = sorted(r["per_socket"].get(i, 0) for i in range(r["sockets"]))
     finished_in_db = db["by_status"]["done"] + db["by_status"]["rejected"] + db["by_status"]["failed"]
     print(
-        f"\n{args.scans} uploads from {args.clients} concurrent clients; {r['sockets']} clinician sockets; "
-        f"worker concurrency {args.concurrency}; {os.cpu_count()} CPUs; database "
+        f"\n{web_nodes} web node(s): {args.scans} uploads from {args.clients} concurrent clients; {r['sockets']} "
+        f"clinician sockets; one worker of concurrency {args.concurrency}; {os.cpu_count()} CPUs; database "
         f"{'PostgreSQL' if args.database_url.startswith('postgres') else 'SQLite'}"
     )
     print(
@@ -247,6 +288,42 @@ def main() -> None:
         f"max {max(db['caught_up'])} of {db['positives']} alerts: "
         f"{'none lost' if min(db['caught_up']) == db['positives'] else 'ALERTS MISSING'}"
     )
+    return {
+        "accepted_per_s": len(uploads) / r["upload_seconds"],
+        "answer_median_ms": statistics.median(r["answer_times"]) * 1000 if r["answer_times"] else float("nan"),
+        "fan_out_p95_ms": percentile([x * 1000 for x in fan_out], 95) if fan_out else float("nan"),
+        "last_frame_s": max(r["drained"], 0),
+        "end_to_end_per_s": finished_in_db / r["all_done"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES)
+    parser.add_argument("--scans", type=int, default=200)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--sockets", type=int, default=50)
+    parser.add_argument(
+        "--web-nodes", type=int, nargs="+", default=[1], help="one run per number; the first is the baseline"
+    )
+    parser.add_argument("--concurrency", type=int, default=2, help="Celery worker processes")
+    parser.add_argument(
+        "--database-url", default="", help="a PostgreSQL server (a scratch database is made there; default: SQLite)"
+    )
+    args = parser.parse_args()
+    if "REDIS_URL" not in os.environ:
+        sys.exit("REDIS_URL is not set: run through `python -m stack.embedded`.")
+    images = load_images(args.images, 60)
+    figures = {nodes: report(args, nodes, one_run(args, nodes, images)) for nodes in args.web_nodes}
+    if len(figures) > 1:
+        base_nodes, base = next(iter(figures.items()))
+        print(f"\nAgainst {base_nodes} web node(s), measured in this run:")
+        for nodes, row in list(figures.items())[1:]:
+            ratios = ", ".join(
+                f"{name} {row[name]:.1f} ({row[name] / base[name]:.2f}x)" if base[name] else f"{name} {row[name]:.1f}"
+                for name in row
+            )
+            print(f"  {nodes} web nodes: {ratios}")
 
 
 if __name__ == "__main__":
