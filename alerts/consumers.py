@@ -56,10 +56,10 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
             return
         self.user = user
         self.revoked = False
-        self.audit_rows: list[dict] = []
         self.client_ip = scope_client_ip(self.scope)
-        self.version = await sync_to_async(rights_version)(user.id)  # before the verdict it vouches for
-        self.verdict = await self._read_verdict()
+        # One trip to the worker thread: hundreds of sockets reconnecting at once (a web node went
+        # away) queue there, and each extra trip would put every socket behind all the others again.
+        self.version, self.verdict = await self._read_rights()
         if not self.verdict.allowed(time.time()):
             await self.close(code=4401)  # the session or token ended before the socket opened
             return
@@ -82,6 +82,7 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
         self.rights_watch = asyncio.create_task(self._watch_rights())
+        _start_audit_writer()
         after_event = _query_int(self.scope, "after_event")
         after = _query_int(self.scope, "after")
         if after_event is not None:
@@ -234,8 +235,10 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
         while not self.revoked:
             await asyncio.sleep(settings.SOCKET_RIGHTS_CHECK_SECONDS)
             await refresh_socket(self.user.id, self.channel_name)
-            await self._flush_audit()
-            version, now = await sync_to_async(rights_version)(self.user.id), time.time()
+            _start_audit_writer()
+            # A cache read: off the thread that serialises database work, which connects queue on.
+            version = await sync_to_async(rights_version, thread_sensitive=False)(self.user.id)
+            now = time.time()
             if (
                 version != self.version
                 or not self.verdict.allowed(now)
@@ -245,7 +248,16 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
                 await self._recheck()
 
     @database_sync_to_async
+    def _read_rights(self) -> tuple[int | None, Verdict]:
+        """The cached rights version, read before the verdict it vouches for, and the verdict."""
+        version = rights_version(self.user.id)
+        return version, self._verdict_now()
+
+    @database_sync_to_async
     def _read_verdict(self) -> Verdict:
+        return self._verdict_now()
+
+    def _verdict_now(self) -> Verdict:
         """Active, staff, care teams, and until when the socket's credential lasts, read from the database."""
         row = get_user_model().objects.filter(id=self.user.id).values_list("is_active", "is_staff").first()
         active, staff = row or (False, False)
@@ -258,8 +270,9 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
         teams = user_team_ids(user=self.user)
         return Verdict(active=active, staff=staff, teams=teams, until=until, read_at=time.time())
 
-    # The audit trail: what this socket showed and did, written in batches (every watch tick and at
-    # close), not one database write per frame.
+    # The audit trail: what this socket showed and did. Rows of every socket of this process go into
+    # one buffer, written in one INSERT every SOCKET_RIGHTS_CHECK_SECONDS (and at once for an action
+    # or a close), not one write per frame nor one per socket.
 
     def _audit(
         self,
@@ -270,7 +283,7 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
         action: str = "receive",
         status_code: int = 200,
     ) -> None:
-        self.audit_rows.append(
+        _audit_buffer.append(
             socket_audit_row(
                 user=self.user,
                 route=f"ws:{route}",
@@ -285,9 +298,7 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
         )
 
     async def _flush_audit(self) -> None:
-        rows, self.audit_rows = getattr(self, "audit_rows", []), []
-        if rows:
-            await database_sync_to_async(record_audit_rows)(rows)
+        await flush_audit_buffer()
 
     @database_sync_to_async
     def _scan_payload(self, scan_id: int):
@@ -347,6 +358,31 @@ class Verdict:
 
     def allowed(self, now: float) -> bool:
         return self.active and self.until is not None and now < self.until
+
+
+_audit_buffer: list[dict] = []
+_audit_writer: asyncio.Task | None = None
+
+
+async def flush_audit_buffer() -> None:
+    rows = _audit_buffer[:]
+    del _audit_buffer[:]
+    if rows:
+        await database_sync_to_async(record_audit_rows)(rows)
+
+
+async def _write_audit_forever() -> None:
+    while True:
+        await asyncio.sleep(settings.SOCKET_RIGHTS_CHECK_SECONDS)
+        await flush_audit_buffer()
+
+
+def _start_audit_writer() -> None:
+    """One writer task per process (and event loop), started by the first socket's watch."""
+    global _audit_writer
+    loop = asyncio.get_running_loop()
+    if _audit_writer is None or _audit_writer.done() or _audit_writer.get_loop() is not loop:
+        _audit_writer = loop.create_task(_write_audit_forever())
 
 
 _encoded: dict[tuple, str] = {}

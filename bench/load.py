@@ -34,6 +34,26 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
 from bench.e2e_latency import DEFAULT_IMAGES, load_images, percentile, summary  # noqa: E402
 
+# --classifier: the cost of a ResNet-50 in every analysis. No trained weights ship with this checkout,
+# so the scratch database (dropped after the run) gets a randomly initialised network, registered
+# with a made-up evaluation so that the worker loads it. Timing only: its labels mean nothing, and it
+# never exists outside that database.
+MAKE_TIMING_CLASSIFIER = """
+import tempfile
+from pathlib import Path
+import torch
+from inference.engine.classifier import build_resnet50
+from inference.engine.training.fitting import checkpoint_payload
+from inference.services import model_activate, model_register
+path = Path(tempfile.mkdtemp()) / "timing-only.pt"
+torch.save(checkpoint_payload(build_resnet50(), input_size=224, training={{}}), path)
+thresholds = {{"fused_negative_below": 0.3, "fused_positive_at": 0.6, "classifier_weight": 0.5}}
+metrics = {{"evaluation": {{"source": "none: random weights for timing", "classifier": {{"roc_auc": 0.99}}}}}}
+version = model_register(checkpoint=path, name="timing-only-random-weights", thresholds=thresholds, metrics=metrics,
+                         notes="bench/load.py --classifier: random weights, timing only")
+model_activate(version=version)
+"""
+
 MAKE_CLINICIANS = """
 from django.contrib.auth import get_user_model
 from portal.credentials import issue_token
@@ -192,7 +212,7 @@ def scratch_database(server_url: str, name: str) -> tuple[str, callable]:
     return urlunsplit(parts._replace(path=f"/{name}")), drop
 
 
-def one_run(args, web_nodes: int, images) -> dict:
+def one_run(args, web_nodes: int, worker_nodes: int, images) -> dict:
     from stack.embedded import free_port
     from stack.processes import Stack, base_env
 
@@ -223,20 +243,27 @@ def one_run(args, web_nodes: int, images) -> dict:
             text=True,
         )
         tokens = json.loads(made.stdout.strip().splitlines()[-1])
+        if args.classifier:
+            subprocess.run(
+                [*manage, "shell", "--no-imports", "-c", MAKE_TIMING_CLASSIFIER.format()], env=env, check=True
+            )
         webs = [
             Stack(env=env, port=free_port(), web=True, worker=False, log_dir=var_dir / f"logs-web-{i}")
             for i in range(web_nodes)
         ]
-        worker = Stack(
-            env=env,
-            port=free_port(),
-            web=False,
-            worker=True,
-            beat=True,
-            worker_concurrency=args.concurrency,
-            log_dir=var_dir / "logs-worker",
-        )
-        every = [worker, *webs]
+        workers = [
+            Stack(
+                env=env,
+                port=free_port(),
+                web=False,
+                worker=True,
+                beat=i == 0,
+                worker_concurrency=args.concurrency,
+                log_dir=var_dir / f"logs-worker-{i}",
+            )
+            for i in range(worker_nodes)
+        ]
+        every = [*workers, *webs]
         try:
             for stack in every:
                 stack.start()
@@ -251,7 +278,7 @@ def one_run(args, web_nodes: int, images) -> dict:
             drop()
 
 
-def report(args, web_nodes: int, r: dict) -> dict:
+def report(args, web_nodes: int, worker_nodes: int, r: dict) -> dict:
     uploads, finished, db = r["uploads"], r["finished"], r["db"]
     to_result = [finished[s][1] - uploads[s] for s in finished if s in uploads]
     to_alert = [seen - uploads[s] for s in r["alert_seen"] if s in uploads for seen in r["alert_seen"][s]]
@@ -259,9 +286,10 @@ def report(args, web_nodes: int, r: dict) -> dict:
     frames = sorted(r["per_socket"].get(i, 0) for i in range(r["sockets"]))
     finished_in_db = db["by_status"]["done"] + db["by_status"]["rejected"] + db["by_status"]["failed"]
     print(
-        f"\n{web_nodes} web node(s): {args.scans} uploads from {args.clients} concurrent clients; {r['sockets']} "
-        f"clinician sockets; one worker of concurrency {args.concurrency}; {os.cpu_count()} CPUs; database "
-        f"{'PostgreSQL' if args.database_url.startswith('postgres') else 'SQLite'}"
+        f"\n{web_nodes} web node(s), {worker_nodes} worker node(s) of concurrency {args.concurrency}: {args.scans} "
+        f"uploads from {args.clients} concurrent clients; {r['sockets']} clinician sockets; {os.cpu_count()} CPUs; "
+        f"database {'PostgreSQL' if args.database_url.startswith('postgres') else 'SQLite'}; classifier "
+        f"{'on (random weights, timing only)' if args.classifier else 'off (asymmetry rule alone)'}"
     )
     print(
         f"  upload throughput: {len(uploads) / r['upload_seconds']:.1f} scans/s accepted "
@@ -306,7 +334,9 @@ def main() -> None:
     parser.add_argument(
         "--web-nodes", type=int, nargs="+", default=[1], help="one run per number; the first is the baseline"
     )
-    parser.add_argument("--concurrency", type=int, default=2, help="Celery worker processes")
+    parser.add_argument("--worker-nodes", type=int, nargs="+", default=[1], help="one run per number, too")
+    parser.add_argument("--concurrency", type=int, default=2, help="processes of each worker node")
+    parser.add_argument("--classifier", action="store_true", help="a ResNet-50 in every analysis (timing only)")
     parser.add_argument(
         "--database-url", default="", help="a PostgreSQL server (a scratch database is made there; default: SQLite)"
     )
@@ -314,16 +344,20 @@ def main() -> None:
     if "REDIS_URL" not in os.environ:
         sys.exit("REDIS_URL is not set: run through `python -m stack.embedded`.")
     images = load_images(args.images, 60)
-    figures = {nodes: report(args, nodes, one_run(args, nodes, images)) for nodes in args.web_nodes}
+    figures = {
+        (webs, workers): report(args, webs, workers, one_run(args, webs, workers, images))
+        for webs in args.web_nodes
+        for workers in args.worker_nodes
+    }
     if len(figures) > 1:
-        base_nodes, base = next(iter(figures.items()))
-        print(f"\nAgainst {base_nodes} web node(s), measured in this run:")
-        for nodes, row in list(figures.items())[1:]:
+        (base_webs, base_workers), base = next(iter(figures.items()))
+        print(f"\nAgainst {base_webs} web and {base_workers} worker node(s), measured in this run:")
+        for (webs, workers), row in list(figures.items())[1:]:
             ratios = ", ".join(
                 f"{name} {row[name]:.1f} ({row[name] / base[name]:.2f}x)" if base[name] else f"{name} {row[name]:.1f}"
                 for name in row
             )
-            print(f"  {nodes} web nodes: {ratios}")
+            print(f"  {webs} web, {workers} worker node(s): {ratios}")
 
 
 if __name__ == "__main__":

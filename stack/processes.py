@@ -48,7 +48,20 @@ class Stack:
         python = sys.executable
         commands = {}
         if self.web:
-            commands["web"] = [python, "-m", "daphne", "-b", self.host, "-p", str(self.port), "portal.asgi:application"]
+            # A socket has 20 s (daphne's default: 5) to be accepted: when a web node goes away, hundreds
+            # of clients reconnect to the others at once, and each waits its turn for the database.
+            commands["web"] = [
+                python,
+                "-m",
+                "daphne",
+                "--websocket_connect_timeout",
+                "20",
+                "-b",
+                self.host,
+                "-p",
+                str(self.port),
+                "portal.asgi:application",
+            ]
         if self.worker:
             commands["worker"] = [
                 python,

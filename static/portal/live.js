@@ -52,7 +52,8 @@
       setConnection("reconnecting…", false);
       refreshCounts().catch(() => {});  // a socket closed because the session ended: to the login page
       state.retry = Math.min(state.retry + 1, 6);
-      setTimeout(connect, 500 * 2 ** state.retry);
+      // Jittered: when a web node goes away, its dashboards do not all knock on the next one at once.
+      setTimeout(connect, 500 * 2 ** state.retry * (0.5 + Math.random()));
     };
     socket.onmessage = (message) => {
       const frame = JSON.parse(message.data);

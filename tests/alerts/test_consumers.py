@@ -402,18 +402,17 @@ async def test_a_lost_push_is_caught_by_the_watch_through_the_cached_rights_vers
 
 async def test_frames_are_checked_against_the_remembered_verdict_not_the_database(people, monkeypatch):
     from asgiref.sync import sync_to_async
-    from channels.db import database_sync_to_async
 
     from alerts.consumers import AlertConsumer
 
     reads = []
-    read_from_database = AlertConsumer.__dict__["_read_verdict"].func
+    read_from_database = AlertConsumer._verdict_now
 
     def counting(self):
         reads.append(1)
         return read_from_database(self)
 
-    monkeypatch.setattr(AlertConsumer, "_read_verdict", database_sync_to_async(counting))
+    monkeypatch.setattr(AlertConsumer, "_verdict_now", counting)
     communicator, connected, _ = await connect(people.alice)
     assert connected
     for _ in range(10):
