@@ -230,6 +230,8 @@ def one_run(args, web_nodes: int, worker_nodes: int, images) -> dict:
         ALERT_EPISODE_HOURS="0",  # every positive raises its own alert: count them all
         UPLOAD_THROTTLE_RATE="100000/hour",
         SOCKETS_PER_USER="2",
+        # As docker-compose.yml runs it: a pool of PostgreSQL connections per process.
+        DB_POOL="1" if database_url.startswith("postgres") else "0",
     )
     try:
         manage = [sys.executable, str(ROOT / "manage.py")]
