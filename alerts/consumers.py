@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 import time
 from dataclasses import dataclass
 
@@ -245,6 +246,9 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
         self.verdict = verdict
 
     async def _watch_rights(self):
+        # Ticks spread over the interval: sockets that connected together (a node's clients moving to
+        # this one) do not all read Redis in the same instant.
+        await asyncio.sleep(random.uniform(0, settings.SOCKET_RIGHTS_CHECK_SECONDS))
         while not self.revoked:
             await asyncio.sleep(settings.SOCKET_RIGHTS_CHECK_SECONDS)
             await refresh_socket(self.user.id, self.channel_name)

@@ -15,38 +15,13 @@ import websockets
 from inference.engine.pipeline import ENGINE_VERSION
 from portal.credentials import issue_token
 from tests.faces import astronaut, drooped_astronaut, jpeg_bytes
+from tests.integration.clients import frames_until, upload
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
 def token_for(user) -> str:
     return issue_token(user)[1]
-
-
-def upload(stack, token: str, patient_id: int, data: bytes) -> dict:
-    response = requests.post(
-        f"{stack.base_url}/api/v1/scans/",
-        headers={"Authorization": f"Token {token}"},
-        data={"patient": patient_id},
-        files={"image": ("face.jpg", data, "image/jpeg")},
-        timeout=30,
-    )
-    assert response.status_code == 202, response.text
-    return response.json()
-
-
-async def frames_until(socket, predicate, timeout: float) -> list[dict]:
-    """Collect frames until one satisfies predicate (returned last); fail after timeout."""
-    received = []
-    deadline = time.monotonic() + timeout
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise AssertionError(f"no matching frame within {timeout}s; got {received}")
-        frame = json.loads(await asyncio.wait_for(socket.recv(), remaining))
-        received.append(frame)
-        if predicate(frame):
-            return received
 
 
 async def nothing_arrives(socket, seconds: float) -> bool:

@@ -22,6 +22,7 @@ from scans.models import Scan, ScanResult
 from stack.embedded import free_port
 from stack.processes import Stack, base_env
 from tests.faces import drooped_astronaut, jpeg_bytes
+from tests.integration.clients import wait_for
 from tests.integration.conftest import database_url
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -121,16 +122,6 @@ def upload(stack, token: str, patient_id: int) -> requests.Response:
         files={"image": ("face.jpg", jpeg_bytes(drooped_astronaut()), "image/jpeg")},
         timeout=60,
     )
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def scan_status(scan_id: int) -> str:

@@ -8,14 +8,12 @@ PostgreSQL, .ci/run).
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
 from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
-import requests
 import websockets
 from django.conf import settings
 from django.db import connection
@@ -27,6 +25,7 @@ from scans.models import Scan, ScanResult
 from stack.embedded import free_port
 from stack.processes import Stack, base_env
 from tests.faces import astronaut, drooped_astronaut, jpeg_bytes
+from tests.integration.clients import frames_until, upload, wait_for
 from tests.integration.conftest import database_url
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -45,10 +44,11 @@ def nodes(django_db_setup, media_root, tmp_path):
         "MEDIA_ROOT": str(media_root),
         "CELERY_QUEUE": f"nodes-{run}",
         "CHANNELS_PREFIX": f"nodes-{run}",
-        # A worker that dies returns its message after 5 s; a stalled scan is swept after 8 s; both
-        # beats sweep every second.
+        # A worker that dies returns its message after 5 s; a scan claimed 20 s ago (longer than a
+        # first analysis with its model load takes, even on a busy CI machine) may be claimed again;
+        # both beats sweep every second.
         "CELERY_VISIBILITY_TIMEOUT": "5",
-        "SCAN_STALL_SECONDS": "8",
+        "SCAN_STALL_SECONDS": "20",
         "SCAN_SWEEP_SECONDS": "1",
         "ALERT_SWEEP_SECONDS": "1",
         "SLOW_WORKER_DELAY_SECONDS": str(WORKER_DELAY_SECONDS),
@@ -90,42 +90,9 @@ def token_for(user) -> str:
     return issue_token(user)[1]
 
 
-def upload(stack: Stack, token: str, patient_id: int, data: bytes) -> int:
-    response = requests.post(
-        f"{stack.base_url}/api/v1/scans/",
-        headers={"Authorization": f"Token {token}"},
-        data={"patient": patient_id},
-        files={"image": ("face.jpg", data, "image/jpeg")},
-        timeout=30,
-    )
-    assert response.status_code == 202, response.text
-    return response.json()["id"]
-
-
 def ws_url(stack: Stack, token: str, **replay) -> str:
     query = "".join(f"&{key}={value}" for key, value in replay.items())
     return f"ws://{stack.host}:{stack.port}/ws/alerts/?token={token}{query}"
-
-
-async def frames_until(socket, predicate, timeout: float) -> list[dict]:
-    received = []
-    deadline = time.monotonic() + timeout
-    while not received or not predicate(received[-1]):
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise AssertionError(f"no matching frame within {timeout}s; got {received}")
-        received.append(json.loads(await asyncio.wait_for(socket.recv(), remaining)))
-    return received
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def log_of(stack: Stack, part: str) -> str:
@@ -141,6 +108,7 @@ def test_an_upload_to_one_web_node_reaches_sockets_on_the_other(nodes, people):
                 scan_id = await asyncio.to_thread(
                     upload, nodes.web_a, carol, people.patient.id, jpeg_bytes(drooped_astronaut())
                 )
+                scan_id = scan_id["id"]
                 alert = (await frames_until(clinician, lambda f: f["type"] == "alert.created", 120))[-1]
                 done = await frames_until(
                     caregiver, lambda f: f["type"] == "scan.updated" and f["scan"]["status"] == "done", 60
@@ -156,7 +124,7 @@ def test_each_scan_is_analysed_exactly_once_across_the_workers(nodes, people):
     carol = token_for(people.carol)
     photos = [drooped_astronaut(), astronaut()] * 3
     scan_ids = [
-        upload(web, carol, people.patient.id, jpeg_bytes(photo))
+        upload(web, carol, people.patient.id, jpeg_bytes(photo))["id"]
         for web, photo in zip([nodes.web_a, nodes.web_b] * 3, photos)
     ]
     finished = {Scan.Status.DONE, Scan.Status.REJECTED}
@@ -190,7 +158,9 @@ def test_a_web_node_killed_mid_stream_leaves_its_clients_to_the_other_losing_not
             with pytest.raises(websockets.ConnectionClosed):
                 await asyncio.wait_for(socket.recv(), 10)
         # While the client is away, another positive photo of the patient joins the alert.
-        second = await asyncio.to_thread(upload, nodes.web_b, carol, people.patient.id, jpeg_bytes(drooped_astronaut()))
+        second = (
+            await asyncio.to_thread(upload, nodes.web_b, carol, people.patient.id, jpeg_bytes(drooped_astronaut()))
+        )["id"]
         await asyncio.to_thread(
             wait_for, lambda: Scan.objects.get(id=second).status == Scan.Status.DONE, 120, "the second scan"
         )
@@ -209,7 +179,7 @@ def test_a_web_node_killed_mid_stream_leaves_its_clients_to_the_other_losing_not
 
 def test_a_worker_killed_mid_analysis_leaves_the_scan_to_the_other(nodes, people):
     carol = token_for(people.carol)
-    scan_id = upload(nodes.web_a, carol, people.patient.id, jpeg_bytes(drooped_astronaut()))
+    scan_id = upload(nodes.web_a, carol, people.patient.id, jpeg_bytes(drooped_astronaut()))["id"]
     marker = f"before decoding scan {scan_id}\n"
     workers = {"worker-1": nodes.worker_1, "worker-2": nodes.worker_2}
     holder = wait_for(
@@ -229,7 +199,7 @@ def test_a_worker_killed_mid_analysis_leaves_the_scan_to_the_other(nodes, people
 
 def test_two_beats_escalate_an_overdue_alert_once(nodes, people):
     carol = token_for(people.carol)
-    scan_id = upload(nodes.web_a, carol, people.patient.id, jpeg_bytes(drooped_astronaut()))
+    scan_id = upload(nodes.web_a, carol, people.patient.id, jpeg_bytes(drooped_astronaut()))["id"]
     alert = wait_for(lambda: Alert.objects.filter(scan_id=scan_id).first(), 120, "the alert")
     Alert.objects.filter(id=alert.id).update(next_escalation_at=timezone.now() - timedelta(seconds=1))
     wait_for(

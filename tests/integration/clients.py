@@ -1,0 +1,46 @@
+"""What the integration tests do as clients of a running stack: upload over REST, read frames from a
+WebSocket, wait for the database to show something."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import requests
+
+
+def upload(stack, token: str, patient_id: int, data: bytes) -> dict:
+    response = requests.post(
+        f"{stack.base_url}/api/v1/scans/",
+        headers={"Authorization": f"Token {token}"},
+        data={"patient": patient_id},
+        files={"image": ("face.jpg", data, "image/jpeg")},
+        timeout=30,
+    )
+    assert response.status_code == 202, response.text
+    return response.json()
+
+
+async def frames_until(socket, predicate, timeout: float) -> list[dict]:
+    """Collect frames until one satisfies predicate (returned last); fail after timeout."""
+    received = []
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise AssertionError(f"no matching frame within {timeout}s; got {received}")
+        frame = json.loads(await asyncio.wait_for(socket.recv(), remaining))
+        received.append(frame)
+        if predicate(frame):
+            return received
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
