@@ -202,13 +202,10 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
         if not await self._still_allowed() or not self._may_receive(event):
             return
         payload = await rendered_alert(event["alert_id"], event.get("version"))
-        if payload is None:
-            return
-        self._audit("alert", payload["id"], payload["patient"]["id"], frame_type)
-        # Encoded once per change per process, however many sockets here send it.
-        await self.send(
-            text_data=encoded_frame(frame_type, payload, event.get("version"), event.get("reopened", False))
-        )
+        if payload is not None:
+            await self._send_alert_frame(
+                frame_type, payload, version=event.get("version"), reopened=event.get("reopened", False)
+            )
 
     def _may_receive(self, event: dict) -> bool:
         """The event names who may see its patient (alerts/events.py): staff, one care team, its
@@ -217,10 +214,19 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
             return True
         return event.get("team") in self.verdict.teams
 
-    async def _send_alert_frame(self, frame_type: str, payload: dict, replayed: bool = False, reopened: bool = False):
+    async def _send_alert_frame(
+        self,
+        frame_type: str,
+        payload: dict,
+        *,
+        version: int | None = None,
+        replayed: bool = False,
+        reopened: bool = False,
+    ):
         self._audit("alert", payload["id"], payload["patient"]["id"], frame_type)
-        flags = {**({"replayed": True} if replayed else {}), **({"reopened": True} if reopened else {})}
-        await self.send_json({"type": frame_type, "alert": payload, **flags})
+        await self.send(
+            text_data=encoded_frame(frame_type, payload, version=version, replayed=replayed, reopened=reopened)
+        )
 
     # Rights: checked in memory before every frame and action, re-read when they may have changed.
 
@@ -395,7 +401,8 @@ async def _write_audit_forever() -> None:
 
 
 def _start_audit_writer() -> None:
-    """One writer task per process (and event loop), started by the first socket's watch."""
+    """One writer task per process (and event loop): started at a socket's connect, and started
+    again by any socket's watch tick if it has stopped."""
     global _audit_writer
     loop = asyncio.get_running_loop()
     if _audit_writer is None or _audit_writer.done() or _audit_writer.get_loop() is not loop:
@@ -405,13 +412,18 @@ def _start_audit_writer() -> None:
 _encoded: dict[tuple, str] = {}
 
 
-def encoded_frame(frame_type: str, payload: dict, version: int | None, reopened: bool) -> str:
-    """A live alert frame as JSON text, encoded once per change per process (version None: every time)."""
+def encoded_frame(
+    frame_type: str, payload: dict, *, version: int | None = None, replayed: bool = False, reopened: bool = False
+) -> str:
+    """An alert frame as JSON text. A live one (with the change's version) is encoded once per change
+    per process, however many sockets here send it; a replayed one, for its one socket."""
     key = (frame_type, payload["id"], version, reopened)
-    text = _encoded.get(key) if version is not None else None
+    cached = version is not None and not replayed
+    text = _encoded.get(key) if cached else None
     if text is None:
-        text = json.dumps({"type": frame_type, "alert": payload, **({"reopened": True} if reopened else {})})
-        if version is not None:
+        flags = {**({"replayed": True} if replayed else {}), **({"reopened": True} if reopened else {})}
+        text = json.dumps({"type": frame_type, "alert": payload, **flags})
+        if cached:
             _encoded[key] = text
             while len(_encoded) > RENDERED_KEEP:
                 _encoded.pop(next(iter(_encoded)))
