@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 import time
 from dataclasses import dataclass
 
@@ -25,7 +24,7 @@ from django.contrib.auth import get_user_model
 from alerts.auth import query_param, scope_client_ip
 from alerts.events import STAFF_GROUP, team_group, user_group
 from alerts.models import Alert, AlertEvent
-from alerts.rights import refresh_socket, register_socket, rights_version, unregister_socket
+from alerts.rights import refresh_sockets, register_socket, rights_version, unregister_socket
 from alerts.selectors import alert_changes_for_user, alert_list_for_user, with_last_event
 from alerts.serializers import AlertSerializer
 from alerts.services import AlertConflict, AlertForbidden, AlertNotFound, alert_acknowledge, alert_resolve
@@ -95,8 +94,8 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
-        self.rights_watch = asyncio.create_task(self._watch_rights())
-        _start_audit_writer()
+        self.recheck_task = None
+        _watch(self)
         after_event = _query_int(self.scope, "after_event")
         after = _query_int(self.scope, "after")
         if after_event is not None:
@@ -107,9 +106,10 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
                 await self._send_alert_frame("alert.created", payload, replayed=True)
 
     async def disconnect(self, code):
-        watch = getattr(self, "rights_watch", None)
-        if watch is not None:
-            watch.cancel()
+        _watched.pop(self, None)
+        recheck = getattr(self, "recheck_task", None)
+        if recheck is not None:
+            recheck.cancel()
         for group in getattr(self, "groups_joined", []):
             await self.channel_layer.group_discard(group, self.channel_name)
         if getattr(self, "registered", False):
@@ -251,24 +251,18 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
             return
         self.verdict = verdict
 
-    async def _watch_rights(self):
-        # Ticks spread over the interval: sockets that connected together (a node's clients moving to
-        # this one) do not all read Redis in the same instant.
-        await asyncio.sleep(random.uniform(0, settings.SOCKET_RIGHTS_CHECK_SECONDS))
-        while not self.revoked:
-            await asyncio.sleep(settings.SOCKET_RIGHTS_CHECK_SECONDS)
-            await refresh_socket(self.user.id, self.channel_name)
-            _start_audit_writer()
-            # A cache read: off the thread that serialises database work, which connects queue on.
-            version = await sync_to_async(rights_version, thread_sensitive=False)(self.user.id)
-            now = time.time()
-            if (
-                version != self.version
-                or not self.verdict.allowed(now)
-                or now - self.verdict.read_at >= settings.SOCKET_RIGHTS_RECHECK_SECONDS
-            ):
-                self.version = version
-                await self._recheck()
+    def _after_tick(self, version: int | None, now: float) -> None:
+        """The process's watch read the user's rights version (_tick): re-read the verdict when it
+        moved (a push that was lost), when the credential ended, or when the last read is old."""
+        if self.revoked or (self.recheck_task is not None and not self.recheck_task.done()):
+            return
+        if (
+            version != self.version
+            or not self.verdict.allowed(now)
+            or now - self.verdict.read_at >= settings.SOCKET_RIGHTS_RECHECK_SECONDS
+        ):
+            self.version = version
+            self.recheck_task = asyncio.create_task(self._recheck())
 
     @database_sync_to_async
     def _read_rights(self) -> tuple[int | None, Verdict]:
@@ -384,7 +378,6 @@ class Verdict:
 
 
 _audit_buffer: list[dict] = []
-_audit_writer: asyncio.Task | None = None
 
 
 async def flush_audit_buffer() -> None:
@@ -394,19 +387,43 @@ async def flush_audit_buffer() -> None:
         await database_sync_to_async(record_audit_rows)(rows)
 
 
-async def _write_audit_forever() -> None:
+# The open sockets of this process (and the event loop each runs on), watched by one task: every
+# SOCKET_RIGHTS_CHECK_SECONDS it keeps them all counted against their users' caps and reads all
+# their users' rights versions in one trip to Redis (not one per socket: at 500 sockets that was a
+# tenth of a web node's time), starts a re-read for those that need one, and writes the audit rows
+# of every socket in one INSERT.
+_watched: dict[AlertConsumer, asyncio.AbstractEventLoop] = {}
+_ticker: asyncio.Task | None = None
+
+
+def _watch(consumer: AlertConsumer) -> None:
+    global _ticker
+    loop = asyncio.get_running_loop()
+    _watched[consumer] = loop
+    if _ticker is None or _ticker.done() or _ticker.get_loop() is not loop:
+        _ticker = loop.create_task(_tick_forever())
+
+
+async def _tick_forever() -> None:
     while True:
         await asyncio.sleep(settings.SOCKET_RIGHTS_CHECK_SECONDS)
-        await flush_audit_buffer()
+        try:
+            await _tick()
+        except Exception:  # noqa: BLE001 - the next tick tries again; frames are checked in memory meanwhile
+            logger.exception("the socket watch tick failed")
 
 
-def _start_audit_writer() -> None:
-    """One writer task per process (and event loop): started at a socket's connect, and started
-    again by any socket's watch tick if it has stopped."""
-    global _audit_writer
+async def _tick() -> None:
     loop = asyncio.get_running_loop()
-    if _audit_writer is None or _audit_writer.done() or _audit_writer.get_loop() is not loop:
-        _audit_writer = loop.create_task(_write_audit_forever())
+    for consumer in [consumer for consumer, its_loop in _watched.items() if its_loop is not loop]:
+        del _watched[consumer]  # a loop that ended (tests run one per test); production has one
+    sockets = [consumer for consumer in _watched if not consumer.revoked]
+    if sockets:
+        versions = await refresh_sockets([(consumer.user.id, consumer.channel_name) for consumer in sockets])
+        now = time.time()
+        for consumer in sockets:
+            consumer._after_tick(versions.get(consumer.user.id), now)
+    await flush_audit_buffer()
 
 
 _encoded: dict[tuple, str] = {}

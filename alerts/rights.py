@@ -6,12 +6,12 @@
 - Each socket keeps the verdict it last read from the database (active, staff, and until when its
   session or token lasts). Before it sends a frame, or acts on one, it checks that verdict in memory.
   It reads the verdict again when a rights.changed event arrives (in order with the frames, so
-  nothing queued after the change is sent), when its watch sees the cached version move (one Redis
-  read per socket every SOCKET_RIGHTS_CHECK_SECONDS, for an event that was lost), when its
-  credential's end time passes, and every SOCKET_RIGHTS_RECHECK_SECONDS in any case (a change made
-  behind Django's back, in SQL).
+  nothing queued after the change is sent), when the process's watch sees the cached version move
+  (every SOCKET_RIGHTS_CHECK_SECONDS, one Redis round trip for all the sockets of the process, for
+  an event that was lost), when its credential's end time passes, and every
+  SOCKET_RIGHTS_RECHECK_SECONDS in any case (a change made behind Django's back, in SQL).
 - At most SOCKETS_PER_USER open sockets per user, counted across every web process in Redis; an
-  entry not refreshed by its socket's watch for three intervals (a crashed process) stops counting.
+  entry not refreshed by the watch for three intervals (a crashed process) stops counting.
 """
 
 from __future__ import annotations
@@ -89,14 +89,25 @@ def register_socket(user_id: int, channel_name: str) -> bool:
 
 
 @sync_to_async(thread_sensitive=False)
-def refresh_socket(user_id: int, channel_name: str) -> None:
+def refresh_sockets(sockets: list[tuple[int, str]]) -> dict[int, int | None]:
+    """Every open socket of a process, at each watch tick: keep each one counted against its user's
+    cap, and read the rights version of each user (as rights_version: -1 when Redis is down)."""
+    now, users = time.time(), sorted({user_id for user_id, _ in sockets})
     try:
-        pipe = _redis().pipeline()
-        pipe.zadd(_sockets_key(user_id), {channel_name: time.time()})
-        pipe.expire(_sockets_key(user_id), int(_stale_after()) + 60)
+        pipe = _redis().pipeline(transaction=False)
+        for user_id, channel_name in sockets:
+            pipe.zadd(_sockets_key(user_id), {channel_name: now})
+        for user_id in users:
+            pipe.expire(_sockets_key(user_id), int(_stale_after()) + 60)
         pipe.execute()
     except redis.RedisError:
         pass
+    try:
+        found = cache.get_many([_version_key(user_id) for user_id in users])
+    except Exception:  # noqa: BLE001 - as rights_version: "unknown" makes the sockets re-read
+        logger.warning("rights versions unavailable for %d users", len(users))
+        return dict.fromkeys(users, -1)
+    return {user_id: found.get(_version_key(user_id)) for user_id in users}
 
 
 @sync_to_async(thread_sensitive=False)

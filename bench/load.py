@@ -1,9 +1,11 @@
 """Load: concurrent uploads while many clinicians' sockets listen; counts in against counts out.
 
     .venv/bin/python -m stack.embedded .venv/bin/python bench/load.py [--scans 200] [--clients 4] [--sockets 50]
-        [--web-nodes 1 2] [--database-url postgres://postgres@127.0.0.1:5432/postgres]
+        [--web-nodes 1 2] [--layer queues pubsub] [--database-url postgres://postgres@127.0.0.1:5432/postgres]
 
-For each number of web nodes asked (--web-nodes 1 2: two runs, the first the baseline of the second),
+For each channel layer, number of web nodes and number of worker nodes asked (--web-nodes 1 2: two
+runs, the first the baseline of the second; --layer queues pubsub: channels_redis's queue per process
+against Redis pub/sub, settings.CHANNEL_LAYER),
 starts that many daphne processes (runportal --role web), one Celery worker (concurrency 2) and beat
 on a scratch database (SQLite in a temporary folder, or a fresh PostgreSQL database created on the
 server of --database-url and dropped afterwards), registers --sockets clinicians on the patient's
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -70,7 +73,22 @@ print(json.dumps({{"clinicians": tokens, "carol": issue_token(get_user_model().o
 """
 
 
-async def run(nodes: list, tokens: dict, images: list[tuple[str, bytes]], scans: int, clients: int):
+def unfinished_scans(database_url: str) -> int:
+    """Scans still queued or being analysed, read from the database itself: the record, and no load on
+    the web nodes under test (a list request per second took a fifth of a web node's time)."""
+    query = "SELECT count(*) FROM scans_scan WHERE status IN ('queued', 'processing')"
+    if database_url.startswith("postgres"):
+        import psycopg
+
+        with psycopg.connect(database_url) as connection:
+            return connection.execute(query).fetchone()[0]
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(database_url.removeprefix("sqlite:///"))) as connection:
+        return connection.execute(query).fetchone()[0]
+
+
+async def run(nodes: list, tokens: dict, images: list[tuple[str, bytes]], scans: int, clients: int, database_url: str):
     import requests
     import websockets
 
@@ -83,28 +101,24 @@ async def run(nodes: list, tokens: dict, images: list[tuple[str, bytes]], scans:
 
     base_url = nodes[0].base_url  # reads (the database is shared): any node answers the same
 
-    async def frames(token: str, ready: asyncio.Event, stop: asyncio.Event, node=nodes[0]):
-        """One socket's frames until ``stop``; ``ready`` once it is connected."""
+    async def frames(token: str, ready: asyncio.Event, node=nodes[0]):
+        """One socket's frames until the task is cancelled; ``ready`` once it is connected."""
         url = f"ws://{node.host}:{node.port}/ws/alerts/?token={token}"
         async with websockets.connect(url, max_queue=None, open_timeout=60) as socket:
             ready.set()
-            while not stop.is_set():
-                try:
-                    frame = json.loads(await asyncio.wait_for(socket.recv(), 0.5))
-                except TimeoutError:
-                    continue
+            async for message in socket:
                 last_frame[0] = time.perf_counter()
-                yield frame
+                yield json.loads(message)
 
-    async def listen(index: int, token: str, ready: asyncio.Event, stop: asyncio.Event):
-        async for frame in frames(token, ready, stop, nodes[index % len(nodes)]):
+    async def listen(index: int, token: str, ready: asyncio.Event):
+        async for frame in frames(token, ready, nodes[index % len(nodes)]):
             if frame["type"] == "alert.created":
                 scan_id = frame["alert"]["scan"]["id"]
                 alert_seen.setdefault(scan_id, []).append(time.perf_counter())
                 per_socket[index] += 1
 
-    async def caregiver(ready: asyncio.Event, stop: asyncio.Event):
-        async for frame in frames(tokens["carol"], ready, stop):
+    async def caregiver(ready: asyncio.Event):
+        async for frame in frames(tokens["carol"], ready):
             if frame["type"] == "scan.updated" and frame["scan"]["status"] in {"done", "rejected", "failed"}:
                 label = (frame["scan"].get("result") or {}).get("label") or frame["scan"]["status"]
                 finished.setdefault(frame["scan"]["id"], (label, time.perf_counter()))
@@ -125,13 +139,10 @@ async def run(nodes: list, tokens: dict, images: list[tuple[str, bytes]], scans:
         else:
             refused[response.status_code] += 1
 
-    stop = asyncio.Event()
     readies = [asyncio.Event() for _ in tokens["clinicians"]]
-    listeners = [
-        asyncio.create_task(listen(i, token, readies[i], stop)) for i, token in enumerate(tokens["clinicians"])
-    ]
+    listeners = [asyncio.create_task(listen(i, token, readies[i])) for i, token in enumerate(tokens["clinicians"])]
     readies.append(asyncio.Event())  # the uploader's own socket, for scan.updated
-    watcher = asyncio.create_task(caregiver(readies[-1], stop))
+    watcher = asyncio.create_task(caregiver(readies[-1]))
     await asyncio.wait_for(asyncio.gather(*(ready.wait() for ready in readies)), 60)
 
     semaphore = asyncio.Semaphore(clients)
@@ -144,24 +155,17 @@ async def run(nodes: list, tokens: dict, images: list[tuple[str, bytes]], scans:
     await asyncio.gather(*(limited(i) for i in range(scans)))
     upload_seconds = time.perf_counter() - started
 
-    def pending() -> int:
-        # The database is the record: ask it, not the sockets, whether work is left.
-        headers = {"Authorization": f"Token {tokens['carol']}"}
-        return sum(
-            requests.get(f"{base_url}/api/v1/scans/?status={status}", headers=headers, timeout=30).json()["count"]
-            for status in ("queued", "processing")
-        )
-
     deadline = time.monotonic() + 600
-    while await asyncio.to_thread(pending) and time.monotonic() < deadline:
-        await asyncio.sleep(1)
+    while await asyncio.to_thread(unfinished_scans, database_url) and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
     all_done = time.perf_counter() - started
     # Frames still queued in the web process arrive late, not never: wait until none has come for 5 s.
     last_frame[0] = time.perf_counter()
     while time.perf_counter() - last_frame[0] < 5 and time.perf_counter() - started < all_done + 120:
         await asyncio.sleep(0.5)
     drained = last_frame[0] - started - all_done
-    stop.set()
+    for task in (*listeners, watcher):
+        task.cancel()
     await asyncio.gather(*listeners, watcher, return_exceptions=True)
 
     def recorded() -> dict:
@@ -215,7 +219,7 @@ def scratch_database(server_url: str, name: str) -> tuple[str, callable]:
     return urlunsplit(parts._replace(path=f"/{name}")), drop
 
 
-def one_run(args, web_nodes: int, worker_nodes: int, images) -> dict:
+def one_run(args, layer: str, web_nodes: int, worker_nodes: int, images) -> dict:
     from stack.embedded import free_port
     from stack.processes import Stack, base_env
 
@@ -230,6 +234,7 @@ def one_run(args, web_nodes: int, worker_nodes: int, images) -> dict:
         DATABASE_URL=database_url,
         CELERY_QUEUE=f"load-{var_dir.name}",
         CHANNELS_PREFIX=f"load-{var_dir.name}",
+        CHANNEL_LAYER=layer,
         ALERT_EPISODE_HOURS="0",  # every positive raises its own alert: count them all
         UPLOAD_THROTTLE_RATE="100000/hour",
         SOCKETS_PER_USER="2",
@@ -274,7 +279,7 @@ def one_run(args, web_nodes: int, worker_nodes: int, images) -> dict:
                 stack.start()
             for stack in every:
                 stack.wait_ready(timeout=180)
-            return asyncio.run(run(webs, tokens, images, args.scans, args.clients))
+            return asyncio.run(run(webs, tokens, images, args.scans, args.clients, database_url))
         finally:
             for stack in every:
                 stack.stop()
@@ -283,7 +288,7 @@ def one_run(args, web_nodes: int, worker_nodes: int, images) -> dict:
             drop()
 
 
-def report(args, web_nodes: int, worker_nodes: int, r: dict) -> dict:
+def report(args, layer: str, web_nodes: int, worker_nodes: int, r: dict) -> dict:
     uploads, finished, db = r["uploads"], r["finished"], r["db"]
     to_result = [finished[s][1] - uploads[s] for s in finished if s in uploads]
     to_alert = [seen - uploads[s] for s in r["alert_seen"] if s in uploads for seen in r["alert_seen"][s]]
@@ -291,7 +296,8 @@ def report(args, web_nodes: int, worker_nodes: int, r: dict) -> dict:
     frames = sorted(r["per_socket"].get(i, 0) for i in range(r["sockets"]))
     finished_in_db = db["by_status"]["done"] + db["by_status"]["rejected"] + db["by_status"]["failed"]
     print(
-        f"\n{web_nodes} web node(s), {worker_nodes} worker node(s) of concurrency {args.concurrency}: {args.scans} "
+        f"\nchannel layer {layer}, {web_nodes} web node(s), {worker_nodes} worker node(s) of concurrency "
+        f"{args.concurrency}: {args.scans} "
         f"uploads from {args.clients} concurrent clients; {r['sockets']} clinician sockets; {os.cpu_count()} CPUs; "
         f"database {'PostgreSQL' if args.database_url.startswith('postgres') else 'SQLite'}; classifier "
         f"{'on (random weights, timing only)' if args.classifier else 'off (asymmetry rule alone)'}"
@@ -341,6 +347,9 @@ def main() -> None:
         "--web-nodes", type=int, nargs="+", default=[1], help="one run per number; the first is the baseline"
     )
     parser.add_argument("--worker-nodes", type=int, nargs="+", default=[1], help="one run per number, too")
+    parser.add_argument(
+        "--layer", nargs="+", default=["pubsub"], choices=["pubsub", "queues"], help="one run per channel layer"
+    )
     parser.add_argument("--concurrency", type=int, default=2, help="processes of each worker node")
     parser.add_argument("--classifier", action="store_true", help="a ResNet-50 in every analysis (timing only)")
     parser.add_argument(
@@ -351,19 +360,20 @@ def main() -> None:
         sys.exit("REDIS_URL is not set: run through `python -m stack.embedded`.")
     images = load_images(args.images, 60)
     figures = {
-        (webs, workers): report(args, webs, workers, one_run(args, webs, workers, images))
+        (layer, webs, workers): report(args, layer, webs, workers, one_run(args, layer, webs, workers, images))
+        for layer in args.layer
         for webs in args.web_nodes
         for workers in args.worker_nodes
     }
     if len(figures) > 1:
-        (base_webs, base_workers), base = next(iter(figures.items()))
-        print(f"\nAgainst {base_webs} web and {base_workers} worker node(s), measured in this run:")
-        for (webs, workers), row in list(figures.items())[1:]:
+        (base_layer, base_webs, base_workers), base = next(iter(figures.items()))
+        print(f"\nAgainst layer {base_layer}, {base_webs} web and {base_workers} worker node(s), measured in this run:")
+        for (layer, webs, workers), row in list(figures.items())[1:]:
             ratios = ", ".join(
                 f"{name} {row[name]:.1f} ({row[name] / base[name]:.2f}x)" if base[name] else f"{name} {row[name]:.1f}"
                 for name in row
             )
-            print(f"  {webs} web, {workers} worker node(s): {ratios}")
+            print(f"  layer {layer}, {webs} web, {workers} worker node(s): {ratios}")
 
 
 if __name__ == "__main__":

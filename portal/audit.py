@@ -9,8 +9,9 @@ from __future__ import annotations
 import logging
 
 from django.apps import apps
-from django.db import DatabaseError
+from django.db import DatabaseError, connection
 from django.urls import Resolver404, resolve
+from django.utils import timezone
 
 from portal.auth import client_ip
 from portal.ids import parse_id
@@ -140,6 +141,7 @@ def socket_audit_row(
     """An audit row for what a WebSocket showed or did (alerts/consumers.py), as keyword arguments."""
     headers = dict(scope.get("headers", []))
     return {
+        "at": timezone.now(),
         "user_id": user.id,
         "username": user.get_username(),
         "action": action,
@@ -156,8 +158,25 @@ def socket_audit_row(
 
 
 def record_audit_rows(rows: list[dict]) -> None:
-    """Write a batch of audit rows; a failure is logged loudly (the frames were already sent)."""
+    """Write a batch of audit rows; a failure is logged loudly (the frames were already sent).
+
+    On PostgreSQL with COPY: a busy web node writes thousands of socket rows a minute, and building a
+    model instance for each (bulk_create) took a fifth of its time."""
     try:
-        AuditEvent.objects.bulk_create([AuditEvent(**row) for row in rows])
+        if connection.vendor == "postgresql":
+            _copy_rows(rows)
+        else:
+            AuditEvent.objects.bulk_create([AuditEvent(**row) for row in rows])
     except DatabaseError:
         logger.exception("could not write %d socket audit events", len(rows))
+
+
+def _copy_rows(rows: list[dict]) -> None:
+    fields = [field for field in AuditEvent._meta.concrete_fields if not field.primary_key]
+    names = [field.attname for field in fields]
+    missing = {field.attname: field.get_default() for field in fields if field.attname not in rows[0]}
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    table = connection.ops.quote_name(AuditEvent._meta.db_table)
+    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row([row[name] if name in row else missing[name] for name in names])

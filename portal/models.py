@@ -6,6 +6,7 @@ from enum import StrEnum
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class UserRole(StrEnum):
@@ -120,7 +121,9 @@ class AuditEvent(models.Model):
     trigger refuses UPDATE and DELETE as well (migrations 0003 and 0005: only the UPDATE that deleting an
     account makes, clearing user_id, gets through)."""
 
-    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # When it happened: now, unless the writer knew better (a socket's rows are written in batches, and
+    # carry the moment each frame was sent).
+    at = models.DateTimeField(default=timezone.now, db_index=True)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

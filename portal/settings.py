@@ -196,20 +196,38 @@ SOCKET_RIGHTS_CHECK_SECONDS = env_int("SOCKET_RIGHTS_CHECK_SECONDS", 5, minimum=
 SOCKET_RIGHTS_RECHECK_SECONDS = env_int("SOCKET_RIGHTS_RECHECK_SECONDS", 60, minimum=1)
 # Open sockets per user, across every web process (a few tabs and a phone are far fewer).
 SOCKETS_PER_USER = env_int("SOCKETS_PER_USER", 12, minimum=1)
-CHANNEL_LAYERS = {
-    "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
-        # channels_redis queues the messages of all the sockets of one web process in one Redis key and
-        # drops what exceeds `capacity` there (100 by default: 50 clinicians and 3 alerts fill it). The
-        # database stays the record and clients catch up with ?after=, but drops should be rare.
-        "CONFIG": {
-            "hosts": [REDIS_URL],
-            "prefix": env_str("CHANNELS_PREFIX", "portal"),
-            "expiry": 60,
-            "capacity": env_int("CHANNEL_CAPACITY", 20000, minimum=10),
-        },
+# The channel layer carries live events from whichever process made a change to every web process.
+# "pubsub" (the default): one Redis PUBLISH per group and change, which every web process holding a
+# socket of that group receives once and hands to its sockets in memory: a change to a team of 250
+# connected clinicians is one message per web process, not 250 (bench/load.py --layer measures both).
+# It buffers nothing: a web process cut off from Redis misses what was published meanwhile, and its
+# sockets catch up on reconnect (?after_event=), as after any outage; the database is the record.
+# "queues": channels_redis's list-per-process layer, one queued message per socket, kept `expiry`
+# seconds up to `capacity` per process.
+CHANNEL_LAYER = env_str("CHANNEL_LAYER", "pubsub")
+if CHANNEL_LAYER == "pubsub":
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            # Redis pub/sub ignores the database number of REDIS_URL: the prefix keeps portals (and
+            # test runs) that share one Redis apart.
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": env_str("CHANNELS_PREFIX", "portal")},
+        }
     }
-}
+elif CHANNEL_LAYER == "queues":
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                "prefix": env_str("CHANNELS_PREFIX", "portal"),
+                "expiry": 60,
+                "capacity": env_int("CHANNEL_CAPACITY", 20000, minimum=10),
+            },
+        }
+    }
+else:
+    raise ImproperlyConfigured(f"CHANNEL_LAYER={CHANNEL_LAYER!r}: use pubsub or queues")
 
 CELERY_BROKER_URL = REDIS_URL
 CELERY_TASK_IGNORE_RESULT = True

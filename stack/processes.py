@@ -36,6 +36,9 @@ class Stack:
     log_dir: Path | None = None  # None: processes write to this terminal
     # What runs `celery worker`: a test may name a module that wraps it (tests/integration/slow_worker.py).
     worker_module: str = "celery"
+    # Analysis is batch work: where roles share a machine, the worker yields the CPU to the web node's
+    # answers and live alerts (bench/load.py: all roles on one 2-core machine). 0 leaves it as is.
+    worker_nice: int = 10
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     _logs: list[IO] = field(default_factory=list)
     _sigterm_handler: Callable | None = field(default=None, repr=False)  # set by start(), see below
@@ -64,6 +67,7 @@ class Stack:
             ]
         if self.worker:
             commands["worker"] = [
+                *(["nice", "-n", str(self.worker_nice)] if self.worker_nice else []),
                 python,
                 "-m",
                 self.worker_module,

@@ -514,6 +514,31 @@ async def test_socket_deliveries_and_actions_are_in_the_audit_trail(people):
     } in rows
 
 
+async def test_the_process_watch_writes_socket_audit_rows_with_the_time_each_frame_was_sent(people, settings):
+    """Rows of every socket are written together at each tick of the process's watch (the socket
+    stays open), each stamped when its frame went out, not when the batch was written."""
+    import asyncio
+
+    from asgiref.sync import sync_to_async
+    from django.utils import timezone
+
+    from portal.models import AuditEvent
+
+    settings.SOCKET_RIGHTS_CHECK_SECONDS = 1
+    communicator, connected, _ = await connect(people.alice)
+    assert connected
+    alert = await sync_to_async(raise_alert_for)(people.patient)
+    await communicator.receive_json_from(timeout=3)
+    received_at = timezone.now()
+    await asyncio.sleep(2.5)  # two ticks; no close, which would write the rows at once
+    rows = await sync_to_async(
+        lambda: list(AuditEvent.objects.filter(username="alice", method="WS", object_id=str(alert.id)).values("at"))
+    )()
+    await communicator.disconnect()
+    assert len(rows) == 1
+    assert rows[0]["at"] <= received_at
+
+
 async def test_a_repeat_positive_is_pushed_as_alert_repeated_and_says_when_it_reopened(people):
     from asgiref.sync import sync_to_async
 

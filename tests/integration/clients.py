@@ -10,6 +10,12 @@ import time
 import requests
 
 
+def ws_url(stack, token: str, **replay) -> str:
+    """The alert socket of a web node, for a token; `after=` / `after_event=` ask for replay."""
+    query = "".join(f"&{key}={value}" for key, value in replay.items())
+    return f"ws://{stack.host}:{stack.port}/ws/alerts/?token={token}{query}"
+
+
 def upload(stack, token: str, patient_id: int, data: bytes) -> dict:
     response = requests.post(
         f"{stack.base_url}/api/v1/scans/",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 
 import numpy as np
@@ -15,7 +16,7 @@ import websockets
 from inference.engine.pipeline import ENGINE_VERSION
 from portal.credentials import issue_token
 from tests.faces import astronaut, drooped_astronaut, jpeg_bytes
-from tests.integration.clients import frames_until, upload
+from tests.integration.clients import frames_until, upload, ws_url
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -30,11 +31,6 @@ async def nothing_arrives(socket, seconds: float) -> bool:
     except TimeoutError:
         return True
     raise AssertionError(f"unexpected frame: {frame}")
-
-
-def ws_url(stack, token: str, after: int | None = None) -> str:
-    url = f"ws://{stack.host}:{stack.port}/ws/alerts/?token={token}"
-    return url + (f"&after={after}" if after is not None else "")
 
 
 def test_a_drooping_face_uploaded_over_rest_arrives_as_a_live_alert(live_stack, people):
@@ -150,6 +146,12 @@ def test_healthz_reports_database_redis_and_worker(live_stack):
     assert body["status"] == "ok"
     assert body["checks"]["database"] == "ok" and body["checks"]["redis"] == "ok"
     assert body["checks"]["worker"].startswith("ok")
+
+
+def test_the_worker_runs_at_a_lower_cpu_priority_than_the_web_node(live_stack):
+    """Analysis is batch work: on a shared machine it must not starve uploads and live alerts."""
+    web, worker = (live_stack.processes[name].pid for name in ("web", "worker"))
+    assert os.getpriority(os.PRIO_PROCESS, worker) == os.getpriority(os.PRIO_PROCESS, web) + live_stack.worker_nice > 0
 
 
 def test_the_worker_calls_the_care_team_by_push_and_e_mail_without_naming_the_patient(

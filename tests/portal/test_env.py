@@ -75,3 +75,11 @@ def test_db_pool_gives_each_process_a_bounded_pool_of_postgresql_connections():
     assert pooled.stdout.split()[-2:] == ["ConnectionPool", "5"], pooled.stderr
     refused = _django_says("", DB_POOL="1", DB_CONN_MAX_AGE="60")
     assert refused.returncode != 0 and "leave DB_CONN_MAX_AGE at 0" in refused.stderr
+
+
+def test_the_channel_layer_is_redis_pub_sub_unless_the_queues_layer_is_asked_for():
+    code = "from django.conf import settings\nprint(settings.CHANNEL_LAYERS['default']['BACKEND'])"
+    assert _django_says(code).stdout.split()[-1] == "channels_redis.pubsub.RedisPubSubChannelLayer"
+    assert _django_says(code, CHANNEL_LAYER="queues").stdout.split()[-1] == "channels_redis.core.RedisChannelLayer"
+    refused = _django_says("", CHANNEL_LAYER="kafka")
+    assert refused.returncode != 0 and "use pubsub or queues" in refused.stderr
