@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
 from channels.consumer import get_handler_name
-from channels.db import database_sync_to_async
+from channels.db import DatabaseSyncToAsync, database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -317,10 +317,8 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
     async def _flush_audit(self) -> None:
         await flush_audit_buffer()
 
-    @database_sync_to_async
-    def _scan_payload(self, scan_id: int):
-        scan = scan_get_visible(user=self.user, scan_id=scan_id)
-        return ScanSerializer(scan).data if scan is not None else None
+    async def _scan_payload(self, scan_id: int):
+        return await _read_scan(self.user, scan_id)
 
     @database_sync_to_async
     def _replay(self, after: int):
@@ -469,10 +467,23 @@ async def rendered_alert(alert_id: int, version: int | None):
     return await asyncio.shield(future)
 
 
-@database_sync_to_async
-def _read_alert(alert_id: int):
+# The reads behind live frames run on the event loop's thread pool, not on the one thread that
+# serialises a web node's sync work (every HTTP request among it): an upload burst must not hold
+# back the frames of alerts and results, and one socket's reads do not wait for another's.
+
+
+def _alert_payload(alert_id: int):
     alert = with_last_event(Alert.objects.filter(id=alert_id)).first()
     return AlertSerializer(alert).data if alert is not None else None
+
+
+def _scan_payload_for(user, scan_id: int):
+    scan = scan_get_visible(user=user, scan_id=scan_id)
+    return ScanSerializer(scan).data if scan is not None else None
+
+
+_read_alert = DatabaseSyncToAsync(_alert_payload, thread_sensitive=False)
+_read_scan = DatabaseSyncToAsync(_scan_payload_for, thread_sensitive=False)
 
 
 def _nesting(text: str) -> int:
