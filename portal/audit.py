@@ -41,7 +41,14 @@ PATIENT_ROUTES: dict[str, tuple[str, str | None]] = {
 # object type -> the model (by label: the audit is the base the apps build on, and imports none of
 # them) whose rows carry a patient_id.
 PATIENT_OBJECTS = {"scan": "scans.Scan", "alert": "alerts.Alert"}
-ADMIN_MODELS = {"portal/patient", "portal/caregiver", "scans/scan", "alerts/alert", "portal/auditevent"}
+ADMIN_MODELS = {
+    "portal/patient",
+    "portal/caregiver",
+    "scans/scan",
+    "scans/fhirpush",
+    "alerts/alert",
+    "portal/auditevent",
+}
 
 
 def _action(route: str, method: str, has_id: bool, kind: str = "") -> str:

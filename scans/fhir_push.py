@@ -116,6 +116,15 @@ def _release(push_id: int, *, error: str) -> None:
     logger.warning("FHIR push %s failed, to be tried again: %s", push_id, error)
 
 
+def fhir_push_requeue(*, push_ids: list[int]) -> int:
+    """Send again pushes not sent yet, refused ones included (an admin fixed the cause); returns how many."""
+    pending = list(FhirPush.objects.filter(id__in=push_ids, sent_at__isnull=True).values_list("id", flat=True))
+    FhirPush.objects.filter(id__in=pending).update(refused=False)
+    for push_id in pending:
+        transaction.on_commit(lambda push_id=push_id: push_fhir_result.delay(push_id))
+    return len(pending)
+
+
 def fhir_push_due_ids(*, limit: int = 500) -> list[int]:
     """Pushes owed and left alone: never tried (their task never reached the broker) or last tried longer
     ago than the longest wait between two retries (their task gave up). One still retrying is not taken."""

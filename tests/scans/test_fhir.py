@@ -6,7 +6,11 @@ bundle and lose its answer, without anything lost or created twice."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import timedelta
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -418,6 +422,13 @@ def test_the_scan_page_offers_download_fhir_and_the_link_works_with_the_session(
     assert client.get(link).status_code == 404
 
 
+def test_the_patient_page_offers_the_whole_record(client, people, maria):
+    client.force_login(people.carol)
+    link = f"/api/v1/patients/{people.patient.id}/fhir/"
+    assert f'href="{link}"' in client.get(f"/scans/patients/{people.patient.id}/").content.decode()
+    assert len(resources(parsed(client.get(link)), "DiagnosticReport")) == 1
+
+
 def test_a_scan_page_without_a_result_offers_no_download(client, people):
     scan = factories.ScanFactory(patient=people.patient, status=Scan.Status.QUEUED)
     client.force_login(people.alice)
@@ -612,3 +623,45 @@ def test_the_sweep_does_nothing_without_an_endpoint(fhir_settings, people):
     fhir_settings.FHIR_ENDPOINT = ""
     FhirPush.objects.create(result=finished_scan(people.patient))
     assert push_unsent_fhir_results() == 0
+
+
+def test_an_admin_sends_a_refused_push_again_once_the_cause_is_fixed(
+    fhir_settings, people, client, django_capture_on_commit_callbacks
+):
+    admin_user = factories.UserFactory(username="root", is_staff=True, is_superuser=True)
+    push = FhirPush.objects.create(result=finished_scan(people.patient), refused=True, last_error="HTTP 422: ...")
+    sent = FhirPush.objects.create(result=finished_scan(people.patient), sent_at=timezone.now())
+    client.force_login(admin_user)
+    assert client.get("/admin/scans/fhirpush/").status_code == 200
+    with RecordingFhirServer() as server:
+        fhir_settings.FHIR_ENDPOINT = server.url
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client.post(
+                "/admin/scans/fhirpush/", {"action": "send_again", "_selected_action": [push.id, sent.id]}
+            )
+    assert response.status_code == 302
+    push.refresh_from_db()
+    assert push.sent_at is not None and not push.refused
+    assert len(server.received) == 1  # the one already sent is not sent again
+
+
+def _settings_say(code: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", "import portal.settings as s\n" + code],
+        env={**os.environ, **env},
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_the_endpoint_setting_is_parsed_strictly_and_turns_the_sweep_on():
+    off = _settings_say("print('push-unsent-fhir-results' in s.CELERY_BEAT_SCHEDULE, repr(s.FHIR_ENDPOINT))")
+    assert off.stdout.split() == ["False", "''"], off.stderr
+    on = _settings_say(
+        "print('push-unsent-fhir-results' in s.CELERY_BEAT_SCHEDULE, s.FHIR_ENDPOINT)",
+        FHIR_ENDPOINT="https://fhir.example.org/r4/",
+    )
+    assert on.stdout.split() == ["True", "https://fhir.example.org/r4"], on.stderr
+    wrong = _settings_say("", FHIR_ENDPOINT="fhir.example.org")
+    assert wrong.returncode != 0 and "give the server's http(s) base URL" in wrong.stderr
