@@ -329,9 +329,12 @@ def observation_entries(result: ScanResult, *, patient: Entry, device: Entry, me
         pattern_fields["valueCodeableConcept"] = _concept(
             _local(result.pattern, result.get_pattern_display()), text=result.pattern_advice or None
         )
-    else:
+    elif result.label == ScanResult.Label.NO_PARALYSIS:
         # A negative result names no pattern.
         pattern_fields["dataAbsentReason"] = _absent("not-applicable", "Not Applicable")
+    else:
+        # A flagged result stored before the engine named patterns.
+        pattern_fields["dataAbsentReason"] = _absent("unknown", "Unknown")
     if isinstance(involvement, (int, float)):
         pattern_fields["component"] = [
             ObservationComponent(

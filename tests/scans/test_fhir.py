@@ -300,6 +300,13 @@ def test_a_negative_result_names_no_pattern_and_no_side(api, people):
     assert_references_resolve(bundle)
 
 
+def test_a_flagged_result_from_before_patterns_says_its_pattern_is_unknown(api, people):
+    result = finished_scan(people.patient, pattern="")
+    bundle = parsed(api(people.alice).get(f"/api/v1/scans/{result.scan_id}/fhir/"))
+    by_code = {local_code(o.code): o for o in resources(bundle, "Observation")}
+    assert coding(by_code["pattern"].dataAbsentReason, fhir.DATA_ABSENT)[0] == "unknown"
+
+
 def test_the_photo_is_media_at_the_permission_checked_image_url(api, people, maria):
     client = api(people.alice)
     bundle = parsed(client.get(f"/api/v1/scans/{maria.scan_id}/fhir/"))
