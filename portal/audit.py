@@ -24,9 +24,11 @@ PATIENT_ROUTES: dict[str, tuple[str, str | None]] = {
     "api:patient-list": ("patient", None),
     "api:patient-detail": ("patient", "pk"),
     "api:patient-timeline": ("patient", "pk"),
+    "api:patient-fhir": ("patient", "pk"),
     "api:scan-list": ("scan", None),
     "api:scan-detail": ("scan", "pk"),
     "api:scan-file": ("scan", "pk"),
+    "api:scan-fhir": ("scan", "pk"),
     "api:alert-list": ("alert", None),
     "api:alert-acknowledge": ("alert", "pk"),
     "api:alert-resolve": ("alert", "pk"),
@@ -40,7 +42,14 @@ PATIENT_ROUTES: dict[str, tuple[str, str | None]] = {
 # object type -> the model (by label: the audit is the base the apps build on, and imports none of
 # them) whose rows carry a patient_id.
 PATIENT_OBJECTS = {"scan": "scans.Scan", "alert": "alerts.Alert"}
-ADMIN_MODELS = {"portal/patient", "portal/caregiver", "scans/scan", "alerts/alert", "portal/auditevent"}
+ADMIN_MODELS = {
+    "portal/patient",
+    "portal/caregiver",
+    "scans/scan",
+    "scans/fhirpush",
+    "alerts/alert",
+    "portal/auditevent",
+}
 
 
 def _action(route: str, method: str, has_id: bool, kind: str = "") -> str:
@@ -50,6 +59,8 @@ def _action(route: str, method: str, has_id: bool, kind: str = "") -> str:
         return "resolve"
     if route == "api:scan-file":
         return f"download {kind}".strip()
+    if route in {"api:scan-fhir", "api:patient-fhir"}:
+        return "export fhir"
     if method in {"POST", "PUT", "PATCH"}:
         return "create" if not has_id else "update"
     if method == "DELETE":

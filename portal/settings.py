@@ -260,6 +260,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(env_int("ALERT_SWEEP_SECONDS", 30, minimum=1)),
     },
 }
+if env_str("FHIR_ENDPOINT", ""):
+    # Results whose push ran out of retries (the server was down for long) or was never queued (the
+    # broker was down): sent again from here, so none is lost.
+    CELERY_BEAT_SCHEDULE["push-unsent-fhir-results"] = {
+        "task": "scans.tasks.push_unsent_fhir_results",
+        "schedule": float(env_int("FHIR_SWEEP_SECONDS", 900, minimum=1)),
+    }
 # Minutes an alert may stay unacknowledged, per severity, before it escalates one tier
 # (care team -> lead physician -> staff triage desk).
 ALERT_ACK_DEADLINE_MINUTES = {
@@ -401,6 +408,23 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "portal@localhost")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # The portal's address as people reach it, for links in pushes and e-mails.
 PORTAL_BASE_URL = env_str("PORTAL_BASE_URL", "http://localhost:8000")
+
+# FHIR R4 (scans/fhir.py, docs/fhir.md). Every finished result is pushed to FHIR_ENDPOINT (the base URL of
+# the hospital's FHIR server) as a transaction Bundle when it is set; off when it is empty. The other
+# values name this deployment's identifiers: keep them stable, or the server sees new resources.
+FHIR_ENDPOINT = env_str("FHIR_ENDPOINT", "").rstrip("/")
+if FHIR_ENDPOINT and not FHIR_ENDPOINT.startswith(("http://", "https://")):
+    raise ImproperlyConfigured(f"FHIR_ENDPOINT={FHIR_ENDPOINT!r}: give the server's http(s) base URL")
+# The whole Authorization header the server expects, e.g. "Bearer <token>" (or FHIR_AUTH_HEADER_FILE).
+FHIR_AUTH_HEADER = env_secret("FHIR_AUTH_HEADER") or ""
+FHIR_TIMEOUT_SECONDS = env_int("FHIR_TIMEOUT_SECONDS", 15, minimum=1)
+# Tries of one push (with exponential backoff, at most FHIR_RETRY_BACKOFF_MAX_SECONDS apart) before the
+# sweep below takes it up again.
+FHIR_PUSH_MAX_RETRIES = env_int("FHIR_PUSH_MAX_RETRIES", 8, minimum=0)
+FHIR_RETRY_BACKOFF_MAX_SECONDS = env_int("FHIR_RETRY_BACKOFF_MAX_SECONDS", 600, minimum=1)
+FHIR_IDENTIFIER_SYSTEM = env_str("FHIR_IDENTIFIER_SYSTEM", PORTAL_BASE_URL.rstrip("/") + "/fhir/identifier")
+# The hospital's namespace of medical record numbers (Patient.identifier.system).
+FHIR_MRN_SYSTEM = env_str("FHIR_MRN_SYSTEM", FHIR_IDENTIFIER_SYSTEM + "/mrn")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

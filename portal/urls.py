@@ -19,9 +19,12 @@ api_v1 = [
     path("patients/", portal_apis.PatientListApi.as_view(), name="patient-list"),
     path("patients/<id:pk>/", portal_apis.PatientDetailApi.as_view(), name="patient-detail"),
     path("patients/<id:pk>/timeline/", scan_apis.PatientTimelineApi.as_view(), name="patient-timeline"),
+    path("patients/<id:pk>/fhir/", scan_apis.PatientFhirApi.as_view(), name="patient-fhir"),
     path("physicians/", portal_apis.PhysicianListApi.as_view(), name="physician-list"),
     path("scans/", scan_apis.ScanListApi.as_view(), name="scan-list"),
     path("scans/<id:pk>/", scan_apis.ScanDetailApi.as_view(), name="scan-detail"),
+    # Before scan-file, whose <str:kind> would take "fhir" too.
+    path("scans/<id:pk>/fhir/", scan_apis.ScanFhirApi.as_view(), name="scan-fhir"),
     path("scans/<id:pk>/<str:kind>/", scan_apis.ScanFileApi.as_view(), name="scan-file"),
     path("alerts/", alert_apis.AlertListApi.as_view(), name="alert-list"),
     path("alerts/<id:pk>/acknowledge/", alert_apis.AlertAcknowledgeApi.as_view(), name="alert-acknowledge"),

@@ -2,7 +2,8 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
-from scans.models import Scan, ScanResult
+from scans.fhir_push import fhir_push_requeue
+from scans.models import FhirPush, Scan, ScanResult
 
 
 def _file_link(scan_id: int, kind: str, present: bool) -> str:
@@ -71,4 +72,33 @@ class ScanAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         # Scans enter through the upload flow, which validates and strips the image.
+        return False
+
+
+@admin.register(FhirPush)
+class FhirPushAdmin(admin.ModelAdmin):
+    """What the hospital's FHIR server was sent: a refused push waits here with the server's reason."""
+
+    list_display = ["id", "scan_link", "created_at", "attempts", "last_tried_at", "sent_at", "refused", "last_error"]
+    list_filter = ["refused", ("sent_at", admin.EmptyFieldListFilter)]
+    readonly_fields = [field.name for field in FhirPush._meta.fields]
+    actions = ["send_again"]
+
+    @admin.display(description="Scan")
+    def scan_link(self, push):
+        scan_id = push.result.scan_id
+        return format_html('<a href="{}">scan {}</a>', reverse("admin:scans_scan_change", args=[scan_id]), scan_id)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("result")
+
+    @admin.action(description="Send again (after the server or the data was fixed)")
+    def send_again(self, request, queryset):
+        count = fhir_push_requeue(push_ids=list(queryset.values_list("id", flat=True)))
+        self.message_user(request, f"{count} unsent push(es) queued again.")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False

@@ -1,7 +1,8 @@
 """Writes to scans in the worker: claim a scan, decode its photo, analyse it, record the result.
 
 Called by the task (scans/tasks.py); a finished positive or inconclusive result raises its alert
-(alerts.services.alert_raise) in the same transaction.
+(alerts.services.alert_raise) in the same transaction, and with FHIR_ENDPOINT set every finished result
+is owed to the hospital's FHIR server in that transaction too (scans/fhir_push.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from django.utils import timezone
 from alerts.events import publish_scan_updated
 from alerts.services import alert_raise
 from inference.engine.imaging import ImageRejected, decode_upload
+from scans.fhir_push import fhir_push_queue
 from scans.models import Scan, ScanResult
 
 logger = logging.getLogger(__name__)
@@ -147,4 +149,5 @@ def scan_record_result(*, scan: Scan, analysis, model_version) -> ScanResult:
         publish_scan_updated(scan_id=locked.id, uploader_id=locked.uploaded_by_id)
         if result.needs_clinician:
             alert_raise(scan=locked, result=result)
+        fhir_push_queue(result=result)
     return result

@@ -1,4 +1,5 @@
-"""REST API for scans: upload (202 at once), list, detail, and the permission-checked image files."""
+"""REST API for scans: upload (202 at once), list, detail, the permission-checked image files, and the
+FHIR R4 export of a finished scan and of a patient's record (scans/fhir.py)."""
 
 from __future__ import annotations
 
@@ -7,19 +8,23 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import FileResponse, Http404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from fhir.resources.R4B.resource import Resource
 from rest_framework import generics, status
-from rest_framework.exceptions import Throttled, ValidationError
+from rest_framework.exceptions import APIException, Throttled, ValidationError
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from inference.engine.imaging import ImageRejected
 from portal.api_common import IdFilter, error_responses
 from portal.models import Physician
-from portal.selectors import patient_list_for_user
+from portal.selectors import patient_get_visible, patient_list_for_user
+from scans.fhir import FHIR_JSON, patient_record_bundle, scan_report_bundle
 from scans.models import Scan
-from scans.selectors import patient_timeline, scan_get_visible, scan_list_for_user
+from scans.selectors import patient_finished_scans, patient_timeline, scan_get_visible, scan_list_for_user
 from scans.serializers import ScanCreateSerializer, ScanSerializer, TimelinePointSerializer
 from scans.services import read_upload, scan_create, upload_inspect
 from scans.throttling import UploadLimitReached, admit_upload
@@ -147,3 +152,136 @@ class PatientTimelineApi(APIView):
         if not patient_list_for_user(user=request.user).filter(id=pk).exists():
             raise Http404
         return Response(TimelinePointSerializer(patient_timeline(user=request.user, patient_id=pk), many=True).data)
+
+
+class FhirJsonRenderer(BaseRenderer):
+    """FHIR resources in their own JSON (fhir.resources writes it); the error answers as DRF's {"detail"}."""
+
+    media_type = FHIR_JSON
+    format = "fhir"
+    charset = None
+
+    def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
+        if isinstance(data, Resource):
+            return data.model_dump_json().encode()
+        return JSONRenderer().render(data)
+
+
+class FhirNegotiation(BaseContentNegotiation):
+    """A FHIR endpoint answers FHIR JSON whatever the client accepts (application/json, */*, or nothing),
+    as FHIR servers do, instead of a 406."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+class ScanNotFinished(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "This scan has no finished result yet."
+    default_code = "not_finished"
+
+
+# The outline of what the FHIR endpoints return; each resource inside follows FHIR R4 (docs/fhir.md).
+FHIR_BUNDLE_SCHEMA = {
+    "type": "object",
+    "description": "A FHIR R4 Bundle (type collection): see docs/fhir.md for its resources and codes.",
+    "properties": {
+        "resourceType": {"type": "string", "enum": ["Bundle"]},
+        "type": {"type": "string", "enum": ["collection"]},
+        "timestamp": {"type": "string", "format": "date-time"},
+        "entry": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "fullUrl": {"type": "string"},
+                    "resource": {
+                        "type": "object",
+                        "properties": {"resourceType": {"type": "string"}},
+                        "required": ["resourceType"],
+                    },
+                },
+                "required": ["fullUrl", "resource"],
+            },
+        },
+    },
+    "required": ["resourceType", "type"],
+}
+
+
+def json_error_responses(*codes: int, id_in_path: bool = False) -> dict:
+    """error_responses, said to come as application/json: an error body is DRF's {"detail"}, not FHIR."""
+    return {
+        key if isinstance(key, tuple) else (key, "application/json"): answer
+        for key, answer in error_responses(*codes, id_in_path=id_in_path).items()
+    }
+
+
+class FhirApiView(APIView):
+    renderer_classes = [FhirJsonRenderer]
+    content_negotiation_class = FhirNegotiation
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        if isinstance(response, Response) and response.status_code >= 400:
+            # {"detail": ...} is not a FHIR resource: say it is plain JSON.
+            request.accepted_renderer, request.accepted_media_type = JSONRenderer(), "application/json"
+        return super().finalize_response(request, response, *args, **kwargs)
+
+    @staticmethod
+    def bundle_response(bundle, *, filename: str) -> Response:
+        response = Response(bundle, content_type=FHIR_JSON)
+        response["Cache-Control"] = "private, no-store"
+        # The scan page's "Download FHIR" saves it under this name.
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response
+
+
+class ScanFhirApi(FhirApiView):
+    """A finished scan's report as a FHIR R4 Bundle, for the hospital's record system."""
+
+    @extend_schema(
+        responses={
+            (200, FHIR_JSON): OpenApiResponse(FHIR_BUNDLE_SCHEMA, description="The report as a FHIR R4 Bundle."),
+            **json_error_responses(401, 404, 409, id_in_path=True),
+        },
+        description="A finished scan as a FHIR R4 Bundle (`application/fhir+json`): the Patient (MRN as identifier), "
+        "the referring Practitioner, the DiagnosticReport with its Observations (asymmetry index, regional "
+        "measurements in mm and degrees, score, pattern, severity, classifier probability), the Device (model "
+        "version and decision rule) and the photo as Media pointing at the permission-checked image URL. "
+        "409 while the scan has no result (queued, analysing, refused or failed). Codes: docs/fhir.md.",
+    )
+    def get(self, request, pk: int):
+        scan = scan_get_visible(user=request.user, scan_id=pk)
+        if scan is None:
+            raise Http404
+        if scan.status != Scan.Status.DONE or getattr(scan, "result", None) is None:
+            raise ScanNotFinished(f"This scan has no finished result ({scan.get_status_display().lower()}).")
+        bundle = scan_report_bundle(scan=scan, base_url=request.build_absolute_uri("/"))
+        return self.bundle_response(bundle, filename=f"scan-{scan.id}-fhir.json")
+
+
+class PatientFhirApi(FhirApiView):
+    """A patient's record as a FHIR R4 Bundle: the Patient and every finished scan's report, oldest first."""
+
+    @extend_schema(
+        responses={
+            (200, FHIR_JSON): OpenApiResponse(FHIR_BUNDLE_SCHEMA, description="The record as a FHIR R4 Bundle."),
+            **json_error_responses(401, 404, id_in_path=True),
+        },
+        description="The patient's record as a FHIR R4 Bundle (`application/fhir+json`): the Patient, then each "
+        "finished scan's report (as in /api/v1/scans/{id}/fhir/) in the order the photos were taken; scans "
+        "without a result are left out. Codes: docs/fhir.md.",
+    )
+    def get(self, request, pk: int):
+        patient = patient_get_visible(user=request.user, patient_id=pk)
+        if patient is None:
+            raise Http404
+        bundle = patient_record_bundle(
+            patient=patient,
+            scans=patient_finished_scans(user=request.user, patient_id=pk),
+            base_url=request.build_absolute_uri("/"),
+        )
+        return self.bundle_response(bundle, filename=f"patient-{patient.id}-fhir.json")

@@ -139,3 +139,30 @@ class ScanResult(models.Model):
         return explain_result(
             measurements=self.measurements, classifier=self.classifier, decision=self.decision, pattern=self.pattern
         )
+
+
+class FhirPush(models.Model):
+    """A finished result owed to the hospital's FHIR server (settings.FHIR_ENDPOINT), until it is sent.
+
+    Made with the result when an endpoint is configured (scans.analysis.scan_record_result); the task in
+    scans/fhir_push.py sends it and records `sent_at`, so a task run again sends nothing. `sending_since`
+    marks a send in progress: a second worker holding the same task waits its turn instead of sending too.
+    """
+
+    result = models.OneToOneField(ScanResult, on_delete=models.CASCADE, related_name="fhir_push")
+    created_at = models.DateTimeField(auto_now_add=True)
+    attempts = models.PositiveIntegerField(default=0)
+    sending_since = models.DateTimeField(null=True, blank=True)
+    last_tried_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # The server refused the bundle itself (a 4xx other than 408/429): sending it again cannot help,
+    # so neither the retries nor the sweep try again; an admin reads the reason.
+    refused = models.BooleanField(default=False)
+    last_error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        verbose_name = "FHIR push"
+
+    def __str__(self) -> str:
+        state = "sent" if self.sent_at else "refused" if self.refused else "pending"
+        return f"FHIR push of result {self.result_id} ({state})"

@@ -22,6 +22,15 @@ def scan_get_visible(*, user, scan_id: int) -> Scan | None:
     return scan_list_for_user(user=user).filter(id=scan_id).first()
 
 
+def patient_finished_scans(*, user, patient_id: int) -> QuerySet[Scan]:
+    """The patient's scans that have a result, oldest first (the patient's FHIR record); visible patients only."""
+    return (
+        scan_list_for_user(user=user)
+        .filter(patient_id=patient_id, status=Scan.Status.DONE, result__isnull=False)
+        .order_by("uploaded_at", "id")
+    )
+
+
 # What a timeline point takes from a result; a refused scan has none of them.
 RESULT_FIELDS = ("label", "pattern", "severity", "score", "asymmetry_index", "affected_side", "model_version")
 

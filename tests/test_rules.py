@@ -29,6 +29,7 @@ def test_every_surface_says_the_same_disclaimer(client, people, api, in_memory_c
         "the alert feed": client.get("/alerts/").content.decode(),
         "the scan API": api(people.alice).get(f"/api/v1/scans/{result.scan.id}/").json()["result"]["disclaimer"],
         "the alert API": api(people.alice).get("/api/v1/alerts/").json()["results"][0]["disclaimer"],
+        "the FHIR report": api(people.alice).get(f"/api/v1/scans/{result.scan.id}/fhir/").content.decode(),
         "a push and an e-mail": message(alert, 0)[1],
         "the API's description": settings.SPECTACULAR_SETTINGS["DESCRIPTION"],
     }

@@ -38,7 +38,16 @@ def notification_sinks():
 
 
 @pytest.fixture(scope="session")
-def live_stack(django_db_setup, django_db_blocker, media_root, tmp_path_factory, notification_sinks):
+def fhir_server():
+    """The hospital's FHIR server, for the stack's worker to push finished results to (scans/fhir_push.py)."""
+    from tests.fhir_server import RecordingFhirServer
+
+    with RecordingFhirServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def live_stack(django_db_setup, django_db_blocker, media_root, tmp_path_factory, notification_sinks, fhir_server):
     from django.db import connection
 
     run_id = uuid.uuid4().hex[:8]
@@ -54,6 +63,7 @@ def live_stack(django_db_setup, django_db_blocker, media_root, tmp_path_factory,
         EMAIL_PORT=str(notification_sinks.mailbox.port),
         VAPID_PRIVATE_KEY=notification_sinks.push_service.private_key,
         VAPID_PUBLIC_KEY=notification_sinks.push_service.public_key,
+        FHIR_ENDPOINT=fhir_server.url,
     )
     stack = Stack(env=env, port=free_port(), worker_concurrency=1, log_dir=var_dir / "logs")
     stack.start()

@@ -16,7 +16,7 @@ import websockets
 from inference.engine.pipeline import ENGINE_VERSION
 from portal.credentials import issue_token
 from tests.faces import astronaut, drooped_astronaut, jpeg_bytes
-from tests.integration.clients import frames_until, upload, ws_url
+from tests.integration.clients import frames_until, upload, wait_for, ws_url
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -181,3 +181,26 @@ def test_the_worker_calls_the_care_team_by_push_and_e_mail_without_naming_the_pa
     for secret in (people.patient.full_name, people.patient.mrn):
         assert secret not in json.dumps(pushed) and secret not in mail.as_string()
     assert AlertEvent.objects.filter(alert=alert, kind=AlertEvent.Kind.NOTIFIED, note__contains="mo-e2e").exists()
+
+
+def test_a_finished_result_reaches_the_hospitals_fhir_server(live_stack, people, fhir_server):
+    """The real worker, with FHIR_ENDPOINT set, pushes the result it recorded as a transaction Bundle."""
+    from scans.models import FhirPush, ScanResult
+
+    scan = upload(live_stack, token_for(people.carol), people.patient.id, jpeg_bytes(astronaut()))
+    result = wait_for(
+        lambda: ScanResult.objects.filter(scan_id=scan["id"]).first(), timeout=120, what="the scan's result"
+    )
+    bundle = wait_for(
+        lambda: next(
+            (r.body for r in fhir_server.received if r.body["identifier"]["value"] == f"scan-result-{result.id}"), None
+        ),
+        timeout=60,
+        what="the FHIR push",
+    )
+    assert bundle["type"] == "transaction"
+    kinds = [entry["resource"]["resourceType"] for entry in bundle["entry"]]
+    assert kinds.count("DiagnosticReport") == 1 and "Media" in kinds and kinds[0] == "Patient"
+    assert bundle["entry"][0]["resource"]["identifier"][0]["value"] == people.patient.mrn
+    push = wait_for(lambda: FhirPush.objects.filter(result=result, sent_at__isnull=False).first(), 30, "sent_at")
+    assert push.attempts == 1

@@ -47,6 +47,8 @@ MATRIX = [
     ("GET", "/api/v1/scans/{scan}/image/", YES, YES, NO, YES, NO, NO),
     ("GET", "/api/v1/scans/{scan}/overlay/", YES, YES, NO, YES, NO, NO),
     ("GET", "/api/v1/scans/{scan}/heatmap/", YES, YES, NO, YES, NO, NO),
+    ("GET", "/api/v1/scans/{scan}/fhir/", YES, YES, NO, YES, NO, NO),
+    ("GET", "/api/v1/patients/{patient}/fhir/", YES, YES, NO, YES, NO, NO),
     ("GET", "/api/v1/alerts/", YES, YES, EMPTY, YES, EMPTY, NO),
     ("GET", "/api/v1/alerts/?after=0", YES, YES, EMPTY, YES, EMPTY, NO),
     ("GET", "/api/v1/alerts/?patient={patient}", YES, YES, EMPTY, YES, EMPTY, NO),
@@ -203,8 +205,8 @@ def test_each_persona_gets_from_each_endpoint_what_the_matrix_says(persona, meth
 
 
 def test_the_matrix_has_one_test_per_persona_and_endpoint():
-    assert len(PERSONAS) == 6 and len(MATRIX) == 28
-    assert len(CELLS) == len(PERSONAS) * len(MATRIX) == 168
+    assert len(PERSONAS) == 6 and len(MATRIX) == 30
+    assert len(CELLS) == len(PERSONAS) * len(MATRIX) == 180
 
 
 # Writes and the remaining reads, one cell a test: the answer each persona gets, and what it left behind.
