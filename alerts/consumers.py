@@ -31,8 +31,6 @@ from alerts.services import AlertConflict, AlertForbidden, AlertNotFound, alert_
 from portal.audit import record_audit_rows, socket_audit_row
 from portal.credentials import stored_session_state, token_state
 from portal.selectors import user_team_ids
-from scans.selectors import scan_get_visible
-from scans.serializers import ScanSerializer
 
 logger = logging.getLogger(__name__)
 
@@ -185,12 +183,12 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
         await self._send_alert("alert.repeated", event)
 
     async def scan_updated(self, event):
-        if not await self._still_allowed():
+        """The event carries the scan and its patient's audience (alerts/events.py): no read here."""
+        if not await self._still_allowed() or not self._may_receive(event):
             return
-        payload = await self._scan_payload(event["scan_id"])
-        if payload is not None:
-            self._audit("scan", payload["id"], payload["patient"]["id"], "scan.updated")
-            await self.send_json({"type": "scan.updated", "scan": payload})
+        payload = event["scan"]
+        self._audit("scan", payload["id"], payload["patient"]["id"], "scan.updated")
+        await self.send_json({"type": "scan.updated", "scan": payload})
 
     async def rights_changed(self, event):
         """Pushed when the user's rights changed (alerts/rights.py): read them now, before any frame
@@ -209,7 +207,7 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
 
     def _may_receive(self, event: dict) -> bool:
         """The event names who may see its patient (alerts/events.py): staff, one care team, its
-        caregivers. Checked against this socket's verdict, in memory, before every alert frame."""
+        caregivers. Checked against this socket's verdict, in memory, before every alert or scan frame."""
         if self.verdict.staff or self.user.id in event.get("caregivers", ()):
             return True
         return event.get("team") in self.verdict.teams
@@ -316,9 +314,6 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
 
     async def _flush_audit(self) -> None:
         await flush_audit_buffer()
-
-    async def _scan_payload(self, scan_id: int):
-        return await _read_scan(self.user, scan_id)
 
     @database_sync_to_async
     def _replay(self, after: int):
@@ -467,9 +462,9 @@ async def rendered_alert(alert_id: int, version: int | None):
     return await asyncio.shield(future)
 
 
-# The reads behind live frames run on the event loop's thread pool, not on the one thread that
+# The read behind live alert frames runs on the event loop's thread pool, not on the one thread that
 # serialises a web node's sync work (every HTTP request among it): an upload burst must not hold
-# back the frames of alerts and results, and one socket's reads do not wait for another's.
+# back the frames.
 
 
 def _alert_payload(alert_id: int):
@@ -477,13 +472,7 @@ def _alert_payload(alert_id: int):
     return AlertSerializer(alert).data if alert is not None else None
 
 
-def _scan_payload_for(user, scan_id: int):
-    scan = scan_get_visible(user=user, scan_id=scan_id)
-    return ScanSerializer(scan).data if scan is not None else None
-
-
 _read_alert = DatabaseSyncToAsync(_alert_payload, thread_sensitive=False)
-_read_scan = DatabaseSyncToAsync(_scan_payload_for, thread_sensitive=False)
 
 
 def _nesting(text: str) -> int:

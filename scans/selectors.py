@@ -11,11 +11,19 @@ from django.utils import timezone
 from portal.selectors import patient_list_for_user
 from scans.models import Scan
 
+# What a scan's answer (ScanSerializer) reads besides the scan.
+SCAN_RELATED = ("patient", "referring_physician", "result", "result__model_version", "episode_alert")
+
 
 def scan_list_for_user(*, user) -> QuerySet[Scan]:
     return Scan.objects.filter(patient_id__in=patient_list_for_user(user=user).values("id")).select_related(
-        "patient", "referring_physician", "result", "result__model_version", "episode_alert"
+        *SCAN_RELATED
     )
+
+
+def scan_get(*, scan_id: int) -> Scan | None:
+    """A scan whoever asks: only for what goes to an audience checked elsewhere (alerts/events.py)."""
+    return Scan.objects.select_related(*SCAN_RELATED).filter(id=scan_id).first()
 
 
 def scan_get_visible(*, user, scan_id: int) -> Scan | None:

@@ -617,3 +617,48 @@ def test_an_alert_is_sent_once_per_care_team_however_many_clinicians(people, dja
     assert sorted(groups) == sorted(["staff", f"team.{people.team.id}", f"user.{carol}"])
     event = send_all.call_args.args[1]
     assert event["team"] == people.team.id and event["caregivers"] == [carol]
+
+
+async def test_the_uploader_hears_each_step_of_their_scan_with_no_read_on_the_web_node(people):
+    """scan.updated carries the scan as committed and its patient's audience (alerts/events.py)."""
+    from asgiref.sync import sync_to_async
+    from django.db import transaction
+
+    from alerts.events import publish_scan_updated
+
+    communicator, connected, _ = await connect(people.carol)
+    assert connected
+
+    def upload_and_publish():
+        scan = factories.ScanFactory(patient=people.patient, uploaded_by=people.carol, status="processing")
+        with transaction.atomic():
+            publish_scan_updated(scan_id=scan.id, uploader_id=people.carol.id)
+        return scan
+
+    scan = await sync_to_async(upload_and_publish)()
+    frame = await communicator.receive_json_from(timeout=3)
+    assert frame["type"] == "scan.updated"
+    assert (frame["scan"]["id"], frame["scan"]["status"], frame["scan"]["patient"]["id"]) == (
+        scan.id,
+        "processing",
+        people.patient.id,
+    )
+    await communicator.disconnect()
+
+
+async def test_a_scan_event_is_not_sent_to_a_socket_outside_its_patients_audience(people):
+    """An uploader unlinked from the patient after the upload: the event names the audience as it is
+    when published, and the socket checks it in memory."""
+    from channels.layers import get_channel_layer
+
+    from alerts.events import user_group
+
+    communicator, connected, _ = await connect(people.dave)  # caregiver of other_patient only
+    assert connected
+    event = {"type": "scan.updated", "scan_id": 1, "scan": {"id": 1, "patient": {"id": people.patient.id}}}
+    layer = get_channel_layer()
+    await layer.group_send(user_group(people.dave.id), {**event, "team": people.team.id, "caregivers": []})
+    assert await communicator.receive_nothing(timeout=0.3)
+    await layer.group_send(user_group(people.dave.id), {**event, "team": None, "caregivers": [people.dave.id]})
+    assert (await communicator.receive_json_from(timeout=3))["scan"]["id"] == 1
+    await communicator.disconnect()
