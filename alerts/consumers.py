@@ -16,10 +16,12 @@ from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
 from channels.consumer import get_handler_name
-from channels.db import DatabaseSyncToAsync, database_sync_to_async
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.db import close_old_connections
+from django.utils import timezone
 
 from alerts.auth import query_param, scope_client_ip
 from alerts.events import STAFF_GROUP, team_group, user_group
@@ -28,7 +30,7 @@ from alerts.rights import refresh_sockets, register_socket, rights_version, unre
 from alerts.selectors import alert_changes_for_user, alert_list_for_user, with_last_event
 from alerts.serializers import AlertSerializer
 from alerts.services import AlertConflict, AlertForbidden, AlertNotFound, alert_acknowledge, alert_resolve
-from portal.audit import record_audit_rows, socket_audit_row
+from portal.audit import record_audit_rows, socket_audit_base
 from portal.credentials import stored_session_state, token_state
 from portal.selectors import user_team_ids
 
@@ -286,8 +288,8 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
         return Verdict(active=active, staff=staff, teams=teams, until=until, read_at=time.time())
 
     # The audit trail: what this socket showed and did. Rows of every socket of this process go into
-    # one buffer, written in one INSERT every SOCKET_RIGHTS_CHECK_SECONDS (and at once for an action
-    # or a close), not one write per frame nor one per socket.
+    # one buffer, written together (one COPY on PostgreSQL) at each tick of the process's watch (and at
+    # once for an action or a close), not one write per frame nor one per socket.
 
     def _audit(
         self,
@@ -298,18 +300,20 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
         action: str = "receive",
         status_code: int = 200,
     ) -> None:
+        base = getattr(self, "audit_base", None)
+        if base is None:
+            base = self.audit_base = socket_audit_base(user=self.user, scope=self.scope, remote_addr=self.client_ip)
         _audit_buffer.append(
-            socket_audit_row(
-                user=self.user,
-                route=f"ws:{route}",
-                action=action,
-                object_type=object_type,
-                object_id=object_id,
-                patient_id=patient_id,
-                status_code=status_code,
-                remote_addr=self.client_ip,
-                scope=self.scope,
-            )
+            {
+                **base,
+                "at": timezone.now(),
+                "route": f"ws:{route}",
+                "action": action,
+                "object_type": object_type,
+                "object_id": str(object_id)[:40],
+                "patient_id": patient_id,
+                "status_code": status_code,
+            }
         )
 
     async def _flush_audit(self) -> None:
@@ -464,15 +468,20 @@ async def rendered_alert(alert_id: int, version: int | None):
 
 # The read behind live alert frames runs on the event loop's thread pool, not on the one thread that
 # serialises a web node's sync work (every HTTP request among it): an upload burst must not hold
-# back the frames.
+# back the frames. It closes its connection itself, as database_sync_to_async would (channels' test
+# communicator turns that off, and a pool thread's connection would outlive the test).
 
 
 def _alert_payload(alert_id: int):
-    alert = with_last_event(Alert.objects.filter(id=alert_id)).first()
-    return AlertSerializer(alert).data if alert is not None else None
+    close_old_connections()
+    try:
+        alert = with_last_event(Alert.objects.filter(id=alert_id)).first()
+        return AlertSerializer(alert).data if alert is not None else None
+    finally:
+        close_old_connections()
 
 
-_read_alert = DatabaseSyncToAsync(_alert_payload, thread_sensitive=False)
+_read_alert = sync_to_async(_alert_payload, thread_sensitive=False)
 
 
 def _nesting(text: str) -> int:

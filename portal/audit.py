@@ -11,7 +11,6 @@ import logging
 from django.apps import apps
 from django.db import DatabaseError, connection
 from django.urls import Resolver404, resolve
-from django.utils import timezone
 
 from portal.auth import client_ip
 from portal.ids import parse_id
@@ -146,23 +145,15 @@ class AuditMiddleware:
             logger.exception("could not write the audit event for %s %s", request.method, request.path)
 
 
-def socket_audit_row(
-    *, user, scope, route: str, action: str, object_type: str, object_id, patient_id, status_code: int, remote_addr: str
-) -> dict:
-    """An audit row for what a WebSocket showed or did (alerts/consumers.py), as keyword arguments."""
+def socket_audit_base(*, user, scope, remote_addr: str) -> dict:
+    """What every audit row of one WebSocket shares (alerts/consumers.py adds, per frame or action,
+    the time, route, action, object and status)."""
     headers = dict(scope.get("headers", []))
     return {
-        "at": timezone.now(),
         "user_id": user.id,
         "username": user.get_username(),
-        "action": action,
-        "route": route,
         "method": "WS",
         "path": scope.get("path", "")[:500],
-        "status_code": status_code,
-        "patient_id": patient_id,
-        "object_type": object_type,
-        "object_id": str(object_id)[:40],
         "remote_addr": remote_addr or None,
         "user_agent": headers.get(b"user-agent", b"").decode("latin-1")[:300],
     }
