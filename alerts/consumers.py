@@ -33,6 +33,8 @@ from alerts.services import AlertConflict, AlertForbidden, AlertNotFound, alert_
 from portal.audit import record_audit_rows, socket_audit_base
 from portal.credentials import stored_session_state, token_state
 from portal.selectors import user_team_ids
+from scans.selectors import scan_get_visible
+from scans.serializers import ScanSerializer
 
 logger = logging.getLogger(__name__)
 
@@ -185,10 +187,13 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
         await self._send_alert("alert.repeated", event)
 
     async def scan_updated(self, event):
-        """The event carries the scan and its patient's audience (alerts/events.py): no read here."""
+        """The event names the scan and its patient's audience (alerts/events.py), checked in memory
+        first; the scan is then read as it is now, through the user's visibility check."""
         if not await self._still_allowed() or not self._may_receive(event):
             return
-        payload = event["scan"]
+        payload = await _read_scan(self.user, event["scan_id"])
+        if payload is None:
+            return
         self._audit("scan", payload["id"], payload["patient"]["id"], "scan.updated")
         await self.send_json({"type": "scan.updated", "scan": payload})
 
@@ -466,10 +471,11 @@ async def rendered_alert(alert_id: int, version: int | None):
     return await asyncio.shield(future)
 
 
-# The read behind live alert frames runs on the event loop's thread pool, not on the one thread that
+# The reads behind live frames run on the event loop's thread pool, not on the one thread that
 # serialises a web node's sync work (every HTTP request among it): an upload burst must not hold
-# back the frames. It closes its connection itself, as database_sync_to_async would (channels' test
-# communicator turns that off, and a pool thread's connection would outlive the test).
+# back the frames, and one socket's read does not wait for another's. Each closes its connection
+# itself, as database_sync_to_async would (channels' test communicator turns that off, and a pool
+# thread's connection would outlive the test).
 
 
 def _alert_payload(alert_id: int):
@@ -481,7 +487,17 @@ def _alert_payload(alert_id: int):
         close_old_connections()
 
 
+def _scan_payload(user, scan_id: int):
+    close_old_connections()
+    try:
+        scan = scan_get_visible(user=user, scan_id=scan_id)
+        return ScanSerializer(scan).data if scan is not None else None
+    finally:
+        close_old_connections()
+
+
 _read_alert = sync_to_async(_alert_payload, thread_sensitive=False)
+_read_scan = sync_to_async(_scan_payload, thread_sensitive=False)
 
 
 def _nesting(text: str) -> int:

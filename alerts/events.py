@@ -5,8 +5,7 @@ it is published: it goes to the staff desk, the patient's care team (one group p
 clinicians are connected: one send per web process, not one per person) and its caregivers. The event
 names the team and the caregivers, and each socket checks them, with its own user's current rights,
 in memory before it sends the frame (alerts/consumers.py, alerts/rights.py). A scan event goes to its
-uploader only, carrying its frame's content and the same audience, so no web node reads the database
-for it. Sends happen after the
+uploader only, naming the same audience. Sends happen after the
 transaction commits, so no client is told about a row it cannot read yet (Zulip's send_event_on_commit).
 """
 
@@ -20,8 +19,7 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 
 from portal.selectors import patient_audience
-from scans.selectors import scan_get
-from scans.serializers import ScanSerializer
+from scans.models import Scan
 
 logger = logging.getLogger(__name__)
 
@@ -75,19 +73,19 @@ def publish_alert(*, event_type: str, alert_id: int, patient_id: int, version: i
 
 
 def publish_scan_updated(*, scan_id: int, uploader_id: int | None) -> None:
-    """The uploader hears of each step of their scan. The scan as it will be committed travels with
-    the event (a result is one uploader's, so nothing is shared by rendering it on the web node), with
-    who may see its patient, which the socket checks against its user's current rights."""
+    """The uploader hears of each step of their scan. Like an alert's, the event names who may see its
+    patient, which the socket checks in memory against its user's current rights before it reads the
+    scan to send it."""
     if uploader_id is None:
         return
-    scan = scan_get(scan_id=scan_id)
+    scan = Scan.objects.filter(id=scan_id).values("patient_id", "status").first()
     if scan is None:
         return
-    team, caregivers = patient_audience(patient_id=scan.patient_id)
+    team, caregivers = patient_audience(patient_id=scan["patient_id"])
     event = {
         "type": "scan.updated",
         "scan_id": scan_id,
-        "scan": ScanSerializer(scan).data,
+        "status": scan["status"],
         "team": team,
         "caregivers": sorted(caregivers),
     }

@@ -10,10 +10,10 @@ starts that many daphne processes (runportal --role web), one Celery worker (con
 on a scratch database (SQLite in a temporary folder, or a fresh PostgreSQL database created on the
 server of --database-url and dropped afterwards), registers --sockets clinicians on the patient's
 care team, connects one WebSocket each (spread over the web nodes), then uploads --scans photos from
---clients concurrent clients (spread too). Prints upload throughput, latency percentiles (upload
-answer, upload -> result, upload -> alert at every socket, first to last socket per alert), the
-counts (scans in, results out, alerts raised, alert frames per socket) and, with several runs, the
-ratios against the first. A benchmark: it prints, it never fails.
+--clients concurrent clients (spread too), each a caregiver of the patient with a socket of their
+own. Prints upload throughput, latency percentiles (upload answer, upload -> result, upload -> alert
+at every socket, first to last socket per alert), the counts (scans in, results out, alerts raised,
+alert frames per socket) and, with several runs, the ratios against the first. A benchmark: it prints, it never fails.
 """
 
 from __future__ import annotations
@@ -57,19 +57,28 @@ version = model_register(checkpoint=path, name="timing-only-random-weights", thr
 model_activate(version=version)
 """
 
+# The clinicians on the patient's care team, and one caregiver per concurrent upload client (each
+# client is someone's phone: its uploads, and the scan updates its socket hears, are its own).
 MAKE_CLINICIANS = """
 from django.contrib.auth import get_user_model
 from portal.credentials import issue_token
-from portal.models import CareTeam, CareTeamMembership, Patient, Physician
+from portal.models import CareTeam, CareTeamMembership, Caregiver, Patient, Physician
 team = CareTeam.objects.get(name="Stroke Unit")
+patient = Patient.objects.get(mrn="MRN-1001")
 tokens = []
 for i in range({count}):
     user, _ = get_user_model().objects.get_or_create(username=f"load-clinician-{{i}}")
     physician, _ = Physician.objects.get_or_create(user=user, defaults={{"full_name": f"Dr Load {{i}}"}})
     CareTeamMembership.objects.get_or_create(care_team=team, physician=physician)
     tokens.append(issue_token(user)[1])
-print(json.dumps({{"clinicians": tokens, "carol": issue_token(get_user_model().objects.get(username="carol"))[1],
-                  "patient": Patient.objects.get(mrn="MRN-1001").id}}))
+uploaders = []
+for i in range({uploaders}):
+    user, _ = get_user_model().objects.get_or_create(username=f"load-caregiver-{{i}}")
+    caregiver, _ = Caregiver.objects.get_or_create(user=user)
+    patient.caregivers.add(caregiver)
+    uploaders.append(issue_token(user)[1])
+print(json.dumps({{"clinicians": tokens, "uploaders": uploaders,
+                  "carol": issue_token(get_user_model().objects.get(username="carol"))[1], "patient": patient.id}}))
 """
 
 
@@ -96,6 +105,7 @@ async def run(nodes: list, tokens: dict, images: list[tuple[str, bytes]], scans:
     answer_times, refused = [], Counter()
     finished: dict[int, tuple[str, float]] = {}
     alert_seen: dict[int, list[float]] = {}
+    seen_by_node: dict[tuple[int, int], list[float]] = {}  # (scan, web node) -> arrival times
     per_socket = Counter()
     last_frame = [0.0]  # when the last frame of any socket arrived
 
@@ -114,11 +124,13 @@ async def run(nodes: list, tokens: dict, images: list[tuple[str, bytes]], scans:
         async for frame in frames(token, ready, nodes[index % len(nodes)]):
             if frame["type"] == "alert.created":
                 scan_id = frame["alert"]["scan"]["id"]
-                alert_seen.setdefault(scan_id, []).append(time.perf_counter())
+                now = time.perf_counter()
+                alert_seen.setdefault(scan_id, []).append(now)
+                seen_by_node.setdefault((scan_id, index % len(nodes)), []).append(now)
                 per_socket[index] += 1
 
-    async def caregiver(ready: asyncio.Event):
-        async for frame in frames(tokens["carol"], ready):
+    async def caregiver(token: str, ready: asyncio.Event, node):
+        async for frame in frames(token, ready, node):
             if frame["type"] == "scan.updated" and frame["scan"]["status"] in {"done", "rejected", "failed"}:
                 label = (frame["scan"].get("result") or {}).get("label") or frame["scan"]["status"]
                 finished.setdefault(frame["scan"]["id"], (label, time.perf_counter()))
@@ -128,7 +140,7 @@ async def run(nodes: list, tokens: dict, images: list[tuple[str, bytes]], scans:
         started = time.perf_counter()
         response = requests.post(
             f"{nodes[index % len(nodes)].base_url}/api/v1/scans/",
-            headers={"Authorization": f"Token {tokens['carol']}"},
+            headers={"Authorization": f"Token {tokens['uploaders'][index % len(tokens['uploaders'])]}"},
             data={"patient": tokens["patient"]},
             files={"image": ("face.jpg", data, "image/jpeg")},
             timeout=120,
@@ -141,8 +153,11 @@ async def run(nodes: list, tokens: dict, images: list[tuple[str, bytes]], scans:
 
     readies = [asyncio.Event() for _ in tokens["clinicians"]]
     listeners = [asyncio.create_task(listen(i, token, readies[i])) for i, token in enumerate(tokens["clinicians"])]
-    readies.append(asyncio.Event())  # the uploader's own socket, for scan.updated
-    watcher = asyncio.create_task(caregiver(readies[-1]))
+    # Each uploader's own socket, for scan.updated (on the node its uploads go to).
+    watchers = []
+    for index, token in enumerate(tokens["uploaders"]):
+        readies.append(asyncio.Event())
+        watchers.append(asyncio.create_task(caregiver(token, readies[-1], nodes[index % len(nodes)])))
     await asyncio.wait_for(asyncio.gather(*(ready.wait() for ready in readies)), 60)
 
     semaphore = asyncio.Semaphore(clients)
@@ -164,9 +179,9 @@ async def run(nodes: list, tokens: dict, images: list[tuple[str, bytes]], scans:
     while time.perf_counter() - last_frame[0] < 5 and time.perf_counter() - started < all_done + 120:
         await asyncio.sleep(0.5)
     drained = last_frame[0] - started - all_done
-    for task in (*listeners, watcher):
+    for task in (*listeners, *watchers):
         task.cancel()
-    await asyncio.gather(*listeners, watcher, return_exceptions=True)
+    await asyncio.gather(*listeners, *watchers, return_exceptions=True)
 
     def recorded() -> dict:
         carol = {"Authorization": f"Token {tokens['carol']}"}
@@ -193,6 +208,7 @@ async def run(nodes: list, tokens: dict, images: list[tuple[str, bytes]], scans:
         "refused": refused,
         "finished": finished,
         "alert_seen": alert_seen,
+        "seen_by_node": seen_by_node,
         "per_socket": per_socket,
         "upload_seconds": upload_seconds,
         "all_done": all_done,
@@ -246,7 +262,13 @@ def one_run(args, layer: str, web_nodes: int, worker_nodes: int, images) -> dict
         subprocess.run([*manage, "migrate", "--noinput"], env=env, check=True, capture_output=True)
         subprocess.run([*manage, "seed_demo", "--quiet"], env=env, check=True, capture_output=True)
         made = subprocess.run(
-            [*manage, "shell", "--no-imports", "-c", "import json\n" + MAKE_CLINICIANS.format(count=args.sockets)],
+            [
+                *manage,
+                "shell",
+                "--no-imports",
+                "-c",
+                "import json\n" + MAKE_CLINICIANS.format(count=args.sockets, uploaders=args.clients),
+            ],
             env=env,
             check=True,
             capture_output=True,
@@ -293,6 +315,9 @@ def report(args, layer: str, web_nodes: int, worker_nodes: int, r: dict) -> dict
     to_result = [finished[s][1] - uploads[s] for s in finished if s in uploads]
     to_alert = [seen - uploads[s] for s in r["alert_seen"] if s in uploads for seen in r["alert_seen"][s]]
     fan_out = [max(seen) - min(seen) for seen in r["alert_seen"].values() if len(seen) > 1]
+    # The same within each web node's sockets: how much of the spread is one node's sending, and how
+    # much the nodes' drift from one another.
+    fan_out_node = [max(seen) - min(seen) for seen in r["seen_by_node"].values() if len(seen) > 1]
     frames = sorted(r["per_socket"].get(i, 0) for i in range(r["sockets"]))
     finished_in_db = db["by_status"]["done"] + db["by_status"]["rejected"] + db["by_status"]["failed"]
     print(
@@ -311,6 +336,8 @@ def report(args, layer: str, web_nodes: int, worker_nodes: int, r: dict) -> dict
     print("  " + summary("upload -> result (scan.updated)", to_result, width=36))
     print("  " + summary("upload -> alert, every socket", to_alert, width=36))
     print("  " + summary("first to last socket, per alert", fan_out, width=36))
+    if web_nodes > 1:
+        print("  " + summary("  the same within one web node", fan_out_node, width=36))
     print(
         f"  counts in the database: scans in {len(uploads)} (refused {dict(r['refused']) or 0}), "
         f"{db['by_status']}, scans lost {len(uploads) - finished_in_db}; positive scans {db['positives']}, "
@@ -320,7 +347,7 @@ def report(args, layer: str, web_nodes: int, worker_nodes: int, r: dict) -> dict
     print(
         f"  live frames: alert.created per socket min {frames[0] if frames else 0} / max {frames[-1] if frames else 0}"
         f" of {db['alerts']} ({expected_frames - sum(frames)} of {expected_frames} frames never arrived;"
-        f" scan.updated results seen by the uploader {len(to_result)} of {finished_in_db}); the last frame came"
+        f" scan.updated results seen by their uploaders {len(to_result)} of {finished_in_db}); the last frame came"
         f" {max(r['drained'], 0):.1f} s after the database had every result"
     )
     print(

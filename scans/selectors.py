@@ -21,11 +21,6 @@ def scan_list_for_user(*, user) -> QuerySet[Scan]:
     )
 
 
-def scan_get(*, scan_id: int) -> Scan | None:
-    """A scan whoever asks: only for what goes to an audience checked elsewhere (alerts/events.py)."""
-    return Scan.objects.select_related(*SCAN_RELATED).filter(id=scan_id).first()
-
-
 def scan_get_visible(*, user, scan_id: int) -> Scan | None:
     return scan_list_for_user(user=user).filter(id=scan_id).first()
 

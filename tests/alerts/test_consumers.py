@@ -620,7 +620,7 @@ def test_an_alert_is_sent_once_per_care_team_however_many_clinicians(people, dja
 
 
 async def test_the_uploader_hears_each_step_of_their_scan_with_no_read_on_the_web_node(people):
-    """scan.updated carries the scan as committed and its patient's audience (alerts/events.py)."""
+    """scan.updated names the scan, its status and its patient's audience (alerts/events.py)."""
     from asgiref.sync import sync_to_async
     from django.db import transaction
 
@@ -647,18 +647,27 @@ async def test_the_uploader_hears_each_step_of_their_scan_with_no_read_on_the_we
 
 
 async def test_a_scan_event_is_not_sent_to_a_socket_outside_its_patients_audience(people):
-    """An uploader unlinked from the patient after the upload: the event names the audience as it is
-    when published, and the socket checks it in memory."""
+    """The event names its patient's audience as it is when published (a caregiver unlinked since the
+    upload is not in it), and the socket checks it in memory, then reads the scan through its user's
+    visibility check: an event wrongly addressed to it still shows nothing."""
+    from asgiref.sync import sync_to_async
     from channels.layers import get_channel_layer
 
     from alerts.events import user_group
 
+    scan = await sync_to_async(factories.ScanFactory)(patient=people.patient, uploaded_by=people.carol)
     communicator, connected, _ = await connect(people.dave)  # caregiver of other_patient only
     assert connected
-    event = {"type": "scan.updated", "scan_id": 1, "scan": {"id": 1, "patient": {"id": people.patient.id}}}
+    event = {"type": "scan.updated", "scan_id": scan.id, "status": "done"}
     layer = get_channel_layer()
     await layer.group_send(user_group(people.dave.id), {**event, "team": people.team.id, "caregivers": []})
     assert await communicator.receive_nothing(timeout=0.3)
     await layer.group_send(user_group(people.dave.id), {**event, "team": None, "caregivers": [people.dave.id]})
-    assert (await communicator.receive_json_from(timeout=3))["scan"]["id"] == 1
+    assert await communicator.receive_nothing(timeout=0.5)
     await communicator.disconnect()
+
+    carol, connected, _ = await connect(people.carol)
+    assert connected
+    await layer.group_send(user_group(people.carol.id), {**event, "team": None, "caregivers": [people.carol.id]})
+    assert (await carol.receive_json_from(timeout=3))["scan"]["id"] == scan.id
+    await carol.disconnect()
