@@ -199,6 +199,19 @@ def test_an_absurd_id_in_the_url_is_a_404_that_touches_no_patient(people, api):
     assert AuditEvent.objects.get().object_id == "9223372036854775807"
 
 
+def test_a_long_file_kind_in_the_url_is_a_404_and_still_audited(people, api):
+    """The kind is whatever the URL says: one longer than the audit's action column (a fuzzer's long
+    unicode kind was a 500 on PostgreSQL) is refused with 404 and recorded, cut to fit."""
+    from tests import factories
+
+    scan = factories.ScanFactory(patient=people.patient)
+    kind = "\U000d5e22\U000632deg\xb8d~" * 4
+    response = api(people.alice).get(f"/api/v1/scans/{scan.id}/{kind}/")
+    assert response.status_code == 404
+    row = AuditEvent.objects.get()
+    assert (row.action, row.status_code, row.patient_id) == (f"download {kind}"[:20], 404, people.patient.id)
+
+
 @pytest.fixture
 def postgres_only():
     from django.db import connection

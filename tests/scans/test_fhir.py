@@ -152,6 +152,19 @@ def maria(people):
 # --- GET /api/v1/scans/{id}/fhir/ ---------------------------------------------------------------
 
 
+# The resources of one positive scan's report with a referring physician.
+ONE_REPORT = {
+    "Patient": 1,
+    "Practitioner": 1,
+    "ServiceRequest": 1,
+    "DiagnosticReport": 1,
+    # index, 7 regions, score, pattern, severity, affected side, classifier probability
+    "Observation": 13,
+    "Device": 1,
+    "Media": 1,
+}
+
+
 def test_the_fhir_route_is_not_taken_by_the_file_route():
     match = resolve("/api/v1/scans/12/fhir/")
     assert match.url_name == "scan-fhir" and match.func.view_class is ScanFhirApi
@@ -168,16 +181,7 @@ def test_it_answers_a_finished_scan_as_a_fhir_r4_bundle(api, people, maria):
     assert bundle.type == "collection"
     kinds = [entry.resource.get_resource_type() for entry in bundle.entry]
     assert kinds[0] == "Patient"
-    assert {kind: kinds.count(kind) for kind in set(kinds)} == {
-        "Patient": 1,
-        "Practitioner": 1,
-        "ServiceRequest": 1,
-        "DiagnosticReport": 1,
-        # index, 7 regions, score, pattern, severity, affected side, classifier probability
-        "Observation": 13,
-        "Device": 1,
-        "Media": 1,
-    }
+    assert {kind: kinds.count(kind) for kind in set(kinds)} == ONE_REPORT
     assert_references_resolve(bundle)
 
 
@@ -542,15 +546,7 @@ def test_a_bundle_stored_but_not_acknowledged_creates_nothing_twice(
         result = record_result(people, django_capture_on_commit_callbacks)
         assert len(server.received) == 2  # sent again after the lost answer...
         counts = {kind: server.count(kind) for kind in server.stored}
-        assert counts == {
-            "Patient": 1,
-            "Practitioner": 1,
-            "ServiceRequest": 1,
-            "DiagnosticReport": 1,
-            "Observation": 13,
-            "Device": 1,
-            "Media": 1,
-        }  # ...and every resource exists once
+        assert counts == ONE_REPORT  # ...and every resource exists once
 
         # A task run again (a redelivered message, the sweep) sends nothing at all.
         assert push_fhir_result.delay(FhirPush.objects.get(result=result).id).get() == "already sent"
