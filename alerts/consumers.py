@@ -9,6 +9,7 @@ the older ?after=<alert id> sends only alerts with a larger id.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -393,7 +394,7 @@ async def flush_audit_buffer() -> None:
 # SOCKET_RIGHTS_CHECK_SECONDS it keeps them all counted against their users' caps and reads all
 # their users' rights versions in one trip to Redis (not one per socket: at 500 sockets that was a
 # tenth of a web node's time), starts a re-read for those that need one, and writes the audit rows
-# of every socket in one INSERT.
+# of every socket together (record_audit_rows: one COPY on PostgreSQL).
 _watched: dict[AlertConsumer, asyncio.AbstractEventLoop] = {}
 _ticker: asyncio.Task | None = None
 
@@ -471,33 +472,34 @@ async def rendered_alert(alert_id: int, version: int | None):
     return await asyncio.shield(future)
 
 
-# The reads behind live frames run on the event loop's thread pool, not on the one thread that
-# serialises a web node's sync work (every HTTP request among it): an upload burst must not hold
-# back the frames, and one socket's read does not wait for another's. Each closes its connection
-# itself, as database_sync_to_async would (channels' test communicator turns that off, and a pool
-# thread's connection would outlive the test).
+def _on_thread_pool(read):
+    """The reads behind live frames run on the event loop's thread pool, not on the one thread that
+    serialises a web node's sync work (every HTTP request among it): an upload burst must not hold
+    back the frames, and one socket's read does not wait for another's. Each closes its connection
+    itself, as database_sync_to_async would (channels' test communicator turns that off, and a pool
+    thread's connection would outlive the test)."""
 
-
-def _alert_payload(alert_id: int):
-    close_old_connections()
-    try:
-        alert = with_last_event(Alert.objects.filter(id=alert_id)).first()
-        return AlertSerializer(alert).data if alert is not None else None
-    finally:
+    @functools.wraps(read)
+    def run(*args):
         close_old_connections()
+        try:
+            return read(*args)
+        finally:
+            close_old_connections()
+
+    return sync_to_async(run, thread_sensitive=False)
 
 
-def _scan_payload(user, scan_id: int):
-    close_old_connections()
-    try:
-        scan = scan_get_visible(user=user, scan_id=scan_id)
-        return ScanSerializer(scan).data if scan is not None else None
-    finally:
-        close_old_connections()
+@_on_thread_pool
+def _read_alert(alert_id: int):
+    alert = with_last_event(Alert.objects.filter(id=alert_id)).first()
+    return AlertSerializer(alert).data if alert is not None else None
 
 
-_read_alert = sync_to_async(_alert_payload, thread_sensitive=False)
-_read_scan = sync_to_async(_scan_payload, thread_sensitive=False)
+@_on_thread_pool
+def _read_scan(user, scan_id: int):
+    scan = scan_get_visible(user=user, scan_id=scan_id)
+    return ScanSerializer(scan).data if scan is not None else None
 
 
 def _nesting(text: str) -> int:

@@ -19,7 +19,6 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 
 from portal.selectors import patient_audience
-from scans.models import Scan
 
 logger = logging.getLogger(__name__)
 
@@ -72,20 +71,17 @@ def publish_alert(*, event_type: str, alert_id: int, patient_id: int, version: i
     publish_on_commit(groups, event)
 
 
-def publish_scan_updated(*, scan_id: int, uploader_id: int | None) -> None:
+def publish_scan_updated(*, scan_id: int, patient_id: int, uploader_id: int | None, status: str) -> None:
     """The uploader hears of each step of their scan. Like an alert's, the event names who may see its
     patient, which the socket checks in memory against its user's current rights before it reads the
     scan to send it."""
     if uploader_id is None:
         return
-    scan = Scan.objects.filter(id=scan_id).values("patient_id", "status").first()
-    if scan is None:
-        return
-    team, caregivers = patient_audience(patient_id=scan["patient_id"])
+    team, caregivers = patient_audience(patient_id=patient_id)
     event = {
         "type": "scan.updated",
         "scan_id": scan_id,
-        "status": scan["status"],
+        "status": status,
         "team": team,
         "caregivers": sorted(caregivers),
     }

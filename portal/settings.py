@@ -205,25 +205,16 @@ SOCKETS_PER_USER = env_int("SOCKETS_PER_USER", 12, minimum=1)
 # "queues": channels_redis's list-per-process layer, one queued message per socket, kept `expiry`
 # seconds up to `capacity` per process.
 CHANNEL_LAYER = env_str("CHANNEL_LAYER", "pubsub")
+# Redis pub/sub ignores the database number of REDIS_URL: the prefix keeps portals (and test runs)
+# that share one Redis apart.
+_CHANNEL_REDIS = {"hosts": [REDIS_URL], "prefix": env_str("CHANNELS_PREFIX", "portal")}
 if CHANNEL_LAYER == "pubsub":
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            # Redis pub/sub ignores the database number of REDIS_URL: the prefix keeps portals (and
-            # test runs) that share one Redis apart.
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": env_str("CHANNELS_PREFIX", "portal")},
-        }
-    }
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer", "CONFIG": _CHANNEL_REDIS}}
 elif CHANNEL_LAYER == "queues":
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {
-                "hosts": [REDIS_URL],
-                "prefix": env_str("CHANNELS_PREFIX", "portal"),
-                "expiry": 60,
-                "capacity": env_int("CHANNEL_CAPACITY", 20000, minimum=10),
-            },
+            "CONFIG": {**_CHANNEL_REDIS, "expiry": 60, "capacity": env_int("CHANNEL_CAPACITY", 20000, minimum=10)},
         }
     }
 else:

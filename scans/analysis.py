@@ -68,8 +68,13 @@ def scan_claim(*, scan_id: int) -> bool:
             status=Scan.Status.PROCESSING, started_at=now, status_reason="", attempts=F("attempts") + 1
         )
         if claimed == 1:
-            uploader_id = Scan.objects.filter(id=scan_id).values_list("uploaded_by_id", flat=True).first()
-            publish_scan_updated(scan_id=scan_id, uploader_id=uploader_id)
+            scan = Scan.objects.filter(id=scan_id).values("uploaded_by_id", "patient_id").first()
+            publish_scan_updated(
+                scan_id=scan_id,
+                patient_id=scan["patient_id"],
+                uploader_id=scan["uploaded_by_id"],
+                status=Scan.Status.PROCESSING,
+            )
     return claimed == 1
 
 
@@ -112,7 +117,9 @@ def scan_finish(*, scan: Scan, status: str, reason: str) -> None:
         Scan.objects.filter(id=scan.id, status=Scan.Status.PROCESSING).update(
             status=status, status_reason=reason[:300], finished_at=timezone.now()
         )
-        publish_scan_updated(scan_id=scan.id, uploader_id=scan.uploaded_by_id)
+        publish_scan_updated(
+            scan_id=scan.id, patient_id=scan.patient_id, uploader_id=scan.uploaded_by_id, status=status
+        )
 
 
 def scan_record_result(*, scan: Scan, analysis, model_version) -> ScanResult:
@@ -146,7 +153,9 @@ def scan_record_result(*, scan: Scan, analysis, model_version) -> ScanResult:
         locked.finished_at = timezone.now()
         locked.save(update_fields=["status", "finished_at"])
         # Registered first, so the uploader sees the result before the alert it raised.
-        publish_scan_updated(scan_id=locked.id, uploader_id=locked.uploaded_by_id)
+        publish_scan_updated(
+            scan_id=locked.id, patient_id=locked.patient_id, uploader_id=locked.uploaded_by_id, status=locked.status
+        )
         if result.needs_clinician:
             alert_raise(scan=locked, result=result)
         fhir_push_queue(result=result)

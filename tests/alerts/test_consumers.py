@@ -632,7 +632,9 @@ async def test_the_uploader_hears_each_step_of_their_scan_with_no_read_on_the_we
     def upload_and_publish():
         scan = factories.ScanFactory(patient=people.patient, uploaded_by=people.carol, status="processing")
         with transaction.atomic():
-            publish_scan_updated(scan_id=scan.id, uploader_id=people.carol.id)
+            publish_scan_updated(
+                scan_id=scan.id, patient_id=people.patient.id, uploader_id=people.carol.id, status=scan.status
+            )
         return scan
 
     scan = await sync_to_async(upload_and_publish)()
