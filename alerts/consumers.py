@@ -9,26 +9,25 @@ the older ?after=<alert id> sends only alerts with a larger id.
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
-from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import close_old_connections
 from django.utils import timezone
 
 from alerts.auth import query_param, scope_client_ip
 from alerts.events import STAFF_GROUP, team_group, user_group
+from alerts.fanout import ALERT_EVENTS, RENDERED_KEEP, current_hub, hub_for, on_thread_pool
 from alerts.models import Alert, AlertEvent
 from alerts.rights import refresh_sockets, register_socket, rights_version, unregister_socket
-from alerts.selectors import alert_changes_for_user, alert_list_for_user, with_last_event
+from alerts.selectors import alert_changes_for_user, alert_list_for_user
 from alerts.serializers import AlertSerializer
 from alerts.services import AlertConflict, AlertForbidden, AlertNotFound, alert_acknowledge, alert_resolve
 from portal.audit import record_audit_rows, socket_audit_base
@@ -51,19 +50,10 @@ MAX_FRAME_DEPTH = 8
 class AlertConsumer(AsyncJsonWebsocketConsumer):
     """Every frame it sends and every action it takes first checks the user's current rights
     (alerts/rights.py): a deactivated, demoted or signed-out user's socket sends nothing more and
-    closes with 4403. Deliveries and actions are written to the audit trail."""
+    closes with 4403. Deliveries and actions are written to the audit trail.
 
-    # Live alert events, the bulk of what a socket handles, touch the database only through
-    # database_sync_to_async (which closes stale connections itself) and only once per change per
-    # process. Channels' dispatch would first make a trip to the database thread for every message
-    # of every socket (close_old_connections): at 500 sockets, most of a web node's time.
-    FRAME_EVENTS = frozenset({"alert.created", "alert.updated", "alert.escalated", "alert.repeated"})
-
-    async def dispatch(self, message):
-        if message.get("type") in self.FRAME_EVENTS:
-            await getattr(self, get_handler_name(message))(message)
-            return
-        await super().dispatch(message)
+    Live events reach it from its web process's one subscription (alerts/fanout.py) through `offer`,
+    in the order the process received them, not on the socket's own channel."""
 
     async def connect(self):
         user = self.scope.get("user")
@@ -91,13 +81,16 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=4429)
             return
         self.registered = True
+        # Live events offered before the replay below is sent wait in the outbox, behind it.
+        self.outbox: deque[tuple[dict, dict | None]] = deque()
+        self.outbox_task: asyncio.Task | None = None
+        self.live = False
+        self.recheck_task = None
         # Staff hear every patient's alerts; a clinician those of each care team (one group per team).
         self.groups_joined = [user_group(user.id)] + ([STAFF_GROUP] if self.verdict.staff else [])
         self.groups_joined += [team_group(team) for team in sorted(self.verdict.teams)]
-        for group in self.groups_joined:
-            await self.channel_layer.group_add(group, self.channel_name)
+        await hub_for(self.channel_layer).join(self, self.groups_joined)
         await self.accept()
-        self.recheck_task = None
         _watch(self)
         after_event = _query_int(self.scope, "after_event")
         after = _query_int(self.scope, "after")
@@ -107,14 +100,17 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
         elif after is not None:
             for payload in await self._replay(after):
                 await self._send_alert_frame("alert.created", payload, replayed=True)
+        self.live = True
+        self._pump()
 
     async def disconnect(self, code):
         _watched.pop(self, None)
-        recheck = getattr(self, "recheck_task", None)
-        if recheck is not None:
-            recheck.cancel()
-        for group in getattr(self, "groups_joined", []):
-            await self.channel_layer.group_discard(group, self.channel_name)
+        for task in (getattr(self, "recheck_task", None), getattr(self, "outbox_task", None)):
+            if task is not None:
+                task.cancel()
+        hub = current_hub()
+        if hub is not None and getattr(self, "groups_joined", None):
+            await hub.leave(self, self.groups_joined)
         if getattr(self, "registered", False):
             await unregister_socket(self.user.id, self.channel_name)
         await self._flush_audit()
@@ -170,22 +166,46 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
         except ValueError:
             return None
 
-    # Channel-layer events -> frames.
+    # Live events -> frames, from the process's hub (alerts/fanout.py).
     # Alert events reach only the groups of people who may see the patient (decided from the database
-    # when the event is published, alerts/events.py), so the frame is rendered once per change per
-    # process and shared by every socket here, instead of one database read per socket.
-    async def alert_created(self, event):
-        await self._send_alert("alert.created", event)
+    # when the event is published, alerts/events.py), so the hub renders the frame once per change per
+    # process and offers it to every socket here, instead of one database read per socket.
+    async def offer(self, event: dict, payload: dict | None) -> None:
+        """An event of one of this socket's groups. An alert frame goes out at once when nothing is
+        waiting ahead of it and the rights read last still hold; anything else goes through the
+        outbox, in order, so that nothing offered after a rights change is sent before it is read."""
+        if self.outbox or not self.live or event["type"] not in ALERT_EVENTS or not self.verdict.allowed(time.time()):
+            self.outbox.append((event, payload))
+            self._pump()
+            return
+        if not self.revoked and self._may_receive(event):
+            await self._send_live_alert(event, payload)
 
-    async def alert_updated(self, event):
-        await self._send_alert("alert.updated", event)
+    def _pump(self) -> None:
+        if self.live and self.outbox and (self.outbox_task is None or self.outbox_task.done()):
+            self.outbox_task = asyncio.create_task(self._drain())
 
-    async def alert_escalated(self, event):
-        await self._send_alert("alert.escalated", event)
+    async def _drain(self) -> None:
+        while self.outbox:
+            event, payload = self.outbox[0]
+            try:
+                if event["type"] in ALERT_EVENTS:
+                    if await self._still_allowed() and self._may_receive(event):
+                        await self._send_live_alert(event, payload)
+                elif event["type"] == "scan.updated":
+                    await self.scan_updated(event)
+                elif event["type"] == "rights.changed":
+                    await self.rights_changed(event)
+            except Exception:  # noqa: BLE001 - the next event is still sent; the socket replays on reconnect
+                logger.exception("could not send %s to a socket of user %s", event["type"], self.user.id)
+            finally:
+                if self.outbox:
+                    self.outbox.popleft()
 
-    async def alert_repeated(self, event):
-        """Another positive photo joined the alert (re-opened, when it made a claimed alert worse)."""
-        await self._send_alert("alert.repeated", event)
+    async def _send_live_alert(self, event: dict, payload: dict) -> None:
+        await self._send_alert_frame(
+            event["type"], payload, version=event.get("version"), reopened=event.get("reopened", False)
+        )
 
     async def scan_updated(self, event):
         """The event names the scan and its patient's audience (alerts/events.py), checked in memory
@@ -200,18 +220,9 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
 
     async def rights_changed(self, event):
         """Pushed when the user's rights changed (alerts/rights.py): read them now, before any frame
-        queued after the change."""
+        offered after the change."""
         self.version = await sync_to_async(rights_version)(self.user.id)
         await self._recheck()
-
-    async def _send_alert(self, frame_type: str, event: dict):
-        if not await self._still_allowed() or not self._may_receive(event):
-            return
-        payload = await rendered_alert(event["alert_id"], event.get("version"))
-        if payload is not None:
-            await self._send_alert_frame(
-                frame_type, payload, version=event.get("version"), reopened=event.get("reopened", False)
-            )
 
     def _may_receive(self, event: dict) -> bool:
         """The event names who may see its patient (alerts/events.py): staff, one care team, its
@@ -427,6 +438,9 @@ async def _tick() -> None:
         for consumer in sockets:
             consumer._after_tick(versions.get(consumer.user.id), now)
     await flush_audit_buffer()
+    hub = current_hub()
+    if hub is not None:
+        await hub.refresh_when_due()
 
 
 _encoded: dict[tuple, str] = {}
@@ -450,53 +464,7 @@ def encoded_frame(
     return text
 
 
-_rendered: dict[tuple[int, int | None], asyncio.Future] = {}
-RENDERED_KEEP = 256
-
-
-async def rendered_alert(alert_id: int, version: int | None):
-    """The alert's frame payload at this version, read once per process however many sockets ask."""
-    key = (alert_id, version)
-    future = _rendered.get(key)
-    if future is None or version is None:
-        future = asyncio.get_running_loop().create_future()
-        if version is not None:
-            _rendered[key] = future
-            while len(_rendered) > RENDERED_KEEP:
-                _rendered.pop(next(iter(_rendered)))
-        try:
-            future.set_result(await _read_alert(alert_id))
-        except Exception as exc:  # noqa: BLE001 - every waiter sees the same failure
-            _rendered.pop(key, None)
-            future.set_exception(exc)
-    return await asyncio.shield(future)
-
-
-def _on_thread_pool(read):
-    """The reads behind live frames run on the event loop's thread pool, not on the one thread that
-    serialises a web node's sync work (every HTTP request among it): an upload burst must not hold
-    back the frames, and one socket's read does not wait for another's. Each closes its connection
-    itself, as database_sync_to_async would (channels' test communicator turns that off, and a pool
-    thread's connection would outlive the test)."""
-
-    @functools.wraps(read)
-    def run(*args):
-        close_old_connections()
-        try:
-            return read(*args)
-        finally:
-            close_old_connections()
-
-    return sync_to_async(run, thread_sensitive=False)
-
-
-@_on_thread_pool
-def _read_alert(alert_id: int):
-    alert = with_last_event(Alert.objects.filter(id=alert_id)).first()
-    return AlertSerializer(alert).data if alert is not None else None
-
-
-@_on_thread_pool
+@on_thread_pool
 def _read_scan(user, scan_id: int):
     scan = scan_get_visible(user=user, scan_id=scan_id)
     return ScanSerializer(scan).data if scan is not None else None

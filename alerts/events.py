@@ -50,7 +50,9 @@ def publish_on_commit(groups: Iterable[str], event: dict) -> None:
 async def _send_all(groups: list[str], event: dict) -> None:
     layer = get_channel_layer()
     for group in groups:
-        await layer.group_send(group, event)
+        # Each web process receives one copy per group it belongs to, and hands it to that group's
+        # sockets (alerts/fanout.py): the copy names its group.
+        await layer.group_send(group, {**event, "group": group})
 
 
 def publish_alert(*, event_type: str, alert_id: int, patient_id: int, version: int, reopened: bool = False) -> None:

@@ -51,7 +51,9 @@ def on_rights_changed(sender, user_id: int, **kwargs) -> None:
     except Exception:  # noqa: BLE001 - the sockets' periodic re-read still catches the change
         logger.exception("could not bump the rights version of user %s", user_id)
     try:
-        async_to_sync(get_channel_layer().group_send)(user_group(user_id), {"type": "rights.changed"})
+        async_to_sync(get_channel_layer().group_send)(
+            user_group(user_id), {"type": "rights.changed", "group": user_group(user_id)}
+        )
     except Exception:  # noqa: BLE001
         logger.exception("could not tell the sockets of user %s that their rights changed", user_id)
 

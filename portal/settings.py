@@ -196,6 +196,9 @@ SOCKET_RIGHTS_CHECK_SECONDS = env_int("SOCKET_RIGHTS_CHECK_SECONDS", 5, minimum=
 SOCKET_RIGHTS_RECHECK_SECONDS = env_int("SOCKET_RIGHTS_RECHECK_SECONDS", 60, minimum=1)
 # Open sockets per user, across every web process (a few tabs and a phone are far fewer).
 SOCKETS_PER_USER = env_int("SOCKETS_PER_USER", 12, minimum=1)
+# A web process hands each live event to its sockets in turn; after this many it lets other work
+# (HTTP requests, the frames queued so far) run before it goes on.
+SOCKET_FANOUT_BATCH = env_int("SOCKET_FANOUT_BATCH", 100, minimum=1)
 # The channel layer carries live events from whichever process made a change to every web process.
 # "pubsub" (the default): one Redis PUBLISH per group and change, which every web process holding a
 # socket of that group receives once and hands to its sockets in memory: a change to a team of 250

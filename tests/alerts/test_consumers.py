@@ -594,9 +594,13 @@ async def test_a_socket_sends_an_alert_only_for_a_team_it_belongs_to_whatever_gr
     assert connected
     layer = get_channel_layer()
     event = {"type": "alert.created", "alert_id": alert.id, "version": None, "caregivers": []}
-    await layer.group_send(team_group(people.team.id), {**event, "team": people.other_team.id})
+    await layer.group_send(
+        team_group(people.team.id), {**event, "group": team_group(people.team.id), "team": people.other_team.id}
+    )
     assert await communicator.receive_nothing(timeout=0.3)
-    await layer.group_send(team_group(people.team.id), {**event, "team": people.team.id})
+    await layer.group_send(
+        team_group(people.team.id), {**event, "group": team_group(people.team.id), "team": people.team.id}
+    )
     frame = await communicator.receive_json_from(timeout=3)
     assert frame["type"] == "alert.created" and frame["alert"]["id"] == alert.id
     await communicator.disconnect()
@@ -662,14 +666,20 @@ async def test_a_scan_event_is_not_sent_to_a_socket_outside_its_patients_audienc
     assert connected
     event = {"type": "scan.updated", "scan_id": scan.id, "status": "done"}
     layer = get_channel_layer()
-    await layer.group_send(user_group(people.dave.id), {**event, "team": people.team.id, "caregivers": []})
+    dave_group = {"group": user_group(people.dave.id)}
+    await layer.group_send(
+        user_group(people.dave.id), {**event, **dave_group, "team": people.team.id, "caregivers": []}
+    )
     assert await communicator.receive_nothing(timeout=0.3)
-    await layer.group_send(user_group(people.dave.id), {**event, "team": None, "caregivers": [people.dave.id]})
+    await layer.group_send(
+        user_group(people.dave.id), {**event, **dave_group, "team": None, "caregivers": [people.dave.id]}
+    )
     assert await communicator.receive_nothing(timeout=0.5)
     await communicator.disconnect()
 
     carol, connected, _ = await connect(people.carol)
     assert connected
-    await layer.group_send(user_group(people.carol.id), {**event, "team": None, "caregivers": [people.carol.id]})
+    carol_event = {**event, "group": user_group(people.carol.id), "team": None, "caregivers": [people.carol.id]}
+    await layer.group_send(user_group(people.carol.id), carol_event)
     assert (await carol.receive_json_from(timeout=3))["scan"]["id"] == scan.id
     await carol.disconnect()
