@@ -56,6 +56,7 @@ class Hub:
         # process while another socket of the group is joining it.
         self.lock = asyncio.Lock()
         self.task: asyncio.Task | None = None
+        self.reads_ahead: set[asyncio.Task] = set()
         self.refreshed_at = time.monotonic()
 
     async def join(self, consumer, groups: list[str]) -> None:
@@ -94,17 +95,34 @@ class Hub:
             await self.refresh()
 
     async def _run(self) -> None:
+        """Receive events and hand them, in order, to the task that delivers them; an alert's read
+        starts as it arrives, so that it overlaps the delivery of the events before it."""
+        inbox: asyncio.Queue = asyncio.Queue()
+        delivering = self.loop.create_task(self._deliver_each(inbox))
+        try:
+            while True:
+                try:
+                    event = await self.layer.receive(self.channel)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # noqa: BLE001 - Redis away: try again; sockets catch up by replay
+                    logger.exception("the web process's channel-layer receive failed; retrying")
+                    await asyncio.sleep(1)
+                    with contextlib.suppress(Exception):
+                        await self.refresh()  # a Redis that restarted has forgotten the memberships
+                    continue
+                if event.get("type") in ALERT_EVENTS and event.get("version") is not None:
+                    if self.members.get(event.get("group", "")):
+                        prefetch = self.loop.create_task(_read_ahead(event["alert_id"], event["version"]))
+                        self.reads_ahead.add(prefetch)
+                        prefetch.add_done_callback(self.reads_ahead.discard)
+                inbox.put_nowait(event)
+        finally:
+            delivering.cancel()
+
+    async def _deliver_each(self, inbox: asyncio.Queue) -> None:
         while True:
-            try:
-                event = await self.layer.receive(self.channel)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001 - Redis away: try again; sockets catch up by replay
-                logger.exception("the web process's channel-layer receive failed; retrying")
-                await asyncio.sleep(1)
-                with contextlib.suppress(Exception):
-                    await self.refresh()  # a Redis that restarted has forgotten the memberships
-                continue
+            event = await inbox.get()
             try:
                 await self.deliver(event)
             except Exception:  # noqa: BLE001 - one bad event must not stop the process's live frames
@@ -183,6 +201,12 @@ async def rendered_alert(alert_id: int, version: int | None):
             _rendered.pop(key, None)
             future.set_exception(exc)
     return await asyncio.shield(future)
+
+
+async def _read_ahead(alert_id: int, version: int) -> None:
+    """Start the alert's one read of this process; its deliverer awaits the same read (or its error)."""
+    with contextlib.suppress(Exception):
+        await rendered_alert(alert_id, version)
 
 
 def on_thread_pool(read):

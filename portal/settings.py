@@ -182,7 +182,7 @@ REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 # Shared by every web process: rate-limit counters and DRF throttles must see all requests.
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "portal.cache.SharedRedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": env_str("CHANNELS_PREFIX", "portal"),
         "OPTIONS": {"socket_timeout": 2, "socket_connect_timeout": 2},
