@@ -89,7 +89,8 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
         # Staff hear every patient's alerts; a clinician those of each care team (one group per team).
         self.groups_joined = [user_group(user.id)] + ([STAFF_GROUP] if self.verdict.staff else [])
         self.groups_joined += [team_group(team) for team in sorted(self.verdict.teams)]
-        await hub_for(self.channel_layer).join(self, self.groups_joined)
+        self.hub = hub_for(self.channel_layer)
+        await self.hub.join(self, self.groups_joined)
         await self.accept()
         _watch(self)
         after_event = _query_int(self.scope, "after_event")
@@ -108,9 +109,8 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
         for task in (getattr(self, "recheck_task", None), getattr(self, "outbox_task", None)):
             if task is not None:
                 task.cancel()
-        hub = current_hub()
-        if hub is not None and getattr(self, "groups_joined", None):
-            await hub.leave(self, self.groups_joined)
+        if getattr(self, "hub", None) is not None:
+            await self.hub.leave(self, self.groups_joined)
         if getattr(self, "registered", False):
             await unregister_socket(self.user.id, self.channel_name)
         await self._flush_audit()

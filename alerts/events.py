@@ -1,4 +1,5 @@
-"""The only fan-out point: every channel-layer send goes through `publish_on_commit`.
+"""The only fan-out point: every channel-layer send goes through `publish_on_commit` (or
+`publish_now`, for a caller already past its commit).
 
 Events are small (ids and a version). Who may see an alert is decided here, from the database, when
 it is published: it goes to the staff desk, the patient's care team (one group per team, however many
@@ -38,13 +39,18 @@ def publish_on_commit(groups: Iterable[str], event: dict) -> None:
 
     def send() -> None:
         try:
-            # One event loop run for the whole fan-out, not one per group.
-            async_to_sync(_send_all)(group_list, event)
+            publish_now(group_list, event)
         except Exception:
             # The database already holds the change; clients catch up by replay on reconnect.
             logger.exception("could not publish %s to %d groups", event.get("type"), len(group_list))
 
     transaction.on_commit(send)
+
+
+def publish_now(groups: Iterable[str], event: dict) -> None:
+    """Send at once, for a caller already past its commit (alerts/rights.py); raises if Redis is away.
+    One event loop run for the whole fan-out, not one per group."""
+    async_to_sync(_send_all)(sorted(set(groups)), event)
 
 
 async def _send_all(groups: list[str], event: dict) -> None:

@@ -21,12 +21,11 @@ import time
 from functools import lru_cache
 
 import redis
-from asgiref.sync import async_to_sync, sync_to_async
-from channels.layers import get_channel_layer
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.cache import cache
 
-from alerts.events import user_group
+from alerts.events import publish_now, user_group
 
 logger = logging.getLogger(__name__)
 
@@ -51,9 +50,7 @@ def on_rights_changed(sender, user_id: int, **kwargs) -> None:
     except Exception:  # noqa: BLE001 - the sockets' periodic re-read still catches the change
         logger.exception("could not bump the rights version of user %s", user_id)
     try:
-        async_to_sync(get_channel_layer().group_send)(
-            user_group(user_id), {"type": "rights.changed", "group": user_group(user_id)}
-        )
+        publish_now([user_group(user_id)], {"type": "rights.changed"})
     except Exception:  # noqa: BLE001
         logger.exception("could not tell the sockets of user %s that their rights changed", user_id)
 

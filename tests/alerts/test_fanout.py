@@ -37,6 +37,13 @@ async def connect_all(users) -> list:
     return sockets
 
 
+async def each_gets_one_alert_created(sockets, alert, *, timeout: float, then_quiet: float) -> None:
+    for communicator in sockets:
+        frame = await communicator.receive_json_from(timeout=timeout)
+        assert (frame["type"], frame["alert"]["id"]) == ("alert.created", alert.id)
+        assert await communicator.receive_nothing(timeout=then_quiet)
+
+
 @pytest.mark.usefixtures("in_memory_channels")
 async def test_a_web_process_joins_each_group_once_however_many_of_its_sockets_belong(people):
     users = await sync_to_async(team_members)(people, 4)
@@ -47,10 +54,7 @@ async def test_a_web_process_joins_each_group_once_however_many_of_its_sockets_b
     assert len(hub.members[team_group(people.team.id)]) == 4
 
     alert = await sync_to_async(raise_alert_for)(people.patient)
-    for communicator in sockets:
-        frame = await communicator.receive_json_from(timeout=3)
-        assert (frame["type"], frame["alert"]["id"]) == ("alert.created", alert.id)
-        assert await communicator.receive_nothing(timeout=0.2)
+    await each_gets_one_alert_created(sockets, alert, timeout=3, then_quiet=0.2)
 
     for communicator in sockets:
         await communicator.disconnect()
@@ -168,9 +172,6 @@ async def test_each_redis_layer_carries_an_alert_to_every_socket_of_the_process_
     assert hub.layer is get_channel_layer()
     assert len(hub.members[team_group(people.team.id)]) == 3
     alert = await sync_to_async(raise_alert_for)(people.patient)
-    for communicator in sockets:
-        frame = await communicator.receive_json_from(timeout=5)
-        assert (frame["type"], frame["alert"]["id"]) == ("alert.created", alert.id)
-        assert await communicator.receive_nothing(timeout=0.3)
+    await each_gets_one_alert_created(sockets, alert, timeout=5, then_quiet=0.3)
     for communicator in sockets:
         await communicator.disconnect()
