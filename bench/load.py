@@ -6,7 +6,8 @@
 For each channel layer, number of web nodes and number of worker nodes asked (--web-nodes 1 2: two
 runs, the first the baseline of the second; --layer queues pubsub: channels_redis's queue per process
 against Redis pub/sub, settings.CHANNEL_LAYER),
-starts that many daphne processes (runportal --role web), one Celery worker (concurrency 2) and beat
+starts that many daphne processes (runportal --role web), worker nodes of --concurrency processes
+(--concurrency 1 2: a run for each; each process takes its share of the CPUs) and beat
 on a scratch database (SQLite in a temporary folder, or a fresh PostgreSQL database created on the
 server of --database-url and dropped afterwards), registers --sockets clinicians on the patient's
 care team, connects one WebSocket each (spread over the web nodes), then uploads --scans photos from
@@ -263,7 +264,7 @@ def scratch_database(server_url: str, name: str) -> tuple[str, callable]:
     return urlunsplit(parts._replace(path=f"/{name}")), drop
 
 
-def one_run(args, layer: str, web_nodes: int, worker_nodes: int, images) -> dict:
+def one_run(args, layer: str, web_nodes: int, worker_nodes: int, concurrency: int, images) -> dict:
     from stack.embedded import free_port
     from stack.processes import Stack, base_env
 
@@ -318,7 +319,7 @@ def one_run(args, layer: str, web_nodes: int, worker_nodes: int, images) -> dict
                 web=False,
                 worker=True,
                 beat=i == 0,
-                worker_concurrency=args.concurrency,
+                worker_concurrency=concurrency,
                 log_dir=var_dir / f"logs-worker-{i}",
             )
             for i in range(worker_nodes)
@@ -338,7 +339,7 @@ def one_run(args, layer: str, web_nodes: int, worker_nodes: int, images) -> dict
             drop()
 
 
-def report(args, layer: str, web_nodes: int, worker_nodes: int, r: dict) -> dict:
+def report(args, layer: str, web_nodes: int, worker_nodes: int, concurrency: int, r: dict) -> dict:
     uploads, finished, db = r["uploads"], r["finished"], r["db"]
     to_result = [finished[s][1] - uploads[s] for s in finished if s in uploads]
     to_alert = [seen - uploads[s] for s in r["alert_seen"] if s in uploads for seen in r["alert_seen"][s]]
@@ -350,7 +351,7 @@ def report(args, layer: str, web_nodes: int, worker_nodes: int, r: dict) -> dict
     finished_in_db = db["by_status"]["done"] + db["by_status"]["rejected"] + db["by_status"]["failed"]
     print(
         f"\nchannel layer {layer}, {web_nodes} web node(s), {worker_nodes} worker node(s) of concurrency "
-        f"{args.concurrency}: {args.scans} "
+        f"{concurrency}: {args.scans} "
         f"uploads from {args.clients} concurrent clients; {r['sockets']} clinician sockets; {os.cpu_count()} CPUs; "
         f"database {'PostgreSQL' if args.database_url.startswith('postgres') else 'SQLite'}; classifier "
         f"{'on (random weights, timing only)' if args.classifier else 'off (asymmetry rule alone)'}"
@@ -405,7 +406,9 @@ def main() -> None:
     parser.add_argument(
         "--layer", nargs="+", default=["pubsub"], choices=["pubsub", "queues"], help="one run per channel layer"
     )
-    parser.add_argument("--concurrency", type=int, default=2, help="processes of each worker node")
+    parser.add_argument(
+        "--concurrency", type=int, nargs="+", default=[2], help="processes of each worker node (one run per number)"
+    )
     parser.add_argument("--classifier", action="store_true", help="a ResNet-50 in every analysis (timing only)")
     parser.add_argument(
         "--database-url", default="", help="a PostgreSQL server (a scratch database is made there; default: SQLite)"
@@ -415,20 +418,28 @@ def main() -> None:
         sys.exit("REDIS_URL is not set: run through `python -m stack.embedded`.")
     images = load_images(args.images, 60)
     figures = {
-        (layer, webs, workers): report(args, layer, webs, workers, one_run(args, layer, webs, workers, images))
+        (layer, webs, workers, processes): report(
+            args, layer, webs, workers, processes, one_run(args, layer, webs, workers, processes, images)
+        )
         for layer in args.layer
         for webs in args.web_nodes
         for workers in args.worker_nodes
+        for processes in args.concurrency
     }
     if len(figures) > 1:
-        (base_layer, base_webs, base_workers), base = next(iter(figures.items()))
-        print(f"\nAgainst layer {base_layer}, {base_webs} web and {base_workers} worker node(s), measured in this run:")
-        for (layer, webs, workers), row in list(figures.items())[1:]:
+        (base_layer, base_webs, base_workers, base_processes), base = next(iter(figures.items()))
+        print(
+            f"\nAgainst layer {base_layer}, {base_webs} web and {base_workers} worker node(s) of {base_processes} "
+            "process(es), measured in this run:"
+        )
+        for (layer, webs, workers, processes), row in list(figures.items())[1:]:
             ratios = ", ".join(
-                f"{name} {row[name]:.1f} ({row[name] / base[name]:.2f}x)" if base[name] else f"{name} {row[name]:.1f}"
+                f"{name} {row[name]:.1f} ({row[name] / base[name]:.2f}x)"
+                if base[name] >= 0.05  # a drain of 0.0 s is no baseline for a ratio
+                else f"{name} {row[name]:.1f}"
                 for name in row
             )
-            print(f"  layer {layer}, {webs} web, {workers} worker node(s): {ratios}")
+            print(f"  layer {layer}, {webs} web, {workers} worker node(s) of {processes}: {ratios}")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from inference.engine.classifier import CheckpointError, ResNetClassifier
 from inference.engine.decide import ASYMMETRY_ONLY_RULE, DecisionRule
 from inference.engine.face import FaceMeshDetector
 from inference.engine.pipeline import Pipeline
+from inference.engine.threads import limit_threads, threads_per_process, usable_cpus
 from inference.models import ModelVersion
 from inference.selectors import activation_problems, held_out_auc
 
@@ -35,6 +36,25 @@ def shared_detector() -> FaceMeshDetector:
     if _detector is None:
         _detector = FaceMeshDetector()
     return _detector
+
+
+def analysis_threads() -> int:
+    """This worker process's share of its node's CPUs (settings.INFERENCE_THREADS when set)."""
+    return threads_per_process(settings.WORKER_CONCURRENCY, settings.INFERENCE_THREADS)
+
+
+def share_the_cpus() -> int:
+    """Run in each worker process as it starts (portal/celery.py): the node's processes take equal
+    shares of its CPUs instead of each starting a thread per core."""
+    threads = analysis_threads()
+    limit_threads(threads)
+    logger.info(
+        "analysis threads: %d (usable CPUs %d, worker processes on this node %d)",
+        threads,
+        usable_cpus(),
+        settings.WORKER_CONCURRENCY,
+    )
+    return threads
 
 
 def current_pipeline() -> tuple[Pipeline, ModelVersion | None]:
@@ -60,6 +80,7 @@ def _build(version: ModelVersion | None, detector: FaceMeshDetector) -> Pipeline
             expected_sha256=version.sha256,
             runtime=settings.INFERENCE_RUNTIME,
             cache_dir=_model_cache_dir(),
+            threads=analysis_threads(),
         )
     except Exception as exc:  # noqa: BLE001 - whatever is wrong with the file, no scan may fail of it
         # A broken checkpoint must not silently become random weights, nor fail scans: screen with the

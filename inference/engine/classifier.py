@@ -131,7 +131,7 @@ class _TorchRuntime:
 class _OnnxRuntime:
     name = "onnxruntime"
 
-    def __init__(self, module, size: int, cache: Path | None):
+    def __init__(self, module, size: int, cache: Path | None, threads: int | None = None):
         import onnxruntime as ort
         import torch
 
@@ -153,6 +153,9 @@ class _OnnxRuntime:
             if cache:
                 cache.write_bytes(model_bytes)
         options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
         self.session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
 
     def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -163,13 +166,13 @@ class _OnnxRuntime:
 class _OpenVinoRuntime:
     name = "openvino"
 
-    def __init__(self, module, size: int):
+    def __init__(self, module, size: int, threads: int | None = None):
         import openvino as ov
         import torch
 
         converted = ov.convert_model(module, example_input=torch.zeros(1, 3, size, size))
         core = ov.Core()
-        config = {"PERFORMANCE_HINT": "LATENCY"}
+        config = {"PERFORMANCE_HINT": "LATENCY", **({"INFERENCE_NUM_THREADS": threads} if threads else {})}
         if "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
             config["INFERENCE_PRECISION_HINT"] = "bf16"
             self.name = "openvino-bf16"
@@ -180,14 +183,18 @@ class _OpenVinoRuntime:
         return result[0], result[1]
 
 
-def build_runtime(name: str, module, size: int, cache_dir: Path | None = None, key: str = ""):
+def build_runtime(
+    name: str, module, size: int, cache_dir: Path | None = None, key: str = "", threads: int | None = None
+):
+    """``threads``: the runtime's thread pool (None: one per core; PyTorch's is set for the whole
+    process, engine/threads.py)."""
     if name == "torch":
         return _TorchRuntime(module)
     if name == "onnxruntime":
         cache = (cache_dir / f"{key}-{size}.onnx") if cache_dir and key else None
-        return _OnnxRuntime(module, size, cache)
+        return _OnnxRuntime(module, size, cache, threads)
     if name == "openvino":
-        return _OpenVinoRuntime(module, size)
+        return _OpenVinoRuntime(module, size, threads)
     raise ValueError(f"unknown runtime {name!r}")
 
 
@@ -252,6 +259,7 @@ class ResNetClassifier:
         expected_sha256: str | None = None,
         runtime: str = "auto",
         cache_dir: Path | None = None,
+        threads: int | None = None,
     ) -> None:
         path = Path(checkpoint_path)
         try:
@@ -267,6 +275,7 @@ class ResNetClassifier:
         self.fc_weight = model.fc.weight.detach().numpy().copy()
         self._module = _features_model(model)
         self.reference = _TorchRuntime(self._module)
+        self.threads = threads
         self.runtime, self.agreement = self._choose_runtime(runtime, cache_dir, sha[:16])
 
     def _choose_runtime(self, requested: str, cache_dir: Path | None, key: str):
@@ -281,7 +290,7 @@ class ResNetClassifier:
                 runtime = (
                     self.reference
                     if name == "torch"
-                    else build_runtime(name, self._module, self.input_size, cache_dir, key)
+                    else build_runtime(name, self._module, self.input_size, cache_dir, key, self.threads)
                 )
                 difference = float(np.abs(softmax_paralysis(runtime(check)[0]) - expected).max())
             except Exception as exc:  # noqa: BLE001 - a runtime that cannot load is skipped, and logged
