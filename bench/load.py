@@ -131,7 +131,40 @@ def _upload(index: int) -> tuple[int, float, float, int | None]:
     return response.status_code, started, elapsed, response.json()["id"] if response.status_code == 202 else None
 
 
-async def run(nodes: list, tokens: dict, images: list[tuple[str, bytes]], scans: int, clients: int, database_url: str):
+def cpu_seconds(stacks: list) -> float:
+    """CPU seconds (user + system) used so far by these stacks' processes and their children (the
+    worker's pool processes)."""
+    import psutil
+
+    total = 0.0
+    for stack in stacks:
+        for process in stack.processes.values():
+            try:
+                parent = psutil.Process(process.pid)
+                for each in (parent, *parent.children(recursive=True)):
+                    times = each.cpu_times()
+                    total += times.user + times.system
+            except psutil.NoSuchProcess:
+                continue
+    return total
+
+
+def machine_busy_seconds() -> float:
+    import psutil
+
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+
+
+async def run(
+    nodes: list,
+    workers: list,
+    tokens: dict,
+    images: list[tuple[str, bytes]],
+    scans: int,
+    clients: int,
+    database_url: str,
+):
     import multiprocessing
 
     import requests
@@ -187,6 +220,7 @@ async def run(nodes: list, tokens: dict, images: list[tuple[str, bytes]], scans:
 
     with uploaders:
         await asyncio.to_thread(uploaders.map, _warm, range(clients))  # started and imported, not measured
+        cpu_before = cpu_seconds(nodes), cpu_seconds(workers), machine_busy_seconds()
         started = time.perf_counter()
         answers = await asyncio.to_thread(uploaders.map, _upload, range(scans), 1)
         upload_seconds = time.perf_counter() - started
@@ -201,6 +235,8 @@ async def run(nodes: list, tokens: dict, images: list[tuple[str, bytes]], scans:
     while await asyncio.to_thread(unfinished_scans, database_url) and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
     all_done = time.perf_counter() - started
+    cpu_after = cpu_seconds(nodes), cpu_seconds(workers), machine_busy_seconds()
+    web_cpu, worker_cpu, busy = (after - before for after, before in zip(cpu_after, cpu_before))
     # Frames still queued in the web process arrive late, not never: wait until none has come for 5 s.
     last_frame[0] = time.perf_counter()
     while time.perf_counter() - last_frame[0] < 5 and time.perf_counter() - started < all_done + 120:
@@ -242,6 +278,7 @@ async def run(nodes: list, tokens: dict, images: list[tuple[str, bytes]], scans:
         "upload_seconds": upload_seconds,
         "all_done": all_done,
         "drained": drained,
+        "cpu": {"web": web_cpu, "worker": worker_cpu, "machine": busy, "seconds": all_done},
         "sockets": len(listeners),
         "db": await asyncio.to_thread(recorded),
     }
@@ -330,7 +367,7 @@ def one_run(args, layer: str, web_nodes: int, worker_nodes: int, concurrency: in
                 stack.start()
             for stack in every:
                 stack.wait_ready(timeout=180)
-            return asyncio.run(run(webs, tokens, images, args.scans, args.clients, database_url))
+            return asyncio.run(run(webs, workers, tokens, images, args.scans, args.clients, database_url))
         finally:
             for stack in every:
                 stack.stop()
@@ -379,6 +416,15 @@ def report(args, layer: str, web_nodes: int, worker_nodes: int, concurrency: int
         f" scan.updated results seen by their uploaders {len(to_result)} of {finished_in_db}); the last frame came"
         f" {max(r['drained'], 0):.1f} s after the database had every result"
     )
+    cpu, analysed = r["cpu"], max(finished_in_db, 1)
+    other = cpu["machine"] - cpu["web"] - cpu["worker"]
+    print(
+        f"  CPU from the first upload to the last result ({cpu['seconds']:.1f} s, {os.cpu_count()} CPUs, "
+        f"{cpu['machine'] / cpu['seconds']:.2f} busy): per scan analysed, worker "
+        f"{cpu['worker'] / analysed * 1000:.0f} ms, web nodes {cpu['web'] / analysed * 1000:.0f} ms, the rest "
+        f"(PostgreSQL, Redis, the clients) {other / analysed * 1000:.0f} ms: a worker node of 2 CPUs of its own "
+        f"would analyse about {2 / (cpu['worker'] / analysed):.1f} scans/s"
+    )
     print(
         f"  after catch-up (GET /api/v1/alerts/?after=0 per clinician): min {min(db['caught_up'])} / "
         f"max {max(db['caught_up'])} of {db['alerts']} alerts: "
@@ -390,6 +436,7 @@ def report(args, layer: str, web_nodes: int, worker_nodes: int, concurrency: int
         "fan_out_p95_ms": percentile([x * 1000 for x in fan_out], 95) if fan_out else float("nan"),
         "last_frame_s": max(r["drained"], 0),
         "end_to_end_per_s": finished_in_db / r["all_done"],
+        "worker_cpu_ms_per_scan": cpu["worker"] / analysed * 1000,
     }
 
 
