@@ -204,6 +204,9 @@ SOCKETS_PER_USER = env_int("SOCKETS_PER_USER", 12, minimum=1)
 # A web process hands each live event to its sockets in turn; after this many it lets other work
 # (HTTP requests, the frames queued so far) run before it goes on.
 SOCKET_FANOUT_BATCH = env_int("SOCKET_FANOUT_BATCH", 100, minimum=1)
+# The web process's garbage collector (portal/asgi.py): its youngest generation is collected after
+# this many new objects (Python's default: 700).
+WEB_GC_YOUNG_THRESHOLD = env_int("WEB_GC_YOUNG_THRESHOLD", 50_000, minimum=700)
 # The channel layer carries live events from whichever process made a change to every web process.
 # "pubsub" (the default): one Redis PUBLISH per group and change, which every web process holding a
 # socket of that group receives once and hands to its sockets in memory: a change to a team of 250
