@@ -14,6 +14,7 @@ from alerts.models import ESCALATION_TIERS, Alert, AlertEvent
 from alerts.notify import notify_on_commit
 from alerts.selectors import alert_get_visible
 from inference.engine.decide import severity_rank
+from portal.models import Patient
 from portal.selectors import user_role
 
 
@@ -49,12 +50,16 @@ def alert_raise(*, scan, result, now: datetime | None = None) -> Alert:
     A flagged scan of a patient who already has an open or claimed alert from the same episode
     joins that alert (the feed shows one alert with its scan count) instead of flooding the feed.
     Called inside scan_record_result's transaction with the scan row locked, so a redelivered task
-    finds `episode_alert_id` set and does nothing.
+    finds `episode_alert_id` set and does nothing; the patient's row is locked next, so two of the
+    patient's scans finishing at once join one alert.
     """
     now = now or timezone.now()
     if scan.episode_alert_id:
         return Alert.objects.get(id=scan.episode_alert_id)
     with transaction.atomic():
+        # The patient's analyses take turns here, so that photos finishing at the same moment on two
+        # workers make one alert between them: each used to find no open alert and raise its own.
+        list(Patient.objects.select_for_update().filter(id=scan.patient_id).values_list("id", flat=True))
         episode_start = now - timedelta(hours=settings.ALERT_EPISODE_HOURS)
         current = (
             Alert.objects.select_for_update()

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
+from django.db import connection, transaction
 from django.utils import timezone
 
+from alerts import services
 from alerts.models import Alert, AlertEvent
 from alerts.services import alert_acknowledge, alert_escalate_overdue, alert_raise
+from scans.models import Scan
 from tests import factories
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("in_memory_channels")]
@@ -197,3 +203,38 @@ def test_an_inconclusive_photo_joining_an_alert_updates_it_without_a_new_announc
     review = flagged_scan(people.patient, label="inconclusive", pattern="undetermined", severity="mild", score=0.45)
     joined, sent = _published(django_capture_on_commit_callbacks, lambda: alert_raise(scan=review.scan, result=review))
     assert joined.id == alert.id and [e["type"] for e in sent] == ["alert.updated"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_positives_of_one_patient_finishing_at_once_make_one_alert(people, monkeypatch):
+    """Two workers record two photos of one patient at the same moment (each with its scan locked, as
+    scans/analysis.py does): one alert of two scans, not two alerts."""
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL's row locks (SQLite runs one writer at a time)")
+    first, second = positive_scan(people.patient), positive_scan(people.patient)
+    both_checked = threading.Barrier(2)
+    kind_of = services._kind_of
+
+    def after_the_check(result):
+        # Reached by a worker that found no open alert. Without the patient's lock both get here before
+        # either has raised one; with it, the other waits for the lock and the barrier times out.
+        with contextlib.suppress(threading.BrokenBarrierError):
+            both_checked.wait(timeout=3)
+        return kind_of(result)
+
+    monkeypatch.setattr(services, "_kind_of", after_the_check)
+
+    def record(result) -> int:
+        try:
+            with transaction.atomic():
+                locked = Scan.objects.select_for_update().get(id=result.scan_id)
+                return services.alert_raise(scan=locked, result=result).id
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(2) as pool:
+        ids = list(pool.map(record, [first, second]))
+    assert ids[0] == ids[1]
+    alert = Alert.objects.get()
+    assert alert.scan_count == 2
+    assert sorted(AlertEvent.objects.filter(alert=alert).values_list("kind", flat=True)) == ["raised", "repeated"]
