@@ -35,7 +35,7 @@ def probe(**env: str) -> dict:
 
 def test_the_web_process_freezes_its_start_up_and_collects_young_objects_less_often():
     found = probe()
-    assert found["before"][0] == 700  # Python's default, before the application is loaded
+    assert found["before"] != found["after"]  # Python's defaults until the application is loaded
     assert found["after"] == [50_000, 20, 10]
     assert found["frozen"] > 10_000  # Django, DRF, Channels and the portal's own modules
 
