@@ -59,7 +59,8 @@ def alert_raise(*, scan, result, now: datetime | None = None) -> Alert:
     with transaction.atomic():
         # The patient's analyses take turns here, so that photos finishing at the same moment on two
         # workers make one alert between them: each used to find no open alert and raise its own.
-        list(Patient.objects.select_for_update().filter(id=scan.patient_id).values_list("id", flat=True))
+        # (FOR NO KEY UPDATE: uploads of the patient's photos, whose inserts reference the row, go on.)
+        list(Patient.objects.select_for_update(no_key=True).filter(id=scan.patient_id).values_list("id", flat=True))
         episode_start = now - timedelta(hours=settings.ALERT_EPISODE_HOURS)
         current = (
             Alert.objects.select_for_update()

@@ -15,7 +15,7 @@ from inference.engine.classifier import CheckpointError, ResNetClassifier
 from inference.engine.decide import ASYMMETRY_ONLY_RULE, DecisionRule
 from inference.engine.face import FaceMeshDetector
 from inference.engine.pipeline import Pipeline
-from inference.engine.threads import limit_threads, threads_per_process, usable_cpus
+from inference.engine.threads import limit_opencv_threads, threads_per_process, usable_cpus
 from inference.models import ModelVersion
 from inference.selectors import activation_problems, held_out_auc
 
@@ -45,9 +45,10 @@ def analysis_threads() -> int:
 
 def share_the_cpus() -> int:
     """Run in each worker process as it starts (portal/celery.py): the node's processes take equal
-    shares of its CPUs instead of each starting a thread per core."""
+    shares of its CPUs instead of each starting a thread per core. OpenCV takes it now, the
+    classifier's runtime when the pipeline is built (_build)."""
     threads = analysis_threads()
-    limit_threads(threads)
+    limit_opencv_threads(threads)
     logger.info(
         "analysis threads: %d (usable CPUs %d, worker processes on this node %d)",
         threads,

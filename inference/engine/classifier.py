@@ -274,8 +274,12 @@ class ResNetClassifier:
         self.model = model
         self.fc_weight = model.fc.weight.detach().numpy().copy()
         self._module = _features_model(model)
-        self.reference = _TorchRuntime(self._module)
         self.threads = threads
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)  # PyTorch's pool is the whole process's
+        self.reference = _TorchRuntime(self._module)
         self.runtime, self.agreement = self._choose_runtime(runtime, cache_dir, sha[:16])
 
     def _choose_runtime(self, requested: str, cache_dir: Path | None, key: str):

@@ -12,23 +12,59 @@ import math
 import os
 from pathlib import Path
 
-# cgroup v2: a container's CPU limit (docker compose `cpus:`), "max" when there is none.
-CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+PROC_SELF_CGROUP = Path("/proc/self/cgroup")
 
 
 def usable_cpus() -> int:
-    """The CPUs this process may run on (its affinity), capped by its cgroup's CPU quota."""
+    """The CPUs this process may run on (its affinity), capped by its cgroups' CPU quota."""
     try:
         count = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         count = os.cpu_count() or 1
-    try:
-        quota, period = CGROUP_CPU_MAX.read_text().split()[:2]
-        if quota != "max":
-            count = min(count, math.ceil(int(quota) / int(period)))
-    except (OSError, ValueError):
-        pass
+    quota = cgroup_cpu_quota()
+    if quota is not None:
+        count = min(count, math.ceil(quota))
     return max(1, count)
+
+
+def cgroup_cpu_quota() -> float | None:
+    """The CPUs this process's cgroup allows (a container's `cpus:`, a systemd unit's CPUQuota=): the
+    smallest quota of its cgroup v2 and its ancestors (cpu.max), or of cgroup v1 (cpu.cfs_quota_us);
+    None when there is none."""
+    quotas = [_v2_quota(directory / "cpu.max") for directory in _own_cgroup_and_ancestors()]
+    quotas.append(_v1_quota(CGROUP_ROOT / "cpu"))
+    found = [quota for quota in quotas if quota is not None]
+    return min(found) if found else None
+
+
+def _own_cgroup_and_ancestors() -> list[Path]:
+    own = "/"
+    try:
+        for line in PROC_SELF_CGROUP.read_text().splitlines():
+            if line.startswith("0::"):
+                own = line[3:] or "/"
+    except OSError:
+        pass
+    directory = CGROUP_ROOT / own.strip("/")
+    return [directory, *[parent for parent in directory.parents if parent.is_relative_to(CGROUP_ROOT)]]
+
+
+def _v2_quota(path: Path) -> float | None:
+    try:
+        quota, period = path.read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        return None
+
+
+def _v1_quota(directory: Path) -> float | None:
+    try:
+        quota = int((directory / "cpu.cfs_quota_us").read_text())
+        period = int((directory / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return quota / period if quota > 0 and period > 0 else None
 
 
 def threads_per_process(processes: int, requested: int = 0) -> int:
@@ -39,11 +75,10 @@ def threads_per_process(processes: int, requested: int = 0) -> int:
     return max(1, usable_cpus() // max(1, processes))
 
 
-def limit_threads(threads: int) -> None:
-    """Cap PyTorch's and OpenCV's thread pools in this process (ONNX Runtime and OpenVINO take theirs
-    when the classifier builds them: classifier.build_runtime)."""
+def limit_opencv_threads(threads: int) -> None:
+    """OpenCV's pool (the face alignment, the overlays). The classifier's runtime takes its share when
+    it is built (classifier.ResNetClassifier ``threads``): importing PyTorch here would cost every new
+    worker process seconds, classifier or not."""
     import cv2
-    import torch
 
-    torch.set_num_threads(threads)
     cv2.setNumThreads(threads)

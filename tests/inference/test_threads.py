@@ -13,21 +13,41 @@ from inference.engine.classifier import ResNetClassifier, _features_model, build
 
 
 @pytest.fixture
-def quota_file(tmp_path, monkeypatch):
-    path = tmp_path / "cpu.max"
-    monkeypatch.setattr(threads, "CGROUP_CPU_MAX", path)
-    return path
+def cgroups(tmp_path, monkeypatch):
+    """A cgroup tree of our own: the process's cgroup v2 is /portal/worker-1."""
+    root = tmp_path / "cgroup"
+    (root / "portal" / "worker-1").mkdir(parents=True)
+    own = tmp_path / "self-cgroup"
+    own.write_text("4:memory:/whatever\n0::/portal/worker-1\n")
+    monkeypatch.setattr(threads, "CGROUP_ROOT", root)
+    monkeypatch.setattr(threads, "PROC_SELF_CGROUP", own)
+    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda _pid: set(range(8)), raising=False)
+    return root
 
 
-def test_a_container_quota_caps_the_usable_cpus(quota_file, monkeypatch):
-    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda _pid: set(range(8)))
-    quota_file.write_text("max 100000\n")
+def test_no_quota_leaves_the_cpus_the_process_may_run_on(cgroups):
+    (cgroups / "cpu.max").write_text("max 100000\n")
     assert threads.usable_cpus() == 8
-    quota_file.write_text("250000 100000\n")  # cpus: 2.5
+
+
+def test_a_container_or_unit_quota_caps_them(cgroups):
+    (cgroups / "portal" / "worker-1" / "cpu.max").write_text("250000 100000\n")  # cpus: 2.5
     assert threads.usable_cpus() == 3
-    quota_file.write_text("50000 100000\n")  # cpus: 0.5: still one
+    (cgroups / "portal" / "cpu.max").write_text("100000 100000\n")  # a parent's quota binds too
     assert threads.usable_cpus() == 1
-    quota_file.unlink()  # no cgroup v2 file: the affinity alone
+
+
+def test_a_fraction_of_a_cpu_still_leaves_one(cgroups):
+    (cgroups / "portal" / "worker-1" / "cpu.max").write_text("50000 100000\n")
+    assert threads.usable_cpus() == 1
+
+
+def test_a_cgroup_v1_quota_counts(cgroups):
+    (cgroups / "cpu").mkdir()
+    (cgroups / "cpu" / "cpu.cfs_quota_us").write_text("200000\n")
+    (cgroups / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert threads.usable_cpus() == 2
+    (cgroups / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")  # unlimited
     assert threads.usable_cpus() == 8
 
 
@@ -48,18 +68,17 @@ def restore_thread_pools():
     cv2.setNumThreads(before[1])
 
 
-def test_a_worker_process_caps_pytorch_and_opencv_as_it_starts(settings, monkeypatch, restore_thread_pools):
+def test_a_worker_process_caps_opencv_as_it_starts(settings, monkeypatch, restore_thread_pools):
     from celery.signals import worker_process_init
 
     monkeypatch.setattr(threads, "usable_cpus", lambda: 4)
     settings.WORKER_CONCURRENCY = 2
     settings.INFERENCE_THREADS = 0
-    torch.set_num_threads(4)
     worker_process_init.send(sender=None)  # what Celery sends in each new pool process
-    assert (torch.get_num_threads(), cv2.getNumThreads()) == (2, 2)
+    assert cv2.getNumThreads() == 2
     settings.INFERENCE_THREADS = 1
     worker_process_init.send(sender=None)
-    assert (torch.get_num_threads(), cv2.getNumThreads()) == (1, 1)
+    assert cv2.getNumThreads() == 1
 
 
 @pytest.fixture(scope="module")
@@ -74,9 +93,11 @@ def test_onnxruntime_and_openvino_take_the_share(module):
     assert int(openvino.compiled.get_property("INFERENCE_NUM_THREADS")) == 1
 
 
-def test_the_classifier_builds_its_runtime_with_the_share(tmp_path, module):
+def test_the_classifier_takes_the_share_for_pytorch_and_its_runtime(tmp_path, restore_thread_pools):
     path = tmp_path / "model.pt"
     torch.save({"state_dict": build_resnet50().state_dict(), "input_size": 96}, path)
+    torch.set_num_threads(2)
     classifier = ResNetClassifier(path, runtime="onnxruntime", threads=1)
+    assert torch.get_num_threads() == 1
     assert classifier.runtime.name == "onnxruntime"
     assert classifier.runtime.session.get_session_options().intra_op_num_threads == 1

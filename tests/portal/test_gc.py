@@ -24,7 +24,11 @@ def probe(**env: str) -> dict:
     done = subprocess.run(
         [sys.executable, "-c", PROBE],
         cwd=ROOT,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "portal.settings", **env},
+        env={
+            **{name: value for name, value in os.environ.items() if name != "WEB_GC_YOUNG_THRESHOLD"},
+            "DJANGO_SETTINGS_MODULE": "portal.settings",
+            **env,
+        },
         capture_output=True,
         text=True,
         timeout=120,
