@@ -53,7 +53,6 @@ def alert_raise(*, scan, result, now: datetime | None = None) -> Alert:
     finds `episode_alert_id` set and does nothing; the patient's row is locked next, so two of the
     patient's scans finishing at once join one alert.
     """
-    now = now or timezone.now()
     if scan.episode_alert_id:
         return Alert.objects.get(id=scan.episode_alert_id)
     with transaction.atomic():
@@ -61,6 +60,7 @@ def alert_raise(*, scan, result, now: datetime | None = None) -> Alert:
         # workers make one alert between them: each used to find no open alert and raise its own.
         # (FOR NO KEY UPDATE: uploads of the patient's photos, whose inserts reference the row, go on.)
         list(Patient.objects.select_for_update(no_key=True).filter(id=scan.patient_id).values_list("id", flat=True))
+        now = now or timezone.now()  # read after the wait: the episode is measured from this moment
         episode_start = now - timedelta(hours=settings.ALERT_EPISODE_HOURS)
         current = (
             Alert.objects.select_for_update()
