@@ -107,7 +107,8 @@ class ScanSerializer(serializers.ModelSerializer):
         return absolute_url(self.context.get("request"), reverse("api:scan-file", args=[scan.id, "image"]))
 
     def _result_file_url(self, scan: Scan, kind: str) -> str | None:
-        result = getattr(scan, "result", None)
+        # Only a finished scan has a result: no query for the others (a new upload's 202 among them).
+        result = getattr(scan, "result", None) if scan.status == Scan.Status.DONE else None
         if result is None or not getattr(result, kind):
             return None
         return absolute_url(self.context.get("request"), reverse("api:scan-file", args=[scan.id, kind]))

@@ -62,13 +62,13 @@ def scan_create(
     )
     scan.upload.save("upload.bin", ContentFile(image_bytes), save=False)
     try:
-        with transaction.atomic():
-            scan.save()
-            transaction.on_commit(lambda: _enqueue(scan.id))
+        scan.save()  # one INSERT: no transaction of its own to open and commit around it
     except Exception:
         # The row was not saved: do not leave an orphaned patient photo on disk.
         scan.upload.delete(save=False)
         raise
+    # Queued once the row is committed: at once on its own, or when a caller's transaction commits.
+    transaction.on_commit(lambda: _enqueue(scan.id))
     return scan
 
 

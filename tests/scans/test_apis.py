@@ -40,6 +40,19 @@ def test_it_accepts_an_upload_at_once_and_enqueues_the_analysis_on_commit(
     assert scan.uploaded_by == people.carol and scan.image_width == 512
 
 
+def test_an_upload_is_answered_in_six_queries(people, api, django_assert_max_num_queries):
+    """The token (knox: the token, its user, the user's other tokens), the patient through the
+    uploader's visibility, the scan's one INSERT and the audit row: no transaction opened around the
+    single write, and no probe for the result a new scan cannot have (each was a round trip that an
+    upload burst waited for)."""
+    client = api(people.carol)
+    upload(client, people.patient.id, jpeg_bytes(astronaut()))
+    with django_assert_max_num_queries(6):
+        response = upload(client, people.patient.id, jpeg_bytes(astronaut()))
+    assert response.status_code == 202
+    assert response.json()["overlay_url"] is None and response.json()["result"] is None
+
+
 def test_the_upload_is_analysed_and_a_droop_raises_an_alert(
     people, api, eager_celery, in_memory_channels, django_capture_on_commit_callbacks
 ):
