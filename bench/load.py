@@ -209,6 +209,9 @@ async def run(
                 label = (frame["scan"].get("result") or {}).get("label") or frame["scan"]["status"]
                 finished.setdefault(frame["scan"]["id"], (label, time.perf_counter()))
 
+    def cpu_now() -> tuple[float, float, float]:
+        return cpu_seconds(nodes), cpu_seconds(workers), machine_busy_seconds()
+
     uploaders = multiprocessing.get_context("spawn").Pool(
         clients,
         initializer=_uploader_init,
@@ -225,7 +228,7 @@ async def run(
 
     with uploaders:
         await asyncio.to_thread(uploaders.map, _warm, range(clients))  # started and imported, not measured
-        cpu_before = cpu_seconds(nodes), cpu_seconds(workers), machine_busy_seconds()
+        cpu_before = cpu_now()
         started = time.perf_counter()
         answers = await asyncio.to_thread(uploaders.map, _upload, range(scans), 1)
         upload_seconds = time.perf_counter() - started
@@ -240,8 +243,7 @@ async def run(
     while await asyncio.to_thread(unfinished_scans, database_url) and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
     all_done = time.perf_counter() - started
-    cpu_after = cpu_seconds(nodes), cpu_seconds(workers), machine_busy_seconds()
-    web_cpu, worker_cpu, busy = (after - before for after, before in zip(cpu_after, cpu_before))
+    web_cpu, worker_cpu, busy = (after - before for after, before in zip(cpu_now(), cpu_before))
     # Frames still queued in the web process arrive late, not never: wait until none has come for 5 s.
     last_frame[0] = time.perf_counter()
     while time.perf_counter() - last_frame[0] < 5 and time.perf_counter() - started < all_done + 120:
@@ -267,8 +269,8 @@ async def run(
 
         with ThreadPoolExecutor(4) as pool:
             caught_up = list(pool.map(count_for, range(len(tokens["clinicians"]))))
-        # Alerts in the database (the caregiver sees every alert of her patient). Fewer than positive
-        # scans when two positives raced into one episode (ALERT_EPISODE_HOURS=0 here): one alert.
+        # Alerts in the database (the caregiver sees every alert of her patient): one per positive scan,
+        # as ALERT_EPISODE_HOURS=0 here gives every positive an episode of its own.
         alerts = requests.get(f"{base_url}/api/v1/alerts/?after=0", headers=carol, timeout=30).json()["count"]
         return {"by_status": by_status, "positives": positives, "alerts": alerts, "caught_up": caught_up}
 

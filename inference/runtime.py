@@ -43,7 +43,7 @@ def analysis_threads() -> int:
     return threads_per_process(settings.WORKER_CONCURRENCY, settings.INFERENCE_THREADS)
 
 
-def share_the_cpus() -> int:
+def share_the_cpus() -> None:
     """Run in each worker process as it starts (portal/celery.py): the node's processes take equal
     shares of its CPUs instead of each starting a thread per core. OpenCV takes it now, the
     classifier's runtime when the pipeline is built (_build)."""
@@ -55,7 +55,6 @@ def share_the_cpus() -> int:
         usable_cpus(),
         settings.WORKER_CONCURRENCY,
     )
-    return threads
 
 
 def current_pipeline() -> tuple[Pipeline, ModelVersion | None]:

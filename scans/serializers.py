@@ -58,6 +58,12 @@ class ScanResultSerializer(serializers.ModelSerializer):
         return DISCLAIMER
 
 
+def _finished_result(scan: Scan):
+    """The scan's result; only a finished scan has one, so no query for the others (a new upload's 202
+    among them)."""
+    return getattr(scan, "result", None) if scan.status == Scan.Status.DONE else None
+
+
 class ScanSerializer(serializers.ModelSerializer):
     patient = PatientSummarySerializer(read_only=True)
     referring_physician = PhysicianSerializer(read_only=True, allow_null=True)
@@ -91,7 +97,7 @@ class ScanSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(ScanResultSerializer(allow_null=True))
     def get_result(self, scan: Scan):
-        result = getattr(scan, "result", None) if scan.status == Scan.Status.DONE else None
+        result = _finished_result(scan)
         return ScanResultSerializer(result).data if result is not None else None
 
     def get_url(self, scan: Scan) -> str:
@@ -107,8 +113,7 @@ class ScanSerializer(serializers.ModelSerializer):
         return absolute_url(self.context.get("request"), reverse("api:scan-file", args=[scan.id, "image"]))
 
     def _result_file_url(self, scan: Scan, kind: str) -> str | None:
-        # Only a finished scan has a result: no query for the others (a new upload's 202 among them).
-        result = getattr(scan, "result", None) if scan.status == Scan.Status.DONE else None
+        result = _finished_result(scan)
         if result is None or not getattr(result, kind):
             return None
         return absolute_url(self.context.get("request"), reverse("api:scan-file", args=[scan.id, kind]))
