@@ -168,8 +168,8 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
 
     # Live events -> frames, from the process's hub (alerts/fanout.py).
     # Alert events reach only the groups of people who may see the patient (decided from the database
-    # when the event is published, alerts/events.py), so the hub renders the frame once per change per
-    # process and offers it to every socket here, instead of one database read per socket.
+    # when the event is published, alerts/events.py) and carry the alert as its publisher rendered it,
+    # so the hub offers one payload to every socket here, instead of one database read per socket.
     async def offer(self, event: dict, payload: dict | None) -> None:
         """An event of one of this socket's groups. An alert frame goes out at once when nothing is
         waiting ahead of it and the rights read last still hold; anything else goes through the
@@ -208,11 +208,14 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
         )
 
     async def scan_updated(self, event):
-        """The event names the scan and its patient's audience (alerts/events.py), checked in memory
-        first; the scan is then read as it is now, through the user's visibility check."""
+        """The event names the scan's patient's audience and carries the scan as its publisher rendered
+        it (alerts/events.py), checked in memory against the user's rights. An event without it (its
+        rendering failed) is read here, through the user's visibility check."""
         if not await self._still_allowed() or not self._may_receive(event):
             return
-        payload = await _read_scan(self.user, event["scan_id"])
+        payload = event.get("payload")
+        if not isinstance(payload, dict):
+            payload = await _read_scan(self.user, event["scan_id"])
         if payload is None:
             return
         self._audit("scan", payload["id"], payload["patient"]["id"], "scan.updated")

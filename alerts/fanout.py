@@ -5,9 +5,10 @@ connected to one web process became 250 messages in that process, each decoded, 
 dispatched by its own consumer task: nearly a third of a web process's CPU per frame (one web node,
 250 sockets, 40 alerts: 359 us per frame before, 246 us after; py-spy during bench/load.py showed
 the same share). Here the process joins each group once, on one channel of its own (`Hub`); one
-task receives each event once, renders an alert once (`rendered_alert`), and offers it to each of
-the process's sockets in the group in turn (`AlertConsumer.offer`, which checks the socket's rights
-in memory, as before).
+task receives each event once, with the alert its publisher rendered (alerts/events.py; read here
+once, by `rendered_alert`, only when that rendering failed), and offers it to each of the process's
+sockets in the group in turn (`AlertConsumer.offer`, which checks the socket's rights in memory, as
+before).
 
 Order per socket holds: a socket is offered everything in the order this process received it, and
 an event that needs the socket's own work first (a rights change, which re-reads its verdict; a scan
@@ -32,6 +33,9 @@ from django.db import close_old_connections
 from alerts.models import Alert
 from alerts.selectors import with_last_event
 from alerts.serializers import AlertSerializer
+from scans.models import Scan
+from scans.selectors import SCAN_RELATED
+from scans.serializers import ScanSerializer
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +46,8 @@ REFRESH_SECONDS = 3600
 # Events offered recently, with the sockets each reached: the copies of one event that come by its
 # other groups reach only the sockets not reached yet.
 RECENT_KEEP = 256
+# What tells one copy of an event from another: neither its group nor the payload rendered for all.
+UNKEYED = frozenset({"group", "payload"})
 
 
 class Hub:
@@ -96,8 +102,9 @@ class Hub:
             await self.refresh()
 
     async def _run(self) -> None:
-        """Receive events and hand them, in order, to the task that delivers them; an alert's read
-        starts as it arrives, so that it overlaps the delivery of the events before it."""
+        """Receive events and hand them, in order, to the task that delivers them; an alert that came
+        without its payload is read as it arrives, so that the read overlaps the delivery of the events
+        before it."""
         inbox: asyncio.Queue = asyncio.Queue()
         delivering = self.loop.create_task(self._deliver_each(inbox))
         try:
@@ -112,7 +119,11 @@ class Hub:
                     with contextlib.suppress(Exception):
                         await self.refresh()  # a Redis that restarted has forgotten the memberships
                     continue
-                if event.get("type") in ALERT_EVENTS and event.get("version") is not None:
+                if (
+                    event.get("type") in ALERT_EVENTS
+                    and event.get("version") is not None
+                    and not isinstance(event.get("payload"), dict)
+                ):
                     if self.members.get(event.get("group", "")):
                         prefetch = self.loop.create_task(_read_ahead(event["alert_id"], event["version"]))
                         self.reads_ahead.add(prefetch)
@@ -138,7 +149,7 @@ class Hub:
         if event["type"] in ALERT_EVENTS:
             # An alert goes to the staff desk, its team and its caregivers: one copy per group, the
             # same but for the group. A socket in two of them gets its frame once.
-            key = tuple(sorted((name, repr(value)) for name, value in event.items() if name != "group"))
+            key = tuple(sorted((name, repr(value)) for name, value in event.items() if name not in UNKEYED))
             reached = self.recent.get(key)
             if reached is None:
                 reached = self.recent[key] = set()
@@ -148,7 +159,10 @@ class Hub:
             if not sockets:
                 return
             reached.update(sockets)
-            payload = await rendered_alert(event["alert_id"], event.get("version"))
+            # Rendered once by its publisher (alerts/events.py); read here only when that failed.
+            payload = event.get("payload")
+            if not isinstance(payload, dict):
+                payload = await rendered_alert(event["alert_id"], event.get("version"))
             if payload is None:
                 return  # the alert is gone
         batch = settings.SOCKET_FANOUT_BATCH
@@ -228,7 +242,16 @@ def on_thread_pool(read):
     return sync_to_async(run, thread_sensitive=False)
 
 
-@on_thread_pool
-def _read_alert(alert_id: int):
+def alert_payload(alert_id: int) -> dict | None:
+    """An alert as its frames and the REST API show it (None: it is gone)."""
     alert = with_last_event(Alert.objects.filter(id=alert_id)).first()
     return AlertSerializer(alert).data if alert is not None else None
+
+
+def scan_payload(scan_id: int) -> dict | None:
+    """A scan as its scan.updated frames and the REST API show it (None: it is gone)."""
+    scan = Scan.objects.select_related(*SCAN_RELATED).filter(id=scan_id).first()
+    return ScanSerializer(scan).data if scan is not None else None
+
+
+_read_alert = on_thread_pool(alert_payload)

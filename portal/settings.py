@@ -208,6 +208,12 @@ SOCKET_FANOUT_BATCH = env_int("SOCKET_FANOUT_BATCH", 100, minimum=1)
 # The web process's garbage collector (portal/asgi.py): its youngest generation is collected after
 # this many new objects (Python 3.11's default: 700).
 WEB_GC_YOUNG_THRESHOLD = env_int("WEB_GC_YOUNG_THRESHOLD", 50_000, minimum=700)
+# Threads of a web process that run HTTP requests (portal/handlers.py): how many requests of one
+# process are in Django at once; more wait for a thread. A connection pool should allow as many.
+WEB_HTTP_THREADS = env_int("WEB_HTTP_THREADS", 8, minimum=1)
+# How long one thread of a web process may hold the GIL while another waits for it (portal/asgi.py), in
+# microseconds (Python's default: 5,000).
+WEB_GIL_SWITCH_INTERVAL_US = env_int("WEB_GIL_SWITCH_INTERVAL_US", 1000, minimum=100)
 # The channel layer carries live events from whichever process made a change to every web process.
 # "pubsub" (the default): one Redis PUBLISH per group and change, which every web process holding a
 # socket of that group receives once and hands to its sockets in memory: a change to a team of 250

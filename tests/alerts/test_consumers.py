@@ -623,15 +623,23 @@ def test_an_alert_is_sent_once_per_care_team_however_many_clinicians(people, dja
     assert event["team"] == people.team.id and event["caregivers"] == [carol]
 
 
-async def test_the_uploader_hears_each_step_of_their_scan_with_no_read_on_the_web_node(people):
-    """scan.updated names the scan, its status and its patient's audience (alerts/events.py)."""
+async def test_the_uploader_hears_each_step_of_their_scan_with_no_read_on_the_web_node(people, monkeypatch):
+    """scan.updated names the scan, its status and its patient's audience, and carries the scan as its
+    publisher rendered it after the commit (alerts/events.py)."""
     from asgiref.sync import sync_to_async
     from django.db import transaction
 
+    from alerts import consumers
     from alerts.events import publish_scan_updated
 
     communicator, connected, _ = await connect(people.carol)
     assert connected
+    reads = []
+
+    async def read_scan(user, scan_id):
+        reads.append(scan_id)
+
+    monkeypatch.setattr(consumers, "_read_scan", read_scan)
 
     def upload_and_publish():
         scan = factories.ScanFactory(patient=people.patient, uploaded_by=people.carol, status="processing")
@@ -649,17 +657,20 @@ async def test_the_uploader_hears_each_step_of_their_scan_with_no_read_on_the_we
         "processing",
         people.patient.id,
     )
+    assert reads == []
     await communicator.disconnect()
 
 
 async def test_a_scan_event_is_not_sent_to_a_socket_outside_its_patients_audience(people):
     """The event names its patient's audience as it is when published (a caregiver unlinked since the
-    upload is not in it), and the socket checks it in memory, then reads the scan through its user's
-    visibility check: an event wrongly addressed to it still shows nothing."""
+    upload is not in it), and the socket checks it in memory. An event that came without the scan (its
+    rendering failed) is read through the user's visibility check as well: wrongly addressed to the
+    socket, it still shows nothing."""
     from asgiref.sync import sync_to_async
     from channels.layers import get_channel_layer
 
     from alerts.events import user_group
+    from alerts.fanout import scan_payload
 
     scan = await sync_to_async(factories.ScanFactory)(patient=people.patient, uploaded_by=people.carol)
     communicator, connected, _ = await connect(people.dave)  # caregiver of other_patient only
@@ -669,6 +680,12 @@ async def test_a_scan_event_is_not_sent_to_a_socket_outside_its_patients_audienc
     dave_group = {"group": user_group(people.dave.id)}
     await layer.group_send(
         user_group(people.dave.id), {**event, **dave_group, "team": people.team.id, "caregivers": []}
+    )
+    assert await communicator.receive_nothing(timeout=0.3)
+    payload = await sync_to_async(scan_payload)(scan.id)
+    await layer.group_send(
+        user_group(people.dave.id),
+        {**event, **dave_group, "team": people.team.id, "caregivers": [], "payload": payload},
     )
     assert await communicator.receive_nothing(timeout=0.3)
     await layer.group_send(

@@ -175,3 +175,59 @@ async def test_each_redis_layer_carries_an_alert_to_every_socket_of_the_process_
     await each_gets_one_alert_created(sockets, alert, timeout=5, then_quiet=0.3)
     for communicator in sockets:
         await communicator.disconnect()
+
+
+def counting_reads(monkeypatch) -> list:
+    """Each read of an alert by this web process (the hub's fallback), recorded."""
+    reads, read = [], fanout._read_alert
+
+    async def counted(alert_id):
+        reads.append(alert_id)
+        return await read(alert_id)
+
+    monkeypatch.setattr(fanout, "_read_alert", counted)
+    return reads
+
+
+@pytest.mark.usefixtures("in_memory_channels")
+async def test_a_live_alert_reaches_every_socket_with_no_read_on_the_web_process(people, monkeypatch):
+    """The publisher renders the alert once, after its commit, and the event carries it."""
+    users = await sync_to_async(team_members)(people, 3)
+    sockets = await connect_all(users)
+    reads = counting_reads(monkeypatch)
+    alert = await sync_to_async(raise_alert_for)(people.patient)
+    await each_gets_one_alert_created(sockets, alert, timeout=3, then_quiet=0.2)
+    assert reads == []
+    for communicator in sockets:
+        await communicator.disconnect()
+
+
+@pytest.mark.usefixtures("in_memory_channels")
+async def test_an_alert_whose_rendering_failed_is_read_once_by_the_web_process(people, monkeypatch, caplog):
+    users = await sync_to_async(team_members)(people, 3)
+    sockets = await connect_all([*users, people.triage])
+    reads = counting_reads(monkeypatch)
+
+    def broken(alert_id):
+        raise RuntimeError("the serializer failed")
+
+    monkeypatch.setattr(fanout, "alert_payload", broken)  # the publisher's renderer, not the hub's read
+    alert = await sync_to_async(raise_alert_for)(people.patient)
+    await each_gets_one_alert_created(sockets, alert, timeout=3, then_quiet=0.2)
+    assert reads == [alert.id]  # once for the process: the staff and team copies, four sockets
+    assert "could not render alert.created" in caplog.text
+    for communicator in sockets:
+        await communicator.disconnect()
+
+
+def test_an_alert_event_carries_the_alert_as_a_web_process_would_read_it(people, django_capture_on_commit_callbacks):
+    from unittest import mock
+
+    from alerts import events
+
+    with mock.patch.object(events, "_send_all") as send_all, django_capture_on_commit_callbacks(execute=True):
+        alert = raise_alert_for(people.patient)
+    event = send_all.call_args.args[1]
+    assert event["payload"] == fanout.alert_payload(alert.id)
+    assert (event["payload"]["id"], event["payload"]["patient"]["id"]) == (alert.id, people.patient.id)
+    assert event["version"] == event["payload"]["last_event_id"]

@@ -1,0 +1,188 @@
+"""An HTTP request through Django's ASGIHandler against the portal's (portal/handlers.py), in one process,
+taking turns, so that both meet the same machine: how often the request woke the event loop from a
+thread (in a web node each wake waits for an event loop that may be sending thousands of frames),
+the process's CPU per request and the latency with nothing else running.
+
+    .venv/bin/python -m stack.embedded .venv/bin/python bench/http_handler.py [--requests 200]
+        [--database-url postgres://postgres@127.0.0.1:5432/postgres]
+
+The requests are the caregiver's upload (POST /api/v1/scans/, a 512 x 512 JPEG) and the clinician's
+alert list (GET /api/v1/alerts/), on a scratch database: a new one on the PostgreSQL server of
+--database-url, SQLite without it. What the wakes cost under load, bench/load.py measures. A benchmark:
+it prints figures, it never fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def setup(database_url: str | None):
+    """Settings for a scratch database (a new one on the PostgreSQL server of ``database_url``); its dropper."""
+    var_dir = Path(tempfile.mkdtemp(prefix="portal-http-bench-"))
+    drop = None
+    if database_url:
+        from bench.load import scratch_database
+
+        database_url, drop = scratch_database(database_url, f"http_bench_{var_dir.name.replace('-', '_')}")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+    os.environ["PORTAL_VAR_DIR"] = str(var_dir)
+    os.environ["DATABASE_URL"] = database_url or f"sqlite:///{var_dir / 'bench.sqlite3'}"
+    os.environ["UPLOAD_THROTTLE_RATE"] = "1000000/hour"
+    os.environ["CELERY_QUEUE"] = f"http-bench-{var_dir.name}"  # nobody consumes it: the scans stay queued
+    import django
+
+    django.setup(set_prefix=False)
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    return drop
+
+
+def people() -> dict:
+    from portal.credentials import issue_token
+    from tests import factories
+
+    team = factories.CareTeamFactory(name="Stroke Unit")
+    patient = factories.PatientFactory(care_team=team)
+    caregiver = factories.UserFactory(username="bench-caregiver")
+    patient.caregivers.add(factories.CaregiverFactory(user=caregiver))
+    clinician = factories.UserFactory(username="bench-clinician")
+    factories.add_to_team(factories.PhysicianFactory(user=clinician), team)
+    return {
+        "patient": patient.id,
+        "caregiver": issue_token(caregiver)[1],
+        "clinician": issue_token(clinician)[1],
+    }
+
+
+def multipart(fields: dict[str, str], file_field: str, data: bytes) -> tuple[bytes, bytes]:
+    boundary = b"portalbenchboundary"
+    parts = []
+    for name, value in fields.items():
+        parts.append(
+            b'--%s\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n'
+            % (boundary, name.encode(), value.encode())
+        )
+    parts.append(
+        b'--%s\r\nContent-Disposition: form-data; name="%s"; filename="face.jpg"\r\n'
+        b"Content-Type: image/jpeg\r\n\r\n%s\r\n" % (boundary, file_field.encode(), data)
+    )
+    parts.append(b"--%s--\r\n" % boundary)
+    return b"".join(parts), b"multipart/form-data; boundary=" + boundary
+
+
+async def one_request(app, method: str, path: str, token: str, body: bytes = b"", content_type: bytes = b"") -> int:
+    from asgiref.testing import ApplicationCommunicator
+
+    headers = [(b"host", b"testserver"), (b"authorization", f"Token {token}".encode())]
+    if body:
+        headers += [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+    communicator = ApplicationCommunicator(app, scope)
+    await communicator.send_input({"type": "http.request", "body": body})
+    start = await communicator.receive_output(30)
+    while (await communicator.receive_output(30)).get("more_body"):
+        pass
+    await communicator.wait(30)
+    return start["status"]
+
+
+async def measure(handlers: dict, requests: list, rounds: int) -> dict:
+    loop = asyncio.get_running_loop()
+    wake = loop.call_soon_threadsafe
+    counts = {"wakeups": 0}
+
+    def counted(*args, **kwargs):
+        counts["wakeups"] += 1
+        return wake(*args, **kwargs)
+
+    loop.call_soon_threadsafe = counted
+    figures = {name: {"latency": [], "cpu": [], "wakeups": []} for name in handlers}
+    try:
+        for _ in range(rounds):
+            for name, app in handlers.items():  # taking turns: both meet the same moment of the machine
+                for method, path, token, body, content_type in requests:
+                    counts["wakeups"] = 0
+                    cpu, started = time.process_time(), time.perf_counter()
+                    status = await one_request(app, method, path, token, body, content_type)
+                    figures[name]["latency"].append(time.perf_counter() - started)
+                    figures[name]["cpu"].append(time.process_time() - cpu)
+                    figures[name]["wakeups"].append(counts["wakeups"])
+                    assert status in (200, 202), (name, method, path, status)
+    finally:
+        del loop.call_soon_threadsafe
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=200, help="of each kind, per handler and loop state")
+    parser.add_argument("--database-url")
+    args = parser.parse_args()
+    drop = setup(args.database_url)
+    try:
+        run(args)
+    finally:
+        if drop is not None:
+            from django.db import connections
+
+            connections.close_all()
+            drop()
+
+
+def run(args) -> None:
+
+    from django.core.handlers.asgi import ASGIHandler
+
+    from portal.handlers import SyncChainASGIHandler
+    from tests.faces import astronaut, jpeg_bytes
+
+    tokens = people()
+    body, content_type = multipart({"patient": str(tokens["patient"])}, "image", jpeg_bytes(astronaut()))
+    requests = [
+        ("POST", "/api/v1/scans/", tokens["caregiver"], body, content_type),
+        ("GET", "/api/v1/alerts/", tokens["clinician"], b"", b""),
+    ]
+    handlers = {"Django's ASGIHandler": ASGIHandler(), "one thread per request": SyncChainASGIHandler()}
+    asyncio.run(measure(handlers, requests, 5))  # warm: imports, connections, caches
+    figures = asyncio.run(measure(handlers, requests, args.requests))
+    print(f"{args.requests} uploads and {args.requests} alert lists per handler, taking turns")
+    baseline = None
+    for name, got in figures.items():
+        latency = statistics.median(got["latency"]) * 1000
+        cpu = statistics.median(got["cpu"]) * 1000
+        wakeups = statistics.median(got["wakeups"])
+        ratio = "" if baseline is None else f"; {cpu / baseline:.2f}x the first's CPU"
+        baseline = baseline or cpu
+        print(
+            f"  {name:<24} median {latency:6.2f} ms, CPU {cpu:5.2f} ms per request, "
+            f"event loop woken from a thread {wakeups:g} times per request{ratio}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""A web process's HTTP requests (portal/handlers.py): each runs its synchronous work in one call on a
+thread, handed over by the event loop once, and answers as Django's own handler would."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+from asgiref.testing import ApplicationCommunicator
+from django.core import signals
+
+from portal.credentials import issue_token
+from portal.handlers import SyncChainASGIHandler
+from tests import factories
+from tests.faces import astronaut, jpeg_bytes
+
+pytestmark = [pytest.mark.django_db(transaction=True)]
+
+
+async def serve(app, path: str, *, token: str | None = None, query: bytes = b"") -> tuple[dict, bytes]:
+    headers = [(b"host", b"testserver")]
+    if token:
+        headers.append((b"authorization", f"Token {token}".encode()))
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query,
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+    communicator = ApplicationCommunicator(app, scope)
+    await communicator.send_input({"type": "http.request", "body": b""})
+    start = await communicator.receive_output(10)
+    body = []
+    while True:
+        message = await communicator.receive_output(10)
+        body.append(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    await communicator.wait(10)
+    return start, b"".join(body)
+
+
+class Seen:
+    """Which thread ran each step of a request, and how often the event loop was woken from a thread."""
+
+    def __init__(self, loop) -> None:
+        self.threads: dict[str, int] = {}
+        self.wakeups = 0
+        self.loop = loop
+        self._wake = loop.call_soon_threadsafe
+
+    def started(self, **_kwargs) -> None:
+        self.threads["request_started"] = threading.get_ident()
+
+    def finished(self, **_kwargs) -> None:
+        self.threads["request_finished"] = threading.get_ident()
+
+    def call_soon_threadsafe(self, *args, **kwargs):
+        self.wakeups += 1
+        return self._wake(*args, **kwargs)
+
+
+@pytest.fixture
+async def seen():
+    record = Seen(asyncio.get_running_loop())
+    signals.request_started.connect(record.started)
+    signals.request_finished.connect(record.finished)
+    record.loop.call_soon_threadsafe = record.call_soon_threadsafe
+    yield record
+    del record.loop.call_soon_threadsafe
+    signals.request_started.disconnect(record.started)
+    signals.request_finished.disconnect(record.finished)
+
+
+@pytest.fixture
+def alice_token(people) -> str:
+    return issue_token(people.alice)[1]  # here, on the test's thread: its database connection ends with it
+
+
+PHOTO = jpeg_bytes(astronaut())
+
+
+@pytest.fixture
+def photo_scan(people):
+    from django.core.files.base import ContentFile
+
+    scan = factories.ScanFactory(patient=people.patient, uploaded_by=people.carol)
+    scan.image.save("photo.jpg", ContentFile(PHOTO))
+    return scan, issue_token(people.carol)[1]
+
+
+async def test_a_request_crosses_from_the_event_loop_to_a_thread_and_back_once(alice_token, seen):
+    """Django's ASGIHandler crossed about eight times (the middleware chain in async mode around
+    synchronous middleware and views): in a web node each crossing waits for an event loop that may be
+    sending thousands of frames."""
+    from django.core.handlers.asgi import ASGIHandler
+
+    token = alice_token
+    crossings = {}
+    for name, app in (("django", ASGIHandler()), ("ours", SyncChainASGIHandler())):
+        await serve(app, "/api/v1/alerts/", token=token)  # warm: the first request of a handler builds more
+        seen.wakeups = 0
+        start, body = await serve(app, "/api/v1/alerts/", token=token)
+        assert start["status"] == 200 and b'"results"' in body
+        crossings[name] = seen.wakeups
+    assert crossings["ours"] <= 2  # the answer coming back (and the test's own communicator)
+    assert crossings["django"] >= 3 * crossings["ours"]
+    loop_thread = threading.get_ident()
+    assert seen.threads["request_started"] == seen.threads["request_finished"] != loop_thread
+
+
+async def test_it_answers_a_refusal_with_djangos_status_and_headers(seen):
+    app = SyncChainASGIHandler()
+    start, body = await serve(app, "/api/v1/alerts/")  # no credentials
+    assert start["status"] == 401
+    assert dict(start["headers"])[b"WWW-Authenticate"] == b"Token"
+    assert b"credentials were not provided" in body
+    assert "request_finished" in seen.threads  # closed: its database connection went back
+
+
+async def test_it_sets_cookies_as_djangos_handler_does(seen):
+    app = SyncChainASGIHandler()
+    start, _ = await serve(app, "/login/")
+    assert start["status"] == 200
+    cookies = [value for name, value in start["headers"] if name.lower() == b"set-cookie"]
+    assert any(cookie.startswith(b"csrftoken=") for cookie in cookies)
+
+
+async def test_it_streams_a_photo_and_closes_it_after_sending(photo_scan, seen):
+    """A file response is streamed from the event loop, as Django's handler streams it, and closed
+    (request_finished) only once it is sent."""
+    scan, token = photo_scan
+    app = SyncChainASGIHandler()
+    start, body = await serve(app, f"/api/v1/scans/{scan.id}/image/", token=token)
+    assert start["status"] == 200
+    assert dict(start["headers"])[b"Content-Type"] == b"image/jpeg"
+    assert body == PHOTO
+    assert "request_finished" in seen.threads
