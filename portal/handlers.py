@@ -10,11 +10,14 @@ a web process is also sending thousands of WebSocket frames. Django's documentat
 request). This handler builds the middleware chain in synchronous mode, as a WSGI server would, and
 runs the signal, the chain and, for a response already in memory, its close in one call on a thread
 of the process's HTTP pool: the event loop reads the body, hands it over once, and sends the answer.
-A streamed response (a photo, an overlay) is sent as Django's own handler sends it, and closed after.
+A streamed response (a photo, an overlay) is sent as Django's own handler sends it, and closed after,
+also when the client went away first.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
@@ -48,15 +51,25 @@ class SyncChainASGIHandler(ASGIHandler):
             body_file = await self.read_body(receive)
         except RequestAborted:
             return
+        work = asyncio.ensure_future(self.respond(scope, body_file))
         try:
-            response = await self.respond(scope, body_file)
-            try:
-                await self.send_response(response, send)
-            finally:
-                if response.streaming:
-                    await self.close(response)
+            response = await asyncio.shield(work)
+        except asyncio.CancelledError:
+            # The client went away and daphne cancelled the request: its thread still finishes it, and
+            # the response is closed all the same (request_finished: the database connection goes back).
+            work.add_done_callback(functools.partial(self._abandoned, body_file=body_file))
+            raise
+        try:
+            await self.send_response(response, send)
         finally:
+            if response.streaming:
+                await self.close(response)
             body_file.close()
+
+    def _abandoned(self, work: asyncio.Future, *, body_file) -> None:
+        if not work.cancelled() and work.exception() is None and work.result().streaming:
+            self.executor.submit(self._close, work.result())
+        body_file.close()
 
     def _respond(self, scope, body_file):
         """The request, from the request_started signal to the response: one thread, start to end."""

@@ -145,3 +145,43 @@ async def test_it_streams_a_photo_and_closes_it_after_sending(photo_scan, seen):
     assert dict(start["headers"])[b"Content-Type"] == b"image/jpeg"
     assert body == PHOTO
     assert "request_finished" in seen.threads
+
+
+async def test_a_photo_whose_client_went_away_is_still_closed(photo_scan, seen):
+    """daphne cancels the application when the client disconnects. The thread runs the request to its
+    end, and the file response it made, never sent, is closed all the same (its file, and
+    request_finished: the database connection goes back to the pool)."""
+    import time
+
+    def slow(**_kwargs):
+        time.sleep(0.5)
+
+    scan, token = photo_scan
+    path = f"/api/v1/scans/{scan.id}/image/"
+    signals.request_started.connect(slow)
+    try:
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": [(b"host", b"testserver"), (b"authorization", f"Token {token}".encode())],
+            "client": ("127.0.0.1", 50000),
+            "server": ("testserver", 80),
+        }
+        communicator = ApplicationCommunicator(SyncChainASGIHandler(), scope)
+        await communicator.send_input({"type": "http.request", "body": b""})
+        await asyncio.sleep(0.1)  # the thread is in the request
+        communicator.future.cancel()
+        for _ in range(50):
+            if "request_finished" in seen.threads:
+                break
+            await asyncio.sleep(0.1)
+        assert "request_finished" in seen.threads
+    finally:
+        signals.request_started.disconnect(slow)
