@@ -34,6 +34,9 @@ logger = logging.getLogger(__name__)
 
 
 class SyncChainASGIHandler(ASGIHandler):
+    """Django's ASGIHandler (the body read, the request built, the response sent as it does), with the
+    middleware chain in synchronous mode and each request's work in one call on the HTTP pool."""
+
     def __init__(self) -> None:
         base.BaseHandler.__init__(self)
         self.load_middleware(is_async=False)
@@ -59,6 +62,9 @@ class SyncChainASGIHandler(ASGIHandler):
             # the response is closed all the same (request_finished: the database connection goes back).
             work.add_done_callback(functools.partial(self._abandoned, body_file=body_file))
             raise
+        except BaseException:
+            body_file.close()
+            raise
         try:
             await self.send_response(response, send)
         finally:
@@ -81,8 +87,7 @@ class SyncChainASGIHandler(ASGIHandler):
         if isinstance(response, FileResponse):
             response.block_size = self.chunk_size
         if not response.streaming:
-            response.content  # noqa: B018 - rendered here, on this thread; then sent from memory
-            self._close(response)
+            self._close(response)  # its content is in memory: closed here, before it is sent
         return response
 
     @staticmethod
