@@ -18,6 +18,7 @@ without it, and each web process reads the row itself (alerts/fanout.py, alerts/
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable
 
@@ -25,6 +26,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+from alerts.fanout import alert_payload, scan_payload
 from portal.selectors import patient_audience
 
 logger = logging.getLogger(__name__)
@@ -94,7 +96,7 @@ def publish_alert(*, event_type: str, alert_id: int, patient_id: int, version: i
     if reopened:
         event["reopened"] = True
     groups = [STAFF_GROUP, *([team_group(team)] if team else []), *(user_group(user_id) for user_id in caregivers)]
-    publish_on_commit(groups, event, render=lambda: _payload("alert", alert_id))
+    publish_on_commit(groups, event, render=functools.partial(alert_payload, alert_id))
 
 
 def publish_scan_updated(*, scan_id: int, patient_id: int, uploader_id: int | None, status: str) -> None:
@@ -110,10 +112,4 @@ def publish_scan_updated(*, scan_id: int, patient_id: int, uploader_id: int | No
         "team": team,
         "caregivers": sorted(caregivers),
     }
-    publish_on_commit([user_group(uploader_id)], event, render=lambda: _payload("scan", scan_id))
-
-
-def _payload(kind: str, object_id: int) -> dict | None:
-    from alerts.fanout import alert_payload, scan_payload  # the serializers import much of the project
-
-    return (alert_payload if kind == "alert" else scan_payload)(object_id)
+    publish_on_commit([user_group(uploader_id)], event, render=functools.partial(scan_payload, scan_id))

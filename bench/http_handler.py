@@ -38,6 +38,7 @@ def setup(database_url: str | None):
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
     os.environ["PORTAL_VAR_DIR"] = str(var_dir)
     os.environ["DATABASE_URL"] = database_url or f"sqlite:///{var_dir / 'bench.sqlite3'}"
+    os.environ["DB_POOL"] = "1" if database_url else "0"  # as docker-compose.yml runs it: a pool per process
     os.environ["UPLOAD_THROTTLE_RATE"] = "1000000/hour"
     os.environ["CELERY_QUEUE"] = f"http-bench-{var_dir.name}"  # nobody consumes it: the scans stay queued
     import django

@@ -11,7 +11,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 
-from alerts import fanout
+from alerts import events, fanout
 from alerts.events import STAFF_GROUP, team_group
 from tests import factories
 from tests.alerts.test_consumers import connect, raise_alert_for
@@ -211,7 +211,7 @@ async def test_an_alert_whose_rendering_failed_is_read_once_by_the_web_process(p
     def broken(alert_id):
         raise RuntimeError("the serializer failed")
 
-    monkeypatch.setattr(fanout, "alert_payload", broken)  # the publisher's renderer, not the hub's read
+    monkeypatch.setattr(events, "alert_payload", broken)  # the publisher's renderer, not the hub's read
     alert = await sync_to_async(raise_alert_for)(people.patient)
     await each_gets_one_alert_created(sockets, alert, timeout=3, then_quiet=0.2)
     assert reads == [alert.id]  # once for the process: the staff and team copies, four sockets
@@ -222,8 +222,6 @@ async def test_an_alert_whose_rendering_failed_is_read_once_by_the_web_process(p
 
 def test_an_alert_event_carries_the_alert_as_a_web_process_would_read_it(people, django_capture_on_commit_callbacks):
     from unittest import mock
-
-    from alerts import events
 
     with mock.patch.object(events, "_send_all") as send_all, django_capture_on_commit_callbacks(execute=True):
         alert = raise_alert_for(people.patient)
