@@ -18,11 +18,11 @@ from tests.faces import astronaut, jpeg_bytes
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
 
-async def serve(app, path: str, *, token: str | None = None, query: bytes = b"") -> tuple[dict, bytes]:
+def http_scope(path: str, token: str | None = None, query: bytes = b"") -> dict:
     headers = [(b"host", b"testserver")]
     if token:
         headers.append((b"authorization", f"Token {token}".encode()))
-    scope = {
+    return {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
@@ -36,6 +36,10 @@ async def serve(app, path: str, *, token: str | None = None, query: bytes = b"")
         "client": ("127.0.0.1", 50000),
         "server": ("testserver", 80),
     }
+
+
+async def serve(app, path: str, *, token: str | None = None, query: bytes = b"") -> tuple[dict, bytes]:
+    scope = http_scope(path, token, query)
     communicator = ApplicationCommunicator(app, scope)
     await communicator.send_input({"type": "http.request", "body": b""})
     start = await communicator.receive_output(10)
@@ -160,20 +164,7 @@ async def test_a_photo_whose_client_went_away_is_still_closed(photo_scan, seen):
     path = f"/api/v1/scans/{scan.id}/image/"
     signals.request_started.connect(slow)
     try:
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "GET",
-            "scheme": "http",
-            "path": path,
-            "raw_path": path.encode(),
-            "query_string": b"",
-            "root_path": "",
-            "headers": [(b"host", b"testserver"), (b"authorization", f"Token {token}".encode())],
-            "client": ("127.0.0.1", 50000),
-            "server": ("testserver", 80),
-        }
+        scope = http_scope(path, token)
         communicator = ApplicationCommunicator(SyncChainASGIHandler(), scope)
         await communicator.send_input({"type": "http.request", "body": b""})
         await asyncio.sleep(0.1)  # the thread is in the request
