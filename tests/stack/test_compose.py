@@ -42,3 +42,9 @@ def test_every_pool_fits_in_postgresqls_connections_at_the_documented_scale():
     # docker compose up --scale web=3 --scale worker=4, workers of concurrency 2, one beat, one migrate.
     processes = 3 + 4 * (1 + 2) + 1 + 1
     assert processes * int(env["DB_POOL_MAX_SIZE"]) < max_connections
+
+
+def test_a_web_process_has_connections_for_every_http_thread_and_then_some():
+    from django.conf import settings
+
+    assert int(COMPOSE["x-portal"]["environment"]["DB_POOL_MAX_SIZE"]) > settings.WEB_HTTP_THREADS
