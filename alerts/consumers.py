@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from alerts.auth import query_param, scope_client_ip
 from alerts.events import STAFF_GROUP, team_group, user_group
-from alerts.fanout import ALERT_EVENTS, RENDERED_KEEP, current_hub, hub_for, on_thread_pool
+from alerts.fanout import ALERT_EVENTS, RENDERED_KEEP, carried_payload, current_hub, hub_for, on_thread_pool
 from alerts.models import Alert, AlertEvent
 from alerts.rights import refresh_sockets, register_socket, rights_version, unregister_socket
 from alerts.selectors import alert_changes_for_user, alert_list_for_user
@@ -213,9 +213,7 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
         rendering failed) is read here, through the user's visibility check."""
         if not await self._still_allowed() or not self._may_receive(event):
             return
-        payload = event.get("payload")
-        if not isinstance(payload, dict):
-            payload = await _read_scan(self.user, event["scan_id"])
+        payload = carried_payload(event) or await _read_scan(self.user, event["scan_id"])
         if payload is None:
             return
         self._audit("scan", payload["id"], payload["patient"]["id"], "scan.updated")

@@ -122,12 +122,12 @@ class Hub:
                 if (
                     event.get("type") in ALERT_EVENTS
                     and event.get("version") is not None
-                    and not isinstance(event.get("payload"), dict)
+                    and carried_payload(event) is None
+                    and self.members.get(event.get("group", ""))
                 ):
-                    if self.members.get(event.get("group", "")):
-                        prefetch = self.loop.create_task(_read_ahead(event["alert_id"], event["version"]))
-                        self.reads_ahead.add(prefetch)
-                        prefetch.add_done_callback(self.reads_ahead.discard)
+                    prefetch = self.loop.create_task(_read_ahead(event["alert_id"], event["version"]))
+                    self.reads_ahead.add(prefetch)
+                    prefetch.add_done_callback(self.reads_ahead.discard)
                 inbox.put_nowait(event)
         finally:
             delivering.cancel()
@@ -160,9 +160,7 @@ class Hub:
                 return
             reached.update(sockets)
             # Rendered once by its publisher (alerts/events.py); read here only when that failed.
-            payload = event.get("payload")
-            if not isinstance(payload, dict):
-                payload = await rendered_alert(event["alert_id"], event.get("version"))
+            payload = carried_payload(event) or await rendered_alert(event["alert_id"], event.get("version"))
             if payload is None:
                 return  # the alert is gone
         batch = settings.SOCKET_FANOUT_BATCH
@@ -173,6 +171,13 @@ class Hub:
                 logger.warning("could not offer %s to a socket", event.get("type"), exc_info=True)
             if index % batch == 0:
                 await asyncio.sleep(0)  # let HTTP requests and the frames queued so far go out
+
+
+def carried_payload(event: dict) -> dict | None:
+    """The alert or scan its publisher rendered into the event (alerts/events.py); None when it came
+    without one, and must be read."""
+    payload = event.get("payload")
+    return payload if isinstance(payload, dict) else None
 
 
 _hub: Hub | None = None

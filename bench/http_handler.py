@@ -67,22 +67,6 @@ def people() -> dict:
     }
 
 
-def multipart(fields: dict[str, str], file_field: str, data: bytes) -> tuple[bytes, bytes]:
-    boundary = b"portalbenchboundary"
-    parts = []
-    for name, value in fields.items():
-        parts.append(
-            b'--%s\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n'
-            % (boundary, name.encode(), value.encode())
-        )
-    parts.append(
-        b'--%s\r\nContent-Disposition: form-data; name="%s"; filename="face.jpg"\r\n'
-        b"Content-Type: image/jpeg\r\n\r\n%s\r\n" % (boundary, file_field.encode(), data)
-    )
-    parts.append(b"--%s--\r\n" % boundary)
-    return b"".join(parts), b"multipart/form-data; boundary=" + boundary
-
-
 async def one_request(app, method: str, path: str, token: str, body: bytes = b"", content_type: bytes = b"") -> int:
     from asgiref.testing import ApplicationCommunicator
 
@@ -156,14 +140,17 @@ def main() -> None:
 
 
 def run(args) -> None:
-
+    from django.core.files.uploadedfile import SimpleUploadedFile
     from django.core.handlers.asgi import ASGIHandler
+    from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
 
     from portal.handlers import SyncChainASGIHandler
     from tests.faces import astronaut, jpeg_bytes
 
     tokens = people()
-    body, content_type = multipart({"patient": str(tokens["patient"])}, "image", jpeg_bytes(astronaut()))
+    photo = SimpleUploadedFile("face.jpg", jpeg_bytes(astronaut()), content_type="image/jpeg")
+    body = encode_multipart(BOUNDARY, {"patient": tokens["patient"], "image": photo})
+    content_type = MULTIPART_CONTENT.encode()
     requests = [
         ("POST", "/api/v1/scans/", tokens["caregiver"], body, content_type),
         ("GET", "/api/v1/alerts/", tokens["clinician"], b"", b""),
