@@ -2,6 +2,7 @@
 
     .venv/bin/python -m stack.embedded .venv/bin/python bench/load.py [--scans 200] [--clients 4] [--sockets 50]
         [--web-nodes 1 2] [--layer queues pubsub] [--database-url postgres://postgres@127.0.0.1:5432/postgres]
+        [--phone-photos]
 
 For each channel layer, number of web nodes and number of worker nodes asked (--web-nodes 1 2: two
 runs, the first the baseline of the second; --layer queues pubsub: channels_redis's queue per process
@@ -14,7 +15,9 @@ care team, connects one WebSocket each (spread over the web nodes), then uploads
 --clients concurrent clients (spread too), each a caregiver of the patient with a socket of their
 own. Prints upload throughput, latency percentiles (upload answer, upload -> result, upload -> alert
 at every socket, first to last socket per alert), the counts (scans in, results out, alerts raised,
-alert frames per socket) and, with several runs, the ratios against the first. A benchmark: it prints, it never fails.
+alert frames per socket) and, with several runs, the ratios against the first. The photos are the
+data set's (face crops of about 10 KB), or with --phone-photos 12-megapixel photos of about 3 MB.
+A benchmark: it prints, it never fails.
 """
 
 from __future__ import annotations
@@ -82,6 +85,26 @@ for i in range({uploaders}):
 print(json.dumps({{"clinicians": tokens, "uploaders": uploaders,
                   "carol": issue_token(get_user_model().objects.get(username="carol"))[1], "patient": patient.id}}))
 """
+
+
+def phone_sized(images: list[tuple[str, bytes]], count: int = 8) -> list[tuple[str, bytes]]:
+    """`count` of the photos as a phone camera saves them: 12 megapixels (3024 x 4032), JPEG quality 90,
+    with a sensor's grain, so that an upload weighs what a caregiver's does (about 3 MB; the data
+    set's face crops weigh about 10 KB, and the web nodes' cost grows with the bytes)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    noise = np.random.default_rng(0)
+    photos = []
+    for name, data in images[:count]:
+        pixels = np.asarray(Image.open(io.BytesIO(data)).convert("RGB").resize((3024, 4032)), dtype=np.int16)
+        grainy = np.clip(pixels + noise.normal(0, 6, pixels.shape).astype(np.int16), 0, 255).astype(np.uint8)
+        out = io.BytesIO()
+        Image.fromarray(grainy).save(out, "JPEG", quality=90)
+        photos.append((f"phone-{name}", out.getvalue()))
+    return photos
 
 
 def unfinished_scans(database_url: str) -> int:
@@ -287,6 +310,7 @@ async def run(
         "drained": drained,
         "cpu": {"web": web_cpu, "worker": worker_cpu, "machine": busy, "seconds": all_done},
         "sockets": len(listeners),
+        "photo_bytes": statistics.median(len(data) for _name, data in images),
         "db": await asyncio.to_thread(recorded),
     }
 
@@ -398,7 +422,8 @@ def report(args, layer: str, web_nodes: int, worker_nodes: int, concurrency: int
         f"{concurrency}: {args.scans} "
         f"uploads from {args.clients} concurrent clients; {r['sockets']} clinician sockets; {os.cpu_count()} CPUs; "
         f"database {'PostgreSQL' if args.database_url.startswith('postgres') else 'SQLite'}; classifier "
-        f"{'on (random weights, timing only)' if args.classifier else 'off (asymmetry rule alone)'}"
+        f"{'on (random weights, timing only)' if args.classifier else 'off (asymmetry rule alone)'}; photos of "
+        f"{r['photo_bytes'] / 1024:.0f} KB (median)"
     )
     print(
         f"  upload throughput: {len(uploads) / r['upload_seconds']:.1f} scans/s accepted "
@@ -466,12 +491,17 @@ def main() -> None:
     )
     parser.add_argument("--classifier", action="store_true", help="a ResNet-50 in every analysis (timing only)")
     parser.add_argument(
+        "--phone-photos", action="store_true", help="upload 12-megapixel photos of about 3 MB, as phones take them"
+    )
+    parser.add_argument(
         "--database-url", default="", help="a PostgreSQL server (a scratch database is made there; default: SQLite)"
     )
     args = parser.parse_args()
     if "REDIS_URL" not in os.environ:
         sys.exit("REDIS_URL is not set: run through `python -m stack.embedded`.")
     images = load_images(args.images, 60)
+    if args.phone_photos:
+        images = phone_sized(images)
     figures = {
         (layer, webs, workers, processes): report(
             args, layer, webs, workers, processes, one_run(args, layer, webs, workers, processes, images)

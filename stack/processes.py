@@ -53,10 +53,11 @@ class Stack:
         if self.web:
             # A socket has 20 s (daphne's default: 5) to be accepted: when a web node goes away, hundreds
             # of clients reconnect to the others at once, and each waits its turn for the database.
+            # stack/web.py: daphne, with Twisted's second parse of every upload's body turned off.
             commands["web"] = [
                 python,
                 "-m",
-                "daphne",
+                "stack.web",
                 "--websocket_connect_timeout",
                 "20",
                 "-b",
