@@ -159,8 +159,10 @@ def open_image(raw: bytes, *, max_pixels: int, max_side: int | None = None) -> I
         if max_side and fmt in {"JPEG", "MPO"}:
             probe.draft(None, (max_side, max_side))
         probe.load()
-        image = ImageOps.exif_transpose(probe)
-    image = _to_rgb(image)
+        # Upright in place: exif_transpose otherwise returns a copy even of a photo that needs no
+        # turning, 21 ms of a worker's 105 ms decode of a 12-megapixel phone photo.
+        ImageOps.exif_transpose(probe, in_place=True)
+    image = _to_rgb(probe)
     image.format = fmt
     return image
 

@@ -41,6 +41,20 @@ def test_it_applies_exif_orientation_and_strips_all_metadata_including_gps():
     assert "icc_profile" not in stored.info
 
 
+def test_a_multi_picture_phone_photo_keeps_its_first_picture_upright():
+    # MPO (many phones' HDR and portrait photos): the photo itself first, a second picture after it.
+    photo = Image.fromarray(np.full((300, 400, 3), 200, dtype=np.uint8))
+    depth_map = Image.fromarray(np.zeros((300, 400, 3), dtype=np.uint8))
+    buffer = io.BytesIO()
+    photo.save(buffer, "MPO", save_all=True, append_images=[depth_map], exif=_exif_with_gps_and_orientation(6))
+    clean = decode_upload(buffer.getvalue(), **LIMITS)
+    stored = Image.open(io.BytesIO(clean.data))
+    assert clean.source_format == "MPO" and stored.format == "JPEG"
+    assert (clean.width, clean.height) == (300, 400)  # turned upright
+    assert np.asarray(stored).mean() > 190  # the first picture, not the second
+    assert len(stored.getexif()) == 0
+
+
 @pytest.mark.parametrize(
     "raw, message",
     [
