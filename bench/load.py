@@ -16,7 +16,7 @@ care team, connects one WebSocket each (spread over the web nodes), then uploads
 own. Prints upload throughput, latency percentiles (upload answer, upload -> result, upload -> alert
 at every socket, first to last socket per alert), the counts (scans in, results out, alerts raised,
 alert frames per socket) and, with several runs, the ratios against the first. The photos are the
-data set's (face crops of about 10 KB), or with --phone-photos 12-megapixel photos of about 3 MB.
+data set's (face crops of about 10 KB), or with --phone-photos 12-megapixel photos of 2-3 MB.
 A benchmark: it prints, it never fails.
 """
 
@@ -89,7 +89,7 @@ print(json.dumps({{"clinicians": tokens, "uploaders": uploaders,
 
 def phone_sized(images: list[tuple[str, bytes]], count: int = 8) -> list[tuple[str, bytes]]:
     """`count` of the photos as a phone camera saves them: 12 megapixels (3024 x 4032), JPEG quality 90,
-    with a sensor's grain, so that an upload weighs what a caregiver's does (about 3 MB; the data
+    with a sensor's grain, so that an upload weighs what a caregiver's does (2-3 MB; the data
     set's face crops weigh about 10 KB, and the web nodes' cost grows with the bytes)."""
     import io
 
@@ -491,7 +491,7 @@ def main() -> None:
     )
     parser.add_argument("--classifier", action="store_true", help="a ResNet-50 in every analysis (timing only)")
     parser.add_argument(
-        "--phone-photos", action="store_true", help="upload 12-megapixel photos of about 3 MB, as phones take them"
+        "--phone-photos", action="store_true", help="upload 12-megapixel photos of 2-3 MB, as phones take them"
     )
     parser.add_argument(
         "--database-url", default="", help="a PostgreSQL server (a scratch database is made there; default: SQLite)"
