@@ -67,59 +67,20 @@ def people() -> dict:
     }
 
 
-async def one_request(app, method: str, path: str, token: str, body: bytes = b"", content_type: bytes = b"") -> int:
-    from asgiref.testing import ApplicationCommunicator
-
-    headers = [(b"host", b"testserver"), (b"authorization", f"Token {token}".encode())]
-    if body:
-        headers += [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": headers,
-        "client": ("127.0.0.1", 50000),
-        "server": ("testserver", 80),
-    }
-    communicator = ApplicationCommunicator(app, scope)
-    await communicator.send_input({"type": "http.request", "body": body})
-    start = await communicator.receive_output(30)
-    while (await communicator.receive_output(30)).get("more_body"):
-        pass
-    await communicator.wait(30)
-    return start["status"]
-
-
 async def measure(handlers: dict, requests: list, rounds: int) -> dict:
-    loop = asyncio.get_running_loop()
-    wake = loop.call_soon_threadsafe
-    counts = {"wakeups": 0}
+    from tests.asgi_http import counting_wakeups, serve
 
-    def counted(*args, **kwargs):
-        counts["wakeups"] += 1
-        return wake(*args, **kwargs)
-
-    loop.call_soon_threadsafe = counted
     figures = {name: {"latency": [], "cpu": [], "wakeups": []} for name in handlers}
-    try:
-        for _ in range(rounds):
-            for name, app in handlers.items():  # taking turns: both meet the same moment of the machine
-                for method, path, token, body, content_type in requests:
-                    counts["wakeups"] = 0
+    for _ in range(rounds):
+        for name, app in handlers.items():  # taking turns: both meet the same moment of the machine
+            for scope, body in requests:
+                with counting_wakeups(asyncio.get_running_loop()) as wakeups:
                     cpu, started = time.process_time(), time.perf_counter()
-                    status = await one_request(app, method, path, token, body, content_type)
+                    start, _ = await serve(app, scope, body, timeout=30)
                     figures[name]["latency"].append(time.perf_counter() - started)
                     figures[name]["cpu"].append(time.process_time() - cpu)
-                    figures[name]["wakeups"].append(counts["wakeups"])
-                    assert status in (200, 202), (name, method, path, status)
-    finally:
-        del loop.call_soon_threadsafe
+                figures[name]["wakeups"].append(wakeups.count)
+                assert start["status"] in (200, 202), (name, scope["method"], scope["path"], start["status"])
     return figures
 
 
@@ -145,15 +106,16 @@ def run(args) -> None:
     from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
 
     from portal.handlers import SyncChainASGIHandler
+    from tests.asgi_http import http_scope, token_header
     from tests.faces import astronaut, jpeg_bytes
 
     tokens = people()
     photo = SimpleUploadedFile("face.jpg", jpeg_bytes(astronaut()), content_type="image/jpeg")
     body = encode_multipart(BOUNDARY, {"patient": tokens["patient"], "image": photo})
-    content_type = MULTIPART_CONTENT.encode()
+    form = [(b"content-type", MULTIPART_CONTENT.encode()), (b"content-length", str(len(body)).encode())]
     requests = [
-        ("POST", "/api/v1/scans/", tokens["caregiver"], body, content_type),
-        ("GET", "/api/v1/alerts/", tokens["clinician"], b"", b""),
+        (http_scope("/api/v1/scans/", method="POST", headers=token_header(tokens["caregiver"]) + form), body),
+        (http_scope("/api/v1/alerts/", headers=token_header(tokens["clinician"])), b""),
     ]
     handlers = {"Django's ASGIHandler": ASGIHandler(), "one thread per request": SyncChainASGIHandler()}
     asyncio.run(measure(handlers, requests, 5))  # warm: imports, connections, caches

@@ -13,54 +13,21 @@ from django.core import signals
 from portal.credentials import issue_token
 from portal.handlers import SyncChainASGIHandler
 from tests import factories
+from tests.asgi_http import counting_wakeups, http_scope, serve, token_header
 from tests.faces import astronaut, jpeg_bytes
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
 
-def http_scope(path: str, token: str | None = None, query: bytes = b"") -> dict:
-    headers = [(b"host", b"testserver")]
-    if token:
-        headers.append((b"authorization", f"Token {token}".encode()))
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": query,
-        "root_path": "",
-        "headers": headers,
-        "client": ("127.0.0.1", 50000),
-        "server": ("testserver", 80),
-    }
-
-
-async def serve(app, path: str, *, token: str | None = None, query: bytes = b"") -> tuple[dict, bytes]:
-    scope = http_scope(path, token, query)
-    communicator = ApplicationCommunicator(app, scope)
-    await communicator.send_input({"type": "http.request", "body": b""})
-    start = await communicator.receive_output(10)
-    body = []
-    while True:
-        message = await communicator.receive_output(10)
-        body.append(message.get("body", b""))
-        if not message.get("more_body"):
-            break
-    await communicator.wait(10)
-    return start, b"".join(body)
+async def get(app, path: str, *, token: str | None = None) -> tuple[dict, bytes]:
+    return await serve(app, http_scope(path, headers=token_header(token)))
 
 
 class Seen:
-    """Which thread ran each step of a request, and how often the event loop was woken from a thread."""
+    """Which thread ran each step of a request."""
 
-    def __init__(self, loop) -> None:
+    def __init__(self) -> None:
         self.threads: dict[str, int] = {}
-        self.wakeups = 0
-        self.loop = loop
-        self._wake = loop.call_soon_threadsafe
 
     def started(self, **_kwargs) -> None:
         self.threads["request_started"] = threading.get_ident()
@@ -68,19 +35,13 @@ class Seen:
     def finished(self, **_kwargs) -> None:
         self.threads["request_finished"] = threading.get_ident()
 
-    def call_soon_threadsafe(self, *args, **kwargs):
-        self.wakeups += 1
-        return self._wake(*args, **kwargs)
-
 
 @pytest.fixture
-async def seen():
-    record = Seen(asyncio.get_running_loop())
+def seen():
+    record = Seen()
     signals.request_started.connect(record.started)
     signals.request_finished.connect(record.finished)
-    record.loop.call_soon_threadsafe = record.call_soon_threadsafe
     yield record
-    del record.loop.call_soon_threadsafe
     signals.request_started.disconnect(record.started)
     signals.request_finished.disconnect(record.finished)
 
@@ -111,11 +72,11 @@ async def test_a_request_crosses_from_the_event_loop_to_a_thread_and_back_once(a
     token = alice_token
     crossings = {}
     for name, app in (("django", ASGIHandler()), ("ours", SyncChainASGIHandler())):
-        await serve(app, "/api/v1/alerts/", token=token)  # warm: the first request of a handler builds more
-        seen.wakeups = 0
-        start, body = await serve(app, "/api/v1/alerts/", token=token)
+        await get(app, "/api/v1/alerts/", token=token)  # warm: the first request of a handler builds more
+        with counting_wakeups(asyncio.get_running_loop()) as wakeups:
+            start, body = await get(app, "/api/v1/alerts/", token=token)
         assert start["status"] == 200 and b'"results"' in body
-        crossings[name] = seen.wakeups
+        crossings[name] = wakeups.count
     assert crossings["ours"] <= 2  # the answer coming back (and the test's own communicator)
     assert crossings["django"] >= 3 * crossings["ours"]
     loop_thread = threading.get_ident()
@@ -124,7 +85,7 @@ async def test_a_request_crosses_from_the_event_loop_to_a_thread_and_back_once(a
 
 async def test_it_answers_a_refusal_with_djangos_status_and_headers(seen):
     app = SyncChainASGIHandler()
-    start, body = await serve(app, "/api/v1/alerts/")  # no credentials
+    start, body = await get(app, "/api/v1/alerts/")  # no credentials
     assert start["status"] == 401
     assert dict(start["headers"])[b"WWW-Authenticate"] == b"Token"
     assert b"credentials were not provided" in body
@@ -133,7 +94,7 @@ async def test_it_answers_a_refusal_with_djangos_status_and_headers(seen):
 
 async def test_it_sets_cookies_as_djangos_handler_does(seen):
     app = SyncChainASGIHandler()
-    start, _ = await serve(app, "/login/")
+    start, _ = await get(app, "/login/")
     assert start["status"] == 200
     cookies = [value for name, value in start["headers"] if name.lower() == b"set-cookie"]
     assert any(cookie.startswith(b"csrftoken=") for cookie in cookies)
@@ -144,7 +105,7 @@ async def test_it_streams_a_photo_and_closes_it_after_sending(photo_scan, seen):
     (request_finished) only once it is sent."""
     scan, token = photo_scan
     app = SyncChainASGIHandler()
-    start, body = await serve(app, f"/api/v1/scans/{scan.id}/image/", token=token)
+    start, body = await get(app, f"/api/v1/scans/{scan.id}/image/", token=token)
     assert start["status"] == 200
     assert dict(start["headers"])[b"Content-Type"] == b"image/jpeg"
     assert body == PHOTO
@@ -164,7 +125,7 @@ async def test_a_photo_whose_client_went_away_is_still_closed(photo_scan, seen):
     path = f"/api/v1/scans/{scan.id}/image/"
     signals.request_started.connect(slow)
     try:
-        scope = http_scope(path, token)
+        scope = http_scope(path, headers=token_header(token))
         communicator = ApplicationCommunicator(SyncChainASGIHandler(), scope)
         await communicator.send_input({"type": "http.request", "body": b""})
         await asyncio.sleep(0.1)  # the thread is in the request
