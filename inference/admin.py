@@ -69,6 +69,14 @@ class ModelVersionAdmin(admin.ModelAdmin):
         worst = obj.photo_sensitivity()
         return f"{worst[1]:.0%} ({worst[0]})" if worst else "not measured"
 
+    def get_readonly_fields(self, request, obj=None):
+        """An evaluated version's file and thresholds are what its figures were measured with: shown,
+        not editable (a new file or rule is a new version, evaluated again)."""
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and obj.is_evaluated():
+            fields += ["checkpoint", "thresholds"]
+        return fields
+
     def save_model(self, request, obj, form, change):
         if "checkpoint" in form.changed_data or not obj.sha256:
             obj.save()

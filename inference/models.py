@@ -9,6 +9,10 @@ from django.db.models import Q
 PHOTO_SENSITIVITY_WARNING = 0.10
 
 
+class EvaluatedVersionLocked(ValueError):
+    """Raised on saving a change to an evaluated version's checkpoint, hash or thresholds."""
+
+
 class ModelVersion(models.Model):
     name = models.CharField(max_length=100, unique=True)
     architecture = models.CharField(max_length=40, default="resnet50")
@@ -36,6 +40,35 @@ class ModelVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.architecture}{', active' if self.is_active else ''})"
+
+    def save(self, *args, **kwargs):
+        """An evaluated version cannot change under its metrics: its file and thresholds are what the
+        figures were measured with. A new file or new thresholds are a new version, evaluated again."""
+        if self.pk is not None:
+            stored = ModelVersion.objects.filter(pk=self.pk).values("checkpoint", "sha256", "thresholds", "metrics")
+            stored = stored.first()
+            if stored is not None and ModelVersion(metrics=stored["metrics"]).is_evaluated():
+                changed = [
+                    field
+                    for field, now in (
+                        ("checkpoint", self.checkpoint.name),
+                        ("sha256", self.sha256),
+                        ("thresholds", self.thresholds),
+                    )
+                    if stored[field] != now
+                ]
+                if changed:
+                    raise EvaluatedVersionLocked(
+                        f"{self.name} has a held-out evaluation: its {' and '.join(changed)} cannot change. "
+                        "Register the new file or thresholds as a new version and evaluate it."
+                    )
+        super().save(*args, **kwargs)
+
+    def is_evaluated(self) -> bool:
+        """Whether the version carries a held-out evaluation (train_classifier's test split or an
+        --evaluate-on run): from then on its file and thresholds are fixed (see save)."""
+        metrics = self.metrics or {}
+        return bool(metrics.get("evaluation") or metrics.get("classifier"))
 
     def photo_sensitivity(self) -> tuple[str, float] | None:
         """The photo change (metrics["robustness"], train_classifier) that flipped the most held-out

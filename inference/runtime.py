@@ -95,6 +95,7 @@ def _build(version: ModelVersion | None, detector: FaceMeshDetector) -> Pipeline
         detector=detector,
         classifier=classifier,
         classifier_name=version.name,
+        classifier_sha256=version.sha256,
         rule=rule,
         max_pixels=settings.SCAN_MAX_PIXELS,
     )

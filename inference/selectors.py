@@ -76,6 +76,6 @@ def activation_problems(version: ModelVersion) -> list[str]:
                 f"its thresholds leave no inconclusive band (negative below {negative}, positive from "
                 f"{positive}): borderline faces would not reach a clinician for review"
             )
-        if not 0 < weight <= 1:
-            problems.append(f"its classifier weight {weight} is outside (0, 1]")
+        if not 0 <= weight <= 1:  # 0: a second reader, shown and not deciding
+            problems.append(f"its classifier weight {weight} is outside [0, 1]")
     return problems

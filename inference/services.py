@@ -113,6 +113,7 @@ def model_evaluate(
         detector=shared_detector(),
         classifier=classifier,
         classifier_name=version.name,
+        classifier_sha256=version.sha256,
         rule=DecisionRule.from_thresholds(version.thresholds or {}, name=f"fused:{version.name}"),
         max_pixels=settings.SCAN_MAX_PIXELS,
     )
@@ -159,3 +160,54 @@ def model_activate(*, version: ModelVersion) -> ModelVersion:
         ModelVersion.objects.filter(id=version.id).update(is_active=True)
     version.refresh_from_db()
     return version
+
+
+# --- the version shipped in the repository ---------------------------------------------------------
+
+
+def model_install_shipped(*, shipped=None) -> tuple[ModelVersion, str]:
+    """Register the checkpoint shipped under models/ (inference/shipped.py) after checking its sha256,
+    with the thresholds and held-out figures recorded beside it, and activate it when no version is
+    active (an admin's choice is never overridden). Idempotent: run by `make run` and compose's migrate.
+
+    Returns the version and what was done ("registered and activated", "activated", "already active",
+    "registered; VERSION stays active", ...). Raises ModelRefused for a file whose hash is not the
+    recorded one (a corrupted or swapped file never becomes a version)."""
+    import json
+
+    from inference.shipped import SHIPPED_MODEL
+
+    shipped = shipped or SHIPPED_MODEL
+    path = Path(shipped.path)
+    if not path.is_file():
+        raise ModelRefused(f"{path} is missing: the clone is incomplete (git lfs is not used; check out models/ again)")
+    sha = file_sha256(path)
+    if sha != shipped.sha256:
+        raise ModelRefused(
+            f"{path} has sha256 {sha[:16]}…, not the recorded {shipped.sha256[:16]}…: refusing to register it"
+        )
+    record = json.loads(Path(shipped.record_path).read_text())
+    if record.get("sha256") != shipped.sha256:
+        raise ModelRefused(f"{shipped.record_path} describes another file than {path.name}")
+    done = []
+    version = ModelVersion.objects.filter(name=shipped.name).first()
+    if version is not None and version.sha256 != shipped.sha256:
+        raise ModelRefused(f"a version named {shipped.name!r} with another file is registered; rename one of them")
+    if version is None:
+        version = model_register(
+            checkpoint=path,
+            name=shipped.name,
+            thresholds=record["thresholds"],
+            metrics=record["metrics"],
+            notes=record.get("notes", "shipped in the repository (models/)"),
+        )
+        done.append("registered")
+    active = ModelVersion.objects.filter(is_active=True).first()
+    if active is None:
+        version = model_activate(version=version)
+        done.append("activated")
+    elif active.id == version.id:
+        done.append("already active")
+    else:
+        done.append(f"{active.name} stays active")
+    return version, " and ".join(done)

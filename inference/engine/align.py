@@ -36,6 +36,20 @@ def aligned_face(rgb: np.ndarray, points: np.ndarray, size: int = 224) -> np.nda
     return cv2.warpAffine(rgb, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
 
 
+def crop_points(points: np.ndarray, size: int) -> np.ndarray:
+    """Where ``points`` (photo pixels) land in ``aligned_face(rgb, points, size)``: the same rotation
+    about the eye midpoint, scale and shift (the area shrink of a large photo changes no geometry)."""
+    right_eye, left_eye = eye_centre(points, RIGHT), eye_centre(points, LEFT)
+    dx, dy = left_eye - right_eye
+    angle = float(np.degrees(np.arctan2(dy, dx)))
+    scale = size / (CROP_EYE_DISTANCES * float(np.hypot(dx, dy)))
+    centre = (right_eye + left_eye) / 2
+    matrix = cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])), angle, scale)
+    matrix[0, 2] += size / 2 - centre[0]
+    matrix[1, 2] += size * EYE_LINE_Y - centre[1]
+    return np.asarray(points, dtype=np.float64) @ matrix[:, :2].T + matrix[:, 2]
+
+
 def _shrink_around(rgb: np.ndarray, centre: np.ndarray, scale: float, reach: float):
     """Area-average the region within ``reach`` pixels of ``centre`` (it holds every corner of the
     rotated crop) down by ``scale``; return it with the centre and the scale left for the warp."""

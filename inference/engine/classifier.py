@@ -1,7 +1,12 @@
 """ResNet-50 (torchvision) on the aligned face crop, with a Grad-CAM heatmap of what it looked at.
 
-A checkpoint is a torch.save'd dict: {"state_dict", "classes", "input_size", "architecture"}. There
-is deliberately no way to build a classifier without a checkpoint: random weights never decide.
+A checkpoint is a torch.save'd dict: {"state_dict", "classes", "input_size", "architecture",
+"normalisation", "mirror_average"}. There is deliberately no way to build a classifier without a
+checkpoint: random weights never decide.
+
+Mirror-consistent by construction: a checkpoint trained with ``mirror_average`` is scored on the face
+and on its mirror image in one batch of two, and P(paralysis) is their mean (the heatmap is the mean of
+the face's map and the mirror's map flipped back), so a photo and its mirror get the same answer.
 
 Grad-CAM without a backward pass: ResNet-50 ends in global average pooling and one linear layer, so
 the gradient of the paralysis logit with respect to each layer4 activation is that channel's fc weight
@@ -166,16 +171,20 @@ class _OnnxRuntime:
 class _OpenVinoRuntime:
     name = "openvino"
 
-    def __init__(self, module, size: int, threads: int | None = None):
+    def __init__(self, module, size: int, threads: int | None = None, *, bf16: bool = True):
+        """``bf16``: in bfloat16 where the CPU has it (else fp32, as with bf16=False)."""
         import openvino as ov
         import torch
 
         converted = ov.convert_model(module, example_input=torch.zeros(1, 3, size, size))
         core = ov.Core()
         config = {"PERFORMANCE_HINT": "LATENCY", **({"INFERENCE_NUM_THREADS": threads} if threads else {})}
-        if "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        if bf16 and "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
             config["INFERENCE_PRECISION_HINT"] = "bf16"
             self.name = "openvino-bf16"
+        else:
+            config["INFERENCE_PRECISION_HINT"] = "f32"
+            self.name = "openvino-fp32"
         self.compiled = core.compile_model(converted, "CPU", config)
 
     def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -183,11 +192,48 @@ class _OpenVinoRuntime:
         return result[0], result[1]
 
 
+class _OpenVinoInt8Runtime:
+    """OpenVINO with int8 weights and activations: NNCF's post-training quantisation, calibrated on
+    ``calibration`` (preprocessed aligned faces, N x 3 x S x S). Used only where it agrees with fp32."""
+
+    name = "openvino-int8"
+
+    def __init__(self, module, size: int, calibration: np.ndarray, threads: int | None = None):
+        import logging as _logging
+
+        import nncf
+        import openvino as ov
+        import torch
+
+        _logging.getLogger("nncf").setLevel(_logging.WARNING)
+        converted = ov.convert_model(module, example_input=torch.zeros(1, 3, size, size))
+        samples = [np.ascontiguousarray(calibration[i : i + 1]) for i in range(len(calibration))]
+        quantized = nncf.quantize(
+            converted,
+            nncf.Dataset(samples),
+            preset=nncf.QuantizationPreset.MIXED,
+            subset_size=len(samples),
+            fast_bias_correction=True,
+        )
+        config = {"PERFORMANCE_HINT": "LATENCY", **({"INFERENCE_NUM_THREADS": threads} if threads else {})}
+        self.compiled = ov.Core().compile_model(quantized, "CPU", config)
+
+    def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        result = self.compiled(batch)
+        return result[0], result[1]
+
+
 def build_runtime(
-    name: str, module, size: int, cache_dir: Path | None = None, key: str = "", threads: int | None = None
+    name: str,
+    module,
+    size: int,
+    cache_dir: Path | None = None,
+    key: str = "",
+    threads: int | None = None,
+    calibration: np.ndarray | None = None,
 ):
     """``threads``: the runtime's thread pool (None: one per core; PyTorch's is set for the whole
-    process, engine/threads.py)."""
+    process, engine/threads.py). ``calibration``: preprocessed faces for the int8 runtime."""
     if name == "torch":
         return _TorchRuntime(module)
     if name == "onnxruntime":
@@ -195,6 +241,12 @@ def build_runtime(
         return _OnnxRuntime(module, size, cache, threads)
     if name == "openvino":
         return _OpenVinoRuntime(module, size, threads)
+    if name == "openvino-fp32":
+        return _OpenVinoRuntime(module, size, threads, bf16=False)
+    if name == "openvino-int8":
+        if calibration is None or not len(calibration):
+            raise ValueError("the int8 runtime needs calibration faces")
+        return _OpenVinoInt8Runtime(module, size, calibration, threads)
     raise ValueError(f"unknown runtime {name!r}")
 
 
@@ -271,6 +323,7 @@ class ResNetClassifier:
         payload, model = read_checkpoint(path)
         self.input_size = int(payload.get("input_size", 224))
         self.normalisation = str(payload.get("normalisation", "imagenet"))
+        self.mirror_average = bool(payload.get("mirror_average", False))
         self.model = model
         self.fc_weight = model.fc.weight.detach().numpy().copy()
         self._module = _features_model(model)
@@ -317,7 +370,15 @@ class ResNetClassifier:
         return self.runtime.name
 
     def predict(self, face_rgb: np.ndarray, *, with_heatmap: bool = True) -> Prediction:
-        logits, features = self.runtime(preprocess(face_rgb, self.normalisation))
-        probability = float(softmax_paralysis(logits)[0])
-        heatmap = class_activation_map(features[0], self.fc_weight, face_rgb.shape[0]) if with_heatmap else None
+        batch = preprocess(face_rgb, self.normalisation)
+        if self.mirror_average:
+            batch = np.concatenate([batch, np.ascontiguousarray(batch[..., ::-1])])
+        logits, features = self.runtime(batch)
+        probability = float(softmax_paralysis(logits).mean())
+        heatmap = None
+        if with_heatmap:
+            size = face_rgb.shape[0]
+            heatmap = class_activation_map(features[0], self.fc_weight, size)
+            if self.mirror_average:
+                heatmap = (heatmap + class_activation_map(features[1], self.fc_weight, size)[:, ::-1]) / 2
         return Prediction(probability, heatmap)

@@ -188,6 +188,14 @@ def _label_steps(asymmetry_index: float, probability: float | None, fitted: Deci
         ]
     weight = fitted.classifier_weight
     score = weight * probability + (1 - weight) * asym
+    if weight <= 0:
+        return [
+            f"Classifier P(paralysis) {probability:.2f}: a second reader, shown, not deciding (validation "
+            "gave it weight 0).",
+            f"Asymmetry index {asymmetry_index:.2f}, as a score {asym:.2f} (0.50 at {at}).",
+            f"Positive at {fitted.fused_positive_at:.2f} or more, negative below "
+            f"{fitted.fused_negative_below:.2f}, inconclusive between.",
+        ]
     steps = [
         f"Classifier P(paralysis) {probability:.2f}; asymmetry index {asymmetry_index:.2f}, as a score "
         f"{asym:.2f} (0.50 at {at}).",

@@ -56,12 +56,14 @@ class Pipeline:
         detector: FaceMeshDetector | None = None,
         classifier: ResNetClassifier | None = None,
         classifier_name: str = "",
+        classifier_sha256: str = "",
         rule: DecisionRule = ASYMMETRY_ONLY_RULE,
         max_pixels: int = 40_000_000,
     ) -> None:
         self.detector = detector or FaceMeshDetector()
         self.classifier = classifier
         self.classifier_name = classifier_name
+        self.classifier_sha256 = classifier_sha256
         self.rule = rule
         self.max_pixels = max_pixels
         self.classifier_note = "No trained classifier is active; the asymmetry rule decided alone."
@@ -108,8 +110,11 @@ class Pipeline:
             classifier_info = {
                 "status": "used",
                 "model": self.classifier_name,
+                "sha256": self.classifier_sha256,
                 "probability": round(probability, 4),
                 "runtime": self.classifier.runtime_name,
+                "heatmap": "grad-cam" if heatmap is not None else "",
+                **classifier_role(self.rule),
             }
             lap("classify")
 
@@ -138,6 +143,21 @@ class Pipeline:
             heatmap_jpeg=heatmap,
             timings_ms=timings,
         )
+
+
+SECOND_READER = (
+    "Second reader: shown, not deciding. Validation found that the classifier added nothing to the "
+    "asymmetry measurements, so its probability and heatmap are shown for the clinician and the "
+    "asymmetry rule decides."
+)
+
+
+def classifier_role(rule: DecisionRule) -> dict:
+    """Whether the classifier's probability moves the label ("deciding", with its weight) or is only
+    shown ("second reader": the fused rule gives it weight 0)."""
+    if rule.classifier_weight > 0:
+        return {"role": "deciding", "weight": rule.classifier_weight}
+    return {"role": "second reader", "weight": 0.0, "detail": SECOND_READER}
 
 
 def _jpeg(image: Image.Image) -> bytes:

@@ -69,11 +69,11 @@ def _empty_zip() -> bytes:
     return buffer.getvalue()
 
 
-def register(data: bytes, name: str) -> ModelVersion:
+def register(data: bytes, name: str, *, active: bool = True) -> ModelVersion:
     version = ModelVersion(
         name=name,
         sha256="",
-        is_active=True,
+        is_active=active,
         thresholds={"classifier_weight": 0.5, "fused_positive_at": 0.6, "fused_negative_below": 0.4},
         metrics=EVALUATED,
     )
@@ -122,19 +122,39 @@ def test_a_broken_active_checkpoint_falls_back_to_the_asymmetry_rule_and_says_so
 
 
 def test_a_version_that_loads_again_clears_the_warning(people, client, in_memory_channels):
-    version = register(BROKEN["truncated"](), "fixed-later")
+    version = register(good_checkpoint(), "restored-later")
+    stored = version.checkpoint.storage.open(version.checkpoint.name).read()
+    version.checkpoint.storage.delete(version.checkpoint.name)  # a volume not mounted yet, say
     analysed_scan(people)
     version.refresh_from_db()
     assert version.load_error
-    # The admin uploads a working file: the registry's hash changes, so the workers load it again.
-    version.checkpoint.save("fixed.pt", ContentFile(good_checkpoint()), save=False)
-    version.sha256 = file_sha256(version.checkpoint.path)
-    version.save()
+    # The same file comes back (same hash): the worker loads it on its next scan and clears the warning.
+    with version.checkpoint.storage.open(version.checkpoint.name, "wb") as handle:
+        handle.write(stored)
+    runtime._cached.update(key=object(), pipeline=None, version=None)
     scan = analysed_scan(people)
     assert scan.result.classifier["status"] == "used"
     version.refresh_from_db()
     assert version.load_error == "" and version.load_error_at is None
-    assert client.get("/healthz").json()["checks"]["classifier"] == "ok (fixed-later)"
+    assert client.get("/healthz").json()["checks"]["classifier"] == "ok (restored-later)"
+
+
+def test_a_broken_evaluated_version_is_replaced_by_a_new_version_not_by_swapping_its_file(people, in_memory_channels):
+    from inference.models import EvaluatedVersionLocked
+    from inference.services import model_activate
+
+    version = register(BROKEN["truncated"](), "broken-then-replaced")
+    analysed_scan(people)
+    # Its figures were measured with the old file: swapping the file under them is refused.
+    version.refresh_from_db()
+    version.checkpoint.save("fixed.pt", ContentFile(good_checkpoint()), save=False)
+    version.sha256 = file_sha256(version.checkpoint.path)
+    with pytest.raises(EvaluatedVersionLocked):
+        version.save()
+    assert ModelVersion.objects.get(id=version.id).sha256 != version.sha256
+    model_activate(version=register(good_checkpoint(), "fixed-as-new", active=False))
+    scan = analysed_scan(people)
+    assert scan.result.classifier["status"] == "used" and scan.result.classifier["model"] == "fixed-as-new"
 
 
 @pytest.fixture(autouse=True)

@@ -131,6 +131,8 @@ def test_a_tiny_training_run_registers_a_version_the_worker_can_load(tiny_datase
             str(tmp_path / "run"),
             "--name",
             "tiny",
+            "--synthetic",
+            "0",
             "--activate",
             stdout=out,
         )
@@ -288,15 +290,18 @@ def test_trained_elsewhere_from_a_pack_then_registered_here_and_served_as_analyz
     version = ModelVersion.objects.get(name="elsewhere")
     assert version.metrics["initial_weights"] == "none (from scratch)"
     # Two epochs on 24 synthetic faces cannot meet the activation floor: for this test of serving only,
-    # the floor is lowered and the version given a rule with a band, so that it decides.
+    # the floor is lowered and the version given a rule with a band, so that it decides (written past
+    # the model's lock on an evaluated version's thresholds: test set-up, not an admin's edit).
     settings.MODEL_ACTIVATION_AUC_FLOOR = 0.0
-    version.thresholds = {
-        **version.thresholds,
-        "classifier_weight": 0.5,
-        "fused_positive_at": 0.6,
-        "fused_negative_below": 0.4,
-    }
-    version.save()
+    ModelVersion.objects.filter(id=version.id).update(
+        thresholds={
+            **version.thresholds,
+            "classifier_weight": 0.5,
+            "fused_positive_at": 0.6,
+            "fused_negative_below": 0.4,
+        }
+    )
+    version.refresh_from_db()
     version = model_activate(version=version)
     assert version.metrics["normalisation"] == "per_face"
     assert ResNetClassifier(version.checkpoint.path, runtime="torch").normalisation == "per_face"

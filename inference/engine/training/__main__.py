@@ -42,6 +42,18 @@ def main(argv: list[str] | None = None) -> int:
         default=RECIPE.normalisation,
         help="per_face: standardise each face by its own brightness and contrast",
     )
+    parser.add_argument(
+        "--synthetic", type=float, default=RECIPE.synthetic, help="share of healthy faces given a drawn droop; 0: off"
+    )
+    parser.add_argument(
+        "--real-positives", type=float, default=RECIPE.real_positives, help="real paralysis photos per healthy face"
+    )
+    parser.add_argument("--grey", type=float, default=RECIPE.grey, help="share of faces turned to greyscale")
+    parser.add_argument(
+        "--watch",
+        type=Path,
+        help="a pack of other photos (e.g. palda-dev's) scored after every epoch: OUT/watch.npz, not used to choose",
+    )
     parser.add_argument("--start-from", type=Path, help="fine-tune this classifier checkpoint (fold 0 only)")
     parser.add_argument("--seed", type=int, default=RECIPE.seed)
     parser.add_argument("--time-budget", type=float, default=0, help="seconds; start no fold that would end later")
@@ -68,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
                     "fine-tuning it would train on that fold's test photos"
                 )
     args.out.mkdir(parents=True, exist_ok=True)
+    watch = load_pack(args.watch) if args.watch else None
     print(
         f"{len(prepared.labels)} faces of {size} px from {args.pack}; device {args.device} "
         f"({torch.cuda.get_device_name() if args.device.startswith('cuda') else 'cpu'}); torch {torch.__version__}"
@@ -81,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             break
         fold_started = time.monotonic()
         splits = fold_splits(prepared, fold) if prepared.folds is not None else prepared.splits
+        on_epoch = _watcher(watch, args, fold) if watch is not None else None
         model, history = train(
             prepared,
             epochs=args.epochs,
@@ -96,6 +110,11 @@ def main(argv: list[str] | None = None) -> int:
             ema=args.ema,
             normalisation=args.normalisation,
             start_from=start_from,
+            synthetic=args.synthetic,
+            real_positives=args.real_positives,
+            grey=args.grey,
+            state_dir=args.out / f"state-fold{fold}",
+            on_epoch=on_epoch,
             progress=lambda it, **kw: tqdm(it, leave=False, mininterval=5, **kw),
         )
         model.to(args.device)
@@ -118,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
             "mixup": args.mixup,
             "erase": args.erase,
             "ema": args.ema,
+            "synthetic": args.synthetic,
+            "real_positives": args.real_positives,
+            "grey": args.grey,
             "initial_weights": (
                 f"fine-tuned from {args.start_from.name}"
                 if args.start_from
@@ -145,7 +167,37 @@ def main(argv: list[str] | None = None) -> int:
             f"fold {fold}: best epoch {history[-1]['best_epoch']}, test ROC AUC {test_auc:.4f}, "
             f"{seconds_per_fold:.0f} s"
         )
+    print(f"wall time {time.monotonic() - started:.0f} s")
     return 0
+
+
+def _watcher(watch, args, fold):
+    """After each epoch: P(paralysis) of the watched photos (mirror-averaged) into OUT/watch-fold<i>.npz,
+    with their ROC AUC printed, and the epoch's kept weights in fp16 under OUT/epochs-fold<i>/."""
+    import torch
+
+    rows: dict[int, np.ndarray] = {}
+    folder = args.out / f"epochs-fold{fold}"
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def on_epoch(epoch, model):
+        p = predict(model, watch.faces, batch_size=64, device=args.device, normalisation=args.normalisation)
+        rows[epoch] = p
+        np.savez(
+            args.out / f"watch-fold{fold}.npz",
+            epochs=np.array(sorted(rows)),
+            probabilities=np.stack([rows[e] for e in sorted(rows)]),
+            labels=watch.labels,
+            paths=np.array(watch.paths),
+            kinds=np.array(watch.kinds or [""] * len(watch.labels)),
+        )
+        torch.save(
+            {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()},
+            folder / f"epoch{epoch}.pt",
+        )
+        print(f"  watched {args.watch.name}: ROC AUC {roc_auc(watch.labels, p):.4f}", flush=True)
+
+    return on_epoch
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """The training data: photos found, faces aligned (and cached), split, and packed.
 
-The data set may be the paper's layout (train|val|test/paralysis|no_paralysis) or two flat class
-folders. Flat folders are split here, keeping near-duplicates (augmented copies of one photo) on the
-same side; with a given layout, the groups show how many copies cross its splits.
+The data set may be the paper's layout (train|val|test/paralysis|no_paralysis), two flat class
+folders, or healthy/ beside palsy folders (palda-dev's healthy/, central/, peripheral/: each photo
+keeps its folder as its kind). Flat folders are split here, keeping near-duplicates (augmented
+copies of one photo) on the same side; with a given layout, the groups show how many copies cross
+its splits.
 """
 
 from __future__ import annotations
@@ -16,14 +18,14 @@ import numpy as np
 from PIL import Image
 
 from inference.engine import duplicates
-from inference.engine.align import aligned_face
+from inference.engine.align import aligned_face, crop_points
 from inference.engine.classifier import CLASSES
 from inference.engine.face import FaceMeshDetector
 from inference.engine.imaging import ANALYSIS_MAX_SIDE, ImageRejected, analysis_copy, open_image
 from inference.engine.measure import measure
 
 # Part of the cache key: change it when decoding, alignment or measuring changes what prepare() makes.
-PREPARATION = "analysis-copy-1024, area-shrink-before-warp, mirror-consistent mesh, signed index"
+PREPARATION = "analysis-copy-1024, area-shrink-before-warp, mirror-consistent mesh, signed index, crop landmarks"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 SPLITS = ("train", "val", "test")
 
@@ -33,6 +35,7 @@ class Sample:
     path: Path
     label: int  # index into CLASSES
     split: str | None = None  # given by the paper's layout, else assigned by group_split
+    kind: str = ""  # the class folder's name (central, peripheral, ...)
 
 
 @dataclass
@@ -45,6 +48,8 @@ class PreparedSet:
     groups: np.ndarray  # (N,) near-duplicate group id
     skipped: dict[str, int] = field(default_factory=dict)
     folds: np.ndarray | None = None  # (N,) cross-validation fold, when the split was made here
+    landmarks: np.ndarray | None = None  # (N, 478, 2) float32: the face's landmarks in crop pixels
+    kinds: list[str] | None = None  # each photo's class folder (central, peripheral, healthy, ...)
 
     def subset(self, split: str, splits: list[str] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         mask = np.array([s == split for s in (splits or self.splits)], dtype=bool)
@@ -60,12 +65,17 @@ def discover(root: Path) -> list[Sample]:
         for split in SPLITS:
             for label, name in enumerate(CLASSES):
                 samples += [Sample(p, label, split) for p in _images(root / split / name)]
+    elif (root / "healthy").is_dir() and not (root / CLASSES[0]).is_dir():
+        samples += [Sample(p, 0, kind="healthy") for p in _images(root / "healthy")]
+        for folder in sorted(f for f in root.iterdir() if f.is_dir() and f.name != "healthy"):
+            samples += [Sample(p, 1, kind=folder.name) for p in _images(folder)]
     else:
         for label, name in enumerate(CLASSES):
-            samples += [Sample(p, label) for p in _images(root / name)]
+            samples += [Sample(p, label, kind=name) for p in _images(root / name)]
     if not samples:
         raise FileNotFoundError(
-            f"no photos under {root}: expected {'/'.join(CLASSES)} folders (optionally inside train/val/test)"
+            f"no photos under {root}: expected {'/'.join(CLASSES)} folders (optionally inside train/val/test), "
+            "or healthy/ beside palsy folders"
         )
     missing = [name for label, name in enumerate(CLASSES) if not any(s.label == label for s in samples)]
     if missing:
@@ -90,7 +100,7 @@ def prepare(
     """Detect, align and measure every face, as serving does; photos without one face are skipped.
     The near-duplicate signatures are taken here too, because they need the full photo and landmarks."""
     detector = detector or FaceMeshDetector()
-    faces, labels, asym, paths, splits, signatures = [], [], [], [], [], []
+    faces, labels, asym, paths, splits, signatures, landmarks, kinds = [], [], [], [], [], [], [], []
     skipped: dict[str, int] = {}
     for sample in progress(samples):
         item = _cached(cache_dir, sample.path, size) if cache_dir else None
@@ -101,8 +111,10 @@ def prepare(
         if isinstance(item, str):
             skipped[item] = skipped.get(item, 0) + 1
             continue
-        face, index, signature = item
+        face, index, signature, points = item
         faces.append(face)
+        landmarks.append(points)
+        kinds.append(sample.kind)
         labels.append(sample.label)
         asym.append(index)
         signatures.append(signature)
@@ -118,6 +130,8 @@ def prepare(
         splits,
         duplicates.duplicate_groups(signatures),
         skipped,
+        landmarks=np.stack(landmarks).astype(np.float32),
+        kinds=kinds,
     )
 
 
@@ -132,7 +146,12 @@ def _prepare_one(path: Path, size: int, detector: FaceMeshDetector):
         return "no face" if not search.faces else "several faces"
     points = search.faces[0]
     index = float(measure(points).asymmetry_index)
-    return aligned_face(rgb, points, size=size), index, duplicates.signature(rgb, points)
+    return (
+        aligned_face(rgb, points, size=size),
+        index,
+        duplicates.signature(rgb, points),
+        crop_points(points, size).astype(np.float32),
+    )
 
 
 def _cache_key(path: Path, size: int) -> str:
@@ -146,7 +165,7 @@ def _cached(cache_dir: Path, path: Path, size: int):
     with np.load(file, allow_pickle=False) as data:
         if "reason" in data:
             return str(data["reason"])
-        if "layout" not in data:  # written before the signatures were cached: prepare it again
+        if "layout" not in data or "landmarks" not in data:  # written by an older version: prepare it again
             return None
         signature = {
             "hash": int(data["hash"]),
@@ -154,7 +173,7 @@ def _cached(cache_dir: Path, path: Path, size: int):
             "layout": data["layout"],
             "layout_mask": data["layout_mask"],
         }
-        return data["face"], float(data["asymmetry"]), signature
+        return data["face"], float(data["asymmetry"]), signature, data["landmarks"]
 
 
 def _store(cache_dir: Path, path: Path, size: int, item) -> None:
@@ -163,7 +182,7 @@ def _store(cache_dir: Path, path: Path, size: int, item) -> None:
     if isinstance(item, str):
         np.savez(file, reason=np.array(item))
     else:
-        face, index, signature = item
+        face, index, signature, points = item
         np.savez_compressed(
             file,
             face=face,
@@ -172,6 +191,7 @@ def _store(cache_dir: Path, path: Path, size: int, item) -> None:
             hash_mirror=np.array(signature["hash_mirror"], dtype=np.uint64),
             layout=signature["layout"],
             layout_mask=signature["layout_mask"],
+            landmarks=points,
         )
 
 
@@ -244,6 +264,8 @@ def save_pack(prepared: PreparedSet, path: Path, *, quality: int = 95) -> None:
         groups=prepared.groups,
         folds=folds,
         size=np.array(prepared.faces.shape[1]),
+        **({"landmarks": prepared.landmarks.astype(np.float16)} if prepared.landmarks is not None else {}),
+        **({"kinds": np.array(prepared.kinds)} if prepared.kinds is not None else {}),
     )
 
 
@@ -267,6 +289,8 @@ def load_pack(path: Path) -> PreparedSet:
             data["splits"].tolist(),
             data["groups"],
             folds=None if (folds < 0).any() else folds,
+            landmarks=data["landmarks"].astype(np.float32) if "landmarks" in data else None,
+            kinds=data["kinds"].tolist() if "kinds" in data else None,
         )
 
 

@@ -1,6 +1,9 @@
 """Run the worker's pipeline on photos from the command line (batch screening, checking the engine).
 
-python manage.py analyze_image PHOTO [PHOTO ...] [--json]
+python manage.py analyze_image PHOTO [PHOTO ...] [--json] [--images DIR]
+
+--images DIR writes each photo's overlay (landmarks and lines) and Grad-CAM heatmap as JPEG files there,
+as the portal stores them, and names them in the record.
 """
 
 from __future__ import annotations
@@ -23,14 +26,17 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("paths", nargs="+", type=Path)
         parser.add_argument("--json", action="store_true", help="One JSON object per line.")
+        parser.add_argument("--images", type=Path, metavar="DIR", help="write the overlay and heatmap JPEGs here")
 
     def handle(self, *args, paths: list[Path], **options):
         as_json = options["json"]
         pipeline, version = current_pipeline()
         version = loaded_version_of(pipeline, version)
         failures = 0
+        if options["images"]:
+            options["images"].mkdir(parents=True, exist_ok=True)
         for path in paths:
-            record = self._analyze(pipeline, path)
+            record = self._analyze(pipeline, path, options["images"])
             record["model_version"] = (
                 f"{version.name} + {record['engine_version']}"
                 if version
@@ -49,7 +55,7 @@ class Command(BaseCommand):
         if failures == len(paths):
             raise CommandError(f"none of the {len(paths)} photos could be analysed")
 
-    def _analyze(self, pipeline, path: Path) -> dict:
+    def _analyze(self, pipeline, path: Path, images: Path | None = None) -> dict:
         try:
             raw = path.read_bytes()
         except OSError as exc:
@@ -65,7 +71,14 @@ class Command(BaseCommand):
             analysis = pipeline.analyze_bytes(clean.data)
         except ImageRejected as exc:
             return {"path": str(path), "status": "rejected", "reason": str(exc), "engine_version": ENGINE_VERSION}
-        return {"path": str(path), **analysis.as_dict()}
+        record = {"path": str(path), **analysis.as_dict()}
+        if images is not None:
+            for kind, data in (("overlay", analysis.overlay_jpeg), ("heatmap", analysis.heatmap_jpeg)):
+                if data:
+                    target = images / f"{path.stem}-{kind}.jpg"
+                    target.write_bytes(data)
+                    record[f"{kind}_file"] = str(target)
+        return record
 
 
 def _json_line(record: dict) -> str:

@@ -1,11 +1,17 @@
 """Fine-tune ResNet-50 on aligned faces, evaluate it on a held-out split, register a model version.
 
-    python manage.py train_classifier DATA_DIR [--epochs 60] [--image-size 224] [--activate]
+    python manage.py train_classifier DATA_DIR [--epochs 30] [--image-size 128] [--activate]
 
 DATA_DIR: train|val|test/paralysis|no_paralysis (the paper's layout) or paralysis/ + no_paralysis/
 (split here into near-duplicate-aware folds: fold 0 tests, fold 1 validates, the rest trains). Writes
 checkpoint, metrics.json, roc.png and confusion.png to --output-dir and registers the version
-(active only with --activate).
+(active only with --activate). Progress (tqdm: epoch, loss, faces/s, time left) goes to the terminal;
+the whole training state is written to OUTPUT_DIR/state/ after every epoch, and the same command run
+again with the same --output-dir resumes after the last finished epoch.
+
+By default each epoch shows every healthy training face, half of them with a one-sided droop drawn at
+their landmarks (positives beside themselves undrooped, inference/engine/training/synthetic.py), and a
+quarter as many real paralysis photos (--synthetic 0 trains on the photos as labelled).
 
 Training on a machine without MediaPipe (a GPU box with PyTorch only) takes three steps:
     manage.py train_classifier DATA_DIR --save-pack faces.npz          # align and split here
@@ -52,6 +58,15 @@ class Command(BaseCommand):
             choices=NORMALISATIONS,
             default=RECIPE.normalisation,
             help="per_face: standardise each face by its own brightness and contrast",
+        )
+        parser.add_argument(
+            "--synthetic",
+            type=float,
+            default=RECIPE.synthetic,
+            help="share of healthy faces given a drawn droop; 0: off",
+        )
+        parser.add_argument(
+            "--real-positives", type=float, default=RECIPE.real_positives, help="real paralysis photos per healthy face"
         )
         parser.add_argument("--device", default="", help="cpu or cuda (default: cuda when present)")
         parser.add_argument("--weights", type=Path, help="ImageNet weights file (default: torch hub cache)")
@@ -118,6 +133,9 @@ class Command(BaseCommand):
                 initial_weights=weights,
                 seed=options["seed"],
                 normalisation=normalisation,
+                synthetic=options["synthetic"],
+                real_positives=options["real_positives"],
+                state_dir=out_dir / "state",
                 progress=_progress,
                 log=self.stdout.write,
             )
@@ -160,6 +178,7 @@ class Command(BaseCommand):
             name, checkpoint, options["image_size"], judged.thresholds, metrics, options["activate"]
         )
         self._report(metrics, judged.thresholds, version, plots)
+        self.stdout.write(f"wall time {time.monotonic() - started:.0f} s")
         if refused:
             raise CommandError(f"{refused} The version is registered; the active one is unchanged.")
 

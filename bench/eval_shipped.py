@@ -1,0 +1,294 @@
+"""The shipped classifier judged on clinical photos it never trained on: the model card's tables.
+
+    PYTHONPATH=. .venv/bin/python bench/eval_shipped.py --palda var/palda128.npz --stroke var/stroke128.npz \
+        [--checkpoint models/....pt] [--fit-rule] [--boot 2000]
+
+The packs are aligned faces as serving crops them, written by
+    manage.py train_classifier ../shared/datasets/palda-dev --image-size 128 --save-pack var/palda128.npz
+    manage.py train_classifier ../shared/datasets/stroke-faces --image-size 128 --save-pack var/stroke128.npz
+(the stroke-faces pack's fold 0 is the test split the classifier never trained on; palda-dev was never
+trained on at all).
+
+What it prints, each with a 95% interval resampling whole people (palda-dev: the numbered photos of one
+patient are one person) or near-duplicate groups (stroke-faces), 2,000 times:
+1. ROC AUC of the classifier alone (P(paralysis), mirror-averaged as serving does), of the asymmetry
+   index alone and of the fused score, on palda-dev (palsy, central, peripheral against healthy) and on
+   stroke-faces' held-out fold.
+2. The fused rule's classifier weight, cross-fitted on palda-dev: people dealt into 5 folds per class,
+   the weight that ranks the other folds best chosen for each fold (20 deals); with --fit-rule, the
+   weight and thresholds fitted on all of palda-dev, as shipped (models/*.json).
+3. The decisions of the shipped fused rule against the asymmetry rule alone, per class: flagged
+   (positive or inconclusive), positive, negative.
+4. Robustness of the classifier: the mirror image's |dP| and labels flipped when the face is 30%
+   brighter or darker (at P 0.5, and the fused decision's labels with the index as measured).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from inference.engine.decide import ASYMMETRY_ONLY_RULE, INCONCLUSIVE, PARALYSIS, DecisionRule, decide  # noqa: E402
+from inference.engine.evaluation import group_bootstrap_auc, group_bootstrap_rate, roc_auc  # noqa: E402
+from inference.engine.training.data import fold_splits, load_pack  # noqa: E402
+from inference.engine.training.reporting import fused_scores  # noqa: E402
+
+WEIGHTS = np.round(np.linspace(0, 1, 11), 2)
+
+
+def person(path: str) -> str:
+    """palda-dev: numbered variants of one patient (image0011, image0012) are one person."""
+    folder, name = Path(path).parent.name, Path(path).stem
+    match = re.match(r"^image(\d{3})\d$", name)
+    return f"{folder}/image{match.group(1)}" if match else f"{folder}/{name}"
+
+
+def scores_of(checkpoint: Path, faces: np.ndarray, change=None) -> np.ndarray:
+    from inference.engine.classifier import ResNetClassifier
+
+    classifier = ResNetClassifier(checkpoint, runtime="torch")
+    return np.array(
+        [classifier.predict(change(face) if change else face, with_heatmap=False).probability for face in faces]
+    )
+
+
+def labels_of(probability: np.ndarray, index: np.ndarray, rule: DecisionRule) -> np.ndarray:
+    return np.array(
+        [
+            decide(
+                asymmetry_index=float(i), severity="mild", probability=None if p is None else float(p), rule=rule
+            ).label
+            for p, i in zip(probability, index)
+        ]
+    )
+
+
+def auc_row(name, labels, scores, groups, boot) -> str:
+    low, high = group_bootstrap_auc(labels, scores, groups, boot, 0)
+    return f"  {name:<40} {roc_auc(labels, scores):.3f} ({low:.3f}-{high:.3f})"
+
+
+def choose_weight(labels, p, index, rule: DecisionRule) -> float:
+    """The weight whose fused score ranks these photos best (ties: the smaller weight)."""
+    best = (-1.0, 0.0)
+    for weight in WEIGHTS:
+        fused = fused_scores(
+            p,
+            index,
+            weight=weight,
+            positive_at=rule.asymmetry_positive_at,
+            negative_below=rule.asymmetry_negative_below,
+        )
+        auc = roc_auc(labels, fused)
+        if auc > best[0] + 1e-9:
+            best = (auc, float(weight))
+    return best[1]
+
+
+def deal(groups, kinds, folds, seed):
+    rng = np.random.default_rng(seed)
+    fold = np.zeros(len(groups), dtype=int)
+    for kind in np.unique(kinds):
+        people = np.unique(groups[kinds == kind])
+        rng.shuffle(people)
+        for k, one in enumerate(people):
+            fold[groups == one] = k % folds
+    return fold
+
+
+def fit_rule(labels, p, index, kinds) -> dict:
+    """The weight by ROC AUC on these photos; thresholds by the asymmetry rule's own principle, on the
+    healthy faces: positive from the fused score of the healthy 97.5th percentile, negative below the
+    92.5th (empirical here; the index rule uses a half-normal fit of the same quantiles)."""
+    rule = ASYMMETRY_ONLY_RULE
+    weight = choose_weight(labels, p, index, rule)
+    if weight == 0:
+        from inference.engine.decide import asymmetry_score
+
+        positive = asymmetry_score(rule.asymmetry_positive_at, rule)
+        negative = asymmetry_score(rule.asymmetry_negative_below, rule)
+    else:
+        fused = fused_scores(
+            p,
+            index,
+            weight=weight,
+            positive_at=rule.asymmetry_positive_at,
+            negative_below=rule.asymmetry_negative_below,
+        )
+        healthy = fused[kinds == "healthy"]
+        positive, negative = float(np.quantile(healthy, 0.975)), float(np.quantile(healthy, 0.925))
+    return {
+        "classifier_weight": weight,
+        "fused_positive_at": round(float(positive), 4),
+        "fused_negative_below": round(float(min(negative, positive - 1e-4)), 4),
+        "asymmetry_positive_at": rule.asymmetry_positive_at,
+        "asymmetry_negative_below": rule.asymmetry_negative_below,
+        "pattern_peripheral_at": rule.pattern_peripheral_at,
+        "pattern_central_below": rule.pattern_central_below,
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", type=Path)
+    parser.add_argument("--palda", type=Path, required=True)
+    parser.add_argument("--stroke", type=Path)
+    parser.add_argument("--boot", type=int, default=2000)
+    parser.add_argument("--fit-rule", action="store_true", help="print the rule fitted on all of palda-dev")
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    args = parser.parse_args(argv)
+    from inference.shipped import SHIPPED_MODEL
+
+    checkpoint = args.checkpoint or SHIPPED_MODEL.path
+    record_path = checkpoint.with_suffix(".json")
+    shipped_rule = json.loads(record_path.read_text())["thresholds"] if record_path.exists() else None
+    report: dict = {"checkpoint": checkpoint.name}
+
+    palda = load_pack(args.palda)
+    kinds = np.array(palda.kinds)
+    groups = np.array([person(p) for p in palda.paths])
+    labels, index = palda.labels, palda.asymmetry
+    p = scores_of(checkpoint, palda.faces)
+    print(
+        f"{checkpoint.name} on palda-dev: {len(labels)} faces of {len(set(groups))} people "
+        f"({', '.join(f'{k} {int((kinds == k).sum())}' for k in np.unique(kinds))}); never trained on\n"
+    )
+    print("ROC AUC (95% interval by person)")
+    report["palda"] = {}
+    for subset, mask in (
+        ("palsy vs healthy", np.ones(len(labels), bool)),
+        ("central vs healthy", np.isin(kinds, ["healthy", "central"])),
+        ("peripheral vs healthy", np.isin(kinds, ["healthy", "peripheral"])),
+    ):
+        print(auc_row(f"classifier alone, {subset}", labels[mask], p[mask], groups[mask], args.boot))
+        print(auc_row(f"asymmetry index alone, {subset}", labels[mask], index[mask], groups[mask], args.boot))
+        report["palda"][subset] = {
+            "classifier": roc_auc(labels[mask], p[mask]),
+            "classifier_interval": group_bootstrap_auc(labels[mask], p[mask], groups[mask], args.boot, 0),
+            "index": roc_auc(labels[mask], index[mask]),
+        }
+
+    # Cross-fitted weight: which weight would a fit without these people have chosen?
+    chosen, pooled_auc = [], []
+    for seed in range(20):
+        fold = deal(groups, kinds, 5, seed)
+        fused = np.zeros(len(labels))
+        for k in range(5):
+            train = fold != k
+            weight = choose_weight(labels[train], p[train], index[train], ASYMMETRY_ONLY_RULE)
+            chosen.append(weight)
+            fused[~train] = fused_scores(
+                p[~train],
+                index[~train],
+                weight=weight,
+                positive_at=ASYMMETRY_ONLY_RULE.asymmetry_positive_at,
+                negative_below=ASYMMETRY_ONLY_RULE.asymmetry_negative_below,
+            )
+        pooled_auc.append(roc_auc(labels, fused))
+    values, counts = np.unique(chosen, return_counts=True)
+    print(
+        "\nFused weight cross-fitted on palda-dev (5 folds by person, 20 deals): chosen "
+        + ", ".join(f"{v:g} x{c}" for v, c in zip(values, counts))
+        + f"; out-of-fold fused ROC AUC {np.median(pooled_auc):.3f} (range {min(pooled_auc):.3f}-{max(pooled_auc):.3f})"
+    )
+    report["cross_fitted_weights"] = {f"{v:g}": int(c) for v, c in zip(values, counts)}
+    report["cross_fitted_fused_auc"] = [float(min(pooled_auc)), float(np.median(pooled_auc)), float(max(pooled_auc))]
+    if args.fit_rule:
+        fitted = fit_rule(labels, p, index, kinds)
+        print(f"rule fitted on all of palda-dev: {json.dumps(fitted)}")
+        report["fitted_rule"] = fitted
+    rule = DecisionRule.from_thresholds(shipped_rule or fit_rule(labels, p, index, kinds), name="fused")
+    fused = fused_scores(
+        p,
+        index,
+        weight=rule.classifier_weight,
+        positive_at=rule.asymmetry_positive_at,
+        negative_below=rule.asymmetry_negative_below,
+    )
+    print(
+        auc_row(f"fused score (weight {rule.classifier_weight:g}), palsy vs healthy", labels, fused, groups, args.boot)
+    )
+
+    print(
+        "\nDecisions on palda-dev: the fused rule against the asymmetry rule alone (flagged = positive or inconclusive)"
+    )
+    with_classifier = labels_of(p, index, rule)
+    alone = labels_of([None] * len(index), index, ASYMMETRY_ONLY_RULE)
+    report["decisions"] = {}
+    for kind in ("healthy", "central", "peripheral"):
+        mask = kinds == kind
+        row = {}
+        for name, decided in (("fused", with_classifier), ("index alone", alone)):
+            flagged = np.isin(decided[mask], [PARALYSIS, INCONCLUSIVE])
+            low, high = group_bootstrap_rate(flagged, groups[mask], args.boot, 0)
+            row[name] = {
+                "flagged": float(flagged.mean()),
+                "interval": [low, high],
+                "positive": float(np.mean(decided[mask] == PARALYSIS)),
+            }
+        print(
+            f"  {kind:<11} n={int(mask.sum()):<3} flagged: fused {row['fused']['flagged']:.1%} "
+            f"({row['fused']['interval'][0]:.0%}-{row['fused']['interval'][1]:.0%}), index alone "
+            f"{row['index alone']['flagged']:.1%} ({row['index alone']['interval'][0]:.0%}-"
+            f"{row['index alone']['interval'][1]:.0%})"
+        )
+        report["decisions"][kind] = row
+
+    print("\nRobustness on palda-dev (the index as measured on the photo; only the classifier sees the change)")
+    report["robustness"] = {}
+    mirrored = scores_of(checkpoint, palda.faces, lambda f: np.ascontiguousarray(f[:, ::-1]))
+    print(f"  mirrored face: max |dP| {np.abs(mirrored - p).max():.4f}, median {np.median(np.abs(mirrored - p)):.4f}")
+    report["robustness"]["mirror_max_dp"] = float(np.abs(mirrored - p).max())
+    for name, factor in (("brighter x1.3", 1.3), ("darker x0.7", 0.7)):
+        changed = scores_of(checkpoint, palda.faces, lambda f, k=factor: np.clip(f * k, 0, 255).astype(np.uint8))
+        flips = float(np.mean((changed >= 0.5) != (p >= 0.5)))
+        decided = labels_of(changed, index, rule)
+        decision_flips = float(np.mean(decided != with_classifier))
+        print(
+            f"  {name}: classifier labels flipped {flips:.1%}, fused decisions changed {decision_flips:.1%}, "
+            f"ROC AUC {roc_auc(labels, changed):.3f}, max |dP| {np.abs(changed - p).max():.3f}"
+        )
+        report["robustness"][name] = {
+            "classifier_flips": flips,
+            "decision_flips": decision_flips,
+            "auc": roc_auc(labels, changed),
+        }
+
+    if args.stroke:
+        stroke = load_pack(args.stroke)
+        test = np.array([s == "test" for s in fold_splits(stroke, 0)])
+        sp = scores_of(checkpoint, stroke.faces[test])
+        sy, si, sg = stroke.labels[test], stroke.asymmetry[test], stroke.groups[test]
+        sfused = fused_scores(
+            sp,
+            si,
+            weight=rule.classifier_weight,
+            positive_at=rule.asymmetry_positive_at,
+            negative_below=rule.asymmetry_negative_below,
+        )
+        print(f"\nstroke-faces, held-out fold 0 ({int(test.sum())} faces, {len(set(sg))} near-duplicate groups)")
+        for name, scores in (("classifier alone", sp), ("asymmetry index alone", si), ("fused score", sfused)):
+            print(auc_row(name, sy, scores, sg, args.boot))
+        decided, alone_s = labels_of(sp, si, rule), labels_of([None] * len(si), si, ASYMMETRY_ONLY_RULE)
+        for cls, name in ((1, "paralysis"), (0, "no paralysis")):
+            mask = sy == cls
+            print(
+                f"  {name:<13} flagged: fused {np.isin(decided[mask], [PARALYSIS, INCONCLUSIVE]).mean():.1%}, "
+                f"index alone {np.isin(alone_s[mask], [PARALYSIS, INCONCLUSIVE]).mean():.1%}"
+            )
+        report["stroke"] = {"classifier": roc_auc(sy, sp), "index": roc_auc(sy, si), "fused": roc_auc(sy, sfused)}
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
