@@ -8,6 +8,7 @@ from django.db import models
 from inference.engine.decide import PATTERN_ADVICE
 
 ESCALATION_TIERS = ("care team", "lead physician", "triage desk")
+TOP_TIER = len(ESCALATION_TIERS) - 1
 
 
 class Alert(models.Model):
@@ -50,8 +51,15 @@ class Alert(models.Model):
     resolved_at = models.DateTimeField(null=True, blank=True)
     outcome = models.CharField(max_length=12, choices=Outcome.choices, blank=True)
     # Escalation: 0 = the care team; each missed deadline moves it one tier up (see ESCALATION_TIERS).
+    # An open alert always has a next deadline: at the top tier it is when the top tier is called again
+    # (repeat_count counts those repeats).
     escalation_level = models.PositiveSmallIntegerField(default=0)
     next_escalation_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    repeat_count = models.PositiveSmallIntegerField(default=0)
+    # The calls made (push, e-mail): tiers 0..called_level and called_repeats repeats of the top tier,
+    # claimed under the alert's row lock so that each is made exactly once (alerts/notify.py).
+    called_level = models.SmallIntegerField(default=-1)
+    called_repeats = models.PositiveSmallIntegerField(default=0)
     # Repeated positive scans of the patient within an episode join this alert instead of a new one.
     scan_count = models.PositiveIntegerField(default=1)
     latest_scan = models.ForeignKey("scans.Scan", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")

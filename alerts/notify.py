@@ -1,9 +1,11 @@
 """Escalation that reaches people beyond an open dashboard: Web Push and e-mail at each tier.
 
 Each tier adds people who were not reached before (ESCALATION_TIERS):
-- 0, the care team: its members (its lead physicians too when it has no other member);
+- 0, the care team: its members (its lead physicians too when it has no other member; the triage
+  desk when the patient has no care team or nobody is in it);
 - 1, the lead physician: the team's leads not reached yet;
 - 2, the triage desk: every active staff user not reached yet.
+At the top tier an unclaimed alert calls the triage desk again every ALERT_TOP_TIER_REPEAT_MINUTES.
 Everyone who may see the patient still sees the alert on the dashboard from the start; these are the
 people *called*. Pushes and e-mails name no patient (a lock screen or a mailbox is not the portal):
 the alert number, its kind, severity and tier, and a link to sign in and see it.
@@ -15,13 +17,14 @@ import json
 import logging
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
-from alerts.models import ESCALATION_TIERS, Alert, AlertEvent, PushSubscription
+from alerts.models import ESCALATION_TIERS, TOP_TIER, Alert, AlertEvent, PushSubscription
 from portal.clinical import DISCLAIMER
 from portal.models import CareTeamMembership
 
@@ -42,6 +45,8 @@ def _reached_by(alert: Alert, level: int) -> set:
     members = set(users.filter(physician__memberships__in=memberships.filter(role=CareTeamMembership.Role.MEMBER)))
     leads = set(users.filter(physician__memberships__in=memberships.filter(role=CareTeamMembership.Role.LEAD)))
     reached = members or leads
+    if not reached:  # no care team (or nobody in it): the triage desk is called from the first tier
+        reached = set(users.filter(is_staff=True))
     if level >= 1:
         reached |= leads
     if level >= 2:
@@ -71,13 +76,43 @@ def push_configured() -> bool:
     return bool(settings.VAPID_PRIVATE_KEY and settings.VAPID_PUBLIC_KEY)
 
 
-def notify_alert(alert_id: int, level: int) -> dict:
-    """Call the tier's new recipients: every push subscription of theirs, and their e-mail address.
-    Returns counts; records who was reached as an AlertEvent. A resolved or claimed alert calls nobody."""
-    alert = Alert.objects.select_related("patient").filter(id=alert_id).first()
-    if alert is None or alert.status != Alert.Status.OPEN or alert.escalation_level != level:
-        return {"pushed": 0, "mailed": 0, "people": 0}
+NOBODY = {"pushed": 0, "mailed": 0, "people": 0}
+
+
+def notify_alert(alert_id: int, level: int = 0) -> dict:
+    """Make every call of this alert that is due and not made yet, in order: each tier up to the
+    alert's current one, then (at the top tier) its latest repeat. The calls are claimed under the
+    alert's row lock before they are made, so a task that comes late, early or twice calls each tier
+    exactly once; a claimed or resolved alert calls nobody. ``level`` (the tier the task was queued
+    for) is informational: what is due is read from the alert.
+
+    Each call goes to the tier's new recipients: every push subscription of theirs, and their e-mail
+    address. Returns counts; records who was reached as an AlertEvent."""
+    with transaction.atomic():
+        alert = Alert.objects.select_for_update(of=("self",)).select_related("patient").filter(id=alert_id).first()
+        if alert is None or alert.status != Alert.Status.OPEN:
+            return dict(NOBODY)
+        due = [(tier, 0) for tier in range(alert.called_level + 1, alert.escalation_level + 1)]
+        if alert.escalation_level == TOP_TIER and alert.repeat_count > alert.called_repeats:
+            due.append((TOP_TIER, alert.repeat_count))
+        if not due:
+            return dict(NOBODY)
+        Alert.objects.filter(id=alert.id).update(
+            called_level=max(alert.called_level, alert.escalation_level),
+            called_repeats=max(alert.called_repeats, alert.repeat_count if alert.escalation_level == TOP_TIER else 0),
+        )
+    totals = dict(NOBODY)
+    for tier, repeat in due:
+        for key, count in call_tier(alert, tier, repeat=repeat).items():
+            totals[key] += count
+    return totals
+
+
+def call_tier(alert: Alert, level: int, *, repeat: int = 0) -> dict:
+    """Push and e-mail the tier's recipients about the alert, and record it."""
     title, body, url = message(alert, level)
+    if repeat:
+        body = f"Still not claimed (call {repeat + 1} to the {ESCALATION_TIERS[level]}). {body}"
     people = tier_recipients(alert, level)
     pushed = mailed = 0
     for user in people:
@@ -90,6 +125,8 @@ def notify_alert(alert_id: int, level: int) -> dict:
         if user.email:
             try:
                 mailed += send_mail(title, f"{body}\n\n{url}\n", None, [user.email])
+            except SoftTimeLimitExceeded:
+                raise
             except Exception:  # noqa: BLE001 - one mailbox failing must not stop the others
                 logger.exception("could not e-mail user %s about alert %s", user.id, alert.id)
     if people:
@@ -98,8 +135,8 @@ def notify_alert(alert_id: int, level: int) -> dict:
             kind=AlertEvent.Kind.NOTIFIED,
             source=AlertEvent.Source.SYSTEM,
             note=(
-                f"{ESCALATION_TIERS[level]}: {', '.join(u.get_username() for u in people)}; "
-                f"{pushed} push, {mailed} e-mail"
+                f"{ESCALATION_TIERS[level]}{f' (repeat {repeat})' if repeat else ''}: "
+                f"{', '.join(u.get_username() for u in people)}; {pushed} push, {mailed} e-mail"
             )[:500],
         )
     return {"pushed": pushed, "mailed": mailed, "people": len(people)}
@@ -127,6 +164,8 @@ def _push(subscription: PushSubscription, payload: dict) -> int:
         else:
             logger.warning("push to subscription %s failed: %s", subscription.id, exc)
         return 0
+    except SoftTimeLimitExceeded:  # the task's time is up: Celery must see it, not a failed push
+        raise
     except Exception:  # noqa: BLE001 - a push service being down must not stop the others
         logger.exception("push to subscription %s failed", subscription.id)
         return 0

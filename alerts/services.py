@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -10,12 +11,14 @@ from django.db.models import F
 from django.utils import timezone
 
 from alerts.events import publish_alert
-from alerts.models import ESCALATION_TIERS, Alert, AlertEvent
+from alerts.models import ESCALATION_TIERS, TOP_TIER, Alert, AlertEvent
 from alerts.notify import notify_on_commit
 from alerts.selectors import alert_get_visible
 from inference.engine.decide import severity_rank
 from portal.models import Patient
 from portal.selectors import user_role
+
+logger = logging.getLogger(__name__)
 
 
 class AlertNotFound(Exception):
@@ -112,18 +115,20 @@ def _join_episode(alert: Alert, *, scan, result, now: datetime) -> Alert:
         changes["kind"] = Alert.Kind.POSITIVE
     if becomes_urgent:
         changes.update(urgent=True, pattern=result.pattern)
-        if alert.status == Alert.Status.OPEN:
-            sooner = now + ack_deadline(result.severity, urgent=True)
-            changes["next_escalation_at"] = min(alert.next_escalation_at or sooner, sooner)
     elif not alert.pattern:
         changes["pattern"] = result.pattern
     reopen = alert.status == Alert.Status.ACKNOWLEDGED and worse
+    # Re-opened, or become stroke-urgent while open: called again from the care team up, by every
+    # channel, on the deadline of what it now is.
+    call_again = reopen or (becomes_urgent and alert.status == Alert.Status.OPEN)
     if reopen:
+        changes.update(status=Alert.Status.OPEN, acknowledged_by=None, acknowledged_at=None)
+    if call_again:
         changes.update(
-            status=Alert.Status.OPEN,
-            acknowledged_by=None,
-            acknowledged_at=None,
             escalation_level=0,
+            repeat_count=0,
+            called_level=-1,
+            called_repeats=0,
             next_escalation_at=now + ack_deadline(severity, urgent=alert.urgent or becomes_urgent),
         )
     Alert.objects.filter(id=alert.id).update(**changes)
@@ -141,6 +146,8 @@ def _join_episode(alert: Alert, *, scan, result, now: datetime) -> Alert:
         version=event.id,
         reopened=reopen,
     )
+    if call_again:
+        notify_on_commit(alert.id, 0)
     alert.refresh_from_db()
     return alert
 
@@ -189,33 +196,54 @@ def alert_resolve(
 
 
 def alert_escalate_overdue(*, now: datetime | None = None) -> int:
-    """Move every open alert past its deadline one tier up and announce it again (Celery beat)."""
+    """Move every open alert past its deadline one tier up, or, at the top tier, call it again, and
+    announce it (Celery beat). Each alert in its own transaction: one that fails is logged and left for
+    the next sweep, and the others go on."""
     now = now or timezone.now()
     escalated = 0
-    overdue = Alert.objects.filter(status=Alert.Status.OPEN, next_escalation_at__lte=now).values_list(
-        "id", "escalation_level", "severity", "urgent", "patient_id"
-    )
-    for alert_id, level, severity, urgent, patient_id in overdue:
-        new_level = level + 1
-        last_tier = new_level >= len(ESCALATION_TIERS) - 1
-        with transaction.atomic():
-            # Conditional on the level we read: two beat runs never escalate one step twice.
-            moved = Alert.objects.filter(id=alert_id, status=Alert.Status.OPEN, escalation_level=level).update(
-                escalation_level=new_level,
-                next_escalation_at=None if last_tier else now + ack_deadline(severity, urgent=urgent),
-            )
-            if moved != 1:
-                continue
-            event = AlertEvent.objects.create(
-                alert_id=alert_id,
-                kind=AlertEvent.Kind.ESCALATED,
-                source=AlertEvent.Source.SYSTEM,
-                note=f"not acknowledged in time: escalated to the {ESCALATION_TIERS[new_level]}",
-            )
-            publish_alert(event_type="alert.escalated", alert_id=alert_id, patient_id=patient_id, version=event.id)
-            notify_on_commit(alert_id, new_level)
-        escalated += 1
+    overdue = Alert.objects.filter(status=Alert.Status.OPEN, next_escalation_at__lte=now).values_list("id", flat=True)
+    for alert_id in list(overdue):
+        try:
+            escalated += _escalate_one(alert_id, now=now)
+        except Exception:  # noqa: BLE001 - one alert must never stop the others' escalation
+            logger.exception("could not escalate alert %s; the next sweep tries again", alert_id)
     return escalated
+
+
+def _escalate_one(alert_id: int, *, now: datetime) -> int:
+    """One step of the escalation state machine: tier k -> k + 1 below the top, the top tier -> a
+    repeated call of the top tier. 1 when a step was taken, 0 when another sweep took it first."""
+    with transaction.atomic():
+        # Locked and read again: two beats never take one step twice.
+        alert = (
+            Alert.objects.select_for_update()
+            .filter(id=alert_id, status=Alert.Status.OPEN, next_escalation_at__lte=now)
+            .first()
+        )
+        if alert is None:
+            return 0
+        if alert.escalation_level < TOP_TIER:
+            level, repeat = alert.escalation_level + 1, 0
+            wait = ack_deadline(alert.severity, urgent=alert.urgent) if level < TOP_TIER else top_tier_repeat()
+            next_at = now + wait
+            note = f"not acknowledged in time: escalated to the {ESCALATION_TIERS[level]}"
+        else:
+            level, repeat = TOP_TIER, alert.repeat_count + 1
+            next_at = now + top_tier_repeat()
+            note = f"still not acknowledged: the {ESCALATION_TIERS[level]} is called again (repeat {repeat})"
+        Alert.objects.filter(id=alert.id).update(
+            escalation_level=level, repeat_count=repeat, next_escalation_at=next_at
+        )
+        event = AlertEvent.objects.create(
+            alert_id=alert.id, kind=AlertEvent.Kind.ESCALATED, source=AlertEvent.Source.SYSTEM, note=note
+        )
+        publish_alert(event_type="alert.escalated", alert_id=alert.id, patient_id=alert.patient_id, version=event.id)
+        notify_on_commit(alert.id, level)
+    return 1
+
+
+def top_tier_repeat() -> timedelta:
+    return timedelta(minutes=settings.ALERT_TOP_TIER_REPEAT_MINUTES)
 
 
 def _actionable_or_raise(*, user, alert_id: int) -> Alert:

@@ -286,6 +286,8 @@ ALERT_ACK_DEADLINE_MINUTES = {
     "mild": env_int("ALERT_DEADLINE_MILD_MINUTES", 30, minimum=1),
     "none": env_int("ALERT_DEADLINE_NONE_MINUTES", 60, minimum=1),
 }
+# An alert still unclaimed at the top tier (the triage desk) calls it again this often, until claimed.
+ALERT_TOP_TIER_REPEAT_MINUTES = env_int("ALERT_TOP_TIER_REPEAT_MINUTES", 10, minimum=1)
 # Positive scans of a patient whose alert is still open (or claimed) and younger than this join it.
 ALERT_EPISODE_HOURS = env_int("ALERT_EPISODE_HOURS", 24, minimum=0)
 # A scan whose analysis was started this many times without ending (killed at the hard time limit,

@@ -81,12 +81,18 @@ def test_an_unacknowledged_alert_escalates_tier_by_tier_on_its_severity_deadline
     assert alert_escalate_overdue(now=start + timedelta(minutes=6)) == 0  # the next deadline restarts
     assert alert_escalate_overdue(now=start + timedelta(minutes=11)) == 1
     alert.refresh_from_db()
-    assert alert.escalation_tier == "triage desk" and alert.next_escalation_at is None
-    assert alert_escalate_overdue(now=start + timedelta(hours=5)) == 0  # the last tier: no further
+    # The top tier stays the top tier, and is called again every ALERT_TOP_TIER_REPEAT_MINUTES.
+    assert alert.escalation_tier == "triage desk"
+    assert alert.next_escalation_at == start + timedelta(minutes=11 + settings.ALERT_TOP_TIER_REPEAT_MINUTES)
+    assert alert_escalate_overdue(now=start + timedelta(minutes=12)) == 0
+    assert alert_escalate_overdue(now=start + timedelta(hours=5)) == 1
+    alert.refresh_from_db()
+    assert alert.escalation_level == 2 and alert.repeat_count == 1
     notes = list(AlertEvent.objects.filter(alert=alert, kind="escalated").values_list("note", flat=True))
     assert notes == [
         "not acknowledged in time: escalated to the lead physician",
         "not acknowledged in time: escalated to the triage desk",
+        "still not acknowledged: the triage desk is called again (repeat 1)",
     ]
 
 
@@ -238,3 +244,44 @@ def test_two_positives_of_one_patient_finishing_at_once_make_one_alert(people, m
     alert = Alert.objects.get()
     assert alert.scan_count == 2
     assert sorted(AlertEvent.objects.filter(alert=alert).values_list("kind", flat=True)) == ["raised", "repeated"]
+
+
+def test_a_stroke_pattern_joining_an_alert_at_the_triage_desk_never_stops_the_sweep(people, settings):
+    """Found in review: the join gave a triage-desk alert a deadline again, the next sweep computed a
+    fourth tier, raised IndexError and stopped escalating every other overdue alert."""
+    settings.ALERT_ACK_DEADLINE_MINUTES = {"urgent": 5, "severe": 5, "moderate": 15, "mild": 30, "none": 60}
+    start = timezone.now()
+    routine = alert_raise(scan=(first := flagged_scan(people.patient, severity="severe")).scan, result=first, now=start)
+    assert alert_escalate_overdue(now=start + timedelta(minutes=6)) == 1
+    assert alert_escalate_overdue(now=start + timedelta(minutes=12)) == 1
+    routine.refresh_from_db()
+    assert routine.escalation_tier == "triage desk"
+    central = flagged_scan(people.patient, pattern="central", severity="severe")
+    alert_raise(scan=central.scan, result=central, now=start + timedelta(minutes=13))
+    other = flagged_scan(people.other_patient, severity="severe")
+    waiting = alert_raise(scan=other.scan, result=other, now=start + timedelta(minutes=13))
+    alert_escalate_overdue(now=start + timedelta(minutes=30))
+    waiting.refresh_from_db()
+    assert waiting.escalation_level >= 1  # the other alert still escalated
+    routine.refresh_from_db()
+    assert routine.escalation_level <= 2 and routine.next_escalation_at is not None
+
+
+def test_one_alert_failing_to_escalate_is_logged_and_skipped_never_the_rest(people, monkeypatch, caplog):
+    start = timezone.now()
+    first, second = flagged_scan(people.patient), flagged_scan(people.other_patient)
+    broken = alert_raise(scan=first.scan, result=first, now=start)
+    fine = alert_raise(scan=second.scan, result=second, now=start)
+    real = services.publish_alert
+
+    def publish(**kwargs):
+        if kwargs["alert_id"] == broken.id:
+            raise RuntimeError("channel layer exploded")
+        return real(**kwargs)
+
+    monkeypatch.setattr(services, "publish_alert", publish)
+    assert alert_escalate_overdue(now=start + timedelta(hours=2)) == 1
+    broken.refresh_from_db()
+    fine.refresh_from_db()
+    assert fine.escalation_level == 1 and broken.escalation_level == 0  # its step rolled back, retried next sweep
+    assert "could not escalate alert" in caplog.text
