@@ -84,3 +84,19 @@ def test_training_batches_turn_a_share_of_healthy_faces_into_positives_and_keep_
     assert 8 <= targets[:30].sum() <= 22  # about half of the healthy faces drooped
     none, kept = _with_droops(faces, labels, landmarks, 0.0, np.random.default_rng(0))
     assert (kept == labels).all()
+
+
+def test_a_pair_differs_by_the_droop_alone(crop):
+    from inference.engine.training.synthetic import paired_batch
+
+    face, points = crop
+    faces, labels = paired_batch(face[None], points[None].astype(np.float32), np.random.default_rng(3))
+    assert labels.tolist() == [0, 1]
+    negative, positive = faces.astype(int)
+    changed = np.abs(positive - negative).max(axis=2) > 8
+    rows, cols = np.nonzero(changed)
+    assert changed.any()
+    # One side of the face: the droop's pixels lie on the drooped half, below the brows.
+    midline = (points[168, 0] + points[152, 0]) / 2
+    assert (cols < midline).mean() > 0.9 or (cols > midline).mean() > 0.9
+    assert rows.min() > points[10, 1]  # nothing above the forehead's top changes

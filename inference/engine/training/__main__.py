@@ -50,6 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--grey", type=float, default=RECIPE.grey, help="share of faces turned to greyscale")
     parser.add_argument(
+        "--unpaired",
+        action="store_true",
+        help="mix drooped faces and real paralysis photos in each batch instead of pairing each face with itself",
+    )
+    parser.add_argument(
         "--watch",
         type=Path,
         help="a pack of other photos (e.g. palda-dev's) scored after every epoch: OUT/watch.npz, not used to choose",
@@ -113,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             synthetic=args.synthetic,
             real_positives=args.real_positives,
             grey=args.grey,
+            paired=not args.unpaired,
             state_dir=args.out / f"state-fold{fold}",
             on_epoch=on_epoch,
             progress=lambda it, **kw: tqdm(it, leave=False, mininterval=5, **kw),
@@ -140,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
             "synthetic": args.synthetic,
             "real_positives": args.real_positives,
             "grey": args.grey,
+            "paired": not args.unpaired,
             "initial_weights": (
                 f"fine-tuned from {args.start_from.name}"
                 if args.start_from

@@ -38,6 +38,9 @@ class Recipe:
     # so that their sources (patient close-ups against press photos) do not become the signal.
     real_positives: float = 0.25
     grey: float = 0.25  # share of faces turned to greyscale (clinical photos are often black and white)
+    # With synthetic droops: each batch is half healthy faces, half the same faces drooped, augmented
+    # alike, and no real paralysis photo (their sources were what an unpaired run learned instead).
+    paired: bool = True
 
 
 RECIPE = Recipe()
@@ -62,22 +65,29 @@ def _scaled(x, normalisation: str):
     return (x - mean) / std
 
 
-def _augment(x, *, erase: float = 0.0, normalisation: str = "imagenet", grey: float = 0.0):
+def _augment(x, *, erase: float = 0.0, normalisation: str = "imagenet", grey: float = 0.0, paired: bool = False):
     """Random mirror, rotation, scale, shift, resolution loss and colour, on the batch's device. A
     mirrored face keeps its label; the resolution loss keeps the model from telling the data set's
-    sources apart by sharpness."""
+    sources apart by sharpness. ``paired``: the batch is two halves of the same faces (undrooped, then
+    drooped), and face i and face i + n/2 get the same changes, so the droop is all that differs."""
     import torch
     import torch.nn.functional as F
 
     n, device = x.shape[0], x.device
     x = x.permute(0, 3, 1, 2).float().div_(255)
 
+    def rand(*shape):
+        if paired:
+            half = torch.rand(n // 2, *shape, device=device)
+            return torch.cat([half, half])
+        return torch.rand(n, *shape, device=device)
+
     def uniform(low, high, *shape):
-        return torch.rand(n, *shape, device=device) * (high - low) + low
+        return rand(*shape) * (high - low) + low
 
     angle = uniform(-math.radians(10), math.radians(10))
     scale = uniform(0.9, 1.1)
-    mirror = torch.where(torch.rand(n, device=device) < 0.5, -1.0, 1.0)
+    mirror = torch.where(rand() < 0.5, -1.0, 1.0)
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
     shift_x, shift_y = uniform(-0.06, 0.06), uniform(-0.06, 0.06)
     theta = torch.stack(
@@ -89,7 +99,7 @@ def _augment(x, *, erase: float = 0.0, normalisation: str = "imagenet", grey: fl
     factor = float(torch.empty(()).uniform_(0.25, 0.75))
     low = F.interpolate(x, scale_factor=factor, mode="bilinear", antialias=True, align_corners=False)
     low = F.interpolate(low, size=x.shape[-2:], mode="bilinear", align_corners=False)
-    x = torch.where((torch.rand(n, device=device) < 0.4).view(n, 1, 1, 1), low, x)
+    x = torch.where((rand() < 0.4).view(n, 1, 1, 1), low, x)
 
     x = x * uniform(0.7, 1.3, 1, 1, 1)
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
@@ -97,18 +107,18 @@ def _augment(x, *, erase: float = 0.0, normalisation: str = "imagenet", grey: fl
     grey_level = (x * torch.tensor([0.299, 0.587, 0.114], device=device).view(1, 3, 1, 1)).sum(1, keepdim=True)
     saturation = uniform(0.5, 1.4, 1, 1, 1)
     if grey:
-        saturation = torch.where((torch.rand(n, device=device) < grey).view(n, 1, 1, 1), 0.0, saturation)
+        saturation = torch.where((rand() < grey).view(n, 1, 1, 1), 0.0, saturation)
     x = grey_level + (x - grey_level) * saturation
     x = x.clamp_(0, 1)
     if erase:
         size = x.shape[-1]
         side = (uniform(0.12, 0.35) * size).long().view(n, 1, 1)
-        top = (torch.rand(n, device=device) * size).long().view(n, 1, 1) - side // 2
-        left = (torch.rand(n, device=device) * size).long().view(n, 1, 1) - side // 2
+        top = (rand() * size).long().view(n, 1, 1) - side // 2
+        left = (rand() * size).long().view(n, 1, 1) - side // 2
         rows = torch.arange(size, device=device).view(1, size, 1)
         cols = torch.arange(size, device=device).view(1, 1, size)
         patch = (rows >= top) & (rows < top + side) & (cols >= left) & (cols < left + side)
-        patch &= (torch.rand(n, device=device) < erase).view(n, 1, 1)
+        patch &= (rand() < erase).view(n, 1, 1)
         x = torch.where(patch.unsqueeze(1), torch.rand_like(x), x)
     return _scaled(x, normalisation)
 
@@ -150,6 +160,7 @@ def train(
     synthetic: float = RECIPE.synthetic,
     real_positives: float = RECIPE.real_positives,
     grey: float = RECIPE.grey,
+    paired: bool = RECIPE.paired,
     state_dir: Path | None = None,
     on_epoch=None,
     progress=lambda it, **kw: it,
@@ -200,9 +211,15 @@ def train(
         )
     healthy = np.flatnonzero(train_y == 0)
     sick = np.flatnonzero(train_y == 1)
+    paired = bool(synthetic and paired)
     per_epoch_real = len(sick) if not synthetic else min(len(sick), round(real_positives * len(healthy)))
+    if paired:
+        per_epoch_real = 0
     epoch_faces = (len(healthy) + per_epoch_real) if synthetic else len(train_x)
-    if synthetic:
+    if paired:
+        epoch_faces = 2 * len(healthy)
+        counts = np.array([1.0, 1.0], dtype=np.float32)
+    elif synthetic:
         positives = synthetic * len(healthy) + per_epoch_real
         counts = np.array([len(healthy) - synthetic * len(healthy), positives], dtype=np.float32)
     else:
@@ -234,6 +251,7 @@ def train(
             real_positives,
             grey,
             pct_start,
+            paired,
         )
     )
     if state_file is not None and state_file.exists():
@@ -256,23 +274,35 @@ def train(
         model.train()
         losses = []
         rng = np.random.default_rng([seed, epoch])
-        if synthetic:
+        if paired:
+            order = healthy
+        elif synthetic:
             order = np.concatenate([healthy, rng.choice(sick, per_epoch_real, replace=False)])
         else:
             order = np.arange(len(train_x))
         order = rng.permutation(order)
         bar = progress(range(per_epoch), total=per_epoch, desc=f"epoch {epoch}/{epochs}")
+        half = max(1, batch_size // 2)
         for step in bar:
             index = order[step * batch_size : (step + 1) * batch_size]
-            if len(index) < 2:  # batch norm needs two
+            if paired:
+                index = order[step * half : (step + 1) * half]
+                if len(index) < 1:
+                    index = order[:1]
+            elif len(index) < 2:  # batch norm needs two
                 index = order[:2]
-            if synthetic:
+            if paired:
+                from inference.engine.training.synthetic import paired_batch
+
+                batch_np, batch_y = paired_batch(train_x[index], train_points[index], rng)
+                batch, targets = torch.from_numpy(batch_np).to(device), torch.from_numpy(batch_y).to(device)
+            elif synthetic:
                 batch_np, batch_y = _with_droops(train_x[index], train_y[index], train_points[index], synthetic, rng)
                 batch, targets = torch.from_numpy(batch_np).to(device), torch.from_numpy(batch_y).to(device)
             else:
                 batch = faces_t[index].to(device)
                 targets = torch.from_numpy(train_y[index]).long().to(device)
-            inputs = _augment(batch, erase=erase, normalisation=normalisation, grey=grey)
+            inputs = _augment(batch, erase=erase, normalisation=normalisation, grey=grey, paired=paired)
             share, partner = 1.0, None
             if mixup and torch.rand(()) < 0.5:
                 share = float(torch.distributions.Beta(mixup, mixup).sample())
@@ -291,7 +321,7 @@ def train(
             if averaged is not None:
                 averaged.update_parameters(model)
             losses.append(loss.detach())
-            faces_seen += len(index)
+            faces_seen += len(batch)
             if hasattr(bar, "set_postfix"):
                 rate = faces_seen / max(time.monotonic() - started, 1e-6)
                 left = ((epochs - epoch + 1) * per_epoch - step - 1) * batch_size / rate

@@ -92,9 +92,9 @@ def _side_field(points: np.ndarray, side: str, kind: str, strength: float, grid,
 
 
 def draw(face: np.ndarray, points: np.ndarray, droop: Droop, *, symmetric_strength: float = 0.0) -> np.ndarray:
-    """``face`` (S, S, 3) uint8 with ``droop`` drawn at ``points`` (478, 2, crop pixels). With no side,
-    a symmetric change of the same kind at ``symmetric_strength`` (both sides alike) is drawn instead,
-    so that negatives are resampled as positives are."""
+    """``face`` (S, S, 3) uint8 with ``droop`` drawn at ``points`` (478, 2, crop pixels), and a
+    symmetric change of the same kind at ``symmetric_strength`` (both sides alike): negatives get that
+    alone, so that they are resampled as positives are."""
     import cv2
 
     size = face.shape[0]
@@ -107,7 +107,7 @@ def draw(face: np.ndarray, points: np.ndarray, droop: Droop, *, symmetric_streng
     if droop.side:
         fdx, fdy, ff = _side_field(points, droop.side, droop.kind, droop.strength, (grid_x, grid_y), unit, midline_x)
         dx, dy, flatten = dx + fdx, dy + fdy, np.maximum(flatten, ff * droop.strength)
-    elif symmetric_strength:
+    if symmetric_strength:
         for side in SIDES:
             fdx, fdy, ff = _side_field(
                 points, side, droop.kind or "peripheral", symmetric_strength, (grid_x, grid_y), unit, midline_x
@@ -161,3 +161,19 @@ def synthetic_batch(
                 face, points, Droop(kind=str(rng.choice(KINDS))), symmetric_strength=float(rng.uniform(0, 1.0))
             )
     return out, labels
+
+
+def paired_batch(
+    faces: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator, *, min_strength: float = 0.4
+) -> tuple[np.ndarray, np.ndarray]:
+    """Healthy faces -> (2N faces, labels): first each face with a symmetric change (label 0), then the
+    same faces with the same change and a one-sided droop on top (label 1). Trained on together (and
+    augmented alike, fitting._augment's ``paired``), the pair differs by the droop alone."""
+    negatives, positives = np.empty_like(faces), np.empty_like(faces)
+    for i, (face, points) in enumerate(zip(faces, landmarks)):
+        droop = random_droop(rng, min_strength=min_strength)
+        base = float(rng.uniform(0, 1.0))
+        negatives[i] = draw(face, points, Droop(kind=droop.kind), symmetric_strength=base)
+        positives[i] = draw(face, points, droop, symmetric_strength=base)
+    labels = np.r_[np.zeros(len(faces), np.int64), np.ones(len(faces), np.int64)]
+    return np.concatenate([negatives, positives]), labels
