@@ -19,8 +19,11 @@ $(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
+# Migrates, then registers the ResNet-50 shipped under models/ (sha256-checked) and activates it
+# where no version is active.
 migrate: install
 	$(PY) manage.py migrate --noinput
+	$(PY) manage.py install_shipped_model
 
 demo: migrate
 	$(PY) manage.py seed_demo

@@ -104,12 +104,14 @@ def deal(groups, kinds, folds, seed):
     return fold
 
 
-def fit_rule(labels, p, index, kinds) -> dict:
-    """The weight by ROC AUC on these photos; thresholds by the asymmetry rule's own principle, on the
-    healthy faces: positive from the fused score of the healthy 97.5th percentile, negative below the
-    92.5th (empirical here; the index rule uses a half-normal fit of the same quantiles)."""
+def fit_rule(labels, p, index, kinds, *, adds: bool = True) -> dict:
+    """The weight by ROC AUC on these photos, or 0 when cross-fitting says the classifier adds nothing
+    (``adds`` False: a second reader); thresholds by the asymmetry rule's own principle, on the healthy
+    faces: positive from the fused score of the healthy 97.5th percentile, negative below the 92.5th
+    (empirical here; the index rule uses a half-normal fit of the same quantiles). With weight 0 the
+    rule is the asymmetry rule itself, mapped to the fused score."""
     rule = ASYMMETRY_ONLY_RULE
-    weight = choose_weight(labels, p, index, rule)
+    weight = choose_weight(labels, p, index, rule) if adds else 0.0
     if weight == 0:
         from inference.engine.decide import asymmetry_score
 
@@ -127,8 +129,9 @@ def fit_rule(labels, p, index, kinds) -> dict:
         positive, negative = float(np.quantile(healthy, 0.975)), float(np.quantile(healthy, 0.925))
     return {
         "classifier_weight": weight,
-        "fused_positive_at": round(float(positive), 4),
-        "fused_negative_below": round(float(min(negative, positive - 1e-4)), 4),
+        # Unrounded at weight 0: exactly the asymmetry rule's thresholds mapped to the score.
+        "fused_positive_at": float(positive) if weight == 0 else round(float(positive), 4),
+        "fused_negative_below": float(negative) if weight == 0 else round(float(min(negative, positive - 1e-4)), 4),
         "asymmetry_positive_at": rule.asymmetry_positive_at,
         "asymmetry_negative_below": rule.asymmetry_negative_below,
         "pattern_peripheral_at": rule.pattern_peripheral_at,
@@ -201,11 +204,39 @@ def main(argv=None) -> int:
     )
     report["cross_fitted_weights"] = {f"{v:g}": int(c) for v, c in zip(values, counts)}
     report["cross_fitted_fused_auc"] = [float(min(pooled_auc)), float(np.median(pooled_auc)), float(max(pooled_auc))]
+    adds = bool(np.median(pooled_auc) > roc_auc(labels, index))
+    if args.stroke:
+        # The veto of the second data set: the weight palda-dev would choose must not rank stroke-faces'
+        # held-out fold worse than the index alone does.
+        stroke = load_pack(args.stroke)
+        test = np.array([s == "test" for s in fold_splits(stroke, 0)])
+        sp = scores_of(checkpoint, stroke.faces[test])
+        sy, si, sg = stroke.labels[test], stroke.asymmetry[test], stroke.groups[test]
+        weight = choose_weight(labels, p, index, ASYMMETRY_ONLY_RULE)
+        at_weight = fused_scores(
+            sp,
+            si,
+            weight=weight,
+            positive_at=ASYMMETRY_ONLY_RULE.asymmetry_positive_at,
+            negative_below=ASYMMETRY_ONLY_RULE.asymmetry_negative_below,
+        )
+        stroke_ok = roc_auc(sy, at_weight) >= roc_auc(sy, si)
+        print(
+            f"stroke-faces fold 0 at palda-dev's weight {weight:g}: fused {roc_auc(sy, at_weight):.3f} against the "
+            f"index alone {roc_auc(sy, si):.3f}: {'no worse' if stroke_ok else 'worse'}"
+        )
+        report["stroke_veto"] = {"weight": weight, "fused": roc_auc(sy, at_weight), "index": roc_auc(sy, si)}
+        adds = adds and stroke_ok
+    report["classifier_adds"] = adds
+    print(
+        f"palda-dev out of fold: fused {np.median(pooled_auc):.3f} against the index alone "
+        f"{roc_auc(labels, index):.3f}; the classifier {'decides' if adds else 'is a second reader (weight 0)'}"
+    )
     if args.fit_rule:
-        fitted = fit_rule(labels, p, index, kinds)
+        fitted = fit_rule(labels, p, index, kinds, adds=adds)
         print(f"rule fitted on all of palda-dev: {json.dumps(fitted)}")
         report["fitted_rule"] = fitted
-    rule = DecisionRule.from_thresholds(shipped_rule or fit_rule(labels, p, index, kinds), name="fused")
+    rule = DecisionRule.from_thresholds(shipped_rule or fit_rule(labels, p, index, kinds, adds=adds), name="fused")
     fused = fused_scores(
         p,
         index,
@@ -216,6 +247,8 @@ def main(argv=None) -> int:
     print(
         auc_row(f"fused score (weight {rule.classifier_weight:g}), palsy vs healthy", labels, fused, groups, args.boot)
     )
+    report["fused_auc"] = roc_auc(labels, fused)
+    report["rule"] = rule.as_dict()
 
     print(
         "\nDecisions on palda-dev: the fused rule against the asymmetry rule alone (flagged = positive or inconclusive)"
@@ -263,10 +296,6 @@ def main(argv=None) -> int:
         }
 
     if args.stroke:
-        stroke = load_pack(args.stroke)
-        test = np.array([s == "test" for s in fold_splits(stroke, 0)])
-        sp = scores_of(checkpoint, stroke.faces[test])
-        sy, si, sg = stroke.labels[test], stroke.asymmetry[test], stroke.groups[test]
         sfused = fused_scores(
             sp,
             si,

@@ -49,24 +49,32 @@ def held_out_auc(version: ModelVersion) -> tuple[float, str] | None:
 
 
 def activation_problems(version: ModelVersion) -> list[str]:
-    """Why this version may not decide ([] when it may)."""
+    """Why this version may not decide, or be shown as a second reader ([] when it may).
+
+    A version whose rule gives the classifier a weight decides: its held-out ROC AUC must reach
+    MODEL_ACTIVATION_AUC_FLOOR (0.80). With weight 0 it is a second reader, shown and not deciding:
+    it still needs a held-out evaluation, and an ROC AUC of MODEL_SECOND_READER_AUC_FLOOR (0.65)."""
     problems = []
+    thresholds = version.thresholds or {}
+    try:
+        negative, positive = float(thresholds["fused_negative_below"]), float(thresholds["fused_positive_at"])
+        weight = float(thresholds["classifier_weight"])
+    except (KeyError, TypeError, ValueError):
+        weight = None
+    deciding = weight is None or weight > 0
+    floor = settings.MODEL_ACTIVATION_AUC_FLOOR if deciding else settings.MODEL_SECOND_READER_AUC_FLOOR
     auc = held_out_auc(version)
     if auc is None:
         problems.append(
             "it has no held-out evaluation (train it with train_classifier, or register it with "
             "--evaluate-on a folder of labelled photos it never trained on)"
         )
-    elif auc[0] < settings.MODEL_ACTIVATION_AUC_FLOOR:
+    elif auc[0] < floor:
         problems.append(
-            f"its held-out ROC AUC is {auc[0]:.3f} ({auc[1]}), below the floor of "
-            f"{settings.MODEL_ACTIVATION_AUC_FLOOR:.2f}"
+            f"its held-out ROC AUC is {auc[0]:.3f} ({auc[1]}), below the floor of {floor:.2f}"
+            + ("" if deciding else " for a second reader")
         )
-    thresholds = version.thresholds or {}
-    try:
-        negative, positive = float(thresholds["fused_negative_below"]), float(thresholds["fused_positive_at"])
-        weight = float(thresholds["classifier_weight"])
-    except (KeyError, TypeError, ValueError):
+    if weight is None:
         problems.append(
             "its thresholds are incomplete (fused_negative_below, fused_positive_at and classifier_weight are needed)"
         )

@@ -204,8 +204,12 @@ def model_install_shipped(*, shipped=None) -> tuple[ModelVersion, str]:
         done.append("registered")
     active = ModelVersion.objects.filter(is_active=True).first()
     if active is None:
-        version = model_activate(version=version)
-        done.append("activated")
+        try:
+            version = model_activate(version=version)
+        except ModelRefused as exc:  # its record does not meet the floor: registered, the rule decides
+            done.append(f"not activated ({exc})")
+        else:
+            done.append("activated")
     elif active.id == version.id:
         done.append("already active")
     else:

@@ -32,7 +32,7 @@ class ShippedModel:
 
 
 SHIPPED_MODEL = ShippedModel(
-    name="PENDING",
-    file="models/PENDING.pt",
-    sha256="PENDING",
+    name="resnet50-droops128-v1",
+    file="models/resnet50-droops128-v1.pt",
+    sha256="72e69d879d8d2f6607d3073ad484ff0a66b12cedb29701df5b10fbc049a2da65",
 )

@@ -168,6 +168,9 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 # A classifier version decides only with a held-out ROC AUC at least this high (inference/services.py);
 # the setting may raise the floor, never lower it.
 MODEL_ACTIVATION_AUC_FLOOR = env_int("MODEL_ACTIVATION_AUC_FLOOR_PERCENT", 80, minimum=80) / 100
+# A version whose fused rule gives it weight 0 (a second reader: its probability and heatmap are shown,
+# the asymmetry rule decides) needs a held-out ROC AUC at least this high: clearly better than chance.
+MODEL_SECOND_READER_AUC_FLOOR = env_int("MODEL_SECOND_READER_AUC_FLOOR_PERCENT", 65, minimum=65) / 100
 
 # Which runtime serves the classifier: "auto" takes the fastest one that agrees with PyTorch
 # (OpenVINO, then ONNX Runtime, then PyTorch itself); or name one of "openvino", "onnxruntime", "torch".

@@ -125,6 +125,11 @@ def test_untrained_weights_evaluated_on_labelled_photos_are_refused_and_the_acti
         ({"thresholds": {}}, "thresholds are incomplete"),
         ({"thresholds": {**RULE, "fused_negative_below": 0.6}}, "no inconclusive band"),
         ({"metrics": {"classifier": {"roc_auc": 0.79}}}, "below the floor"),
+        # A second reader (weight 0) is shown, not deciding, but must still be clearly better than chance.
+        (
+            {"thresholds": {**RULE, "classifier_weight": 0.0}, "metrics": {"classifier": {"roc_auc": 0.6}}},
+            "below the floor of 0.65 for a second reader",
+        ),
     ],
 )
 def test_activation_is_refused_without_evaluation_band_or_floor(untrained_checkpoint, changes, says):
@@ -133,6 +138,17 @@ def test_activation_is_refused_without_evaluation_band_or_floor(untrained_checkp
         model_activate(version=version)
     version.refresh_from_db()
     assert not version.is_active
+
+
+def test_a_second_reader_below_the_deciding_floor_may_be_shown_but_the_same_weights_may_not_decide(
+    untrained_checkpoint,
+):
+    modest = {"classifier": {"roc_auc": 0.75}}
+    deciding = model_register(checkpoint=untrained_checkpoint, **good_version("deciding", metrics=modest))
+    with pytest.raises(ModelRefused, match="below the floor of 0.80"):
+        model_activate(version=deciding)
+    second = good_version("second-reader", metrics=modest, thresholds={**RULE, "classifier_weight": 0.0})
+    assert model_activate(version=model_register(checkpoint=untrained_checkpoint, **second)).is_active
 
 
 def test_a_validated_version_is_activated_and_replaces_the_active_one(untrained_checkpoint):

@@ -130,7 +130,40 @@ def test_a_scan_page_shows_how_the_classifier_and_the_index_were_fused(client, p
     page = client.get(f"/scans/{result.scan_id}/").content.decode()
     assert "Classifier P(paralysis) 0.20; asymmetry index 1.48" in page
     assert "Fused score 0.40 × 0.20 + 0.60 × 0.80 = 0.56." in page
-    assert "Classifier: resnet50-test, served by openvino-bf16 · rule fused:resnet50-test" in page
+    assert "Classifier: ResNet-50 resnet50-test, P(paralysis) 0.20, served by openvino-bf16 · rule" in page
+
+
+def test_a_scan_page_says_when_the_classifier_is_a_second_reader(client, people):
+    rule = {
+        "name": "fused:resnet50-second",
+        "asymmetry_positive_at": 0.49,
+        "asymmetry_negative_below": 0.39,
+        "classifier_weight": 0.0,
+        "fused_positive_at": 0.5,
+        "fused_negative_below": 0.429,
+        "asymmetry_score_width": 0.35,
+        "used_classifier": True,
+    }
+    result = factories.ScanResultFactory(
+        scan__patient=people.patient,
+        score=0.9,
+        decision=rule,
+        measurements={"asymmetry_index": 1.3, "scale_source": "iris", "regions": {}},
+        classifier={
+            "status": "used",
+            "model": "resnet50-second",
+            "sha256": "ab" * 32,
+            "probability": 0.81,
+            "runtime": "openvino-bf16",
+            "role": "second reader",
+            "weight": 0.0,
+        },
+    )
+    client.force_login(people.alice)
+    page = client.get(f"/scans/{result.scan_id}/").content.decode()
+    assert 'id="second-reader">second reader: shown, not deciding' in page
+    assert "(sha256 abababababab…)" in page and "P(paralysis) 0.81" in page
+    assert "a second reader, shown, not deciding" in page  # the explanation says it too
 
 
 def test_a_scan_page_is_404_for_someone_not_allowed(client, people):

@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         "--real-positives", type=float, default=RECIPE.real_positives, help="real paralysis photos per healthy face"
     )
     parser.add_argument("--grey", type=float, default=RECIPE.grey, help="share of faces turned to greyscale")
+    parser.add_argument("--keep", choices=("last", "best"), default=RECIPE.keep, help="which epoch's weights to keep")
     parser.add_argument(
         "--unpaired",
         action="store_true",
@@ -119,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             real_positives=args.real_positives,
             grey=args.grey,
             paired=not args.unpaired,
+            keep=args.keep,
             state_dir=args.out / f"state-fold{fold}",
             on_epoch=on_epoch,
             progress=lambda it, **kw: tqdm(it, leave=False, mininterval=5, **kw),
@@ -171,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
             folds=prepared.folds if prepared.folds is not None else np.zeros(len(prepared.labels), int),
         )
         print(
-            f"fold {fold}: best epoch {history[-1]['best_epoch']}, test ROC AUC {test_auc:.4f}, "
+            f"fold {fold}: kept epoch {history[-1]['best_epoch']} ({history[-1]['kept']}), "
+            f"test ROC AUC {test_auc:.4f}, "
             f"{seconds_per_fold:.0f} s"
         )
     print(f"wall time {time.monotonic() - started:.0f} s")
