@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 
@@ -35,6 +34,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from eval_screening import deal_folds, palda_person  # noqa: E402
 
 from inference.engine.decide import ASYMMETRY_ONLY_RULE, INCONCLUSIVE, PARALYSIS, DecisionRule, decide  # noqa: E402
 from inference.engine.evaluation import group_bootstrap_auc, group_bootstrap_rate, roc_auc  # noqa: E402
@@ -46,9 +48,7 @@ WEIGHTS = np.round(np.linspace(0, 1, 11), 2)
 
 def person(path: str) -> str:
     """palda-dev: numbered variants of one patient (image0011, image0012) are one person."""
-    folder, name = Path(path).parent.name, Path(path).stem
-    match = re.match(r"^image(\d{3})\d$", name)
-    return f"{folder}/image{match.group(1)}" if match else f"{folder}/{name}"
+    return palda_person({"name": Path(path).name, "class": Path(path).parent.name})
 
 
 def scores_of(checkpoint: Path, faces: np.ndarray, change=None) -> np.ndarray:
@@ -91,17 +91,6 @@ def choose_weight(labels, p, index, rule: DecisionRule) -> float:
         if auc > best[0] + 1e-9:
             best = (auc, float(weight))
     return best[1]
-
-
-def deal(groups, kinds, folds, seed):
-    rng = np.random.default_rng(seed)
-    fold = np.zeros(len(groups), dtype=int)
-    for kind in np.unique(kinds):
-        people = np.unique(groups[kinds == kind])
-        rng.shuffle(people)
-        for k, one in enumerate(people):
-            fold[groups == one] = k % folds
-    return fold
 
 
 def fit_rule(labels, p, index, kinds, *, adds: bool = True) -> dict:
@@ -182,7 +171,7 @@ def main(argv=None) -> int:
     # Cross-fitted weight: which weight would a fit without these people have chosen?
     chosen, pooled_auc = [], []
     for seed in range(20):
-        fold = deal(groups, kinds, 5, seed)
+        fold = deal_folds(groups, kinds, 5, seed)
         fused = np.zeros(len(labels))
         for k in range(5):
             train = fold != k
