@@ -96,7 +96,8 @@ def test_a_pair_differs_by_the_droop_alone(crop):
     changed = np.abs(positive - negative).max(axis=2) > 8
     rows, cols = np.nonzero(changed)
     assert changed.any()
-    # One side of the face: the droop's pixels lie on the drooped half, below the brows.
+    # Mostly one side: the drooped half changes, and the lips it draws across (the working side pulls
+    # the mouth over, so part of the other half's mouth moves too).
     midline = (points[168, 0] + points[152, 0]) / 2
-    assert (cols < midline).mean() > 0.9 or (cols > midline).mean() > 0.9
+    assert max((cols < midline).mean(), (cols > midline).mean()) > 2 / 3
     assert rows.min() > points[10, 1]  # nothing above the forehead's top changes

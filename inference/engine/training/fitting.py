@@ -313,7 +313,7 @@ def train(
             share, partner = 1.0, None
             if mixup and torch.rand(()) < 0.5:
                 share = float(torch.distributions.Beta(mixup, mixup).sample())
-                partner = torch.randperm(len(index), device=device)
+                partner = torch.randperm(len(inputs), device=device)
                 inputs = share * inputs + (1 - share) * inputs[partner]
             inputs = inputs.contiguous(memory_format=torch.channels_last)
             optimizer.zero_grad(set_to_none=True)
