@@ -99,7 +99,7 @@ def notify_alert(alert_id: int, level: int = 0) -> dict:
             return dict(NOBODY)
         Alert.objects.filter(id=alert.id).update(
             called_level=max(alert.called_level, alert.escalation_level),
-            called_repeats=max(alert.called_repeats, alert.repeat_count if alert.escalation_level == TOP_TIER else 0),
+            called_repeats=max(alert.called_repeats, alert.repeat_count),  # repeats happen at the top tier only
         )
     totals = dict(NOBODY)
     for tier, repeat in due:

@@ -51,10 +51,8 @@ def person(path: str) -> str:
     return palda_person({"name": Path(path).name, "class": Path(path).parent.name})
 
 
-def scores_of(checkpoint: Path, faces: np.ndarray, change=None) -> np.ndarray:
-    from inference.engine.classifier import ResNetClassifier
-
-    classifier = ResNetClassifier(checkpoint, runtime="torch")
+def scores_of(classifier, faces: np.ndarray, change=None) -> np.ndarray:
+    """P(paralysis) of each face (after ``change``), as serving computes it (mirror-averaged)."""
     return np.array(
         [classifier.predict(change(face) if change else face, with_heatmap=False).probability for face in faces]
     )
@@ -76,18 +74,18 @@ def auc_row(name, labels, scores, groups, boot) -> str:
     return f"  {name:<40} {roc_auc(labels, scores):.3f} ({low:.3f}-{high:.3f})"
 
 
-def choose_weight(labels, p, index, rule: DecisionRule) -> float:
+def fused(p, index, weight: float, rule: DecisionRule = ASYMMETRY_ONLY_RULE) -> np.ndarray:
+    """The fused score, with the asymmetry score scaled by ``rule``'s index thresholds."""
+    return fused_scores(
+        p, index, weight=weight, positive_at=rule.asymmetry_positive_at, negative_below=rule.asymmetry_negative_below
+    )
+
+
+def choose_weight(labels, p, index) -> float:
     """The weight whose fused score ranks these photos best (ties: the smaller weight)."""
     best = (-1.0, 0.0)
     for weight in WEIGHTS:
-        fused = fused_scores(
-            p,
-            index,
-            weight=weight,
-            positive_at=rule.asymmetry_positive_at,
-            negative_below=rule.asymmetry_negative_below,
-        )
-        auc = roc_auc(labels, fused)
+        auc = roc_auc(labels, fused(p, index, weight))
         if auc > best[0] + 1e-9:
             best = (auc, float(weight))
     return best[1]
@@ -100,21 +98,14 @@ def fit_rule(labels, p, index, kinds, *, adds: bool = True) -> dict:
     (empirical here; the index rule uses a half-normal fit of the same quantiles). With weight 0 the
     rule is the asymmetry rule itself, mapped to the fused score."""
     rule = ASYMMETRY_ONLY_RULE
-    weight = choose_weight(labels, p, index, rule) if adds else 0.0
+    weight = choose_weight(labels, p, index) if adds else 0.0
     if weight == 0:
         from inference.engine.decide import asymmetry_score
 
         positive = asymmetry_score(rule.asymmetry_positive_at, rule)
         negative = asymmetry_score(rule.asymmetry_negative_below, rule)
     else:
-        fused = fused_scores(
-            p,
-            index,
-            weight=weight,
-            positive_at=rule.asymmetry_positive_at,
-            negative_below=rule.asymmetry_negative_below,
-        )
-        healthy = fused[kinds == "healthy"]
+        healthy = fused(p, index, weight)[kinds == "healthy"]
         positive, negative = float(np.quantile(healthy, 0.975)), float(np.quantile(healthy, 0.925))
     return {
         "classifier_weight": weight,
@@ -148,7 +139,10 @@ def main(argv=None) -> int:
     kinds = np.array(palda.kinds)
     groups = np.array([person(p) for p in palda.paths])
     labels, index = palda.labels, palda.asymmetry
-    p = scores_of(checkpoint, palda.faces)
+    from inference.engine.classifier import ResNetClassifier
+
+    classifier = ResNetClassifier(checkpoint, runtime="torch")  # loaded once, scored with every change
+    p = scores_of(classifier, palda.faces)
     print(
         f"{checkpoint.name} on palda-dev: {len(labels)} faces of {len(set(groups))} people "
         f"({', '.join(f'{k} {int((kinds == k).sum())}' for k in np.unique(kinds))}); never trained on\n"
@@ -172,19 +166,13 @@ def main(argv=None) -> int:
     chosen, pooled_auc = [], []
     for seed in range(20):
         fold = deal_folds(groups, kinds, 5, seed)
-        fused = np.zeros(len(labels))
+        out_of_fold = np.zeros(len(labels))
         for k in range(5):
             train = fold != k
-            weight = choose_weight(labels[train], p[train], index[train], ASYMMETRY_ONLY_RULE)
+            weight = choose_weight(labels[train], p[train], index[train])
             chosen.append(weight)
-            fused[~train] = fused_scores(
-                p[~train],
-                index[~train],
-                weight=weight,
-                positive_at=ASYMMETRY_ONLY_RULE.asymmetry_positive_at,
-                negative_below=ASYMMETRY_ONLY_RULE.asymmetry_negative_below,
-            )
-        pooled_auc.append(roc_auc(labels, fused))
+            out_of_fold[~train] = fused(p[~train], index[~train], weight)
+        pooled_auc.append(roc_auc(labels, out_of_fold))
     values, counts = np.unique(chosen, return_counts=True)
     print(
         "\nFused weight cross-fitted on palda-dev (5 folds by person, 20 deals): chosen "
@@ -199,16 +187,10 @@ def main(argv=None) -> int:
         # held-out fold worse than the index alone does.
         stroke = load_pack(args.stroke)
         test = np.array([s == "test" for s in fold_splits(stroke, 0)])
-        sp = scores_of(checkpoint, stroke.faces[test])
+        sp = scores_of(classifier, stroke.faces[test])
         sy, si, sg = stroke.labels[test], stroke.asymmetry[test], stroke.groups[test]
-        weight = choose_weight(labels, p, index, ASYMMETRY_ONLY_RULE)
-        at_weight = fused_scores(
-            sp,
-            si,
-            weight=weight,
-            positive_at=ASYMMETRY_ONLY_RULE.asymmetry_positive_at,
-            negative_below=ASYMMETRY_ONLY_RULE.asymmetry_negative_below,
-        )
+        weight = choose_weight(labels, p, index)
+        at_weight = fused(sp, si, weight)
         stroke_ok = roc_auc(sy, at_weight) >= roc_auc(sy, si)
         print(
             f"stroke-faces fold 0 at palda-dev's weight {weight:g}: fused {roc_auc(sy, at_weight):.3f} against the "
@@ -226,17 +208,10 @@ def main(argv=None) -> int:
         print(f"rule fitted on all of palda-dev: {json.dumps(fitted)}")
         report["fitted_rule"] = fitted
     rule = DecisionRule.from_thresholds(shipped_rule or fit_rule(labels, p, index, kinds, adds=adds), name="fused")
-    fused = fused_scores(
-        p,
-        index,
-        weight=rule.classifier_weight,
-        positive_at=rule.asymmetry_positive_at,
-        negative_below=rule.asymmetry_negative_below,
-    )
-    print(
-        auc_row(f"fused score (weight {rule.classifier_weight:g}), palsy vs healthy", labels, fused, groups, args.boot)
-    )
-    report["fused_auc"] = roc_auc(labels, fused)
+    shipped = fused(p, index, rule.classifier_weight, rule)
+    title = f"fused score (weight {rule.classifier_weight:g}), palsy vs healthy"
+    print(auc_row(title, labels, shipped, groups, args.boot))
+    report["fused_auc"] = roc_auc(labels, shipped)
     report["rule"] = rule.as_dict()
 
     print(
@@ -266,11 +241,11 @@ def main(argv=None) -> int:
 
     print("\nRobustness on palda-dev (the index as measured on the photo; only the classifier sees the change)")
     report["robustness"] = {}
-    mirrored = scores_of(checkpoint, palda.faces, lambda f: np.ascontiguousarray(f[:, ::-1]))
+    mirrored = scores_of(classifier, palda.faces, lambda f: np.ascontiguousarray(f[:, ::-1]))
     print(f"  mirrored face: max |dP| {np.abs(mirrored - p).max():.4f}, median {np.median(np.abs(mirrored - p)):.4f}")
     report["robustness"]["mirror_max_dp"] = float(np.abs(mirrored - p).max())
     for name, factor in (("brighter x1.3", 1.3), ("darker x0.7", 0.7)):
-        changed = scores_of(checkpoint, palda.faces, lambda f, k=factor: np.clip(f * k, 0, 255).astype(np.uint8))
+        changed = scores_of(classifier, palda.faces, lambda f, k=factor: np.clip(f * k, 0, 255).astype(np.uint8))
         flips = float(np.mean((changed >= 0.5) != (p >= 0.5)))
         decided = labels_of(changed, index, rule)
         decision_flips = float(np.mean(decided != with_classifier))
@@ -285,13 +260,7 @@ def main(argv=None) -> int:
         }
 
     if args.stroke:
-        sfused = fused_scores(
-            sp,
-            si,
-            weight=rule.classifier_weight,
-            positive_at=rule.asymmetry_positive_at,
-            negative_below=rule.asymmetry_negative_below,
-        )
+        sfused = fused(sp, si, rule.classifier_weight, rule)
         print(f"\nstroke-faces, held-out fold 0 ({int(test.sum())} faces, {len(set(sg))} near-duplicate groups)")
         for name, scores in (("classifier alone", sp), ("asymmetry index alone", si), ("fused score", sfused)):
             print(auc_row(name, sy, scores, sg, args.boot))

@@ -170,9 +170,9 @@ def model_install_shipped(*, shipped=None) -> tuple[ModelVersion, str]:
     with the thresholds and held-out figures recorded beside it, and activate it when no version is
     active (an admin's choice is never overridden). Idempotent: run by `make run` and compose's migrate.
 
-    Returns the version and what was done ("registered and activated", "activated", "already active",
-    "registered; VERSION stays active", ...). Raises ModelRefused for a file whose hash is not the
-    recorded one (a corrupted or swapped file never becomes a version)."""
+    Returns the version and what was done ("registered and activated", "already active", "registered
+    and VERSION stays active", "registered and not activated (why)"). Raises ModelRefused for a file
+    whose hash is not the recorded one (a corrupted or swapped file never becomes a version)."""
     import json
 
     from inference.shipped import SHIPPED_MODEL
@@ -180,7 +180,7 @@ def model_install_shipped(*, shipped=None) -> tuple[ModelVersion, str]:
     shipped = shipped or SHIPPED_MODEL
     path = Path(shipped.path)
     if not path.is_file():
-        raise ModelRefused(f"{path} is missing: the clone is incomplete (git lfs is not used; check out models/ again)")
+        raise ModelRefused(f"{path} is missing: the clone is incomplete (check out models/ again)")
     sha = file_sha256(path)
     if sha != shipped.sha256:
         raise ModelRefused(

@@ -171,15 +171,22 @@ class _OnnxRuntime:
 class _OpenVinoRuntime:
     name = "openvino"
 
-    def __init__(self, module, size: int, threads: int | None = None, *, bf16: bool = True):
-        """``bf16``: in bfloat16 where the CPU has it (else fp32, as with bf16=False)."""
+    def __init__(
+        self, module, size: int, threads: int | None = None, *, bf16: bool = True, calibration: np.ndarray | None = None
+    ):
+        """``bf16``: in bfloat16 where the CPU has it (else fp32, as with bf16=False). ``calibration``
+        (preprocessed aligned faces, N x 3 x S x S): int8 weights and activations instead, by NNCF's
+        post-training quantisation calibrated on them; used only where it agrees with fp32."""
         import openvino as ov
         import torch
 
         converted = ov.convert_model(module, example_input=torch.zeros(1, 3, size, size))
         core = ov.Core()
         config = {"PERFORMANCE_HINT": "LATENCY", **({"INFERENCE_NUM_THREADS": threads} if threads else {})}
-        if bf16 and "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        if calibration is not None:
+            converted = _quantised(converted, calibration)
+            self.name = "openvino-int8"
+        elif bf16 and "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
             config["INFERENCE_PRECISION_HINT"] = "bf16"
             self.name = "openvino-bf16"
         else:
@@ -192,35 +199,18 @@ class _OpenVinoRuntime:
         return result[0], result[1]
 
 
-class _OpenVinoInt8Runtime:
-    """OpenVINO with int8 weights and activations: NNCF's post-training quantisation, calibrated on
-    ``calibration`` (preprocessed aligned faces, N x 3 x S x S). Used only where it agrees with fp32."""
+def _quantised(converted, calibration: np.ndarray):
+    import nncf
 
-    name = "openvino-int8"
-
-    def __init__(self, module, size: int, calibration: np.ndarray, threads: int | None = None):
-        import logging as _logging
-
-        import nncf
-        import openvino as ov
-        import torch
-
-        _logging.getLogger("nncf").setLevel(_logging.WARNING)
-        converted = ov.convert_model(module, example_input=torch.zeros(1, 3, size, size))
-        samples = [np.ascontiguousarray(calibration[i : i + 1]) for i in range(len(calibration))]
-        quantized = nncf.quantize(
-            converted,
-            nncf.Dataset(samples),
-            preset=nncf.QuantizationPreset.MIXED,
-            subset_size=len(samples),
-            fast_bias_correction=True,
-        )
-        config = {"PERFORMANCE_HINT": "LATENCY", **({"INFERENCE_NUM_THREADS": threads} if threads else {})}
-        self.compiled = ov.Core().compile_model(quantized, "CPU", config)
-
-    def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        result = self.compiled(batch)
-        return result[0], result[1]
+    logging.getLogger("nncf").setLevel(logging.WARNING)
+    samples = [np.ascontiguousarray(calibration[i : i + 1]) for i in range(len(calibration))]
+    return nncf.quantize(
+        converted,
+        nncf.Dataset(samples),
+        preset=nncf.QuantizationPreset.MIXED,
+        subset_size=len(samples),
+        fast_bias_correction=True,
+    )
 
 
 def build_runtime(
@@ -246,7 +236,7 @@ def build_runtime(
     if name == "openvino-int8":
         if calibration is None or not len(calibration):
             raise ValueError("the int8 runtime needs calibration faces")
-        return _OpenVinoInt8Runtime(module, size, calibration, threads)
+        return _OpenVinoRuntime(module, size, threads, calibration=calibration)
     raise ValueError(f"unknown runtime {name!r}")
 
 

@@ -10,8 +10,7 @@ from inference.engine.align import aligned_face, crop_points
 from inference.engine.decide import ASYMMETRY_ONLY_RULE
 from inference.engine.face import FaceMeshDetector
 from inference.engine.measure import measure
-from inference.engine.training.fitting import _with_droops
-from inference.engine.training.synthetic import Droop, draw
+from inference.engine.training.synthetic import Droop, draw, droop_batch
 from tests.faces import astronaut, astronaut_landmarks
 
 SIZE = 256
@@ -79,10 +78,10 @@ def test_training_batches_turn_a_share_of_healthy_faces_into_positives_and_keep_
     faces = np.stack([face] * 40)
     landmarks = np.stack([points] * 40).astype(np.float32)
     labels = np.array([0] * 30 + [1] * 10)
-    out, targets = _with_droops(faces, labels, landmarks, 0.5, np.random.default_rng(0))
+    out, targets = droop_batch(faces, labels, landmarks, 0.5, np.random.default_rng(0))
     assert (targets[30:] == 1).all()  # real paralysis stays paralysis
     assert 8 <= targets[:30].sum() <= 22  # about half of the healthy faces drooped
-    none, kept = _with_droops(faces, labels, landmarks, 0.0, np.random.default_rng(0))
+    none, kept = droop_batch(faces, labels, landmarks, 0.0, np.random.default_rng(0))
     assert (kept == labels).all()
 
 

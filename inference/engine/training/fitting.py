@@ -11,6 +11,7 @@ import numpy as np
 from inference.engine.classifier import CLASSES, IMAGENET_MEAN, IMAGENET_STD, build_resnet50
 from inference.engine.evaluation import roc_auc
 from inference.engine.training.data import PreparedSet
+from inference.engine.training.synthetic import droop_batch, paired_batch
 
 
 @dataclass(frozen=True)
@@ -219,17 +220,17 @@ def train(
     healthy = np.flatnonzero(train_y == 0)
     sick = np.flatnonzero(train_y == 1)
     paired = bool(synthetic and paired)
-    per_epoch_real = len(sick) if not synthetic else min(len(sick), round(real_positives * len(healthy)))
+    # Per epoch: real paralysis photos drawn, faces shown, and the expected count of each class.
     if paired:
-        per_epoch_real = 0
-    epoch_faces = (len(healthy) + per_epoch_real) if synthetic else len(train_x)
-    if paired:
-        epoch_faces = 2 * len(healthy)
+        per_epoch_real, epoch_faces = 0, 2 * len(healthy)
         counts = np.array([1.0, 1.0], dtype=np.float32)
     elif synthetic:
-        positives = synthetic * len(healthy) + per_epoch_real
-        counts = np.array([len(healthy) - synthetic * len(healthy), positives], dtype=np.float32)
+        per_epoch_real = min(len(sick), round(real_positives * len(healthy)))
+        epoch_faces = len(healthy) + per_epoch_real
+        drooped = synthetic * len(healthy)
+        counts = np.array([len(healthy) - drooped, drooped + per_epoch_real], dtype=np.float32)
     else:
+        per_epoch_real, epoch_faces = len(sick), len(train_x)
         counts = np.bincount(train_y, minlength=len(CLASSES)).astype(np.float32)
     weights = torch.tensor(counts.sum() / np.maximum(counts, 1) / len(CLASSES), device=device)
     criterion = torch.nn.CrossEntropyLoss(weight=weights, label_smoothing=0.1)
@@ -275,7 +276,6 @@ def train(
             log(f"resuming after epoch {saved['epoch']} from {state_file}")
         else:
             log(f"{state_file} is of another run: starting afresh")
-    faces_t = torch.from_numpy(train_x)
     started, faces_seen = time.monotonic(), 0
     for epoch in range(first_epoch, epochs + 1):
         model.train()
@@ -289,26 +289,19 @@ def train(
             order = np.arange(len(train_x))
         order = rng.permutation(order)
         bar = progress(range(per_epoch), total=per_epoch, desc=f"epoch {epoch}/{epochs}")
-        half = max(1, batch_size // 2)
+        # A paired batch is batch_size / 2 faces, each shown twice; batch norm needs two faces in all.
+        take, least = (max(1, batch_size // 2), 1) if paired else (batch_size, 2)
         for step in bar:
-            index = order[step * batch_size : (step + 1) * batch_size]
+            index = order[step * take : (step + 1) * take]
+            if len(index) < least:
+                index = order[:least]
             if paired:
-                index = order[step * half : (step + 1) * half]
-                if len(index) < 1:
-                    index = order[:1]
-            elif len(index) < 2:  # batch norm needs two
-                index = order[:2]
-            if paired:
-                from inference.engine.training.synthetic import paired_batch
-
                 batch_np, batch_y = paired_batch(train_x[index], train_points[index], rng)
-                batch, targets = torch.from_numpy(batch_np).to(device), torch.from_numpy(batch_y).to(device)
             elif synthetic:
-                batch_np, batch_y = _with_droops(train_x[index], train_y[index], train_points[index], synthetic, rng)
-                batch, targets = torch.from_numpy(batch_np).to(device), torch.from_numpy(batch_y).to(device)
+                batch_np, batch_y = droop_batch(train_x[index], train_y[index], train_points[index], synthetic, rng)
             else:
-                batch = faces_t[index].to(device)
-                targets = torch.from_numpy(train_y[index]).long().to(device)
+                batch_np, batch_y = train_x[index], train_y[index].astype(np.int64)
+            batch, targets = torch.from_numpy(batch_np).to(device), torch.from_numpy(batch_y).to(device)
             inputs = _augment(batch, erase=erase, normalisation=normalisation, grey=grey, paired=paired)
             share, partner = 1.0, None
             if mixup and torch.rand(()) < 0.5:
@@ -381,28 +374,11 @@ def train(
     return model, history
 
 
-def _with_droops(faces, labels, points, share, rng):
-    """A batch with droops drawn on ``share`` of its healthy faces (they become positives); every
-    face, real paralysis included, goes through the same resampling (synthetic.py)."""
-    from inference.engine.training.synthetic import Droop, draw, random_droop
-
-    out = np.empty_like(faces)
-    targets = labels.astype(np.int64).copy()
-    for i in range(len(faces)):
-        if labels[i] == 0 and rng.random() < share:
-            out[i] = draw(faces[i], points[i], random_droop(rng))
-            targets[i] = 1
-        else:
-            kind = "central" if rng.random() < 0.5 else "peripheral"
-            out[i] = draw(faces[i], points[i], Droop(kind=kind), symmetric_strength=float(rng.uniform(0, 1)))
-    return out, targets
-
-
 def _synthetic_validation(faces, labels, points, share, seed):
     """The validation split as training sees it: real photos, and droops drawn on ``share`` of the
     healthy ones (fixed seed, so every epoch is judged on the same faces)."""
     rng = np.random.default_rng([seed, 10**6])
-    return _with_droops(faces, labels, points, share, rng)
+    return droop_batch(faces, labels, points, share, rng)
 
 
 def _log_loss(labels: np.ndarray, prob: np.ndarray) -> float:

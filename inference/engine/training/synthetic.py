@@ -140,27 +140,22 @@ def random_droop(rng: np.random.Generator, *, min_strength: float = 0.4) -> Droo
     )
 
 
-def synthetic_batch(
-    faces: np.ndarray,
-    landmarks: np.ndarray,
-    rng: np.random.Generator,
-    *,
-    share: float = 0.5,
-    min_strength: float = 0.4,
+def droop_batch(
+    faces: np.ndarray, labels: np.ndarray, landmarks: np.ndarray, share: float, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Healthy faces -> (faces, labels): ``share`` of them with a random droop (label 1), the rest with
-    a symmetric change of a random strength (label 0)."""
+    """(faces, labels) with a random droop drawn on ``share`` of the healthy faces (they become
+    positives); every face, real paralysis included, goes through the same resampling (a symmetric
+    change of a random strength)."""
     out = np.empty_like(faces)
-    labels = np.zeros(len(faces), dtype=np.int64)
+    targets = labels.astype(np.int64).copy()
     for i, (face, points) in enumerate(zip(faces, landmarks)):
-        if rng.random() < share:
-            out[i] = draw(face, points, random_droop(rng, min_strength=min_strength))
-            labels[i] = 1
+        if labels[i] == 0 and rng.random() < share:
+            out[i] = draw(face, points, random_droop(rng))
+            targets[i] = 1
         else:
-            out[i] = draw(
-                face, points, Droop(kind=str(rng.choice(KINDS))), symmetric_strength=float(rng.uniform(0, 1.0))
-            )
-    return out, labels
+            kind = "central" if rng.random() < 0.5 else "peripheral"
+            out[i] = draw(face, points, Droop(kind=kind), symmetric_strength=float(rng.uniform(0, 1)))
+    return out, targets
 
 
 def paired_batch(
