@@ -14,7 +14,14 @@ from alerts.models import Alert, AlertEvent, PushSubscription
 from alerts.notify import push_configured
 from alerts.selectors import alert_list_for_user, changed_after
 from alerts.serializers import AlertResolveSerializer, AlertSerializer
-from alerts.services import AlertConflict, AlertForbidden, AlertNotFound, alert_acknowledge, alert_resolve
+from alerts.services import (
+    AlertConflict,
+    AlertForbidden,
+    AlertNotFound,
+    alert_acknowledge,
+    alert_resolve,
+    push_subscription_save,
+)
 from portal.api_common import IdFilter, error_responses
 from portal.auth import client_ip
 
@@ -131,14 +138,12 @@ class PushSubscriptionApi(APIView):
             raise PushOff()
         data = PushSubscriptionSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        PushSubscription.objects.update_or_create(
+        push_subscription_save(
+            user=request.user,
             endpoint=data.validated_data["endpoint"],
-            defaults={
-                "user": request.user,
-                "p256dh": data.validated_data["keys"]["p256dh"],
-                "auth": data.validated_data["keys"]["auth"],
-                "user_agent": request.META.get("HTTP_USER_AGENT", "")[:300],
-            },
+            p256dh=data.validated_data["keys"]["p256dh"],
+            auth=data.validated_data["keys"]["auth"],
+            user_agent=request.META.get("HTTP_USER_AGENT", ""),
         )
         return Response(status=201)
 

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor, wait
 
 from celery import shared_task
-from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from alerts.models import ESCALATION_TIERS, TOP_TIER, Alert, AlertEvent, PushSubscription
@@ -109,26 +110,36 @@ def notify_alert(alert_id: int, level: int = 0) -> dict:
 
 
 def call_tier(alert: Alert, level: int, *, repeat: int = 0) -> dict:
-    """Push and e-mail the tier's recipients about the alert, and record it."""
+    """Push and e-mail the tier's recipients about the alert, all at once (NOTIFY_CALLS_AT_ONCE), each
+    push waiting at most NOTIFY_PUSH_TIMEOUT_SECONDS and all of them together NOTIFY_DEADLINE_SECONDS:
+    a push service that never answers costs one slot until the deadline, not the others their call.
+    Records who was reached as an AlertEvent."""
     title, body, url = message(alert, level)
     if repeat:
         body = f"Still not claimed (call {repeat + 1} to the {ESCALATION_TIERS[level]}). {body}"
     people = tier_recipients(alert, level)
-    pushed = mailed = 0
-    for user in people:
-        if push_configured():
-            for subscription in PushSubscription.objects.filter(user=user):
-                pushed += _push(
-                    subscription,
-                    {"title": title, "body": body, "url": url, "tag": f"alert-{alert.id}", "urgent": alert.urgent},
-                )
-        if user.email:
-            try:
-                mailed += send_mail(title, f"{body}\n\n{url}\n", None, [user.email])
-            except SoftTimeLimitExceeded:
-                raise
-            except Exception:  # noqa: BLE001 - one mailbox failing must not stop the others
-                logger.exception("could not e-mail user %s about alert %s", user.id, alert.id)
+    payload = {"title": title, "body": body, "url": url, "tag": f"alert-{alert.id}", "urgent": alert.urgent}
+    # E-mails first, then the devices that took a push most recently: when there are more calls than
+    # NOTIFY_CALLS_AT_ONCE, those known to answer are not kept waiting behind ones that never have.
+    subscriptions = (
+        PushSubscription.objects.filter(user__in=people).order_by(F("last_sent_at").desc(nulls_last=True), "id")
+        if people and push_configured()
+        else []
+    )
+    calls = [(_mail, user, (title, f"{body}\n\n{url}\n")) for user in people if user.email]
+    calls += [(_push, subscription, payload) for subscription in subscriptions]
+    outcomes = _call_at_once(calls)
+    pushed = mailed = failed = late = 0
+    for (send, target, _), outcome in zip(calls, outcomes, strict=True):
+        if outcome is None:
+            late += 1
+            logger.warning("%s to %s about alert %s: no answer by the deadline", send.__name__[1:], target, alert.id)
+            continue
+        failed += outcome == "failed"
+        if send is _push:
+            pushed += _record_push(target, outcome)
+        else:
+            mailed += outcome == "sent"
     if people:
         AlertEvent.objects.create(
             alert=alert,
@@ -137,12 +148,31 @@ def call_tier(alert: Alert, level: int, *, repeat: int = 0) -> dict:
             note=(
                 f"{ESCALATION_TIERS[level]}{f' (repeat {repeat})' if repeat else ''}: "
                 f"{', '.join(u.get_username() for u in people)}; {pushed} push, {mailed} e-mail"
+                f"{f', {failed} failed' if failed else ''}{f', {late} unanswered by the deadline' if late else ''}"
             )[:500],
         )
     return {"pushed": pushed, "mailed": mailed, "people": len(people)}
 
 
-def _push(subscription: PushSubscription, payload: dict) -> int:
+def _call_at_once(calls: list) -> list:
+    """Run each (send, target, payload) in a thread of its own, up to NOTIFY_CALLS_AT_ONCE at a time, and
+    return what each returned, or None for one still waiting at NOTIFY_DEADLINE_SECONDS (its thread is
+    left to end at its own timeout). Only network I/O runs in the threads; the database is written by
+    the caller. The task's soft time limit is raised here, in the task's own thread, and goes up."""
+    if not calls:
+        return []
+    pool = ThreadPoolExecutor(max_workers=min(settings.NOTIFY_CALLS_AT_ONCE, len(calls)), thread_name_prefix="call")
+    try:
+        futures = [pool.submit(send, target, payload) for send, target, payload in calls]
+        wait(futures, timeout=settings.NOTIFY_DEADLINE_SECONDS)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    return [future.result() if future.done() and not future.cancelled() else None for future in futures]
+
+
+def _push(subscription: PushSubscription, payload: dict) -> str:
+    """Send one push: "sent", "gone" (the browser unsubscribed) or "failed". Network only (a thread of
+    _call_at_once)."""
     from pywebpush import WebPushException, webpush
 
     try:
@@ -155,28 +185,48 @@ def _push(subscription: PushSubscription, payload: dict) -> int:
             vapid_private_key=settings.VAPID_PRIVATE_KEY,
             vapid_claims={"sub": settings.VAPID_SUBJECT},
             ttl=3600,
-            timeout=10,
+            timeout=settings.NOTIFY_PUSH_TIMEOUT_SECONDS,
         )
     except WebPushException as exc:
-        status = getattr(exc.response, "status_code", None)
-        if status in {404, 410}:  # the browser unsubscribed or the subscription expired
-            subscription.delete()
-        else:
-            logger.warning("push to subscription %s failed: %s", subscription.id, exc)
-        return 0
-    except SoftTimeLimitExceeded:  # the task's time is up: Celery must see it, not a failed push
-        raise
+        if getattr(exc.response, "status_code", None) in {404, 410}:  # unsubscribed, or the subscription expired
+            return "gone"
+        logger.warning("push to subscription %s failed: %s", subscription.id, exc)
+        return "failed"
     except Exception:  # noqa: BLE001 - a push service being down must not stop the others
         logger.exception("push to subscription %s failed", subscription.id)
-        return 0
-    PushSubscription.objects.filter(id=subscription.id).update(last_sent_at=timezone.now())
-    return 1
+        return "failed"
+    return "sent"
+
+
+def _record_push(subscription: PushSubscription, outcome: str) -> int:
+    if outcome == "gone":
+        subscription.delete()
+    elif outcome == "sent":
+        PushSubscription.objects.filter(id=subscription.id).update(last_sent_at=timezone.now())
+    return int(outcome == "sent")
+
+
+def _mail(user, message: tuple[str, str]) -> str:
+    """E-mail one user (EMAIL_TIMEOUT bounds the SMTP server's answers): "sent" or "failed"."""
+    title, text = message
+    try:
+        return "sent" if send_mail(title, text, None, [user.email]) else "failed"
+    except Exception:  # noqa: BLE001 - one mailbox failing must not stop the others
+        logger.exception("could not e-mail user %s", user.id)
+        return "failed"
 
 
 # The task lives beside the work it does, so services can queue it without importing alerts/tasks.py
 # (whose escalation sweep calls back into services). alerts/tasks.py imports it, so the worker
 # registers it under its first name.
-@shared_task(name="alerts.tasks.notify_alert", ignore_result=True)
+# On its own queue and pool (portal/queues.py), with a time limit of its own: SoftTimeLimitExceeded is
+# raised in notify_alert's thread and nothing here catches it.
+@shared_task(
+    name="alerts.tasks.notify_alert",
+    ignore_result=True,
+    soft_time_limit=settings.NOTIFY_SOFT_TIME_LIMIT_SECONDS,
+    time_limit=settings.NOTIFY_SOFT_TIME_LIMIT_SECONDS + 15,
+)
 def notify_alert_task(alert_id: int, level: int) -> dict:
     return notify_alert(alert_id, level)
 

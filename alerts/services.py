@@ -6,12 +6,13 @@ import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
 from alerts.events import publish_alert
-from alerts.models import ESCALATION_TIERS, TOP_TIER, Alert, AlertEvent
+from alerts.models import ESCALATION_TIERS, TOP_TIER, Alert, AlertEvent, PushSubscription
 from alerts.notify import notify_on_commit
 from alerts.selectors import alert_get_visible
 from inference.engine.decide import severity_rank
@@ -253,3 +254,21 @@ def _actionable_or_raise(*, user, alert_id: int) -> Alert:
     if not user_role(user).is_clinical:
         raise AlertForbidden("Only the patient's clinicians can acknowledge or resolve an alert.")
     return alert
+
+
+def push_subscription_save(*, user, endpoint: str, p256dh: str, auth: str, user_agent: str = "") -> PushSubscription:
+    """Register (or renew) this device's Web Push subscription for ``user``. A user keeps at most
+    PUSH_SUBSCRIPTIONS_PER_USER: a new device replaces the one gone longest without a push (never pushed:
+    the oldest), so a new phone always works and one user's devices cannot make a call cost many."""
+    with transaction.atomic():
+        # The user's row lock: two devices registering at once cannot both fit in the last place.
+        get_user_model().objects.select_for_update().filter(id=user.id).first()
+        subscription, _ = PushSubscription.objects.update_or_create(
+            endpoint=endpoint, defaults={"user": user, "p256dh": p256dh, "auth": auth, "user_agent": user_agent[:300]}
+        )
+        others = PushSubscription.objects.filter(user=user).exclude(id=subscription.id)
+        surplus = others.count() - (settings.PUSH_SUBSCRIPTIONS_PER_USER - 1)
+        if surplus > 0:
+            silent = others.order_by(F("last_sent_at").asc(nulls_first=True), "created_at", "id")[:surplus]
+            PushSubscription.objects.filter(id__in=list(silent.values_list("id", flat=True))).delete()
+    return subscription

@@ -12,6 +12,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from portal.clinical import DISCLAIMER
 from portal.env import env_bool, env_int, env_list, env_networks, env_secret, env_str
+from portal.queues import task_routes
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("PORTAL_VAR_DIR", str(BASE_DIR / "var")))
@@ -246,6 +247,8 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "portal")
+# Calls and FHIR sends on queues of their own, each served by its own worker pool (portal/queues.py).
+CELERY_TASK_ROUTES = task_routes(CELERY_TASK_DEFAULT_QUEUE)
 # Tasks claim their scan with a conditional update, so redelivery after a crash is safe.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -408,13 +411,24 @@ SESSION_COOKIE_HTTPONLY = True
 VAPID_PRIVATE_KEY = env_secret("VAPID_PRIVATE_KEY") or ""
 VAPID_PUBLIC_KEY = env_str("VAPID_PUBLIC_KEY", "")
 VAPID_SUBJECT = env_str("VAPID_SUBJECT", "mailto:admin@localhost")
+# One alert's calls (alerts/notify.py) are made at once, each push waiting at most NOTIFY_PUSH_TIMEOUT_SECONDS
+# for its push service, and all of them together at most NOTIFY_DEADLINE_SECONDS; the task's own soft time
+# limit is NOTIFY_SOFT_TIME_LIMIT_SECONDS. A user keeps at most PUSH_SUBSCRIPTIONS_PER_USER devices: a new
+# one replaces the one that has gone longest without a push.
+NOTIFY_PUSH_TIMEOUT_SECONDS = env_int("NOTIFY_PUSH_TIMEOUT_SECONDS", 5, minimum=1)
+NOTIFY_DEADLINE_SECONDS = env_int("NOTIFY_DEADLINE_SECONDS", 20, minimum=NOTIFY_PUSH_TIMEOUT_SECONDS)
+NOTIFY_SOFT_TIME_LIMIT_SECONDS = env_int("NOTIFY_SOFT_TIME_LIMIT_SECONDS", 60, minimum=NOTIFY_DEADLINE_SECONDS)
+NOTIFY_CALLS_AT_ONCE = env_int("NOTIFY_CALLS_AT_ONCE", 32, minimum=1)
+PUSH_SUBSCRIPTIONS_PER_USER = env_int("PUSH_SUBSCRIPTIONS_PER_USER", 5, minimum=1)
+# Processes of a worker node's pool for calls (the FHIR pool has one: its sends are queued one by one).
+NOTIFY_WORKER_CONCURRENCY = env_int("NOTIFY_WORKER_CONCURRENCY", 2, minimum=1)
 # E-mail: SMTP when EMAIL_HOST is set, else written to the log (development).
 EMAIL_HOST = env_str("EMAIL_HOST", "")
 EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = env_secret("EMAIL_HOST_PASSWORD") or ""
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
-EMAIL_TIMEOUT = 10
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT_SECONDS", 10, minimum=1)
 EMAIL_BACKEND = (
     "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend"
 )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import redis
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
@@ -32,10 +34,18 @@ def information(request):
     return render(request, "portal/information.html")
 
 
+def _pool_of(worker: str) -> str:
+    """Which pool a worker serves, by the name stack/processes.py gives it (notifier-8000@host...); a
+    worker named otherwise (a plain `celery worker`) serves the default queue, the analyses."""
+    pool = worker.split("-", 1)[0]
+    return pool if pool in {"notifier", "fhir"} else "worker"
+
+
 @never_cache
 def healthz(request):
     """Liveness of the parts a scan needs (database, Redis, at least one Celery worker): 503 when one is
-    down. The classifier is reported too: when it cannot be loaded the status is "degraded" but the
+    down. The pools that make calls and FHIR sends are reported, "degraded" when one is missing (the
+    web still serves). The classifier is reported too: when it cannot be loaded the status is "degraded" but the
     answer stays 200, since scans are still screened (by the asymmetry rule) and a load balancer must
     not take every web node out of service for it."""
     checks: dict[str, str] = {}
@@ -55,12 +65,18 @@ def healthz(request):
 
         try:
             replies = app.control.ping(timeout=1.0)
-            checks["worker"] = f"ok ({len(replies)})" if replies else "error: no worker answered"
+            pools = Counter(_pool_of(name) for reply in replies for name in reply)
+            checks["worker"] = f"ok ({pools['worker']})" if pools["worker"] else "error: no worker answered"
+            # The pools that wait on other servers (portal/queues.py): without them scans are still
+            # analysed and shown, but nobody is called by push or e-mail, or nothing reaches the FHIR server.
+            checks["notifier"] = f"ok ({pools['notifier']})" if pools["notifier"] else "error: no notifier answered"
+            if settings.FHIR_ENDPOINT:
+                checks["fhir"] = f"ok ({pools['fhir']})" if pools["fhir"] else "error: no FHIR sender answered"
         except Exception as exc:  # noqa: BLE001
             checks["worker"] = f"error: {exc.__class__.__name__}"
     else:
         checks["worker"] = "unknown: Redis is down"
-    serving = all(value.startswith("ok") for value in checks.values())
+    serving = all(checks[part].startswith("ok") for part in ("database", "redis", "worker"))
     if checks["database"] == "ok":
         checks["classifier"] = classifier_health()
     healthy = all(value.startswith("ok") for value in checks.values())

@@ -1,4 +1,5 @@
-"""Starting the portal's processes together: daphne (HTTP + WebSocket), a Celery worker, Celery beat.
+"""Starting the portal's processes together: daphne (HTTP + WebSocket), the Celery worker pools
+(analyses, calls, FHIR sends: portal/queues.py), Celery beat.
 
 Used by `manage.py runportal` (make run), the integration tests and the benchmarks, so all three run
 the same real processes the same way.
@@ -7,6 +8,7 @@ the same real processes the same way.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -20,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from portal.queues import ANALYSIS, FHIR, NOTIFY, queue_names
+
 
 @dataclass
 class Stack:
@@ -27,6 +31,7 @@ class Stack:
     host: str = "127.0.0.1"
     port: int = 8000
     worker_concurrency: int = 1
+    notify_concurrency: int = 2  # processes of the pool that makes the calls (pushes, e-mails)
     beat: bool = False
     # The roles this stack runs: web and worker by default (and beat when asked); a node of a larger
     # deployment runs one (manage.py runportal --role).
@@ -67,23 +72,34 @@ class Stack:
                 "portal.asgi:application",
             ]
         if self.worker:
-            commands["worker"] = [
-                *(["nice", "-n", str(self.worker_nice)] if self.worker_nice else []),
-                python,
-                "-m",
-                self.worker_module,
-                "-A",
-                "portal",
-                "worker",
-                "--loglevel",
-                "INFO",
-                "--concurrency",
-                str(self.worker_concurrency),
-                "--hostname",
-                f"worker-{self.node or self.port}@%h",
-                "--without-gossip",
-                "--without-mingle",
-            ]
+            # A pool per queue: the analyses' (CPU work), and two that wait on other servers: calls
+            # and FHIR sends, whose hanging peers then hold up nothing else (portal/queues.py).
+            queues = queue_names(self.env.get("CELERY_QUEUE", "portal"))
+            pools = {
+                "worker": (ANALYSIS, self.worker_module, self.worker_concurrency, self.worker_nice),
+                "notifier": (NOTIFY, "celery", self.notify_concurrency, 0),
+                "fhir": (FHIR, "celery", 1, 0),
+            }
+            for name, (pool, module, concurrency, nice) in pools.items():
+                commands[name] = [
+                    *(["nice", "-n", str(nice)] if nice else []),
+                    python,
+                    "-m",
+                    module,
+                    "-A",
+                    "portal",
+                    "worker",
+                    "--loglevel",
+                    "INFO",
+                    "--queues",
+                    queues[pool],
+                    "--concurrency",
+                    str(concurrency),
+                    "--hostname",
+                    f"{name}-{self.node or self.port}@%h",
+                    "--without-gossip",
+                    "--without-mingle",
+                ]
         if self.beat:
             schedule = Path(self.env.get("PORTAL_VAR_DIR", "var")) / "celerybeat-schedule"
             commands["beat"] = [
@@ -134,7 +150,8 @@ class Stack:
         self._spawn(name, self.commands()[name], Path(__file__).resolve().parent.parent, output)
 
     def wait_ready(self, timeout: float = 120.0) -> None:
-        """With a web role: wait until /healthz reports the database, Redis and a worker all answering.
+        """With a web role: wait until /healthz reports the database, Redis and a worker all answering
+        (and, when this stack runs the workers, its pools for calls and FHIR sends too).
         Without one (a worker or beat node): wait until its processes have stayed up for 3 s."""
         deadline = time.monotonic() + timeout
         steady_since = time.monotonic()
@@ -150,8 +167,11 @@ class Stack:
                 continue
             try:
                 with urllib.request.urlopen(f"{self.base_url}/healthz", timeout=5) as response:
-                    if response.status == 200:
+                    checks = json.loads(response.read()).get("checks", {})
+                    pools = [checks.get(pool, "ok") for pool in ("notifier", "fhir")] if self.worker else []
+                    if response.status == 200 and all(state.startswith("ok") for state in pools):
                         return
+                    last_error = json.dumps(checks)
             except urllib.error.HTTPError as exc:
                 last_error = exc.read().decode(errors="replace")
             except OSError as exc:

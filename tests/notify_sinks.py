@@ -45,7 +45,9 @@ class Mailbox:
 
 
 class PushService:
-    """A push service on localhost: it keeps what it is sent, and answers 410 Gone for /gone/ endpoints."""
+    """A push service on localhost: it keeps what it is sent, answers 410 Gone for /gone/ endpoints, and
+    never answers /hang/ ones (it holds each such request open until it is closed itself; `hanging`
+    counts those held now, `hung` all that ever were)."""
 
     def __init__(self):
         from py_vapid import Vapid
@@ -56,11 +58,21 @@ class PushService:
         vapid.generate_keys()
         self.private_key, self.public_key = vapid_private_key(vapid), vapid_public_key(vapid)
         self.received = []
-        received = self.received
+        self.hanging = self.hung = 0
+        self.closing, self.counting = threading.Event(), threading.Lock()
+        received, service = self.received, self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                if self.path.startswith("/hang/"):
+                    with service.counting:
+                        service.hanging += 1
+                        service.hung += 1
+                    service.closing.wait()
+                    with service.counting:
+                        service.hanging -= 1
+                    return
                 received.append(
                     SimpleNamespace(
                         path=self.path, body=body, headers={key.lower(): value for key, value in self.headers.items()}
@@ -80,6 +92,7 @@ class PushService:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.closing.set()
         self.server.shutdown()
 
 

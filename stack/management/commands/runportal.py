@@ -60,6 +60,7 @@ class Command(BaseCommand):
                 host=host,
                 port=port,
                 worker_concurrency=concurrency,
+                notify_concurrency=settings.NOTIFY_WORKER_CONCURRENCY,
                 node=node,
                 web=role in {"all", "web"},
                 worker=role in {"all", "worker"},
