@@ -58,7 +58,7 @@ def _reached_by(alert: Alert, level: int) -> set:
 def message(alert: Alert, level: int) -> tuple[str, str, str]:
     """(title, body, url) with no patient data: the recipient signs in to see who it is."""
     what = (
-        "STROKE PATTERN"
+        ("STROKE PATTERN" if alert.pattern == "central" else "POSSIBLE STROKE")
         if alert.urgent
         else "Facial paralysis alert"
         if alert.kind == Alert.Kind.POSITIVE

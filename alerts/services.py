@@ -48,8 +48,9 @@ def _kind_of(result) -> str:
 
 def alert_raise(*, scan, result, now: datetime | None = None) -> Alert:
     """Store the alert for a positive scan (or a review item for an inconclusive one), then tell
-    everyone who may see the patient. A central (stroke) pattern makes it urgent: the shortest
-    deadline and the top of the feed.
+    everyone who may see the patient. A possible stroke (the central pattern, or a positive face whose
+    pattern is undetermined: ScanResult.is_urgent) makes it urgent: the shortest deadline and the top
+    of the feed.
 
     A flagged scan of a patient who already has an open or claimed alert from the same episode
     joins that alert (the feed shows one alert with its scan count) instead of flooding the feed.
@@ -74,7 +75,7 @@ def alert_raise(*, scan, result, now: datetime | None = None) -> Alert:
         )
         if current is not None:
             return _join_episode(current, scan=scan, result=result, now=now)
-        urgent = result.is_stroke_pattern
+        urgent = result.is_urgent
         alert = Alert.objects.create(
             scan=scan,
             latest_scan=scan,
@@ -104,7 +105,7 @@ def _join_episode(alert: Alert, *, scan, result, now: datetime) -> Alert:
     with the deadline of its new severity, from the care team up again."""
     worse_severity = severity_rank(result.severity) > severity_rank(alert.severity)
     severity = result.severity if worse_severity else alert.severity
-    becomes_urgent = result.is_stroke_pattern and not alert.urgent
+    becomes_urgent = result.is_urgent and not alert.urgent
     worse = worse_severity or becomes_urgent or (result.is_positive and alert.kind == Alert.Kind.REVIEW)
     changes = {
         "scan_count": F("scan_count") + 1,
@@ -116,7 +117,7 @@ def _join_episode(alert: Alert, *, scan, result, now: datetime) -> Alert:
         changes["kind"] = Alert.Kind.POSITIVE
     if becomes_urgent:
         changes.update(urgent=True, pattern=result.pattern)
-    elif not alert.pattern:
+    elif not alert.pattern or (alert.urgent and result.is_stroke_pattern):  # a possible stroke, then the pattern
         changes["pattern"] = result.pattern
     reopen = alert.status == Alert.Status.ACKNOWLEDGED and worse
     # Re-opened, or become stroke-urgent while open: called again from the care team up, by every

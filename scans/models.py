@@ -122,6 +122,14 @@ class ScanResult(models.Model):
         return self.pattern == self.Pattern.CENTRAL
 
     @property
+    def is_urgent(self) -> bool:
+        """Treated as a possible stroke, on the urgent path (the shortest deadline, the top of the feed):
+        the central pattern, and a positive face whose pattern is undetermined, as its advice says
+        (docs/model-card.md, "Pattern": on palda-dev this adds 4 of 51 flagged peripheral palsies to the
+        urgent path and none of the central ones, which were all called central or peripheral)."""
+        return self.is_stroke_pattern or (self.is_positive and self.pattern == self.Pattern.UNDETERMINED)
+
+    @property
     def quality_warnings(self) -> list[dict]:
         """[{"code", "message"}]: what was imperfect about a photo that could still be measured."""
         return list((self.quality or {}).get("warnings", []))

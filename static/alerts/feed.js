@@ -63,7 +63,7 @@
       : alert.status === "acknowledged" ? "Claimed by " + alert.acknowledged_by
       : "Resolved (" + alert.outcome.replace("_", " ") + ") by " + alert.resolved_by;
     if (alert.urgent) {
-      body.append(line("stroke-badge", "STROKE PATTERN"));
+      body.append(line("stroke-badge", alert.pattern === "central" ? "STROKE PATTERN" : "POSSIBLE STROKE"));
       if (alert.advice) body.append(line("stroke-advice", alert.advice));
     } else if (alert.kind === "review") {
       body.append(line("review-label", "Review: inconclusive result"));

@@ -80,7 +80,8 @@
     if (!("Notification" in window) || Notification.permission !== "granted") return;
     // Only what this user may see anyway: the alert payload is already scoped to them.
     const advice = alert.urgent ? alert.advice + " " : alert.kind === "review" ? "Inconclusive result to review. " : "";
-    new Notification((alert.urgent ? "STROKE PATTERN: " : "Facial paralysis alert: ") + alert.patient.full_name,
+    const what = alert.urgent ? (alert.pattern === "central" ? "STROKE PATTERN: " : "POSSIBLE STROKE: ") : "Facial paralysis alert: ";
+    new Notification(what + alert.patient.full_name,
       { body: prefix + advice + "Severity " + alert.severity + ". " + alert.disclaimer,
         tag: "alert-" + alert.id, renotify: true });
   }

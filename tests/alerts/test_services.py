@@ -142,6 +142,41 @@ def test_a_stroke_pattern_joining_an_episode_makes_it_urgent_and_brings_its_dead
     assert joined.next_escalation_at == now + timedelta(minutes=6)
 
 
+def test_a_positive_face_of_undetermined_pattern_is_treated_as_a_possible_stroke(people, settings):
+    """Its advice says "treat as a possible stroke": so is its alert, with the shortest deadline and a
+    call that says so. An inconclusive photo of undetermined pattern stays a review item."""
+    from alerts.notify import message
+
+    settings.ALERT_ACK_DEADLINE_MINUTES = {"urgent": 3, "severe": 5, "moderate": 15, "mild": 30, "none": 60}
+    now = timezone.now()
+    result = flagged_scan(people.patient, pattern="undetermined", severity="mild")
+    alert = alert_raise(scan=result.scan, result=result, now=now)
+    assert alert.urgent and alert.pattern == "undetermined" and alert.next_escalation_at == now + timedelta(minutes=3)
+    assert message(alert, 0)[0] == f"POSSIBLE STROKE #{alert.id}"
+    review = flagged_scan(people.other_patient, label="inconclusive", pattern="undetermined", severity="mild")
+    assert not alert_raise(scan=review.scan, result=review, now=now).urgent
+
+
+def test_an_undetermined_positive_joining_a_routine_alert_makes_it_urgent_and_calls_again(
+    people, settings, django_capture_on_commit_callbacks
+):
+    from unittest import mock
+
+    settings.ALERT_ACK_DEADLINE_MINUTES = {"urgent": 5, "severe": 5, "moderate": 15, "mild": 30, "none": 60}
+    now = timezone.now()
+    first = flagged_scan(people.patient, pattern="peripheral", severity="moderate")
+    alert = alert_raise(scan=first.scan, result=first, now=now)
+    assert not alert.urgent
+    later = flagged_scan(people.patient, pattern="undetermined", severity="moderate")
+    with mock.patch("alerts.services.notify_on_commit") as notify:
+        joined = alert_raise(scan=later.scan, result=later, now=now + timedelta(minutes=2))
+    assert joined.id == alert.id and joined.urgent and joined.pattern == "undetermined"
+    assert joined.next_escalation_at == now + timedelta(minutes=7)
+    notify.assert_called_once_with(alert.id, 0)  # from the care team up again
+    central = flagged_scan(people.patient, pattern="central", severity="moderate")
+    assert alert_raise(scan=central.scan, result=central, now=now + timedelta(minutes=3)).pattern == "central"
+
+
 def test_urgent_alerts_head_the_triage_feed_while_they_are_active(people):
     from alerts.selectors import alert_feed_for_user
 
