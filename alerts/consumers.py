@@ -95,12 +95,18 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
         _watch(self)
         after_event = _query_int(self.scope, "after_event")
         after = _query_int(self.scope, "after")
+        replayed, cut = [], False
         if after_event is not None:
-            for frame_type, payload in await self._replay_changes(after_event):
-                await self._send_alert_frame(frame_type, payload, replayed=True)
+            replayed, cut = await self._replay_changes(after_event)
         elif after is not None:
-            for payload in await self._replay(after):
-                await self._send_alert_frame("alert.created", payload, replayed=True)
+            replayed, cut = await self._replay(after)
+        for frame_type, payload in replayed:
+            await self._send_alert_frame(frame_type, payload, replayed=True)
+        if cut:  # the oldest changes were left out: the client fetches them from the REST list
+            query = f"after_event={after_event}" if after_event is not None else f"after={after}"
+            await self.send(
+                text_data=json.dumps({"type": "replay.cut", "sent": len(replayed), "rest": f"/api/v1/alerts/?{query}"})
+            )
         self.live = True
         self._pump()
 
@@ -339,18 +345,24 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
 
     @database_sync_to_async
     def _replay(self, after: int):
-        alerts = alert_list_for_user(user=self.user, after=after).order_by("id")[:REPLAY_LIMIT]
-        return [AlertSerializer(alert).data for alert in alerts]
+        """([("alert.created", payload)...], cut): the alerts raised after ``after``, oldest first; past
+        REPLAY_LIMIT the newest of them, and cut is True."""
+        alerts, cut = _newest(alert_list_for_user(user=self.user, after=after).order_by("-id"))
+        return [("alert.created", AlertSerializer(alert).data) for alert in alerts], cut
 
     @database_sync_to_async
     def _replay_changes(self, after_event: int):
         """What happened while the client was away: an alert raised since comes as alert.created, an
-        older one that changed as alert.updated, each once, in its current state."""
-        alerts = alert_changes_for_user(user=self.user, after_event=after_event)[:REPLAY_LIMIT]
-        return [
+        older one that changed as alert.updated, each once, in its current state, in the order of their
+        latest change; past REPLAY_LIMIT the latest changes (what happened last), and cut is True."""
+        alerts, cut = _newest(
+            alert_changes_for_user(user=self.user, after_event=after_event).order_by("-last_event_id")
+        )
+        frames = [
             ("alert.created" if alert.first_event_id > after_event else "alert.updated", AlertSerializer(alert).data)
             for alert in alerts
         ]
+        return frames, cut
 
     async def _act(self, service, **arguments) -> str | None:
         error, status_code, patient_id = await self._run_action(service, **arguments)
@@ -400,6 +412,13 @@ async def flush_audit_buffer() -> None:
     del _audit_buffer[:]
     if rows:
         await database_sync_to_async(record_audit_rows)(rows)
+
+
+def _newest(alerts) -> tuple[list, bool]:
+    """(the first REPLAY_LIMIT of a newest-first queryset turned oldest first, so that a client applies
+    them in turn; whether there were more)."""
+    newest = list(alerts[: REPLAY_LIMIT + 1])
+    return newest[:REPLAY_LIMIT][::-1], len(newest) > REPLAY_LIMIT
 
 
 # The open sockets of this process (and the event loop each runs on), watched by one task: every

@@ -313,6 +313,24 @@ async def test_a_client_that_reconnects_gets_the_claims_and_resolutions_it_misse
     await again.disconnect()
 
 
+async def test_a_replay_that_must_be_cut_sends_the_newest_changes_and_says_it_was_cut(people, monkeypatch):
+    """More changes than REPLAY_LIMIT while the client was away: the newest are what it needs (what
+    happened last, a new alert), oldest first among them, and a frame says the rest is in the REST list."""
+    from asgiref.sync import sync_to_async
+
+    monkeypatch.setattr("alerts.consumers.REPLAY_LIMIT", 2)
+    patients = [await sync_to_async(factories.PatientFactory)(care_team=people.team) for _ in range(4)]
+    alerts = [await sync_to_async(raise_alert_for)(patient) for patient in patients]
+    for since, kind in ((0, "after_event"), (0, "after")):
+        communicator, connected, _ = await connect(people.alice, query=f"{kind}={since}")
+        assert connected
+        frames = [await communicator.receive_json_from(timeout=3) for _ in range(3)]
+        assert [frame["alert"]["id"] for frame in frames[:2]] == [alerts[2].id, alerts[3].id]
+        assert frames[2] == {"type": "replay.cut", "sent": 2, "rest": f"/api/v1/alerts/?{kind}={since}"}
+        assert await communicator.receive_nothing(timeout=0.3)
+        await communicator.disconnect()
+
+
 def test_the_api_lists_the_alerts_that_changed_after_an_event(people, api):
     from alerts.services import alert_acknowledge as acknowledge
 
