@@ -75,3 +75,13 @@ def alert_get_visible(*, user, alert_id: int) -> Alert | None:
 
 def alert_open_count(*, user) -> int:
     return alert_list_for_user(user=user, status=Alert.Status.OPEN).count()
+
+
+def live_cursor() -> dict[str, int]:
+    """Where a page's live feed starts (static/portal/live.js): the latest alert change ("event") and
+    alert ("alert") recorded now. Read before the page's own list, so anything after it is replayed
+    (a change seen twice is applied once; one never asked for is lost)."""
+    return {
+        "event": AlertEvent.objects.aggregate(latest=Max("id"))["latest"] or 0,
+        "alert": Alert.objects.aggregate(latest=Max("id"))["latest"] or 0,
+    }

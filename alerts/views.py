@@ -6,13 +6,14 @@ from django.http import HttpResponse
 from django.shortcuts import render
 
 from alerts.notify import push_configured
-from alerts.selectors import alert_feed_for_user
+from alerts.selectors import alert_feed_for_user, live_cursor
 from alerts.serializers import AlertSerializer
 from portal.selectors import user_role
 
 
 @login_required
 def feed(request):
+    cursor = live_cursor()  # before the list: what changes after it is replayed to the page
     alerts = list(alert_feed_for_user(user=request.user)[:100])
     payload = AlertSerializer(alerts, many=True, context={"request": request}).data
     return render(
@@ -20,7 +21,7 @@ def feed(request):
         "alerts/feed.html",
         {
             "alerts_json": payload,
-            "last_alert_id": max((alert.id for alert in alerts), default=0),
+            "live_cursor": cursor,
             "can_act": user_role(request.user).is_clinical,
             "push_available": push_configured(),
         },

@@ -94,6 +94,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "portal.clinical.disclaimer",
+                "alerts.context_processors.live_cursor",
             ],
         },
     },

@@ -1,11 +1,27 @@
 // One WebSocket per page to /ws/alerts/. Frames become window events ("portal:alert.created",
 // "portal:alert.updated", "portal:scan.updated"). On reconnect it asks for every change after the last
-// one it saw (after_event), so nothing raised, claimed or resolved while it was down is missed.
+// one it received (after_event), so nothing raised, claimed or resolved while it was down is missed.
+//
+// The cursor (lastEventId, lastAlertId) starts where the server rendered the page (the script tag's
+// data-event / data-alert, read before the page's own list) and moves only with what this page has
+// actually received: frames, replays and catch-ups. Never from a count or a list fetched meanwhile:
+// that skipped whatever was raised between the socket closing and the fetch.
 (function () {
   "use strict";
-  // lastEventId: the latest change seen to any alert; a reconnect asks for every change since.
-  const state = { lastAlertId: 0, lastEventId: 0, openCount: 0, socket: null, retry: 0 };
+  const script = document.currentScript;
+  const start = { event: Number(script.dataset.event || 0), alert: Number(script.dataset.alert || 0) };
+  const state = {
+    lastEventId: start.event, // the latest change received; a reconnect asks for every change since
+    lastAlertId: start.alert, // the newest alert received
+    // The catch-up asks for changes after `checkpoint`, which trails the cursor by one round, so that a
+    // frame dropped between two received ones (or a change committed late) is still fetched.
+    checkpoint: start.event, nextCheckpoint: start.event,
+    openCount: 0, socket: null, retry: 0,
+    sounded: [], // what this page sounded, in order (one key per raise, escalation, repeat): for tests
+  };
   window.portalLive = state;
+  const heard = new Set();
+  const seen = new Map(); // alert id -> {level, scans} as last received
 
   function setConnection(text, ok) {
     const el = document.getElementById("connection");
@@ -31,15 +47,64 @@
     return response;
   }
 
+  // The open count only: it moves no cursor.
   async function refreshCounts() {
-    const [open, latest] = await Promise.all([
-      background("/api/v1/alerts/?status=open").then((r) => r.json()),
-      background("/api/v1/alerts/").then((r) => r.json()),
-    ]);
+    const open = await background("/api/v1/alerts/?status=open").then((r) => r.json());
     state.openCount = open.count;
-    if (latest.results.length) state.lastAlertId = Math.max(state.lastAlertId, latest.results[0].id);
-    for (const alert of latest.results) state.lastEventId = Math.max(state.lastEventId, alert.last_event_id || 0);
     updateBadge();
+  }
+
+  // A burst of frames asks for the count once.
+  let counting = null;
+  function countSoon() {
+    if (counting) return;
+    counting = setTimeout(() => { counting = null; refreshCounts().catch(() => {}); }, 1000);
+  }
+
+  // Every page of a REST list of alerts (after=, after_event=).
+  async function fetchAll(url) {
+    const alerts = [];
+    for (let next = url, pages = 0; next && pages < 40; pages += 1) {
+      const response = await background(next);
+      if (!response.ok) break;
+      const page = await response.json();
+      alerts.push(...page.results);
+      next = page.next;
+    }
+    return alerts;
+  }
+
+  // An alert this page received, by whatever path: move the cursor, sound what is new to this page
+  // (once: a raise, an escalation to a tier, another photo), hand it to the page.
+  function received(type, alert, frame) {
+    state.lastAlertId = Math.max(state.lastAlertId, alert.id);
+    state.lastEventId = Math.max(state.lastEventId, alert.last_event_id || 0);
+    const before = seen.get(alert.id);
+    const now = { level: alert.escalation_level, scans: alert.scan_count };
+    seen.set(alert.id, now);
+    const raisedKey = "raised:" + alert.id;
+    const escalatedKey = "escalated:" + alert.id + ":" + now.level;
+    const repeatedKey = "repeated:" + alert.id + ":" + now.scans;
+    if (alert.id > start.alert && !heard.has(raisedKey)) {
+      // Raised since the page was rendered: one sound, whatever happened to it meanwhile.
+      [raisedKey, escalatedKey, repeatedKey].forEach((key) => heard.add(key));
+      if (alert.status !== "resolved") sound(raisedKey, alert, now.level ? "Escalated to the " + alert.escalation_tier + ". " : "");
+    } else if (now.level > 0 && alert.status === "open" && !heard.has(escalatedKey) &&
+               (type === "alert.escalated" || (before && before.level < now.level))) {
+      heard.add(escalatedKey);
+      sound(escalatedKey, alert, "Escalated to the " + alert.escalation_tier + ". ");
+    } else if (now.scans > 1 && alert.status !== "resolved" && !heard.has(repeatedKey) &&
+               (type === "alert.repeated" || (before && before.scans < now.scans))) {
+      // Another positive photo of the patient: heard again even when the alert is already claimed.
+      heard.add(repeatedKey);
+      sound(repeatedKey, alert, frame && frame.reopened ? "A worse photo re-opened this alert. " : "Another positive photo. ");
+    }
+    window.dispatchEvent(new CustomEvent("portal:" + type, { detail: frame || { type, alert, replayed: true } }));
+  }
+
+  function sound(key, alert, prefix) {
+    state.sounded.push(key);
+    notify(alert, prefix);
   }
 
   function connect() {
@@ -58,18 +123,13 @@
     socket.onmessage = (message) => {
       const frame = JSON.parse(message.data);
       if (frame.alert) {
-        const isNew = frame.alert.id > state.lastAlertId;
-        state.lastAlertId = Math.max(state.lastAlertId, frame.alert.id);
-        state.lastEventId = Math.max(state.lastEventId, frame.alert.last_event_id || 0);
-        if (frame.type === "alert.created" && isNew && frame.alert.status === "open") state.openCount += 1;
-        if (frame.type !== "alert.created") refreshCounts().catch(() => {});
-        updateBadge();
-        if (frame.type === "alert.created" && isNew && !frame.replayed) notify(frame.alert, "");
-        if (frame.type === "alert.escalated") notify(frame.alert, "Escalated to the " + frame.alert.escalation_tier + ". ");
-        // Another positive photo of the patient: heard again even when the alert is already claimed.
-        if (frame.type === "alert.repeated") {
-          notify(frame.alert, frame.reopened ? "A worse photo re-opened this alert. " : "Another positive photo. ");
-        }
+        received(frame.type, frame.alert, frame);
+        countSoon();
+        return;
+      }
+      if (frame.type === "replay.cut") {
+        // More changed than one replay carries: the newest came; the rest is in the REST list.
+        fetchAll(frame.rest).then((alerts) => alerts.forEach((alert) => received("alert.updated", alert))).catch(() => {});
       }
       window.dispatchEvent(new CustomEvent("portal:" + frame.type, { detail: frame }));
     };
@@ -99,25 +159,32 @@
   }
 
   // Safety net: the socket only tells clients to look, and a frame can be dropped under load. Every
-  // 15 s (and when the tab becomes visible) ask the record for anything after the last alert seen.
+  // 15 s (and when the tab becomes visible) ask the record for alerts raised after the newest received
+  // and for every change after the checkpoint (a claim, an escalation, a stroke-pattern photo joining),
+  // so the feed is re-sorted even while the socket stays up.
   async function catchUp() {
-    const response = await background("/api/v1/alerts/?after=" + state.lastAlertId);
-    if (!response.ok) return;
-    const page = await response.json();
-    for (const alert of page.results) {
-      if (alert.id <= state.lastAlertId) continue;
-      state.lastAlertId = alert.id;
-      if (alert.status === "open") state.openCount += 1;
-      window.dispatchEvent(new CustomEvent("portal:alert.created",
-        { detail: { type: "alert.created", alert: alert, replayed: true } }));
-    }
-    updateBadge();
+    const [raised, changed] = await Promise.all([
+      fetchAll("/api/v1/alerts/?after=" + state.lastAlertId),
+      fetchAll("/api/v1/alerts/?after_event=" + state.checkpoint),
+    ]);
+    const byId = new Map([...raised, ...changed].map((alert) => [alert.id, alert]));
+    for (const alert of byId.values()) received(alert.id > start.alert ? "alert.created" : "alert.updated", alert);
+    state.checkpoint = state.nextCheckpoint;
+    state.nextCheckpoint = state.lastEventId;
+    if (byId.size) countSoon();
   }
   setInterval(() => catchUp().catch(() => {}), 15000);
   document.addEventListener("visibilitychange", () => { if (!document.hidden) catchUp().catch(() => {}); });
 
   state.send = (frame) => state.socket && state.socket.readyState === 1 && state.socket.send(JSON.stringify(frame));
-  const feed = document.getElementById("alert-feed");
-  if (feed) state.lastAlertId = Number(feed.dataset.lastId || 0);
-  refreshCounts().catch(() => {}).finally(connect);
+  // The feed page's own list: what this page already shows, as received (not sounded again).
+  const initial = document.getElementById("initial-alerts");
+  if (initial) {
+    for (const alert of JSON.parse(initial.textContent)) {
+      seen.set(alert.id, { level: alert.escalation_level, scans: alert.scan_count });
+      heard.add("raised:" + alert.id);
+    }
+  }
+  refreshCounts().catch(() => {});
+  connect();
 })();

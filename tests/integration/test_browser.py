@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,15 @@ def shoot(page, name: str) -> None:
         page.screenshot(path=str(Path(directory) / f"{name}.png"), full_page=True)
 
 
+def wait_until(page, expression: str, timeout: float = 15) -> None:
+    """Poll a JavaScript expression from here (Playwright's wait_for_function polls it with eval, which
+    the portal's Content-Security-Policy forbids) until it is true."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {expression}"
+        page.wait_for_timeout(200)
+
+
 def logged_in_page(browser, stack, username: str, viewport=None):
     context = browser.new_context(viewport=viewport or {"width": 1200, "height": 900})
     page = context.new_page()
@@ -95,7 +105,7 @@ def test_an_upload_in_one_browser_arrives_live_in_another_and_is_claimed(browser
     # Meanwhile the clinician's feed got the alert without a reload.
     alert_row = clinician.wait_for_selector("li.alert.status-open", timeout=30_000)
     assert "Maria Santos" in alert_row.inner_text()
-    clinician.wait_for_function("document.title.startsWith('(1)')")
+    wait_until(clinician, "document.title.startsWith('(1)')")
     shoot(clinician, "alerts-live")
 
     caregiver.goto(f"{live_stack.base_url}/alerts/")
@@ -134,7 +144,7 @@ def test_the_feed_recovers_a_dropped_frame_and_ignores_a_duplicate(browser, live
     )
     row = clinician.wait_for_selector(f"li.alert[data-alert-id='{silent.id}']", timeout=25_000)  # 15 s catch-up
     assert "Maria Santos" in row.inner_text()
-    clinician.wait_for_function("document.title.startsWith('(1)')")
+    wait_until(clinician, "document.title.startsWith('(1)')")
     # The same alert delivered twice (a replay overlapping a live frame) is still one row.
     clinician.evaluate(
         """(id) => fetch('/api/v1/alerts/?after=' + (id - 1)).then(r => r.json()).then(page => {
@@ -169,3 +179,76 @@ def test_a_dashboard_signed_out_by_an_admin_goes_to_the_login_page_and_says_why(
         admin.submit(revoke_credentials, people.alice.id).result()
     clinician.wait_for_url(f"{live_stack.base_url}/login/**", timeout=15_000)
     assert "You were signed out" in clinician.content()
+
+
+def test_the_feed_loses_no_alert_while_its_socket_is_down(
+    browser, live_stack, people, in_memory_channels, eager_celery
+):
+    """The socket is cut, and kept down (every reconnect refused) while alerts are raised, escalated,
+    and a routine one becomes stroke-urgent. Once it is back, every one is on the feed, in triage order,
+    each sounded once. The page used to move its replay cursor from a REST list fetched at each failed
+    reconnect, so what was raised meanwhile was skipped by the replay and by the catch-up, unsounded."""
+    from concurrent.futures import ThreadPoolExecutor
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from alerts.services import alert_escalate_overdue, alert_raise
+    from tests import factories
+
+    elsewhere = ThreadPoolExecutor(1)  # Playwright runs an event loop in this thread; alert_raise publishes
+
+    def flagged(patient, **fields):
+        def work():
+            result = factories.ScanResultFactory(scan__patient=patient, **fields)
+            return alert_raise(scan=result.scan, result=result)
+
+        return elsewhere.submit(work).result()
+
+    patients = [factories.PatientFactory(care_team=people.team) for _ in range(3)]
+    routine = flagged(people.patient, pattern="peripheral", severity="moderate")  # on the page from the start
+    link = {"down": False, "refused": 0}
+
+    def route(socket):
+        if link["down"]:
+            link["refused"] += 1
+            socket.close()
+        else:
+            socket.connect_to_server()
+
+    clinician = logged_in_page(browser, live_stack, "alice")
+    clinician.route_web_socket("**/ws/alerts/**", route)
+    clinician.goto(f"{live_stack.base_url}/alerts/")
+    clinician.wait_for_selector("#connection.ok")
+    clinician.wait_for_selector(f"li.alert[data-alert-id='{routine.id}']")
+
+    link["down"] = True
+    clinician.evaluate("window.portalLive.socket.close()")
+    peripheral = flagged(patients[0], pattern="peripheral", severity="moderate")
+    central = flagged(patients[1], pattern="central", severity="mild")
+    review = flagged(patients[2], label="inconclusive", pattern="undetermined", severity="mild", score=0.45)
+    later = timezone.now() + timedelta(minutes=20)
+    assert elsewhere.submit(alert_escalate_overdue, now=later).result() >= 3
+    joined = flagged(people.patient, pattern="central", severity="moderate")  # the routine alert, now urgent
+    assert joined.id == routine.id
+    refused = link["refused"]
+    while link["refused"] == refused:  # at least one reconnect refused after all of it (the old code's fetch)
+        clinician.wait_for_timeout(200)
+    link["down"] = False
+
+    expected = [central.id, routine.id, peripheral.id, review.id]  # urgent (newest first), routine, review
+    shown, deadline = [], time.monotonic() + 40  # the reconnect's backoff, or the 15 s catch-up
+    while shown != expected and time.monotonic() < deadline:
+        clinician.wait_for_timeout(250)
+        shown = clinician.evaluate(
+            "[...document.querySelectorAll('#alert-feed li.alert')].map((li) => +li.dataset.alertId)"
+        )
+    assert shown == expected
+    clinician.wait_for_selector("#connection.ok")
+    clinician.wait_for_timeout(1000)  # a second delivery (the catch-up overlapping the replay) would sound again
+    sounded = clinician.evaluate("window.portalLive.sounded")
+    assert sorted(sounded) == sorted(
+        [f"raised:{peripheral.id}", f"raised:{central.id}", f"raised:{review.id}", f"repeated:{routine.id}:2"]
+    )
+    row = clinician.locator(f"li.alert[data-alert-id='{routine.id}']")
+    assert "STROKE PATTERN" in row.inner_text()
