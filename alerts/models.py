@@ -77,6 +77,14 @@ class Alert(models.Model):
         return PATTERN_ADVICE.get(self.pattern, "") if self.status in self.ACTIVE_STATUSES else ""
 
     @property
+    def urgent_label(self) -> str:
+        """How an urgent alert is headed on calls and pages: the central pattern is the stroke pattern;
+        an undetermined one is a possible stroke (ScanResult.is_urgent). "" for a routine alert."""
+        if not self.urgent:
+            return ""
+        return "STROKE PATTERN" if self.pattern == "central" else "POSSIBLE STROKE"
+
+    @property
     def escalation_tier(self) -> str:
         return ESCALATION_TIERS[min(self.escalation_level, len(ESCALATION_TIERS) - 1)]
 

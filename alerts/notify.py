@@ -57,13 +57,8 @@ def _reached_by(alert: Alert, level: int) -> set:
 
 def message(alert: Alert, level: int) -> tuple[str, str, str]:
     """(title, body, url) with no patient data: the recipient signs in to see who it is."""
-    what = (
-        ("STROKE PATTERN" if alert.pattern == "central" else "POSSIBLE STROKE")
-        if alert.urgent
-        else "Facial paralysis alert"
-        if alert.kind == Alert.Kind.POSITIVE
-        else "Inconclusive photo to review"
-    )
+    routine = "Facial paralysis alert" if alert.kind == Alert.Kind.POSITIVE else "Inconclusive photo to review"
+    what = alert.urgent_label or routine
     url = f"{settings.PORTAL_BASE_URL.rstrip('/')}/alerts/#alert-{alert.id}"
     escalated = f" Not claimed in time: escalated to the {ESCALATION_TIERS[level]}." if level else ""
     body = (

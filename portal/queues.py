@@ -9,6 +9,8 @@ analysis, nor the one the other.
 from __future__ import annotations
 
 ANALYSIS, NOTIFY, FHIR = "analysis", "notify", "fhir"
+# What each pool's worker processes are called (celery --hostname <name>-<node>@host; /healthz's checks).
+WORKER_NAMES = {ANALYSIS: "worker", NOTIFY: "notifier", FHIR: "fhir"}
 
 
 def queue_names(base: str) -> dict[str, str]:
@@ -22,3 +24,10 @@ def task_routes(base: str) -> dict[str, dict[str, str]]:
         "alerts.tasks.notify_alert": {"queue": queues[NOTIFY]},
         "scans.tasks.push_fhir_result": {"queue": queues[FHIR]},
     }
+
+
+def pool_of_worker(hostname: str) -> str:
+    """Which pool a worker serves, by its name (notifier-8000@host...); a worker named otherwise (a
+    plain `celery worker`) serves the default queue, the analyses."""
+    prefix = hostname.split("-", 1)[0]
+    return next((pool for pool, name in WORKER_NAMES.items() if name == prefix and pool != ANALYSIS), ANALYSIS)

@@ -14,6 +14,7 @@ from django.views.decorators.cache import never_cache
 
 from alerts.selectors import alert_open_count
 from inference.selectors import classifier_health
+from portal.queues import ANALYSIS, FHIR, NOTIFY, WORKER_NAMES, pool_of_worker
 from scans.selectors import scan_list_for_user
 
 
@@ -32,13 +33,6 @@ def home(request):
 
 def information(request):
     return render(request, "portal/information.html")
-
-
-def _pool_of(worker: str) -> str:
-    """Which pool a worker serves, by the name stack/processes.py gives it (notifier-8000@host...); a
-    worker named otherwise (a plain `celery worker`) serves the default queue, the analyses."""
-    pool = worker.split("-", 1)[0]
-    return pool if pool in {"notifier", "fhir"} else "worker"
 
 
 @never_cache
@@ -65,13 +59,12 @@ def healthz(request):
 
         try:
             replies = app.control.ping(timeout=1.0)
-            pools = Counter(_pool_of(name) for reply in replies for name in reply)
-            checks["worker"] = f"ok ({pools['worker']})" if pools["worker"] else "error: no worker answered"
-            # The pools that wait on other servers (portal/queues.py): without them scans are still
-            # analysed and shown, but nobody is called by push or e-mail, or nothing reaches the FHIR server.
-            checks["notifier"] = f"ok ({pools['notifier']})" if pools["notifier"] else "error: no notifier answered"
-            if settings.FHIR_ENDPOINT:
-                checks["fhir"] = f"ok ({pools['fhir']})" if pools["fhir"] else "error: no FHIR sender answered"
+            answering = Counter(pool_of_worker(name) for reply in replies for name in reply)
+            # Beside the analyses, the pools that wait on other servers (portal/queues.py): without them
+            # scans are still analysed and shown, but nobody is called, or nothing reaches the FHIR server.
+            for pool in (ANALYSIS, NOTIFY, *([FHIR] if settings.FHIR_ENDPOINT else [])):
+                name = WORKER_NAMES[pool]
+                checks[name] = f"ok ({answering[pool]})" if answering[pool] else f"error: no {name} answered"
         except Exception as exc:  # noqa: BLE001
             checks["worker"] = f"error: {exc.__class__.__name__}"
     else:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from portal.queues import ANALYSIS, FHIR, NOTIFY, queue_names
+from portal.queues import ANALYSIS, FHIR, NOTIFY, WORKER_NAMES, queue_names
 
 
 @dataclass
@@ -76,11 +76,12 @@ class Stack:
             # and FHIR sends, whose hanging peers then hold up nothing else (portal/queues.py).
             queues = queue_names(self.env.get("CELERY_QUEUE", "portal"))
             pools = {
-                "worker": (ANALYSIS, self.worker_module, self.worker_concurrency, self.worker_nice),
-                "notifier": (NOTIFY, "celery", self.notify_concurrency, 0),
-                "fhir": (FHIR, "celery", 1, 0),
+                ANALYSIS: (self.worker_module, self.worker_concurrency, self.worker_nice),
+                NOTIFY: ("celery", self.notify_concurrency, 0),
+                FHIR: ("celery", 1, 0),
             }
-            for name, (pool, module, concurrency, nice) in pools.items():
+            for pool, (module, concurrency, nice) in pools.items():
+                name = WORKER_NAMES[pool]
                 commands[name] = [
                     *(["nice", "-n", str(nice)] if nice else []),
                     python,
@@ -168,7 +169,7 @@ class Stack:
             try:
                 with urllib.request.urlopen(f"{self.base_url}/healthz", timeout=5) as response:
                     checks = json.loads(response.read()).get("checks", {})
-                    pools = [checks.get(pool, "ok") for pool in ("notifier", "fhir")] if self.worker else []
+                    pools = [checks.get(WORKER_NAMES[pool], "ok") for pool in (NOTIFY, FHIR)] if self.worker else []
                     if response.status == 200 and all(state.startswith("ok") for state in pools):
                         return
                     last_error = json.dumps(checks)
