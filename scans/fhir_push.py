@@ -28,12 +28,15 @@ from scans.models import FhirPush, Scan, ScanResult
 
 logger = logging.getLogger(__name__)
 
-# Answers worth trying again: the server or a proxy in front of it is busy, down or timed out.
-RETRIABLE_STATUSES = {408, 425, 429}
+# 4xx answers worth trying again: a credential that expired or is not yet allowed (401, 403: someone
+# fixes FHIR_AUTH_HEADER or the server's grants), a timeout, or a server busy right now. Every 5xx is
+# tried again too. Any other 4xx refuses the bundle itself: sending it again would be refused again.
+RETRIABLE_STATUSES = {401, 403, 408, 425, 429}
 
 
 class FhirPushFailed(Exception):
-    """The bundle did not get through this time (network, timeout, 5xx, 429): the task tries again."""
+    """The bundle did not get through this time (network, timeout, 5xx, 401, 403, 408, 429): the task
+    tries again."""
 
 
 def fhir_push_configured() -> bool:
@@ -42,7 +45,17 @@ def fhir_push_configured() -> bool:
 
 def _send_lease() -> timedelta:
     # A send still marked as in progress after this long died with its worker: another may take it.
-    return timedelta(seconds=2 * settings.FHIR_TIMEOUT_SECONDS + 30)
+    # A live one ends well before: the connection and the answer each wait FHIR_TIMEOUT_SECONDS at most,
+    # and the bundle is built from a handful of rows.
+    return timedelta(seconds=2 * settings.FHIR_TIMEOUT_SECONDS + 10)
+
+
+def _claim_left_seconds(push_id: int) -> float:
+    """How long the claim on a row still holds (0 when it has run out or there is none)."""
+    since = FhirPush.objects.filter(id=push_id).values_list("sending_since", flat=True).first()
+    if since is None:
+        return 0.0
+    return max(0.0, (since + _send_lease() - timezone.now()).total_seconds())
 
 
 def fhir_push_queue(*, result: ScanResult) -> FhirPush | None:
@@ -81,7 +94,38 @@ def fhir_push_send(*, push_id: int) -> str:
             return "already sent"
         return "refused" if state["refused"] else "busy"
 
+    # From the claim on, every way out records what happened: a send that raised anything (a bug in
+    # the bundle, a time limit, a worker shutting down) releases its claim, so the next task or the
+    # sweep takes the row at once instead of after the lease.
     push = FhirPush.objects.get(id=push_id)
+    try:
+        response = _post(push)
+    except requests.RequestException as exc:
+        _release(push_id, error=f"{type(exc).__name__}: {exc}")
+        raise FhirPushFailed(str(exc)) from exc
+    except BaseException as exc:
+        _release(push_id, error=f"{type(exc).__name__}: {exc}")
+        raise
+
+    result_id = push.result_id
+    if 200 <= response.status_code < 300:
+        FhirPush.objects.filter(id=push_id).update(sent_at=timezone.now(), sending_since=None, last_error="")
+        logger.info("FHIR push of result %s accepted (HTTP %s)", result_id, response.status_code)
+        return "sent"
+    error = f"HTTP {response.status_code}: {response.text[:400]}"
+    if response.status_code >= 500 or response.status_code in RETRIABLE_STATUSES:
+        if response.status_code in {401, 403}:
+            logger.error("the FHIR server did not accept our credentials (check FHIR_AUTH_HEADER): %s", error)
+        _release(push_id, error=error)
+        raise FhirPushFailed(error)
+    # 400, 404, 409, 412, 422...: the same bundle would be refused again. Loud, and left for a person
+    # (the admin's banner and FHIR pushes list, scans/admin.py).
+    FhirPush.objects.filter(id=push_id).update(refused=True, sending_since=None, last_error=error[:500])
+    logger.error("the FHIR server refused the push of result %s: %s", result_id, error)
+    return "refused"
+
+
+def _post(push: FhirPush) -> requests.Response:
     scan = Scan.objects.select_related("patient", "referring_physician", "result", "result__model_version").get(
         result__id=push.result_id
     )
@@ -89,26 +133,7 @@ def fhir_push_send(*, push_id: int) -> str:
     headers = {"Content-Type": FHIR_JSON, "Accept": FHIR_JSON}
     if settings.FHIR_AUTH_HEADER:
         headers["Authorization"] = settings.FHIR_AUTH_HEADER
-    try:
-        response = requests.post(
-            settings.FHIR_ENDPOINT, data=body, headers=headers, timeout=settings.FHIR_TIMEOUT_SECONDS
-        )
-    except requests.RequestException as exc:
-        _release(push_id, error=f"{type(exc).__name__}: {exc}")
-        raise FhirPushFailed(str(exc)) from exc
-
-    if 200 <= response.status_code < 300:
-        FhirPush.objects.filter(id=push_id).update(sent_at=timezone.now(), sending_since=None, last_error="")
-        logger.info("FHIR push of result %s accepted (HTTP %s)", push.result_id, response.status_code)
-        return "sent"
-    error = f"HTTP {response.status_code}: {response.text[:400]}"
-    if response.status_code >= 500 or response.status_code in RETRIABLE_STATUSES:
-        _release(push_id, error=error)
-        raise FhirPushFailed(error)
-    # 400, 401, 403, 404, 412, 422...: the same bundle would be refused again. Loud, and left for a person.
-    FhirPush.objects.filter(id=push_id).update(refused=True, sending_since=None, last_error=error[:500])
-    logger.error("the FHIR server refused the push of result %s: %s", push.result_id, error)
-    return "refused"
+    return requests.post(settings.FHIR_ENDPOINT, data=body, headers=headers, timeout=settings.FHIR_TIMEOUT_SECONDS)
 
 
 def _release(push_id: int, *, error: str) -> None:
@@ -126,14 +151,30 @@ def fhir_push_requeue(*, push_ids: list[int]) -> int:
 
 
 def fhir_push_due_ids(*, limit: int = 500) -> list[int]:
-    """Pushes owed and left alone: never tried (their task never reached the broker) or last tried longer
-    ago than the longest wait between two retries (their task gave up). One still retrying is not taken."""
-    quiet_since = timezone.now() - timedelta(seconds=2 * settings.FHIR_RETRY_BACKOFF_MAX_SECONDS)
+    """Pushes owed and left alone: never tried (their task never reached the broker), last tried longer
+    ago than the longest wait between two retries (their task gave up), or claimed by a send that
+    outlived its lease (its worker died mid-send). One still retrying or being sent is not taken."""
+    now = timezone.now()
+    quiet_since = now - timedelta(seconds=2 * settings.FHIR_RETRY_BACKOFF_MAX_SECONDS)
+    left_alone = Q(sending_since__isnull=True) & (
+        Q(last_tried_at__lt=quiet_since) | Q(last_tried_at__isnull=True, created_at__lt=quiet_since)
+    )
     return list(
-        FhirPush.objects.filter(sent_at__isnull=True, refused=False, sending_since__isnull=True)
-        .filter(Q(last_tried_at__lt=quiet_since) | Q(last_tried_at__isnull=True, created_at__lt=quiet_since))
+        FhirPush.objects.filter(sent_at__isnull=True, refused=False)
+        .filter(left_alone | Q(sending_since__lt=now - _send_lease()))
         .order_by("id")
         .values_list("id", flat=True)[:limit]
+    )
+
+
+def fhir_push_problems() -> str:
+    """What an admin must see about the pushes: results the FHIR server refused, waiting for a person."""
+    refused = FhirPush.objects.filter(refused=True, sent_at__isnull=True).count()
+    if not refused:
+        return ""
+    return (
+        f"The hospital's FHIR server refused {refused} result(s): they will not be sent again until the "
+        "cause is fixed and they are sent again from FHIR pushes (filter: refused)."
     )
 
 
@@ -147,6 +188,13 @@ def fhir_push_due_ids(*, limit: int = 500) -> list[int]:
     retry_backoff_max=settings.FHIR_RETRY_BACKOFF_MAX_SECONDS,
     retry_jitter=True,
     max_retries=settings.FHIR_PUSH_MAX_RETRIES,
+    bind=True,
 )
-def push_fhir_result(push_id: int) -> str:
-    return fhir_push_send(push_id=push_id)
+def push_fhir_result(self, push_id: int) -> str:
+    outcome = fhir_push_send(push_id=push_id)
+    if outcome == "busy":
+        # Another send holds the row. This is a message redelivered after its worker died mid-send
+        # (acks_late), or a duplicate: look again once the claim has run out; by then the other send
+        # has finished ("already sent") or died, and this one takes the row over.
+        raise self.retry(countdown=_claim_left_seconds(push_id) + 1)
+    return outcome

@@ -4,7 +4,10 @@ identifier) as a real server does, so a bundle sent twice can be seen to create 
 
 It can misbehave on purpose: `fail_first=N` answers 503 to the first N transactions without storing
 anything (a server that is down, then recovers); `lose_answer_first=N` stores the first N and then
-answers 500 (a server that committed but whose answer was lost); `refuse=True` answers 422 to all.
+answers 500 (a server that committed but whose answer was lost); `refuse=True` answers 422 to all;
+`statuses_first=[401, 503...]` answers the first requests with those statuses, storing nothing; and
+`hang_first=N` records the first N requests and holds them unanswered until the server is closed (a
+send in flight when its worker is killed).
 """
 
 from __future__ import annotations
@@ -18,8 +21,19 @@ from urllib.parse import unquote
 
 
 class RecordingFhirServer:
-    def __init__(self, *, fail_first: int = 0, lose_answer_first: int = 0, refuse: bool = False):
+    def __init__(
+        self,
+        *,
+        fail_first: int = 0,
+        lose_answer_first: int = 0,
+        refuse: bool = False,
+        statuses_first: list[int] = (),
+        hang_first: int = 0,
+    ):
         self.fail_first = fail_first
+        self.statuses_first = list(statuses_first)
+        self.hang_first = hang_first
+        self.closing = threading.Event()
         self.lose_answer_first = lose_answer_first
         self.refuse = refuse
         self.received: list[SimpleNamespace] = []  # every request: path, headers, body (parsed JSON)
@@ -30,6 +44,9 @@ class RecordingFhirServer:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if server.hold(self.path, dict(self.headers.items()), raw):
+                    server.closing.wait()
+                    return
                 with server.lock:
                     status, answer = server.handle(self.path, dict(self.headers.items()), raw)
                 body = json.dumps(answer).encode()
@@ -50,17 +67,32 @@ class RecordingFhirServer:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.closing.set()
         self.server.shutdown()
         self.server.server_close()
 
     # --- what a server does with a transaction -----------------------------------------------
 
-    def handle(self, path: str, headers: dict, raw: bytes) -> tuple[int, dict]:
-        bundle = json.loads(raw)
+    def _record(self, path: str, headers: dict, raw: bytes) -> int:
         self.received.append(
-            SimpleNamespace(path=path, headers={k.lower(): v for k, v in headers.items()}, body=bundle)
+            SimpleNamespace(path=path, headers={k.lower(): v for k, v in headers.items()}, body=json.loads(raw))
         )
-        number = len(self.received)
+        return len(self.received)
+
+    def hold(self, path: str, headers: dict, raw: bytes) -> bool:
+        """Whether this request is one of the first hang_first: recorded, and never answered."""
+        with self.lock:
+            if len(self.received) >= self.hang_first:
+                return False
+            self._record(path, headers, raw)
+            return True
+
+    def handle(self, path: str, headers: dict, raw: bytes) -> tuple[int, dict]:
+        number = self._record(path, headers, raw) - self.hang_first  # the held ones were never answered
+        bundle = self.received[-1].body
+        if number <= len(self.statuses_first):
+            return self.statuses_first[number - 1], _outcome("error", "security", "on purpose")
+        number -= len(self.statuses_first)
         if self.refuse:
             return 422, _outcome("error", "processing", "refused on purpose")
         if number <= self.fail_first:

@@ -1,5 +1,5 @@
 """Faults survived with real processes: a worker killed mid-analysis, Redis down during an upload, Redis
-restarted under connected sockets.
+restarted under connected sockets, the FHIR pool killed mid-send.
 
 Each test runs its own stack (daphne, a Celery worker, Celery beat) on a Redis server it owns, so
 it can kill and restart them. The promise under test: every scan uploaded is analysed exactly once.
@@ -21,10 +21,11 @@ import websockets
 
 from alerts.models import Alert
 from portal.credentials import issue_token
-from scans.models import Scan, ScanResult
+from scans.models import FhirPush, Scan, ScanResult
 from stack.embedded import free_port
 from stack.processes import Stack, base_env
 from tests.faces import drooped_astronaut, jpeg_bytes
+from tests.fhir_server import RecordingFhirServer
 from tests.integration.clients import frames_until, wait_for, ws_url
 from tests.integration.conftest import database_url
 
@@ -82,6 +83,21 @@ class OwnRedis:
 
 @pytest.fixture
 def fault_stack(django_db_setup, media_root, tmp_path):
+    yield from _fault_stack(media_root, tmp_path)
+
+
+@pytest.fixture
+def fhir_fault_stack(django_db_setup, media_root, tmp_path):
+    """A fault stack whose FHIR server takes the first push and never answers it: the FHIR pool is
+    killed while that send is in flight (FHIR_TIMEOUT_SECONDS is longer than the test takes to kill it)."""
+    with RecordingFhirServer(hang_first=1) as server:
+        for stack, redis_server in _fault_stack(
+            media_root, tmp_path, FHIR_ENDPOINT=server.url, FHIR_TIMEOUT_SECONDS="5", FHIR_SWEEP_SECONDS="2"
+        ):
+            yield stack, redis_server, server
+
+
+def _fault_stack(media_root, tmp_path, **extra_env):
     from django.db import connection
 
     redis_server = OwnRedis(tmp_path).start()
@@ -99,6 +115,7 @@ def fault_stack(django_db_setup, media_root, tmp_path):
         SCAN_SWEEP_SECONDS="1",
         CELERY_VISIBILITY_TIMEOUT="5",
         SLOW_WORKER_DELAY_SECONDS="2",
+        **extra_env,
     )
     stack = Stack(
         env=env,
@@ -213,3 +230,31 @@ def test_a_socket_open_across_a_redis_restart_still_hears_the_next_alert(fault_s
             assert frames[-1]["alert"]["scan"]["id"] == scan_id
 
     asyncio.run(scenario())
+
+
+def test_a_fhir_send_killed_mid_flight_is_sent_later_exactly_once(fhir_fault_stack, people):
+    """The FHIR pool is SIGKILLed while the server holds its send, and Redis restarts empty (the
+    machine went down): the row stays claimed by a dead worker and no message for it is left. The sweep
+    takes it over once the claim runs out, and the server stores the bundle once."""
+    stack, redis_server, server = fhir_fault_stack
+    response = upload(stack, issue_token(people.carol)[1], people.patient.id)
+    assert response.status_code == 202, response.text
+    scan_id = response.json()["id"]
+    wait_for(lambda: len(server.received) == 1, 120, "the FHIR pool to start sending the result")
+    stack.kill("fhir")  # SIGKILL mid-send: no chance to release the claim or record anything
+    push = FhirPush.objects.get(result__scan_id=scan_id)
+    assert push.sending_since is not None and push.sent_at is None
+    redis_server.stop()
+    redis_server.start()  # empty: the unacknowledged message of the killed send is gone
+
+    stack.restart("fhir")
+    wait_for(
+        lambda: FhirPush.objects.filter(id=push.id, sent_at__isnull=False).exists(),
+        120,
+        "the push to be sent after the crash",
+    )
+    time.sleep(3)  # let a duplicate delivery (redelivery and sweep) run its course
+    push.refresh_from_db()
+    assert push.attempts >= 2 and push.sending_since is None and not push.refused
+    assert len(server.received) == 2  # the held send, then the one that got through
+    assert server.count("DiagnosticReport") == 1

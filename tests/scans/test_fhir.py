@@ -577,6 +577,91 @@ def test_a_refused_bundle_is_not_sent_again(fhir_settings, people, django_captur
     assert "refused the push" in caplog.text
 
 
+@pytest.mark.parametrize("status", [401, 403, 408, 429, 503])
+def test_an_expired_credential_or_a_busy_server_is_tried_again_until_it_takes_the_bundle(
+    fhir_settings, people, django_capture_on_commit_callbacks, status
+):
+    with RecordingFhirServer(statuses_first=[status, status]) as server:
+        fhir_settings.FHIR_ENDPOINT = server.url
+        result = record_result(people, django_capture_on_commit_callbacks)  # the task retries (eagerly here)
+    push = FhirPush.objects.get(result=result)
+    assert not push.refused and push.sent_at is not None and push.attempts == 3
+    assert server.count("DiagnosticReport") == 1
+
+
+@pytest.mark.parametrize("status", [400, 404, 409, 412, 422])
+def test_a_definitive_refusal_stops_the_retries_and_is_shown_to_admins(
+    fhir_settings, people, django_capture_on_commit_callbacks, client, status
+):
+    with RecordingFhirServer(statuses_first=[status]) as server:
+        fhir_settings.FHIR_ENDPOINT = server.url
+        result = record_result(people, django_capture_on_commit_callbacks)
+    push = FhirPush.objects.get(result=result)
+    assert push.refused and push.sent_at is None and push.attempts == 1
+    assert push.last_error.startswith(f"HTTP {status}")
+    assert len(server.received) == 1
+
+    client.force_login(factories.UserFactory(username="root", is_staff=True, is_superuser=True))
+    page = client.get("/admin/").content.decode()
+    assert "The hospital&#x27;s FHIR server refused 1 result(s)" in page
+    assert "/admin/scans/fhirpush/?refused__exact=1" in page
+    FhirPush.objects.filter(id=push.id).update(refused=False, sent_at=timezone.now())
+    assert "FHIR server refused" not in client.get("/admin/").content.decode()
+
+
+def test_a_send_that_fails_in_any_way_releases_its_claim(fhir_settings, people, monkeypatch):
+    """Not only a network error: a bug while building the bundle, a time limit, a worker shutting down."""
+    fhir_settings.FHIR_ENDPOINT = "http://127.0.0.1:9/fhir"
+    push = FhirPush.objects.create(result=finished_scan(people.patient))
+
+    def broken(**kwargs):
+        raise RuntimeError("a bundle that cannot be built")
+
+    monkeypatch.setattr("scans.fhir_push.scan_result_transaction", broken)
+    with pytest.raises(RuntimeError):
+        fhir_push_send(push_id=push.id)
+    push.refresh_from_db()
+    assert push.sending_since is None and push.sent_at is None and not push.refused
+    assert push.last_error == "RuntimeError: a bundle that cannot be built"
+
+
+def test_the_sweep_takes_a_push_whose_sender_died_once_its_claim_runs_out(fhir_settings, people):
+    long_ago = timezone.now() - timedelta(hours=2)
+    died = FhirPush.objects.create(result=finished_scan(people.patient), attempts=1)
+    sending = FhirPush.objects.create(result=finished_scan(people.patient), attempts=1)
+    FhirPush.objects.filter(id__in=[died.id, sending.id]).update(created_at=long_ago)
+    FhirPush.objects.filter(id=died.id).update(sending_since=long_ago, last_tried_at=long_ago)
+    FhirPush.objects.filter(id=sending.id).update(sending_since=timezone.now(), last_tried_at=timezone.now())
+
+    with RecordingFhirServer() as server:
+        fhir_settings.FHIR_ENDPOINT = server.url
+        assert fhir_push_due_ids() == [died.id]
+        assert push_unsent_fhir_results() == 1
+    died.refresh_from_db()
+    assert died.sent_at is not None and died.sending_since is None and died.attempts == 2
+    assert len(server.received) == 1
+
+
+def test_a_task_that_finds_the_push_claimed_looks_again_when_the_claim_runs_out(fhir_settings, people, monkeypatch):
+    """A message redelivered after its worker died mid-send finds the dead worker's claim: it is tried
+    again once that claim has run out, not dropped."""
+    from celery.exceptions import Retry
+
+    fhir_settings.FHIR_ENDPOINT = "http://127.0.0.1:9/fhir"
+    fhir_settings.FHIR_TIMEOUT_SECONDS = 15
+    push = FhirPush.objects.create(result=finished_scan(people.patient), sending_since=timezone.now())
+    asked = {}
+
+    def retry(**options):
+        asked.update(options)
+        return Retry()
+
+    monkeypatch.setattr(push_fhir_result, "retry", retry)
+    with pytest.raises(Retry):
+        push_fhir_result.run(push.id)
+    assert 38 <= asked["countdown"] <= 41  # the lease: 2 x 15 s + 10 s, and a second more
+
+
 def test_an_unreachable_server_is_retried_and_the_row_left_for_the_sweep(fhir_settings, people):
     with RecordingFhirServer() as server:
         closed = server.url  # nothing listens there once the server is closed
