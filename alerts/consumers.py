@@ -45,6 +45,8 @@ ACTIONS = {alert_acknowledge: "acknowledge", alert_resolve: "resolve"}
 # nested deeper, is refused with an error frame before it is parsed further.
 MAX_FRAME_CHARS = 4096
 MAX_FRAME_DEPTH = 8
+# Close code for a socket that sends frames faster than SOCKET_FRAMES_PER_SECOND (as for too many sockets).
+TOO_MANY = 4429
 
 
 class AlertConsumer(AsyncJsonWebsocketConsumer):
@@ -53,9 +55,24 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
     closes with 4403. Deliveries and actions are written to the audit trail.
 
     Live events reach it from its web process's one subscription (alerts/fanout.py) through `offer`,
-    in the order the process received them, not on the socket's own channel."""
+    in the order the process received them, not on the socket's own channel.
+
+    However the socket ends (a disconnect, or daphne cancelling its task on a slow shutdown or after
+    `application_close_timeout`, which runs no `disconnect()`), `_leave` runs once: the socket stops
+    counting against its user's cap, leaves the hub and the watch, and sends nothing more."""
+
+    async def __call__(self, scope, receive, send):
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # Shielded: a cancelled socket (CancelledError already delivered) still cleans up.
+            await asyncio.shield(self._leave())
 
     async def connect(self):
+        self.task = asyncio.current_task()
+        self.closed = False
+        self.frame_allowance = float(settings.SOCKET_FRAME_BURST)
+        self.frame_allowance_at = time.monotonic()
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             await self.close(code=4401)
@@ -111,19 +128,44 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
         self._pump()
 
     async def disconnect(self, code):
+        await self._leave()
+
+    async def _leave(self) -> None:
+        """Forget this socket everywhere, once (from disconnect, the end of its task, or the watch)."""
+        if getattr(self, "left", False):
+            return
+        self.left = self.closed = True
         _watched.pop(self, None)
         for task in (getattr(self, "recheck_task", None), getattr(self, "outbox_task", None)):
-            if task is not None:
+            if task is not None and task is not asyncio.current_task():
                 task.cancel()
-        if getattr(self, "hub", None) is not None:
-            await self.hub.leave(self, self.groups_joined)
-        if getattr(self, "registered", False):
-            await unregister_socket(self.user.id, self.channel_name)
-        await self._flush_audit()
+        try:
+            if getattr(self, "hub", None) is not None:
+                await self.hub.leave(self, self.groups_joined)
+            if getattr(self, "registered", False):
+                # Redis unreachable: the entry stops counting once the watch no longer refreshes it.
+                await unregister_socket(self.user.id, self.channel_name)
+            await self._flush_audit()
+        except Exception:  # noqa: BLE001 - the rest is forgotten anyway; the cap entry expires
+            logger.exception("could not clean up after a socket of user %s", getattr(self.user, "id", None))
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
         """A malformed frame gets an error frame and the socket stays open (channels itself raises on a
         binary frame, and json.loads on a deeply nested one: a traceback and a dropped socket)."""
+        if self.closed:
+            return  # closed for sending too fast: what was already on its way is not read
+        if not self._frame_allowed():
+            logger.warning("closing a socket of user %s: frames faster than allowed", self.user.id)
+            await self.send_json(
+                {
+                    "type": "error",
+                    "error": f"Too many frames: at most {settings.SOCKET_FRAMES_PER_SECOND} a second "
+                    f"(bursts of {settings.SOCKET_FRAME_BURST}). Reconnect and slow down.",
+                }
+            )
+            await self.close(code=TOO_MANY)
+            self.closed = True
+            return
         if text_data is None:
             await self.send_json({"type": "error", "error": "Send text frames of JSON; binary frames are not read."})
             return
@@ -135,6 +177,20 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
             return
         await self.receive_json(await self.decode_json(text_data), **kwargs)
 
+    def _frame_allowed(self) -> bool:
+        """A token bucket per socket: SOCKET_FRAME_BURST frames at once, refilled at
+        SOCKET_FRAMES_PER_SECOND. A person clicking Acknowledge and Resolve stays far below it."""
+        now = time.monotonic()
+        self.frame_allowance = min(
+            float(settings.SOCKET_FRAME_BURST),
+            self.frame_allowance + (now - self.frame_allowance_at) * settings.SOCKET_FRAMES_PER_SECOND,
+        )
+        self.frame_allowance_at = now
+        if self.frame_allowance < 1:
+            return False
+        self.frame_allowance -= 1
+        return True
+
     async def receive_json(self, content, **kwargs):
         frame_type = content.get("type") if isinstance(content, dict) else None
         if frame_type not in {"alert.acknowledge", "alert.resolve"}:
@@ -143,7 +199,7 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
             )
             return
         alert_id = content.get("id")
-        if not isinstance(alert_id, int):
+        if not isinstance(alert_id, int) or isinstance(alert_id, bool):  # JSON true is a Python int
             await self.send_json({"type": "error", "error": f"{frame_type} needs an integer id."})
             return
         if not await self._still_allowed():
@@ -220,10 +276,10 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
         if not await self._still_allowed() or not self._may_receive(event):
             return
         payload = carried_payload(event) or await _read_scan(self.user, event["scan_id"])
-        if payload is None:
+        if payload is None or self.closed:
             return
-        self._audit("scan", payload["id"], payload["patient"]["id"], "scan.updated")
         await self.send_json({"type": "scan.updated", "scan": payload})
+        self._audit("scan", payload["id"], payload["patient"]["id"], "scan.updated")
 
     async def rights_changed(self, event):
         """Pushed when the user's rights changed (alerts/rights.py): read them now, before any frame
@@ -247,10 +303,14 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
         replayed: bool = False,
         reopened: bool = False,
     ):
-        self._audit("alert", payload["id"], payload["patient"]["id"], frame_type)
+        """Sends one alert frame and records that it was shown: only a frame that went out is audited,
+        and a socket that has closed sends (and records) nothing."""
+        if self.closed:
+            return
         await self.send(
             text_data=encoded_frame(frame_type, payload, version=version, replayed=replayed, reopened=reopened)
         )
+        self._audit("alert", payload["id"], payload["patient"]["id"], frame_type)
 
     # Rights: checked in memory before every frame and action, re-read when they may have changed.
 
@@ -451,6 +511,9 @@ async def _tick() -> None:
     loop = asyncio.get_running_loop()
     for consumer in [consumer for consumer, its_loop in _watched.items() if its_loop is not loop]:
         del _watched[consumer]  # a loop that ended (tests run one per test); production has one
+    for consumer in [consumer for consumer in _watched if consumer.task.done()]:
+        # Its task ended without its cleanup (which runs in a finally): never kept counted or fed.
+        await consumer._leave()
     sockets = [consumer for consumer in _watched if not consumer.revoked]
     if sockets:
         versions = await refresh_sockets([(consumer.user.id, consumer.channel_name) for consumer in sockets])

@@ -207,6 +207,10 @@ SOCKET_RIGHTS_CHECK_SECONDS = env_int("SOCKET_RIGHTS_CHECK_SECONDS", 5, minimum=
 SOCKET_RIGHTS_RECHECK_SECONDS = env_int("SOCKET_RIGHTS_RECHECK_SECONDS", 60, minimum=1)
 # Open sockets per user, across every web process (a few tabs and a phone are far fewer).
 SOCKETS_PER_USER = env_int("SOCKETS_PER_USER", 12, minimum=1)
+# Frames a socket may send (acknowledge, resolve): bursts of SOCKET_FRAME_BURST, refilled at
+# SOCKET_FRAMES_PER_SECOND; a socket over it gets an error frame and is closed with 4429.
+SOCKET_FRAMES_PER_SECOND = env_int("SOCKET_FRAMES_PER_SECOND", 5, minimum=1)
+SOCKET_FRAME_BURST = env_int("SOCKET_FRAME_BURST", 20, minimum=1)
 # A web process hands each live event to its sockets in turn; after this many it lets other work
 # (HTTP requests, the frames queued so far) run before it goes on.
 SOCKET_FANOUT_BATCH = env_int("SOCKET_FANOUT_BATCH", 100, minimum=1)

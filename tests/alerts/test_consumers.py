@@ -718,3 +718,93 @@ async def test_a_scan_event_is_not_sent_to_a_socket_outside_its_patients_audienc
     await layer.group_send(user_group(people.carol.id), carol_event)
     assert (await carol.receive_json_from(timeout=3))["scan"]["id"] == scan.id
     await carol.disconnect()
+
+
+async def _audited_frames(username: str) -> list[str]:
+    from asgiref.sync import sync_to_async
+
+    from alerts.consumers import flush_audit_buffer
+    from portal.models import AuditEvent
+
+    await flush_audit_buffer()
+    return await sync_to_async(
+        lambda: list(
+            AuditEvent.objects.filter(username=username, method="WS", action="receive").values_list("route", flat=True)
+        )
+    )()
+
+
+async def test_a_socket_whose_task_is_killed_without_disconnect_leaves_no_trace(people, settings):
+    """daphne cancels a socket's task on a slow shutdown, or when it outlives application_close_timeout,
+    and runs no disconnect(): it must stop counting against the cap, be fed nothing, audit nothing."""
+    import asyncio
+    import contextlib
+
+    from asgiref.sync import sync_to_async
+
+    from alerts.consumers import _tick, _watched
+
+    settings.SOCKETS_PER_USER = 2
+    ghosts = [await connect(people.alice) for _ in range(2)]
+    assert all(connected for _, connected, _ in ghosts)
+    for communicator, _, _ in ghosts:
+        communicator.future.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await communicator.future
+    await _tick()  # the process's watch: must not keep the ghosts counted
+    assert not [consumer for consumer in _watched if consumer.user.id == people.alice.id]
+
+    await sync_to_async(raise_alert_for)(people.patient)
+    await asyncio.sleep(0.2)
+    assert await _audited_frames("alice") == []  # nobody received it: nothing recorded as shown
+    assert all(communicator.output_queue.empty() for communicator, _, _ in ghosts)  # nothing sent to them
+
+    fresh = [await connect(people.alice) for _ in range(2)]  # the cap counts only the living
+    assert all(connected for _, connected, _ in fresh)
+    for communicator, _, _ in fresh:
+        await communicator.disconnect()
+
+
+async def test_a_socket_sending_frames_too_fast_is_told_why_and_closed(people, settings):
+    settings.SOCKET_FRAME_BURST = 5
+    settings.SOCKET_FRAMES_PER_SECOND = 1
+    communicator, connected, _ = await connect(people.alice)
+    assert connected
+    for _ in range(8):
+        await communicator.send_json_to({"type": "alert.acknowledge", "id": 999_999})
+    answers = [await communicator.receive_json_from(timeout=3) for _ in range(6)]
+    assert [answer["error"] for answer in answers[:5]] == [answers[0]["error"]] * 5  # no such alert
+    assert answers[5]["type"] == "error" and "Too many frames: at most 1 a second" in answers[5]["error"]
+    assert await communicator.receive_output(timeout=3) == {"type": "websocket.close", "code": 4429}
+    assert await communicator.receive_nothing(timeout=0.3)  # the frames after it are not read
+    await communicator.disconnect()
+
+
+async def test_a_socket_at_a_humans_pace_is_never_limited(people, settings):
+    import asyncio
+
+    settings.SOCKET_FRAME_BURST = 3
+    settings.SOCKET_FRAMES_PER_SECOND = 20
+    communicator, connected, _ = await connect(people.alice)
+    assert connected
+    for _ in range(10):
+        await communicator.send_json_to({"type": "alert.acknowledge", "id": 999_999})
+        answer = await communicator.receive_json_from(timeout=3)
+        assert "Too many frames" not in answer["error"]
+        await asyncio.sleep(0.06)
+    await communicator.disconnect()
+
+
+@pytest.mark.parametrize("alert_id", [True, False, 1.0, "1", None])
+async def test_an_action_frame_needs_an_integer_id_not_one_that_passes_for_one(people, alert_id):
+    from asgiref.sync import sync_to_async
+
+    alert = await sync_to_async(raise_alert_for)(people.patient)
+    communicator, connected, _ = await connect(people.alice)
+    assert connected
+    await communicator.send_json_to({"type": "alert.acknowledge", "id": alert_id})
+    answer = await communicator.receive_json_from(timeout=3)
+    assert answer == {"type": "error", "error": "alert.acknowledge needs an integer id."}
+    await communicator.disconnect()
+    await sync_to_async(alert.refresh_from_db)()
+    assert alert.status == Alert.Status.OPEN
