@@ -199,8 +199,8 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
             )
             return
         alert_id = content.get("id")
-        if not isinstance(alert_id, int) or isinstance(alert_id, bool):  # JSON true is a Python int
-            await self.send_json({"type": "error", "error": f"{frame_type} needs an integer id."})
+        if not isinstance(alert_id, int) or isinstance(alert_id, bool) or alert_id < 1:  # JSON true is an int
+            await self.send_json({"type": "error", "error": f"{frame_type} needs a positive integer id."})
             return
         if not await self._still_allowed():
             return

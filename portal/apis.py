@@ -18,7 +18,7 @@ from portal.credentials import issue_token
 from portal.models import CareTeam, Patient, UserRole
 from portal.selectors import patient_list_for_user, physician_list, user_role
 from portal.serializers import PatientSerializer, PhysicianSerializer
-from portal.throttling import FailOpenScopedRateThrottle
+from portal.throttling import AnonymousThrottleAuthentication, CountedTokenAuthentication, FailOpenScopedRateThrottle
 
 
 class TokenResponseSerializer(serializers.Serializer):
@@ -56,10 +56,15 @@ class TokenApi(APIView):
 class TokenLogoutApi(LogoutView):
     """Ends the token that authenticates this request."""
 
+    # Tokens only (knox's own choice), and a request without a valid one counts as anonymous.
+    authentication_classes = [CountedTokenAuthentication, AnonymousThrottleAuthentication]
+
 
 @extend_schema_view(post=extend_schema(request=None, responses={204: None, **error_responses(401)}, tags=["auth"]))
 class TokenLogoutAllApi(LogoutAllView):
     """Ends every API token of this user (a lost phone)."""
+
+    authentication_classes = [CountedTokenAuthentication, AnonymousThrottleAuthentication]
 
 
 @extend_schema_view(

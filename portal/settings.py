@@ -315,7 +315,7 @@ REST_FRAMEWORK = {
         *(["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
     ],
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "knox.auth.TokenAuthentication",
+        "portal.throttling.CountedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
         "portal.throttling.AnonymousThrottleAuthentication",
     ],
@@ -333,7 +333,7 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     # The schema's security schemes: the anonymous-rate hook (portal.throttling) authenticates nobody.
     "AUTHENTICATION_WHITELIST": [
-        "knox.auth.TokenAuthentication",
+        "portal.throttling.CountedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "TITLE": "Facial paralysis screening portal API",

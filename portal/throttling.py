@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import logging
 
+from drf_spectacular.contrib.knox_auth_token import KnoxTokenScheme
+from knox.auth import TokenAuthentication
 from rest_framework.authentication import BaseAuthentication
-from rest_framework.exceptions import Throttled
+from rest_framework.exceptions import AuthenticationFailed, Throttled
 from rest_framework.throttling import AnonRateThrottle, ScopedRateThrottle
 
 from portal.auth import client_ip
@@ -55,3 +57,22 @@ class AnonymousThrottleAuthentication(BaseAuthentication):
         if not throttle.allow_request(request, None):
             raise Throttled(wait=throttle.wait())
         return None
+
+
+class CountedTokenAuthentication(TokenAuthentication):
+    """knox's token authentication, with a token that fails (made up, expired, malformed) counted
+    against the anonymous rate: the failure ends DRF's authenticator chain before the anonymous
+    throttle above is reached, so without this any `Authorization: Token <anything>` probed unlimited."""
+
+    def authenticate(self, request):
+        try:
+            return super().authenticate(request)
+        except AuthenticationFailed:
+            AnonymousThrottleAuthentication().authenticate(request)  # Throttled (429) once over the rate
+            raise
+
+
+class CountedTokenScheme(KnoxTokenScheme):
+    """The OpenAPI schema's security scheme for it: knox's own (drf-spectacular's contrib)."""
+
+    target_class = CountedTokenAuthentication

@@ -795,7 +795,7 @@ async def test_a_socket_at_a_humans_pace_is_never_limited(people, settings):
     await communicator.disconnect()
 
 
-@pytest.mark.parametrize("alert_id", [True, False, 1.0, "1", None])
+@pytest.mark.parametrize("alert_id", [True, False, 1.0, "1", None, 0, -1])
 async def test_an_action_frame_needs_an_integer_id_not_one_that_passes_for_one(people, alert_id):
     from asgiref.sync import sync_to_async
 
@@ -804,7 +804,7 @@ async def test_an_action_frame_needs_an_integer_id_not_one_that_passes_for_one(p
     assert connected
     await communicator.send_json_to({"type": "alert.acknowledge", "id": alert_id})
     answer = await communicator.receive_json_from(timeout=3)
-    assert answer == {"type": "error", "error": "alert.acknowledge needs an integer id."}
+    assert answer == {"type": "error", "error": "alert.acknowledge needs a positive integer id."}
     await communicator.disconnect()
     await sync_to_async(alert.refresh_from_db)()
     assert alert.status == Alert.Status.OPEN

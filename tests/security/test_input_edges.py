@@ -71,7 +71,8 @@ def test_anonymous_requests_write_no_audit_rows(client, people):
     assert not AuditEvent.objects.exists()
 
 
-def test_anonymous_api_requests_are_throttled_per_address(settings):
+@pytest.fixture
+def anon_rate_3(settings):
     from rest_framework.settings import api_settings
     from rest_framework.throttling import SimpleRateThrottle
 
@@ -79,14 +80,27 @@ def test_anonymous_api_requests_are_throttled_per_address(settings):
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {**rates, "anon": "3/min"}}
     api_settings.reload()
     SimpleRateThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
-    try:
-        prober = APIClient(REMOTE_ADDR="2001:db8::7")
-        codes = [prober.get("/api/v1/scans/", HTTP_X_FORWARDED_FOR=f"203.0.113.{n}").status_code for n in range(5)]
-        assert codes == [401, 401, 401, 429, 429]
-    finally:
-        settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": rates}
-        api_settings.reload()
-        SimpleRateThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
+    yield
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": rates}
+    api_settings.reload()
+    SimpleRateThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
+
+
+def test_anonymous_api_requests_are_throttled_per_address(anon_rate_3):
+    prober = APIClient(REMOTE_ADDR="2001:db8::7")
+    codes = [prober.get("/api/v1/scans/", HTTP_X_FORWARDED_FOR=f"203.0.113.{n}").status_code for n in range(5)]
+    assert codes == [401, 401, 401, 429, 429]
+
+
+@pytest.mark.parametrize("header", ["Token 0123456789abcdef", "Token " + "f" * 64, "Token", "Bearer x"])
+def test_credentials_that_fail_count_against_the_anonymous_rate(anon_rate_3, header, people, api):
+    """A made-up token once skipped the anonymous throttle: 150 requests, no 429."""
+    prober = APIClient(REMOTE_ADDR="198.51.100.9")
+    codes = [prober.get("/api/v1/scans/", HTTP_AUTHORIZATION=header).status_code for _ in range(5)]
+    assert codes == [401, 401, 401, 429, 429]
+    assert api(people.alice).get("/api/v1/scans/").status_code == 200  # a real token is not counted
+    for path in ("/api/v1/auth/logout/", "/api/v1/auth/logout-all/"):  # knox's own views, counted too
+        assert prober.post(path, HTTP_AUTHORIZATION=header).status_code == 429
 
 
 def test_the_browsable_api_is_off_so_its_forms_list_no_caregivers(api, people):
