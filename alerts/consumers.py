@@ -32,6 +32,7 @@ from alerts.serializers import AlertSerializer
 from alerts.services import AlertConflict, AlertForbidden, AlertNotFound, alert_acknowledge, alert_resolve
 from portal.audit import record_audit_rows, socket_audit_base
 from portal.credentials import stored_session_state, token_state
+from portal.parsers import json_nesting
 from portal.selectors import user_team_ids
 from scans.selectors import scan_get_visible
 from scans.serializers import ScanSerializer
@@ -172,7 +173,7 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
         if len(text_data) > MAX_FRAME_CHARS:
             await self.send_json({"type": "error", "error": f"Frame too large: at most {MAX_FRAME_CHARS} characters."})
             return
-        if _nesting(text_data) > MAX_FRAME_DEPTH:
+        if json_nesting(text_data) > MAX_FRAME_DEPTH:
             await self.send_json({"type": "error", "error": "Frame nested too deeply."})
             return
         await self.receive_json(await self.decode_json(text_data), **kwargs)
@@ -551,18 +552,6 @@ def encoded_frame(
 def _read_scan(user, scan_id: int):
     scan = scan_get_visible(user=user, scan_id=scan_id)
     return ScanSerializer(scan).data if scan is not None else None
-
-
-def _nesting(text: str) -> int:
-    """How deep JSON brackets nest in ``text`` (an upper bound: brackets inside strings count too)."""
-    depth = deepest = 0
-    for char in text:
-        if char in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char in "]}":
-            depth -= 1
-    return deepest
 
 
 def _query_int(scope, name: str) -> int | None:

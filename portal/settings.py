@@ -307,7 +307,16 @@ SCAN_MAX_ATTEMPTS = env_int("SCAN_MAX_ATTEMPTS", 3, minimum=1)
 # A scan still queued (broker was down) or processing (worker died) this long is re-enqueued.
 SCAN_STALL_SECONDS = env_int("SCAN_STALL_SECONDS", CELERY_TASK_TIME_LIMIT + 30, minimum=1)
 
+# JSON bodies of the API (portal/parsers.py): every one is a small object (a patient, a note, a push
+# subscription); anything larger or deeper is refused before it is parsed.
+API_JSON_MAX_BYTES = env_int("API_JSON_MAX_BYTES", 64 * 1024, minimum=1024)
+API_JSON_MAX_DEPTH = env_int("API_JSON_MAX_DEPTH", 16, minimum=4)
 REST_FRAMEWORK = {
+    "DEFAULT_PARSER_CLASSES": [
+        "portal.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     # The browsable API's forms list every choice of a related field (caregivers, care teams): only
     # for a developer's own machine.
     "DEFAULT_RENDERER_CLASSES": [

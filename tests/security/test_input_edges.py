@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 
 import pytest
 from rest_framework.test import APIClient
@@ -175,3 +176,50 @@ def test_staff_see_how_many_records_share_an_mrn_in_the_admin(api, people, clien
     page = client.get(f"/admin/portal/patient/?q={people.other_patient.mrn}").content.decode()
     assert page.count(people.other_patient.mrn) >= 2
     assert '<td class="field-records_of_this_mrn">2</td>' in page
+
+
+def _json_routes(people) -> list[tuple[str, object]]:
+    """Every API route that reads a JSON body (acknowledge and the logouts read none; an upload is multipart)."""
+    from alerts.services import alert_raise
+    from tests import factories
+
+    result = factories.ScanResultFactory(scan__patient=people.patient)
+    alert = alert_raise(scan=result.scan, result=result)
+    return [
+        ("/api/v1/auth/token/", None),  # anonymous
+        ("/api/v1/patients/", people.triage),
+        (f"/api/v1/alerts/{alert.id}/resolve/", people.alice),
+        ("/api/v1/push/subscription/", people.alice),
+    ]
+
+
+@pytest.fixture
+def push_configured(settings):
+    settings.VAPID_PRIVATE_KEY, settings.VAPID_PUBLIC_KEY = "private-key-for-tests", "public-key-for-tests"
+
+
+def test_json_nested_too_deep_is_a_400_with_a_reason_on_every_route(api, people, push_configured):
+    deep = "[" * 1000 + "]" * 1000
+    for path, user in _json_routes(people):
+        client = api(user)
+        client.raise_request_exception = False  # a RecursionError was a 500 on four of them
+        response = client.post(path, deep, content_type="application/json")
+        assert response.status_code == 400, (path, response.status_code)
+        assert "nested too deeply" in response.json()["detail"], path
+
+
+def test_a_json_body_past_the_cap_is_refused_unparsed(api, people, settings, push_configured):
+    settings.API_JSON_MAX_BYTES = 2048
+    big = json.dumps({"mrn": "M-1", "full_name": "x" * 4000})
+    for path, user in _json_routes(people):
+        response = api(user).post(path, big, content_type="application/json")
+        assert response.status_code == 413, (path, response.status_code)
+        assert "at most 2048 bytes" in response.json()["detail"], path
+    assert not Patient.objects.filter(mrn="M-1").exists()
+
+
+def test_ordinary_json_still_parses(api, people):
+    response = api(people.triage).post(
+        "/api/v1/patients/", {"mrn": "MRN-JSON-1", "full_name": "Ana Lima"}, format="json"
+    )
+    assert response.status_code == 201 and Patient.objects.filter(mrn="MRN-JSON-1").exists()
