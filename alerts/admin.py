@@ -1,6 +1,8 @@
+from urllib.parse import urlsplit
+
 from django.contrib import admin
 
-from alerts.models import Alert, AlertEvent
+from alerts.models import Alert, AlertEvent, PushSubscription
 
 
 class AlertEventInline(admin.TabularInline):
@@ -36,4 +38,29 @@ class AlertAdmin(admin.ModelAdmin):
     inlines = [AlertEventInline]
 
     def has_add_permission(self, request):
+        return False
+
+
+@admin.register(PushSubscription)
+class PushSubscriptionAdmin(admin.ModelAdmin):
+    """The devices each user's calls are pushed to: an admin can see them and delete one (a lost phone,
+    a ward computer handed over). They are registered from the device itself, not here."""
+
+    list_display = ["id", "user", "push_service", "user_agent", "created_at", "last_sent_at"]
+    list_filter = ["last_sent_at"]
+    search_fields = ["user__username", "user_agent", "endpoint"]
+    readonly_fields = ["user", "endpoint", "user_agent", "created_at", "last_sent_at"]
+    exclude = ["p256dh", "auth"]
+
+    @admin.display(description="Push service")
+    def push_service(self, subscription):
+        return urlsplit(subscription.endpoint).hostname or "?"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("user")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False

@@ -18,6 +18,7 @@ from alerts.services import (
     AlertConflict,
     AlertForbidden,
     AlertNotFound,
+    PushEndpointRefused,
     alert_acknowledge,
     alert_resolve,
     push_subscription_save,
@@ -138,13 +139,16 @@ class PushSubscriptionApi(APIView):
             raise PushOff()
         data = PushSubscriptionSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        push_subscription_save(
-            user=request.user,
-            endpoint=data.validated_data["endpoint"],
-            p256dh=data.validated_data["keys"]["p256dh"],
-            auth=data.validated_data["keys"]["auth"],
-            user_agent=request.META.get("HTTP_USER_AGENT", ""),
-        )
+        try:
+            push_subscription_save(
+                user=request.user,
+                endpoint=data.validated_data["endpoint"],
+                p256dh=data.validated_data["keys"]["p256dh"],
+                auth=data.validated_data["keys"]["auth"],
+                user_agent=request.META.get("HTTP_USER_AGENT", ""),
+            )
+        except PushEndpointRefused as exc:
+            raise ValidationError({"endpoint": [str(exc)]}) from exc
         return Response(status=201)
 
     @extend_schema(

@@ -127,12 +127,15 @@ class PushSubscription(models.Model):
     device" button; alerts/notify.py sends to it). Deleted when its push service says it is gone."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="push_subscriptions")
-    endpoint = models.URLField(max_length=1000, unique=True)
+    endpoint = models.URLField(max_length=1000)
     p256dh = models.CharField(max_length=200)
     auth = models.CharField(max_length=100)
     user_agent = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "endpoint"], name="one_subscription_per_user_endpoint")]
 
     def __str__(self) -> str:
         return f"push to {self.user} ({self.user_agent[:40] or 'device'})"

@@ -28,6 +28,7 @@ from django.utils import timezone
 from alerts.models import ESCALATION_TIERS, TOP_TIER, Alert, AlertEvent, PushSubscription
 from portal.clinical import DISCLAIMER
 from portal.models import CareTeamMembership
+from portal.outbound import guarded_session, push_endpoint_problem
 
 logger = logging.getLogger(__name__)
 
@@ -170,6 +171,10 @@ def _push(subscription: PushSubscription, payload: dict) -> str:
     _call_at_once)."""
     from pywebpush import WebPushException, webpush
 
+    problem = push_endpoint_problem(subscription.endpoint)
+    if problem:  # saved before the check existed, or PUSH_ALLOWED_HOSTS changed since: never sent to
+        logger.warning("push subscription %s refused and dropped: %s", subscription.id, problem)
+        return "gone"
     try:
         webpush(
             subscription_info={
@@ -181,6 +186,8 @@ def _push(subscription: PushSubscription, payload: dict) -> str:
             vapid_claims={"sub": settings.VAPID_SUBJECT},
             ttl=3600,
             timeout=settings.NOTIFY_PUSH_TIMEOUT_SECONDS,
+            # Connects only to the public address it checks as it connects, follows no redirect.
+            requests_session=guarded_session(),
         )
     except WebPushException as exc:
         if getattr(exc.response, "status_code", None) in {404, 410}:  # unsubscribed, or the subscription expired

@@ -17,6 +17,7 @@ from alerts.notify import notify_on_commit
 from alerts.selectors import alert_get_visible
 from inference.engine.decide import severity_rank
 from portal.models import Patient
+from portal.outbound import push_endpoint_problem
 from portal.selectors import user_role
 
 logger = logging.getLogger(__name__)
@@ -257,15 +258,27 @@ def _actionable_or_raise(*, user, alert_id: int) -> Alert:
     return alert
 
 
+class PushEndpointRefused(ValueError):
+    """The endpoint is not a push service the portal may send to (portal/outbound.py)."""
+
+
 def push_subscription_save(*, user, endpoint: str, p256dh: str, auth: str, user_agent: str = "") -> PushSubscription:
-    """Register (or renew) this device's Web Push subscription for ``user``. A user keeps at most
-    PUSH_SUBSCRIPTIONS_PER_USER: a new device replaces the one gone longest without a push (never pushed:
-    the oldest), so a new phone always works and one user's devices cannot make a call cost many."""
+    """Register (or renew) this device's Web Push subscription for ``user``. The endpoint must be a push
+    service's public https URL (PushEndpointRefused otherwise). A subscription belongs to the user who
+    made it: the same endpoint posted by another user (a shared ward computer) is a row of theirs,
+    and the first is left as it was. A user keeps at most PUSH_SUBSCRIPTIONS_PER_USER: a new device
+    replaces the one gone longest without a push (never pushed: the oldest), so a new phone always
+    works and one user's devices cannot make a call cost many."""
+    problem = push_endpoint_problem(endpoint)
+    if problem:
+        raise PushEndpointRefused(problem)
     with transaction.atomic():
         # The user's row lock: two devices registering at once cannot both fit in the last place.
         get_user_model().objects.select_for_update().filter(id=user.id).first()
         subscription, _ = PushSubscription.objects.update_or_create(
-            endpoint=endpoint, defaults={"user": user, "p256dh": p256dh, "auth": auth, "user_agent": user_agent[:300]}
+            user=user,
+            endpoint=endpoint,
+            defaults={"p256dh": p256dh, "auth": auth, "user_agent": user_agent[:300]},
         )
         others = PushSubscription.objects.filter(user=user).exclude(id=subscription.id)
         surplus = others.count() - (settings.PUSH_SUBSCRIPTIONS_PER_USER - 1)

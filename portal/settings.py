@@ -434,6 +434,21 @@ NOTIFY_DEADLINE_SECONDS = env_int("NOTIFY_DEADLINE_SECONDS", 20, minimum=NOTIFY_
 NOTIFY_SOFT_TIME_LIMIT_SECONDS = env_int("NOTIFY_SOFT_TIME_LIMIT_SECONDS", 60, minimum=NOTIFY_DEADLINE_SECONDS)
 NOTIFY_CALLS_AT_ONCE = env_int("NOTIFY_CALLS_AT_ONCE", 32, minimum=1)
 PUSH_SUBSCRIPTIONS_PER_USER = env_int("PUSH_SUBSCRIPTIONS_PER_USER", 5, minimum=1)
+# Where a device's push endpoint may point (portal/outbound.py): the browsers' push services
+# (Chrome/Edge's FCM, Firefox's autopush, Windows, Safari); "*" allows any public host.
+PUSH_ALLOWED_HOSTS = env_list(
+    "PUSH_ALLOWED_HOSTS",
+    [
+        "fcm.googleapis.com",
+        "updates.push.services.mozilla.com",
+        "*.push.services.mozilla.com",
+        "*.notify.windows.com",
+        "web.push.apple.com",
+        "*.push.apple.com",
+    ],
+)
+# Outbound requests to loopback (the tests' own sinks on 127.0.0.1); never on in production.
+OUTBOUND_ALLOW_LOOPBACK = env_bool("OUTBOUND_ALLOW_LOOPBACK", False)
 # Processes of a worker node's pool for calls (the FHIR pool has one: its sends are queued one by one).
 NOTIFY_WORKER_CONCURRENCY = env_int("NOTIFY_WORKER_CONCURRENCY", 2, minimum=1)
 # E-mail: SMTP when EMAIL_HOST is set, else written to the log (development).
@@ -460,6 +475,9 @@ if FHIR_ENDPOINT and not FHIR_ENDPOINT.startswith(("http://", "https://")):
 # The whole Authorization header the server expects, e.g. "Bearer <token>" (or FHIR_AUTH_HEADER_FILE).
 FHIR_AUTH_HEADER = env_secret("FHIR_AUTH_HEADER") or ""
 FHIR_TIMEOUT_SECONDS = env_int("FHIR_TIMEOUT_SECONDS", 15, minimum=1)
+# A FHIR server on the hospital's own network (a private address) must be allowed by name here;
+# otherwise FHIR sends go only to public addresses (portal/outbound.py), redirects never followed.
+FHIR_ALLOW_PRIVATE_NETWORK = env_bool("FHIR_ALLOW_PRIVATE_NETWORK", False)
 # Tries of one push (with exponential backoff, at most FHIR_RETRY_BACKOFF_MAX_SECONDS apart) before the
 # sweep below takes it up again.
 FHIR_PUSH_MAX_RETRIES = env_int("FHIR_PUSH_MAX_RETRIES", 8, minimum=0)

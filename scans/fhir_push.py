@@ -23,6 +23,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from portal.outbound import guarded_session
 from scans.fhir import FHIR_JSON, scan_result_transaction
 from scans.models import FhirPush, Scan, ScanResult
 
@@ -133,7 +134,10 @@ def _post(push: FhirPush) -> requests.Response:
     headers = {"Content-Type": FHIR_JSON, "Accept": FHIR_JSON}
     if settings.FHIR_AUTH_HEADER:
         headers["Authorization"] = settings.FHIR_AUTH_HEADER
-    return requests.post(settings.FHIR_ENDPOINT, data=body, headers=headers, timeout=settings.FHIR_TIMEOUT_SECONDS)
+    # Only to a public address (a private one with FHIR_ALLOW_PRIVATE_NETWORK), checked as it connects,
+    # and no redirect followed (portal/outbound.py): a 3xx is an answer like any other 4xx below.
+    with guarded_session(allow_private=settings.FHIR_ALLOW_PRIVATE_NETWORK) as session:
+        return session.post(settings.FHIR_ENDPOINT, data=body, headers=headers, timeout=settings.FHIR_TIMEOUT_SECONDS)
 
 
 def _release(push_id: int, *, error: str) -> None:

@@ -10,6 +10,7 @@ Personas (like healthchecks' alice/bob/charlie):
 
 from __future__ import annotations
 
+import os
 from types import SimpleNamespace
 
 import pytest
@@ -17,6 +18,16 @@ from rest_framework.test import APIClient
 
 from portal.credentials import issue_token
 from tests import factories
+
+# The tests' push service, SMTP and FHIR sinks listen on 127.0.0.1: outbound requests may reach
+# loopback there (portal/outbound.py), in this process and in every stack process it starts.
+TEST_OUTBOUND = {"OUTBOUND_ALLOW_LOOPBACK": "1"}
+os.environ.update(TEST_OUTBOUND)
+
+
+@pytest.fixture(autouse=True)
+def _outbound_to_test_sinks(settings):
+    settings.OUTBOUND_ALLOW_LOOPBACK = True
 
 
 @pytest.fixture(scope="session")

@@ -45,9 +45,10 @@ class Mailbox:
 
 
 class PushService:
-    """A push service on localhost: it keeps what it is sent, answers 410 Gone for /gone/ endpoints, and
-    never answers /hang/ ones (it holds each such request open until it is closed itself; `hanging`
-    counts those held now, `hung` all that ever were)."""
+    """A push service on localhost: it keeps what it is sent, answers 410 Gone for /gone/ endpoints,
+    307 to /landed/ for /redirect/ ones (a client that follows it shows up there), and never answers
+    /hang/ ones (it holds each such request open until it is closed itself; `hanging` counts those
+    held now, `hung` all that ever were)."""
 
     def __init__(self):
         from py_vapid import Vapid
@@ -78,7 +79,11 @@ class PushService:
                         path=self.path, body=body, headers={key.lower(): value for key, value in self.headers.items()}
                     )
                 )
-                self.send_response(410 if self.path.startswith("/gone/") else 201)
+                if self.path.startswith("/redirect/"):
+                    self.send_response(307)
+                    self.send_header("Location", "/landed" + self.path)
+                else:
+                    self.send_response(410 if self.path.startswith("/gone/") else 201)
                 self.end_headers()
 
             def log_message(self, *args):

@@ -129,7 +129,7 @@ def test_a_subscription_the_push_service_calls_gone_is_forgotten(
 def test_a_device_subscribes_and_unsubscribes_through_the_api(people, api, push_service, settings):
     alice = api(people.alice)
     assert alice.get("/api/v1/push/subscription/").json() == {"public_key": settings.VAPID_PUBLIC_KEY}
-    body = {"endpoint": "https://push.example.org/send/abc", "keys": {"p256dh": "BPx", "auth": "xyz"}}
+    body = {"endpoint": "https://fcm.googleapis.com/fcm/send/abc", "keys": {"p256dh": "BPx", "auth": "xyz"}}
     assert alice.post("/api/v1/push/subscription/", body, format="json").status_code == 201
     assert PushSubscription.objects.get().user == people.alice
     assert alice.post("/api/v1/push/subscription/", {"endpoint": "https://x.org/"}, format="json").status_code == 400
@@ -214,7 +214,7 @@ def test_a_user_keeps_a_few_devices_the_newest_replacing_the_longest_silent(peop
     call cost many."""
     settings.PUSH_SUBSCRIPTIONS_PER_USER = 5
     alice = api(people.alice)
-    endpoints = [f"https://push.example.org/send/{index}" for index in range(14)]
+    endpoints = [f"https://fcm.googleapis.com/fcm/send/{index}" for index in range(14)]
     for endpoint in endpoints:
         body = {"endpoint": endpoint, "keys": {"p256dh": "BPx", "auth": "xyz"}}
         assert alice.post("/api/v1/push/subscription/", body, format="json").status_code == 201
@@ -225,7 +225,7 @@ def test_a_user_keeps_a_few_devices_the_newest_replacing_the_longest_silent(peop
     assert alice.post("/api/v1/push/subscription/", body, format="json").status_code == 201
     assert set(PushSubscription.objects.filter(user=people.alice).values_list("endpoint", flat=True)) == kept
     # Other users' devices are theirs.
-    bob = {"endpoint": "https://push.example.org/send/bob", "keys": {"p256dh": "BPx", "auth": "xyz"}}
+    bob = {"endpoint": "https://fcm.googleapis.com/fcm/send/bob", "keys": {"p256dh": "BPx", "auth": "xyz"}}
     assert api(people.bob).post("/api/v1/push/subscription/", bob, format="json").status_code == 201
     assert PushSubscription.objects.filter(user=people.alice).count() == 5
 
