@@ -44,6 +44,13 @@ class Mailbox:
         self.controller.stop()
 
 
+class _Server(ThreadingHTTPServer):
+    # A push service takes many connections at once: a call opens one per device, all together
+    # (alerts/notify.py), and the default backlog of 5 resets the rest on a busy machine.
+    request_queue_size = 128
+    daemon_threads = True
+
+
 class PushService:
     """A push service on localhost: it keeps what it is sent, answers 410 Gone for /gone/ endpoints,
     307 to /landed/ for /redirect/ ones (a client that follows it shows up there), and never answers
@@ -89,7 +96,7 @@ class PushService:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
 
     def __enter__(self) -> PushService:

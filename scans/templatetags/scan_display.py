@@ -21,11 +21,3 @@ def region_label(name: str) -> str:
 @register.filter
 def region_unit(name: str) -> str:
     return "°" if name.endswith("_deg") else "mm"
-
-
-@register.simple_tag
-def fhir_push_problem() -> str:
-    """The admin's banner: results the hospital's FHIR server refused (scans/fhir_push.py)."""
-    from scans.fhir_push import fhir_push_problems
-
-    return fhir_push_problems()
