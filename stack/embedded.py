@@ -2,6 +2,10 @@
 
 `python -m stack.embedded COMMAND...` runs COMMAND with REDIS_URL pointing at a Redis server it
 starts (unless REDIS_URL is already set, e.g. in CI or production), and stops it afterwards.
+
+`runportal` (all roles on one machine) also publishes its embedded server's address under the var
+folder (portal/env.py embedded_redis_url), so that every `manage.py` command run beside it (seed_demo,
+shell, register_model...) reaches the same Redis without being told, instead of 127.0.0.1:6379.
 """
 
 from __future__ import annotations
@@ -44,13 +48,37 @@ def embedded_redis(directory: str | Path | None = None) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def redis_url_for_run() -> Iterator[str]:
-    """REDIS_URL if set; else an embedded server for the duration of the block."""
+def redis_url_for_run(*, publish_in: Path | None = None) -> Iterator[str]:
+    """REDIS_URL if set; else an embedded server for the duration of the block, its address written
+    under ``publish_in`` (the var folder) meanwhile when given."""
     if os.environ.get("REDIS_URL"):
         yield os.environ["REDIS_URL"]
         return
     with embedded_redis() as url:
-        yield url
+        published = _publish(url, Path(publish_in)) if publish_in is not None else None
+        try:
+            yield url
+        finally:
+            if published is not None:
+                _unpublish(published)
+
+
+def _publish(url: str, var_dir: Path) -> tuple[Path, str]:
+    from portal.env import EMBEDDED_REDIS_FILE
+
+    var_dir.mkdir(parents=True, exist_ok=True)
+    path, line = var_dir / EMBEDDED_REDIS_FILE, f"{url} {os.getpid()}\n"
+    temporary = path.with_suffix(f".{os.getpid()}")
+    temporary.write_text(line)
+    temporary.replace(path)  # whole or not at all: a command reading it never sees half a line
+    return path, line
+
+
+def _unpublish(published: tuple[Path, str]) -> None:
+    path, line = published
+    with contextlib.suppress(OSError):
+        if path.read_text() == line:  # another runportal's since: leave it
+            path.unlink()
 
 
 def main(argv: list[str]) -> int:

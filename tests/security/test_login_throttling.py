@@ -62,7 +62,7 @@ def test_a_fullwidth_or_capital_letter_in_the_username_counts_against_the_same_a
     assert client.post("/login/", {"username": "alice", "password": RIGHT}).status_code == 429
 
 
-def test_a_stranger_cannot_lock_a_clinician_out_from_another_address(client, people):
+def test_a_stranger_cannot_lock_a_clinician_out_from_another_address(client, people, pauses):
     for _ in range(10):
         client.post("/login/", {"username": "alice", "password": "wrong"}, REMOTE_ADDR="203.0.113.9")
     assert (
@@ -72,13 +72,51 @@ def test_a_stranger_cannot_lock_a_clinician_out_from_another_address(client, peo
     assert ward.status_code == 302
 
 
+@pytest.fixture
+def pauses(monkeypatch) -> list[float]:
+    """The slowdown's waits, recorded instead of slept."""
+    waited: list[float] = []
+    monkeypatch.setattr("portal.auth.time.sleep", waited.append)
+    return waited
+
+
 @override_settings(LOGIN_FAILURES_PER_ACCOUNT=20, ADMINS=[("On call", "oncall@example.org")])
-def test_a_sustained_attack_from_many_addresses_locks_the_account_and_alerts_the_admins(client, people):
-    for n in range(20):
-        client.post("/login/", {"username": "alice", "password": "wrong"}, REMOTE_ADDR=f"203.0.113.{n}")
-    assert client.post("/login/", {"username": "alice", "password": RIGHT}, REMOTE_ADDR="10.1.2.3").status_code == 429
+def test_an_attack_from_many_addresses_cannot_lock_the_clinician_out_and_alerts_the_admins(client, people, pauses):
+    """The attack: 55 failures from 11 addresses locked alice everywhere, the right password then
+    refused from fresh addresses. Now the attack is slowed and alice, on the ward, signs in."""
+    for n in range(55):
+        client.post("/login/", {"username": "alice", "password": "wrong"}, REMOTE_ADDR=f"203.0.113.{n % 11}")
+    ward = client.post("/login/", {"username": "alice", "password": RIGHT}, REMOTE_ADDR="10.1.2.3")
+    assert ward.status_code == 302 and client.session["_auth_user_id"] == str(people.alice.id)
     assert [message.subject for message in mail.outbox] == ["[Django] Sustained password guessing"]
-    assert "'alice'" in mail.outbox[0].body
+    assert "'alice'" in mail.outbox[0].body and "not locked" in mail.outbox[0].body
+    token_from_phone = token(APIClient(REMOTE_ADDR="198.51.100.77"), "alice", RIGHT)
+    assert token_from_phone.status_code == 200  # and from her phone's network
+
+
+@override_settings(LOGIN_SLOWDOWN_AFTER=10, LOGIN_SLOWDOWN_MAX_SECONDS=4.0)
+def test_guessing_an_account_from_many_addresses_gets_slower_and_slower(client, people, pauses):
+    for n in range(20):
+        client.post("/login/", {"username": "ALICE", "password": "wrong"}, REMOTE_ADDR=f"203.0.113.{n}")
+    # The first 10 failures cost nothing; then 0.25 s, doubling, capped at 4 s.
+    assert pauses == [0.25, 0.5, 1.0, 2.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0]
+    bob = client.post("/login/", {"username": "bob", "password": RIGHT}, REMOTE_ADDR="203.0.113.1")
+    assert bob.status_code == 302 and len(pauses) == 10  # another account is not slowed
+
+
+@pytest.mark.parametrize("path", ["/login/", "/admin/login/"])
+def test_one_password_tried_on_many_accounts_from_one_address_is_limited(client, people, path, settings):
+    """The attack: 40 usernames with one password from one address were all processed on the web forms."""
+    answers = [
+        client.post(path, {"username": f"user{n}", "password": "Summer2026!"}, REMOTE_ADDR="203.0.113.50")
+        for n in range(25)
+    ]
+    codes = [answer.status_code for answer in answers]
+    assert codes[:20] == [200] * 20 and set(codes[20:]) == {429}
+    assert "from this network address" in answers[-1].content.decode()
+    someone = "triage" if path.startswith("/admin/") else "alice"  # the admin signs in staff only
+    elsewhere = client.post(path, {"username": someone, "password": RIGHT}, REMOTE_ADDR="10.1.2.3")
+    assert elsewhere.status_code == 302  # another address is not limited
 
 
 def test_a_right_password_below_the_limit_logs_in_and_clears_the_count(client, people):

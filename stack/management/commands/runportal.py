@@ -52,7 +52,11 @@ class Command(BaseCommand):
                 )
         # SIGTERM (docker stop, systemd, a supervisor) stops the children as Ctrl-C does.
         signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-        redis_here = redis_url_for_run() if role == "all" else contextlib.nullcontext(os.environ["REDIS_URL"])
+        redis_here = (
+            redis_url_for_run(publish_in=settings.VAR_DIR)
+            if role == "all"
+            else contextlib.nullcontext(os.environ["REDIS_URL"])
+        )
         with redis_here as redis_url:
             env = base_env(REDIS_URL=redis_url, PORTAL_VAR_DIR=str(settings.VAR_DIR))
             stack = Stack(
