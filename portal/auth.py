@@ -117,8 +117,7 @@ class SlowdownBackend:
             time.sleep(pause)
         return None
 
-    def get_user(self, user_id):
-        return None
+    # No get_user: it never signs anyone in, so no session names it (and force_login skips it).
 
 
 def _sustained_attack(account: str, failures: int, ip_address: str) -> None:
