@@ -32,7 +32,7 @@ class ShippedModel:
 
 
 SHIPPED_MODEL = ShippedModel(
-    name="resnet50-droops128-v1",
-    file="models/resnet50-droops128-v1.pt",
-    sha256="72e69d879d8d2f6607d3073ad484ff0a66b12cedb29701df5b10fbc049a2da65",
+    name="resnet50-droops128-v2",
+    file="models/resnet50-droops128-v2.pt",
+    sha256="e164cf5639f6b8904bca7eefe59d2f42953c74c9bd74a231059a9f22519a81ef",
 )
