@@ -113,6 +113,13 @@ def scan_analyze(*, scan_id: int) -> None:
 
 
 def scan_finish(*, scan: Scan, status: str, reason: str) -> None:
+    """End a scan without a result (refused or failed). The file as sent, if it is still stored (the
+    analysis stopped before its full decode replaced it with the clean JPEG), is deleted: it may carry
+    the camera's metadata (GPS), and nothing will read it again."""
+    raw = Scan.objects.filter(id=scan.id).values_list("upload", flat=True).first()
+    if raw:
+        Scan.objects.filter(id=scan.id).update(upload="")
+        scan.upload.storage.delete(raw)
     with transaction.atomic():
         Scan.objects.filter(id=scan.id, status=Scan.Status.PROCESSING).update(
             status=status, status_reason=reason[:300], finished_at=timezone.now()

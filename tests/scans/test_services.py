@@ -137,3 +137,20 @@ def test_scan_create_keeps_the_upload_of_a_visible_patient_queued(people):
     scan = scan_create(user=people.carol, patient_id=people.patient.id, image_bytes=jpeg_bytes(drooped_astronaut()))
     assert scan.status == Scan.Status.QUEUED and scan.patient_id == people.patient.id
     assert stored_files() - before == {Path(default_storage.path(scan.upload.name))}
+
+
+@pytest.mark.parametrize("how", ["a fault", "too many attempts"])
+def test_a_failed_analysis_leaves_no_raw_upload_behind(people, in_memory_channels, monkeypatch, settings, how):
+    """The raw upload (as the camera saved it, GPS included) was kept when an analysis failed before its
+    decode replaced it with the clean JPEG."""
+    scan = factories.ScanFactory(patient=people.patient, image="", upload=ContentFile(b"raw-with-gps", "raw.jpg"))
+    raw = Path(default_storage.path(Scan.objects.get(id=scan.id).upload.name))
+    assert raw.is_file()
+    if how == "a fault":
+        monkeypatch.setattr("scans.analysis.decode_upload", lambda *a, **k: 1 / 0)
+    else:
+        Scan.objects.filter(id=scan.id).update(attempts=settings.SCAN_MAX_ATTEMPTS)
+    scan_analyze(scan_id=scan.id)
+    scan.refresh_from_db()
+    assert scan.status == Scan.Status.FAILED
+    assert not raw.exists() and scan.upload.name == ""
