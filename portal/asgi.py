@@ -20,10 +20,12 @@ from django.urls import get_resolver  # noqa: E402
 
 from alerts.auth import BrowserOriginGuard, SessionOrTokenAuth  # noqa: E402
 from alerts.routing import websocket_urlpatterns  # noqa: E402
+from portal.bodycap import BodyCap  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # Every body capped before Django spools it (portal/bodycap.py).
+        "http": BodyCap(django_asgi_app),
         "websocket": BrowserOriginGuard(SessionOrTokenAuth(URLRouter(websocket_urlpatterns))),
     }
 )

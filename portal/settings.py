@@ -167,6 +167,10 @@ LOGOUT_REDIRECT_URL = "login"
 
 # Uploads: bytes and pixels are limited again when the image is decoded (inference.engine.imaging).
 SCAN_MAX_UPLOAD_BYTES = env_int("SCAN_MAX_UPLOAD_BYTES", 15 * 1024 * 1024, minimum=1024)
+# Every other request body (portal/bodycap.py, at the ASGI layer): forms and JSON are far smaller;
+# the admin's classifier upload (a ResNet-50 checkpoint) has its own.
+REQUEST_MAX_BYTES = env_int("REQUEST_MAX_BYTES", 1024 * 1024, minimum=64 * 1024)
+MODEL_UPLOAD_MAX_BYTES = env_int("MODEL_UPLOAD_MAX_BYTES", 400 * 1024 * 1024, minimum=1024 * 1024)
 SCAN_MAX_PIXELS = env_int("SCAN_MAX_PIXELS", 40_000_000, minimum=10_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = SCAN_MAX_UPLOAD_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
