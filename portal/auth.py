@@ -33,7 +33,6 @@ from django.db.models import Sum
 from django.http import JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
-from rest_framework.throttling import SimpleRateThrottle
 
 logger = logging.getLogger(__name__)
 
@@ -136,25 +135,6 @@ def _sustained_attack(account: str, failures: int, ip_address: str) -> None:
 def on_lockout(sender, request, username, ip_address, **kwargs) -> None:
     """axes' user_locked_out signal: an account locked at one address."""
     logger.warning("login locked for %r at %s", username, ip_address)
-
-
-class LoginAddressThrottle(SimpleRateThrottle):
-    """Login attempts per client address on every login form, whatever the usernames: the same counter
-    (and LOGIN_THROTTLE_RATE) as the token endpoint's "login" scope."""
-
-    scope = "login"
-
-    def get_cache_key(self, request, view):
-        return self.cache_format % {"scope": self.scope, "ident": client_ip(request)}
-
-
-def login_address_allowed(request) -> bool:
-    """Whether this address may try another login now (fails open when the cache is down)."""
-    try:
-        return LoginAddressThrottle().allow_request(request, None)
-    except Exception:  # noqa: BLE001 - the cache is down: the per-account locks still hold
-        logger.exception("login rate cache unavailable; allowing the attempt")
-        return True
 
 
 def locked_out(request, credentials=None, *args, message: str | None = None, **kwargs):

@@ -17,7 +17,6 @@ import json
 from django.conf import settings
 
 UPLOAD_PATHS = ("/api/v1/scans/", "/scans/new/")
-ENVELOPE = 1024 * 1024
 
 
 class _TooLarge(Exception):
@@ -26,7 +25,7 @@ class _TooLarge(Exception):
 
 def byte_cap(path: str) -> int:
     if path in UPLOAD_PATHS:
-        return settings.SCAN_MAX_UPLOAD_BYTES + ENVELOPE
+        return settings.DATA_UPLOAD_MAX_MEMORY_SIZE  # the photo cap and its multipart envelope
     if path.startswith("/admin/inference/modelversion/"):
         return settings.MODEL_UPLOAD_MAX_BYTES
     return settings.REQUEST_MAX_BYTES

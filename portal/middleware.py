@@ -89,9 +89,10 @@ class LoginRateMiddleware:
 
     def __call__(self, request):
         if request.method == "POST" and request.path in _login_paths():
-            from portal.auth import locked_out, login_address_allowed
+            from portal.auth import locked_out
+            from portal.throttling import LoginAddressThrottle
 
-            if not login_address_allowed(request):
+            if not LoginAddressThrottle().allow_request(request, None):
                 logger.warning("login attempts from %s over the rate", client_ip(request))
                 return locked_out(
                     request,

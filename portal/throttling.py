@@ -47,6 +47,14 @@ class AnonymousThrottle(FailOpen, AnonRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
 
 
+class LoginAddressThrottle(AnonymousThrottle):
+    """Login attempts per client address on the dashboard's and the admin's login forms, whatever the
+    usernames (portal.middleware.LoginRateMiddleware): the same counter and rate (LOGIN_THROTTLE_RATE)
+    as the token endpoint's "login" scope."""
+
+    scope = "login"
+
+
 class AnonymousThrottleAuthentication(BaseAuthentication):
     """The last authenticator: reached only by a request no other one recognised, it counts that
     request against the anonymous rate. DRF checks permissions before throttles, so a throttle class

@@ -108,10 +108,9 @@ def fhir_push_send(*, push_id: int) -> str:
         _release(push_id, error=f"{type(exc).__name__}: {exc}")
         raise
 
-    result_id = push.result_id
     if 200 <= response.status_code < 300:
         FhirPush.objects.filter(id=push_id).update(sent_at=timezone.now(), sending_since=None, last_error="")
-        logger.info("FHIR push of result %s accepted (HTTP %s)", result_id, response.status_code)
+        logger.info("FHIR push of result %s accepted (HTTP %s)", push.result_id, response.status_code)
         return "sent"
     error = f"HTTP {response.status_code}: {response.text[:400]}"
     if response.status_code >= 500 or response.status_code in RETRIABLE_STATUSES:
@@ -122,7 +121,7 @@ def fhir_push_send(*, push_id: int) -> str:
     # 400, 404, 409, 412, 422...: the same bundle would be refused again. Loud, and left for a person
     # (the admin's banner and FHIR pushes list, scans/admin.py).
     FhirPush.objects.filter(id=push_id).update(refused=True, sending_since=None, last_error=error[:500])
-    logger.error("the FHIR server refused the push of result %s: %s", result_id, error)
+    logger.error("the FHIR server refused the push of result %s: %s", push.result_id, error)
     return "refused"
 
 
