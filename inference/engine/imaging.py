@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from inference.engine.containers import StructureRefused, check_structure
+
 # Formats a phone or a scanner produces for a photograph. Anything else (SVG, PDF, animated GIF...)
 # is refused before decoding. HEIC needs a plugin we do not ship; the message says to send JPEG.
 ACCEPTED_FORMATS = {"JPEG", "MPO", "PNG", "WEBP", "BMP", "TIFF", "GIF"}
@@ -64,10 +66,8 @@ def inspect_upload(raw: bytes, *, max_bytes: int, max_pixels: int) -> UploadHead
     """The web process's checks: cheap, from the headers only (milliseconds whatever the file). The
     pixels are decoded later, by the worker (decode_upload), under the task's time limit."""
     _check_size(raw, max_bytes)
-    with _reasons_for_pillow_errors():
-        probe = _probe(raw, max_pixels=max_pixels)
     scans = 1
-    if probe.format in {"JPEG", "MPO"}:
+    if raw.startswith(b"\xff\xd8"):  # a JPEG (or an MPO): Pillow refuses anything else that starts so
         # 0xFFDA starts a scan; inside entropy-coded data every 0xFF is followed by 0x00, so counting
         # the marker bytes counts the scans (plus those of an embedded thumbnail: an upper bound).
         scans = raw.count(b"\xff\xda")
@@ -78,6 +78,8 @@ def inspect_upload(raw: bytes, *, max_bytes: int, max_pixels: int) -> UploadHead
             )
         if raw.rfind(b"\xff\xd9") < raw.rfind(b"\xff\xda"):
             raise ImageRejected(DAMAGED)  # no end-of-image marker after the last scan: cut short
+    with _reasons_for_pillow_errors():
+        probe = _probe(raw, max_pixels=max_pixels)
     return UploadHeader(format=probe.format, width=probe.size[0], height=probe.size[1], scans=max(scans, 1))
 
 
@@ -111,7 +113,12 @@ def _reasons_for_pillow_errors():
 
 
 def _probe(raw: bytes, *, max_pixels: int) -> Image.Image:
-    """Open (headers only) and check format, frames and size; raises ImageRejected or Pillow's errors."""
+    """Walk the container (bounded: inference.engine.containers), then open it (headers only) and check
+    format, frames and size; raises ImageRejected or Pillow's errors."""
+    try:
+        check_structure(raw)
+    except StructureRefused as exc:
+        raise ImageRejected(str(exc)) from None
     probe = Image.open(io.BytesIO(raw))
     fmt = probe.format
     if fmt not in ACCEPTED_FORMATS:
