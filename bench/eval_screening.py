@@ -43,7 +43,7 @@ sys.path.insert(0, str(REPO_ROOT / "bench"))
 
 from screening_cache import load  # noqa: E402
 
-from inference.engine import calibration, duplicates, quality  # noqa: E402
+from inference.engine import calibration, duplicates, quality, repeatability  # noqa: E402
 from inference.engine.decide import (  # noqa: E402
     ASYMMETRY_ONLY_RULE,
     CENTRAL,
@@ -68,11 +68,13 @@ def examine(record: dict) -> dict:
         return {"measured": False, "reason": reason, "warnings": []}
     m = measure(record["points"])
     report = quality.judge_face(record["points"], record["figures"], m)
+    sureness = repeatability.assess(record["points"], m, record["fits"], report.figures)
     one_way = {name: measure(record[name]).asymmetry_index for name in ("direct", "mirror") if record[name] is not None}
     return {
         "measured": report.passed,
         "reason": report.reason,
-        "warnings": [w["code"] for w in report.warnings],
+        "warnings": [w["code"] for w in report.warnings + sureness.warnings],
+        "half_width": sureness.half_width,
         "index": m.asymmetry_index,
         "lean": m.lean,
         "severity": m.severity,
@@ -95,6 +97,7 @@ def apply(rows: list[dict], rule) -> tuple[np.ndarray, np.ndarray]:
             probability=None,
             rule=rule,
             upper_face_involvement=row["involvement"],
+            uncertainty=row["half_width"],
         )
         labels.append(decision.label)
         patterns.append(decision.pattern)
@@ -110,8 +113,8 @@ def palda_person(record: dict) -> str:
 
 def fit(rows: list[dict], classes: np.ndarray, index: np.ndarray):
     """The shipped procedure on the photos ``index`` selects."""
-    healthy = [rows[i]["lean"] for i in index if classes[i] == "healthy" and rows[i]["measured"]]
-    rule = calibration.fit_rest_rule(np.array(healthy))
+    healthy = [i for i in index if classes[i] == "healthy" and rows[i]["measured"]]
+    rule = calibration.fit_rest_rule(np.array([rows[i]["lean"] for i in healthy]), interval_rule=True)
     labels, _ = apply([rows[i] for i in index], rule)
     flagged = [i for i, label in zip(index, labels) if classes[i] in PALSY and label in (PARALYSIS, INCONCLUSIVE)]
     threshold = calibration.fit_pattern_threshold(

@@ -30,7 +30,7 @@ from inference.engine.imaging import ANALYSIS_MAX_SIDE, ImageRejected, analysis_
 from inference.engine.measure import eye_distance  # noqa: E402
 from inference.engine.mesh_symmetry import mirror_landmarks  # noqa: E402
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: the lone face refitted in its canonical frame (issue 28)
 MAX_PIXELS = 40_000_000
 
 
@@ -49,6 +49,8 @@ def photo_record(detector: FaceMeshDetector, path: Path, *, with_signature: bool
     direct = detector.find_one_way(rgb)
     mirrored = detector.find_one_way(np.ascontiguousarray(rgb[:, ::-1]))
     search = symmetrise(direct, mirrored, width=rgb.shape[1])
+    if len(search.faces) == 1:
+        search = detector.refit(rgb, search)
     points = largest(search.faces)
     mirror_back = [mirror_landmarks(face, rgb.shape[1]) for face in mirrored.faces]
     record.update(
@@ -59,6 +61,7 @@ def photo_record(detector: FaceMeshDetector, path: Path, *, with_signature: bool
         attempt=search.attempt,
         size=image.size,
     )
+    record["fits"] = search.fits if len(search.faces) == 1 else ()
     if points is not None:
         record["figures"] = quality.face_figures(rgb, points)
         if with_signature:

@@ -89,7 +89,7 @@ def _build(version: ModelVersion | None, detector: FaceMeshDetector) -> Pipeline
         return _without_classifier(version, detector, reason)
     if version.load_error:
         ModelVersion.objects.filter(id=version.id).update(load_error="", load_error_at=None)
-    rule = DecisionRule.from_thresholds(version.thresholds, name=f"fused:{version.name}")
+    rule = DecisionRule.for_version(version.thresholds, name=f"fused:{version.name}")
     logger.info("loaded classifier %s (%s)", version.name, version.sha256[:12])
     return Pipeline(
         detector=detector,

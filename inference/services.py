@@ -114,7 +114,7 @@ def model_evaluate(
         classifier=classifier,
         classifier_name=version.name,
         classifier_sha256=version.sha256,
-        rule=DecisionRule.from_thresholds(version.thresholds or {}, name=f"fused:{version.name}"),
+        rule=DecisionRule.for_version(version.thresholds or {}, name=f"fused:{version.name}"),
         max_pixels=settings.SCAN_MAX_PIXELS,
     )
     labels, probability, index, fused, refused = [], [], [], [], 0

@@ -56,7 +56,7 @@ LEGEND = "".join(
     for i, (mark, name) in enumerate(MARK_NAMES.items())
 ) + (
     f'<text x="{LEFT - 8}" y="42" class="legend">Letter beside a point: the pattern of the weakness. '
-    "C central (the stroke pattern), P peripheral, ? undetermined</text>"
+    "C central (the stroke pattern), P peripheral, ? undetermined. Bars: repeatability (95%)</text>"
 )
 
 
@@ -122,6 +122,16 @@ def asymmetry_trend_svg(points: list[dict]) -> SafeString:
         f'<text x="{RIGHT - 4}" y="{threshold - 5:.1f}" class="threshold-label" text-anchor="end">'
         f"positive at {positive_at:g} or more</text>"
     )
+    # Error bars: where a second photo of the same face would measure (the index's 95% repeatability).
+    for point in measured:
+        interval = point.get("index_interval")
+        if interval:
+            px = x(point["uploaded_at"])
+            low, high = y(max(interval[0], 0.0)), y(min(interval[1], top))
+            parts.append(
+                f'<path d="M{px - 4:.1f},{high:.1f}H{px + 4:.1f}M{px:.1f},{high:.1f}V{low:.1f}'
+                f'M{px - 4:.1f},{low:.1f}H{px + 4:.1f}" class="interval"/>'
+            )
     for point in points:
         index = point["asymmetry_index"]
         # A refused photo has no index: it sits on the time axis.
@@ -143,6 +153,10 @@ def _point(point: dict, px: float, py: float) -> str:
         title = f"{when}: {MARK_NAMES[mark]}, severity {point['severity']}"
         if index is not None:
             title += f", asymmetry index {index:.2f}"
+            if point.get("index_repeatability") is not None:
+                title += f" ± {point['index_repeatability']:.2f}"
+            if point.get("change"):
+                title += f" ({point['change']} since the previous photo)"
             labels = f'<text y="-11" class="value" text-anchor="middle">{index:.2f}</text>'
         if point["pattern"]:
             title += f", pattern: {ScanResult.Pattern(point['pattern']).label}"

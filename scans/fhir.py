@@ -273,12 +273,25 @@ def observation_entries(result: ScanResult, *, patient: Entry, device: Entry, me
                     f"under rule {rule.get('name', '')}.",
                 }
             ]
+        interval = result.index_interval
+        components = None
+        if interval is not None:
+            # Where a second photo of the same face would measure, 19 times in 20.
+            components = [
+                ObservationComponent(
+                    code=_concept(
+                        _local("asymmetry-index-repeatability", "Asymmetry index: 95% repeatability interval")
+                    ),
+                    valueRange={"low": _quantity(interval[0], "1"), "high": _quantity(interval[1], "1")},
+                )
+            ]
         entries.append(
             observation(
                 "asymmetry-index",
                 "Composite facial asymmetry index",
                 valueQuantity=_quantity(measurements["asymmetry_index"], "1"),
                 referenceRange=reference,
+                component=components,
             )
         )
 

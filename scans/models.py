@@ -142,6 +142,24 @@ class ScanResult(models.Model):
         return f"{self.engine_version} (asymmetry only, no classifier)"
 
     @property
+    def asymmetry_index(self) -> float | None:
+        value = (self.measurements or {}).get("asymmetry_index")
+        return float(value) if isinstance(value, (int, float)) else None
+
+    @property
+    def index_repeatability(self) -> float | None:
+        """The index's 95% repeatability (inference/engine/repeatability.py); None for a result
+        stored before results carried one."""
+        value = (self.measurements or {}).get("index_repeatability")
+        return float(value) if isinstance(value, (int, float)) else None
+
+    @property
+    def index_interval(self) -> list[float] | None:
+        """[low, high]: where a second photo of the same face would put the index, 19 times in 20."""
+        interval = (self.measurements or {}).get("index_interval")
+        return [float(v) for v in interval] if isinstance(interval, list) and len(interval) == 2 else None
+
+    @property
     def explanation(self) -> list[str]:
         """The decision rule's arithmetic for this result, in sentences (scan page and API)."""
         return explain_result(

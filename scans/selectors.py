@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 
 from django.conf import settings
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from inference.engine.repeatability import beyond_noise
 from portal.selectors import patient_list_for_user
 from scans.models import Scan
 
@@ -35,7 +37,20 @@ def patient_finished_scans(*, user, patient_id: int) -> QuerySet[Scan]:
 
 
 # What a timeline point takes from a result; a refused scan has none of them.
-RESULT_FIELDS = ("label", "pattern", "severity", "score", "asymmetry_index", "affected_side", "model_version")
+RESULT_FIELDS = (
+    "label",
+    "pattern",
+    "severity",
+    "score",
+    "asymmetry_index",
+    "index_repeatability",
+    "index_interval",
+    "change",
+    "affected_side",
+    "model_version",
+)
+BEYOND_NOISE = "beyond measurement noise"
+NO_MEASURABLE_CHANGE = "no measurable change"
 
 
 def patient_timeline(*, user, patient_id: int, limit: int = 200) -> list[dict]:
@@ -64,7 +79,10 @@ def patient_timeline(*, user, patient_id: int, limit: int = 200) -> list[dict]:
                 pattern=result.pattern,
                 severity=result.severity,
                 score=result.score,
-                asymmetry_index=result.measurements.get("asymmetry_index"),
+                asymmetry_index=result.asymmetry_index,
+                index_repeatability=result.index_repeatability,
+                index_interval=result.index_interval,
+                change=None,
                 affected_side=result.affected_side,
                 model_version=result.model_version_name,
                 decision=result.decision,
@@ -72,7 +90,45 @@ def patient_timeline(*, user, patient_id: int, limit: int = 200) -> list[dict]:
         else:
             point.update(dict.fromkeys(RESULT_FIELDS), decision={})
         points.append(point)
+    _read_changes(points)
     return points
+
+
+def _read_changes(points: list[dict]) -> None:
+    """Each measured point's change against the previous measured one, read against both photos'
+    repeatability (inference.engine.repeatability.beyond_noise); None where either has none."""
+    previous = None
+    for point in points:
+        if point["asymmetry_index"] is None:
+            continue
+        if previous is not None and None not in (previous["index_repeatability"], point["index_repeatability"]):
+            point["change"] = (
+                BEYOND_NOISE
+                if beyond_noise(
+                    previous["asymmetry_index"],
+                    previous["index_repeatability"],
+                    point["asymmetry_index"],
+                    point["index_repeatability"],
+                )
+                else NO_MEASURABLE_CHANGE
+            )
+        previous = point
+
+
+def latest_change(points: list[dict]) -> dict | None:
+    """The last two measured visits and how they compare, for the patient page; None before two."""
+    measured = [p for p in points if p["asymmetry_index"] is not None]
+    if len(measured) < 2 or measured[-1]["change"] is None:
+        return None
+    before, after = measured[-2], measured[-1]
+    return {
+        "before": before["asymmetry_index"],
+        "after": after["asymmetry_index"],
+        "before_at": before["uploaded_at"],
+        "after_at": after["uploaded_at"],
+        "beyond_noise": after["change"] == BEYOND_NOISE,
+        "noise": math.hypot(before["index_repeatability"], after["index_repeatability"]),
+    }
 
 
 def scan_stalled_ids(*, limit: int = 500) -> list[int]:

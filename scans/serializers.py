@@ -30,6 +30,19 @@ class ScanResultSerializer(serializers.ModelSerializer):
         read_only=True,
         help_text='What was imperfect about a photo that could still be measured: [{"code", "message"}].',
     )
+    asymmetry_index = serializers.FloatField(read_only=True, allow_null=True)
+    index_repeatability = serializers.FloatField(
+        read_only=True,
+        allow_null=True,
+        help_text="The index's 95% repeatability: a second photo of the same face would measure within "
+        "index ± this, 19 times in 20. Null for results stored before results carried one.",
+    )
+    index_interval = serializers.ListField(
+        child=serializers.FloatField(),
+        read_only=True,
+        allow_null=True,
+        help_text="[low, high] of that repeatability interval.",
+    )
 
     class Meta:
         model = ScanResult
@@ -43,6 +56,9 @@ class ScanResultSerializer(serializers.ModelSerializer):
             "pattern_advice",
             "stroke_pattern",
             "quality_warnings",
+            "asymmetry_index",
+            "index_repeatability",
+            "index_interval",
             "measurements",
             "quality",
             "classifier",
@@ -147,5 +163,11 @@ class TimelinePointSerializer(serializers.Serializer):
     severity = serializers.CharField(allow_null=True)
     score = serializers.FloatField(allow_null=True)
     asymmetry_index = serializers.FloatField(allow_null=True)
+    index_repeatability = serializers.FloatField(allow_null=True)
+    index_interval = serializers.ListField(child=serializers.FloatField(), allow_null=True)
+    change = serializers.CharField(
+        allow_null=True,
+        help_text="Against the previous measured scan: 'beyond measurement noise' or 'no measurable change'.",
+    )
     affected_side = serializers.CharField(allow_null=True, allow_blank=True)
     model_version = serializers.CharField(allow_null=True)

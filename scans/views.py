@@ -16,7 +16,7 @@ from portal.selectors import patient_get_visible, patient_list_for_user
 from scans.charts import asymmetry_trend_svg
 from scans.forms import NewScanForm
 from scans.models import Scan, ScanResult
-from scans.selectors import patient_timeline, scan_get_visible, scan_list_for_user
+from scans.selectors import latest_change, patient_timeline, scan_get_visible, scan_list_for_user
 from scans.services import read_upload, scan_create, upload_inspect
 from scans.throttling import UploadLimitReached, admit_upload
 
@@ -107,6 +107,7 @@ def patient(request, pk: int):
         {
             "patient": person,
             "trend_svg": asymmetry_trend_svg(timeline),
+            "latest_change": latest_change(timeline),
             "timeline": timeline,
             "scans": scan_list_for_user(user=request.user).filter(patient_id=pk)[:50],
             "open_alerts": alert_list_active_for_patient(user=request.user, patient_id=pk),

@@ -22,6 +22,7 @@ from statistics import NormalDist
 
 import numpy as np
 
+from inference.engine import repeatability
 from inference.engine.decide import ASYMMETRY_ONLY_RULE, DecisionRule
 
 NEGATIVE_QUANTILE = 0.925  # of healthy faces at rest
@@ -34,14 +35,29 @@ def half_normal_quantile(q: float, spread: float) -> float:
     return spread * NormalDist().inv_cdf(0.5 + q / 2)
 
 
-def fit_rest_rule(healthy_leans: np.ndarray, *, base: DecisionRule = ASYMMETRY_ONLY_RULE) -> DecisionRule:
+def fit_rest_rule(
+    healthy_leans: np.ndarray, *, interval_rule: bool = False, base: DecisionRule = ASYMMETRY_ONLY_RULE
+) -> DecisionRule:
+    """Negative below the healthy faces' 92.5th percentile, positive from their 97.5th.
+
+    ``interval_rule``: the rule will be applied to intervals (decide's ``uncertainty``: negative only
+    when ``index + half_width`` lies below the threshold). The threshold then sits the narrowest
+    half-width a photo can have at the quantile (a sharp face, at least REFERENCE_EYE_PX between the
+    eyes, fits agreeing) above it: the surest photos keep the decision the quantile gives, and a less
+    sure one is called negative only further below it, or becomes a review item. No photo is called
+    negative above the quantile by more than the threshold's rounding (0.005)."""
     leans = np.asarray(healthy_leans, dtype=float)
     if len(leans) < 5:
         raise ValueError(f"need at least 5 healthy faces to fit the rule, got {len(leans)}")
     spread = float(np.sqrt(np.mean(leans**2)))
+    negative_below = half_normal_quantile(NEGATIVE_QUANTILE, spread)
+    if interval_rule:
+        negative_below += repeatability.half_width(
+            negative_below, eye_distance_px=repeatability.REFERENCE_EYE_PX, sharpness=repeatability.REFERENCE_SHARPNESS
+        )
     return replace(
         base,
-        asymmetry_negative_below=round(half_normal_quantile(NEGATIVE_QUANTILE, spread), 2),
+        asymmetry_negative_below=round(negative_below, 2),
         asymmetry_positive_at=round(half_normal_quantile(POSITIVE_QUANTILE, spread), 2),
     )
 

@@ -6,7 +6,7 @@ The rule and its thresholds travel with every result, so any label can be traced
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 # The severities, least first: the one order the portal compares them by (severity_rank).
 NONE, MILD, MODERATE, SEVERE = SEVERITIES = ("none", "mild", "moderate", "severe")
@@ -56,6 +56,17 @@ class DecisionRule:
         return asdict(self)
 
     @classmethod
+    def for_version(cls, thresholds: dict, *, name: str) -> DecisionRule:
+        """The rule a classifier version's results are decided by. A deciding version (weight > 0)
+        brings its own fused thresholds; a second reader (weight 0) decides nothing, so its results
+        are decided by the engine's own rule for faces at rest, with today's thresholds, not with the
+        copy frozen in its record when it was evaluated."""
+        rule = cls.from_thresholds(thresholds, name=name)
+        if rule.classifier_weight > 0:
+            return rule
+        return replace(ASYMMETRY_ONLY_RULE, name=f"{ASYMMETRY_ONLY_RULE.name}, {name}", classifier_weight=0.0)
+
+    @classmethod
     def from_thresholds(cls, thresholds: dict, *, name: str) -> DecisionRule:
         fields = {
             key: float(value) for key, value in thresholds.items() if key in cls.__dataclass_fields__ and key != "name"
@@ -70,13 +81,16 @@ class DecisionRule:
 # constants are fitted by `bench/eval_screening.py` (calibration.fit_rest_rule and
 # calibration.fit_pattern_threshold on every photo of palda-dev; the model card reports them
 # cross-fitted, on photos they were not fitted on). Negative below the healthy-at-rest 92.5th
-# percentile, positive from the 97.5th, inconclusive (a review item for the care team) between.
+# percentile plus the healthy faces' median repeatability (a result is negative only when its whole
+# interval lies below), positive from the 97.5th (when its whole interval lies above: decide's
+# ``uncertainty``), inconclusive (a review item for the care team) between. v3: refitted for the
+# canonical refits of issue 28 and the interval rule (v2: 0.39 / 0.49, pattern 0.018 / 0.023).
 ASYMMETRY_ONLY_RULE = DecisionRule(
-    name="asymmetry-rest-v2",
-    asymmetry_positive_at=0.49,
-    asymmetry_negative_below=0.39,
-    pattern_peripheral_at=0.023,
-    pattern_central_below=0.018,
+    name="asymmetry-rest-v3",
+    asymmetry_positive_at=0.42,
+    asymmetry_negative_below=0.41,
+    pattern_peripheral_at=0.024,
+    pattern_central_below=0.019,
 )
 
 
@@ -120,22 +134,31 @@ def decide(
     probability: float | None,
     rule: DecisionRule,
     upper_face_involvement: float | None = None,
+    uncertainty: float = 0.0,
 ) -> Decision:
+    """``uncertainty``: the index's 95% repeatability (inference/engine/repeatability.py). A label
+    holds only when the whole interval ``index +- uncertainty`` gives it; an interval that reaches
+    across a threshold is inconclusive (a review item), not a coin toss."""
     asym = asymmetry_score(asymmetry_index, rule)
-    if probability is None:
+    low_index, high_index = max(asymmetry_index - uncertainty, 0.0), asymmetry_index + uncertainty
+    if probability is None or rule.classifier_weight <= 0:  # a second reader's probability decides nothing
         score = asym
-        if asymmetry_index >= rule.asymmetry_positive_at:
+        if low_index >= rule.asymmetry_positive_at:
             label = PARALYSIS
-        elif asymmetry_index < rule.asymmetry_negative_below:
+        elif high_index < rule.asymmetry_negative_below:
             label = NO_PARALYSIS
         else:
             label = INCONCLUSIVE
     else:
         weight = rule.classifier_weight
-        score = weight * probability + (1 - weight) * asym
-        if score >= rule.fused_positive_at:
+
+        def fused(index: float) -> float:
+            return weight * probability + (1 - weight) * asymmetry_score(index, rule)
+
+        score = fused(asymmetry_index)
+        if fused(low_index) >= rule.fused_positive_at:
             label = PARALYSIS
-        elif score < rule.fused_negative_below:
+        elif fused(high_index) < rule.fused_negative_below:
             label = NO_PARALYSIS
         else:
             label = INCONCLUSIVE
@@ -150,7 +173,7 @@ def decide(
         label=label,
         score=round(score, 4),
         severity=severity,
-        rule={**rule.as_dict(), "used_classifier": probability is not None},
+        rule={**rule.as_dict(), "used_classifier": probability is not None, "index_uncertainty": round(uncertainty, 3)},
         pattern=pattern_of(label=label, upper_face_involvement=upper_face_involvement, rule=rule),
     )
 
@@ -167,6 +190,13 @@ def explain(
     clinician reading it."""
     fitted = DecisionRule.from_thresholds(rule, name=str(rule.get("name", "")))
     steps = _label_steps(asymmetry_index, probability, fitted)
+    uncertainty = float(rule.get("index_uncertainty") or 0.0)
+    if uncertainty > 0:
+        low, high = max(asymmetry_index - uncertainty, 0.0), asymmetry_index + uncertainty
+        steps.append(
+            f"Repeatability: a second photo would measure {low:.2f}–{high:.2f} (95%); the label holds only "
+            "where the whole range gives it, so a range across a threshold is inconclusive."
+        )
     # Results stored before the pattern existed have no pattern thresholds in their rule.
     if pattern and upper_face_involvement is not None and "pattern_peripheral_at" in rule:
         steps.append(
@@ -192,9 +222,8 @@ def _label_steps(asymmetry_index: float, probability: float | None, fitted: Deci
         return [
             f"Classifier P(paralysis) {probability:.2f}: a second reader, shown, not deciding (validation "
             "gave it weight 0).",
-            f"Asymmetry index {asymmetry_index:.2f}, as a score {asym:.2f} (0.50 at {at}).",
-            f"Positive at {fitted.fused_positive_at:.2f} or more, negative below "
-            f"{fitted.fused_negative_below:.2f}, inconclusive between.",
+            f"Asymmetry index {asymmetry_index:.2f}: positive at {at} or more, negative below "
+            f"{fitted.asymmetry_negative_below:g}, inconclusive between (score {asym:.2f}, 0.50 at {at}).",
         ]
     steps = [
         f"Classifier P(paralysis) {probability:.2f}; asymmetry index {asymmetry_index:.2f}, as a score "

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageDraw
 
-from inference.engine import quality
+from inference.engine import quality, repeatability
 from inference.engine.align import aligned_face
 from inference.engine.classifier import ResNetClassifier
 from inference.engine.decide import ASYMMETRY_ONLY_RULE, NO_PARALYSIS, DecisionRule, decide
@@ -21,7 +21,7 @@ from inference.engine.face import FaceMeshDetector
 from inference.engine.imaging import ANALYSIS_MAX_SIDE, analysis_copy, open_image
 from inference.engine.measure import LEFT, NOSE_BRIDGE, RIGHT, measure
 
-ENGINE_VERSION = "facemesh-mirror-asymmetry-2"
+ENGINE_VERSION = "facemesh-canonical-asymmetry-3"
 OVERLAY_SIDE = 512  # the face crop is drawn at this size, so small faces become readable
 
 
@@ -118,12 +118,15 @@ class Pipeline:
             }
             lap("classify")
 
+        sureness = repeatability.assess(points, measurements, search.fits, report.figures)
+        warnings = report.warnings + sureness.warnings
         decision = decide(
             asymmetry_index=measurements.asymmetry_index,
             severity=measurements.severity,
             probability=probability,
             rule=self.rule,
             upper_face_involvement=measurements.upper_face["involvement"],
+            uncertainty=sureness.half_width,
         )
         overlay = _overlay_jpeg(image, points)
         lap("overlay")
@@ -135,8 +138,8 @@ class Pipeline:
             # A negative result names no affected side; the measurements keep the side they lean to.
             affected_side="" if decision.label == NO_PARALYSIS else measurements.affected_side,
             pattern=decision.pattern,
-            measurements=measurements.as_dict(),
-            quality={**report_figures, "warnings": report.warnings},
+            measurements={**measurements.as_dict(), **sureness.as_dict()},
+            quality={**report_figures, "warnings": warnings},
             classifier=classifier_info,
             decision=decision.rule,
             overlay_jpeg=overlay,

@@ -52,6 +52,9 @@ WARNINGS = {
     "the patient looking straight at the camera.",
     "slightly_tilted": "The head is slightly tilted up or down. If you can, retake it with the phone level with "
     "the patient's eyes.",
+    # Set by inference/engine/repeatability.py, from how far the face's refits disagree.
+    "fits_disagree": "The measurements of this photo disagree with each other, so its index is less certain. "
+    "Retake the photo with the face straight at the camera, in even light.",
 }
 
 

@@ -197,7 +197,7 @@ def test_a_phone_sized_photo_gives_the_result_of_the_same_face_photographed_smal
 
 
 def test_a_negative_result_names_no_affected_side_though_its_measurements_lean_to_one(pipeline):
-    slight = analyze(pipeline, drooped_astronaut(side="left", pixels=4))  # within healthy asymmetry
+    slight = analyze(pipeline, drooped_astronaut(side="left", pixels=3))  # within healthy asymmetry
     assert slight.label == NO_PARALYSIS
     assert slight.measurements["affected_side"] == "left" and slight.affected_side == ""
 
@@ -205,7 +205,9 @@ def test_a_negative_result_names_no_affected_side_though_its_measurements_lean_t
 def test_a_soft_photo_is_measured_with_a_warning_instead_of_refused(pipeline):
     result = analyze(pipeline, cv2.GaussianBlur(drooped_astronaut(), (0, 0), 5))
     assert result.status == "done"
-    assert result.label == PARALYSIS
+    # Sent to a clinician: positive, or inconclusive where the soft photo's wider interval reaches
+    # below the positive threshold.
+    assert result.label in (PARALYSIS, INCONCLUSIVE)
     warnings = {w["code"]: w["message"] for w in result.quality["warnings"]}
     assert warnings["soft_focus"] == quality.WARNINGS["soft_focus"]
 

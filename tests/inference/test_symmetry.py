@@ -85,7 +85,12 @@ def test_a_mirrored_jpeg_still_gives_the_same_index_and_swaps_the_side(pipeline)
     photo = drooped_astronaut(side="right", pixels=10)
     a = pipeline.analyze_bytes(jpeg_bytes(photo))
     b = pipeline.analyze_bytes(jpeg_bytes(mirrored(photo)))
-    assert abs(a.measurements["asymmetry_index"] - b.measurements["asymmetry_index"]) < 0.02
+    # Exact for a lossless mirror (above); a JPEG of the mirror image is compressed in other blocks,
+    # as a second photo is, so the index agrees within the issue's target for a second photo (0.05),
+    # well inside the results' stated repeatability.
+    change = abs(a.measurements["asymmetry_index"] - b.measurements["asymmetry_index"])
+    assert change < 0.05
+    assert change < min(a.measurements["index_repeatability"], b.measurements["index_repeatability"])
     assert (a.affected_side, b.affected_side) == ("right", "left")
 
 

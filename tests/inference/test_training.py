@@ -117,7 +117,13 @@ def test_prepare_caches_faces_and_duplicate_signatures(tmp_path):
 @pytest.mark.django_db
 def test_a_tiny_training_run_registers_a_version_the_worker_can_load(tiny_dataset, tmp_path):
     out = io.StringIO()
-    with pytest.raises(CommandError, match="tiny cannot be activated: its held-out ROC AUC is .* below the floor"):
+    # One epoch on copies of one face cannot be activated: its held-out AUC is below the floor, or its
+    # fitted thresholds (on a validation split that the asymmetry index separates perfectly) leave no
+    # inconclusive band; either refusal leaves it registered and inactive.
+    refusal = (
+        r"tiny cannot be activated: its (held-out ROC AUC is .* below the floor|thresholds leave no inconclusive band)"
+    )
+    with pytest.raises(CommandError, match=refusal):
         call_command(
             "train_classifier",
             str(tiny_dataset),

@@ -47,6 +47,8 @@ MEASUREMENTS = {
         "mouth_deviation": {"right": 0.0, "left": -2.2, "difference": -2.2},
     },
     "asymmetry_index": 0.84,
+    "index_repeatability": 0.09,
+    "index_interval": [0.75, 0.93],
     "severity": "moderate",
     "affected_side": "left",
     "mm_per_pixel": 0.11921,
@@ -302,6 +304,23 @@ def test_a_negative_result_names_no_pattern_and_no_side(api, people):
     assert coding(by_code["pattern"].dataAbsentReason, fhir.DATA_ABSENT)[0] == "not-applicable"
     assert coding(by_code["severity"].valueCodeableConcept, fhir.SNOMED) is None  # "none" has no SNOMED code
     assert_references_resolve(bundle)
+
+
+def test_the_index_carries_its_repeatability_interval(api, people, maria):
+    bundle = parsed(api(people.alice).get(f"/api/v1/scans/{maria.scan_id}/fhir/"))
+    index = {local_code(o.code): o for o in resources(bundle, "Observation")}["asymmetry-index"]
+    (interval,) = index.component
+    assert local_code(interval.code) == "asymmetry-index-repeatability"
+    assert (float(interval.valueRange.low.value), float(interval.valueRange.high.value)) == (0.75, 0.93)
+    assert interval.valueRange.low.code == interval.valueRange.high.code == "1"
+
+
+def test_a_result_from_before_repeatability_has_no_interval(api, people):
+    old = {key: value for key, value in MEASUREMENTS.items() if not key.startswith("index_")}
+    result = finished_scan(people.patient, measurements=old)
+    bundle = parsed(api(people.alice).get(f"/api/v1/scans/{result.scan_id}/fhir/"))
+    index = {local_code(o.code): o for o in resources(bundle, "Observation")}["asymmetry-index"]
+    assert float(index.valueQuantity.value) == 0.84 and not index.component
 
 
 def test_a_flagged_result_from_before_patterns_says_its_pattern_is_unknown(api, people):

@@ -1,0 +1,110 @@
+"""How sure a measurement is: the asymmetry index's repeatability, from what a second photo would give.
+
+A second photo of the same face (re-encoded, resized, reframed, the camera turned a little, another
+light) moves the mesh by a fraction of a pixel, and that moves the index. `bench/repeatability.py`
+measures how far, on palda-dev and stroke-faces photos and their variants; the constants below are a
+fit of its 95th percentile (`--fit`), so that for a photo measured once:
+
+- ``half_width`` is the 95% repeatability of the index: a second photo of the same face, taken the
+  same way, gives an index within ``index +- half_width`` about 19 times in 20 (a two-photo
+  difference is within ``sqrt(h1**2 + h2**2)``);
+- it grows with the index (a strongly asymmetric mouth is placed less surely), on a small face
+  (fewer pixels per millimetre) and on a soft one;
+- ``fits_spread`` is how much the estimates that one photo's landmarks average disagree (the
+  photo's own fit and its canonical refits, inference/engine/face.py); past FITS_DISAGREE the photo
+  gets a quality warning and its interval widens to twice the spread.
+
+A result whose interval reaches across a decision threshold is inconclusive, not a coin toss
+(decide.decide's ``uncertainty``), and a change between two visits counts only beyond both photos'
+repeatability (``beyond_noise``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from inference.engine.measure import Measurements, measure
+from inference.engine.quality import WARNINGS
+
+# 95% half-width of the index for a sharp face with at least REFERENCE_EYE_PX between the eyes:
+# FLOOR + SLOPE * index. Fitted by bench/repeatability.py --fit (the model card gives its table).
+FLOOR = 0.0725
+SLOPE = 0.015
+# Below this eye distance (pixels of the analysed photo) the half-width grows as 1 / eye distance;
+# below this sharpness (quality.face_figures) as 1 / sqrt(sharpness).
+REFERENCE_EYE_PX = 60.0
+REFERENCE_SHARPNESS = 15.0  # quality.SOFT_SHARPNESS: where the soft-focus warning starts
+# Standard deviation of the signed index over one photo's canonical refits past which they
+# "disagree": palda-dev's 99th percentile (median 0.055, 95th 0.156, 99th 0.192 over its 102 photos).
+FITS_DISAGREE = 0.19
+# A photo whose refits disagree gets at least this multiple of their spread as its half-width.
+SPREAD_FACTOR = 2.0
+
+
+def half_width(index: float, *, eye_distance_px: float, sharpness: float, fits_spread: float = 0.0) -> float:
+    """The index's 95% repeatability, in index units (see the module's docstring)."""
+    base = FLOOR + SLOPE * abs(index)
+    resolution = max(1.0, REFERENCE_EYE_PX / max(eye_distance_px, 1.0))
+    softness = max(1.0, math.sqrt(REFERENCE_SHARPNESS / max(sharpness, 0.1)))
+    width = base * resolution * softness
+    if fits_spread > FITS_DISAGREE:
+        width = max(width, SPREAD_FACTOR * fits_spread)
+    return float(width)
+
+
+def fits_spread(leans: list[float]) -> float:
+    """The standard deviation of the signed index over the refits (0 with fewer than two)."""
+    if len(leans) < 2:
+        return 0.0
+    return float(np.std(np.asarray(leans, dtype=float), ddof=1))
+
+
+def beyond_noise(first: float, first_half_width: float, second: float, second_half_width: float) -> bool:
+    """Whether two visits' indices differ by more than their photos' combined repeatability."""
+    return abs(second - first) > math.hypot(first_half_width, second_half_width)
+
+
+@dataclass(frozen=True)
+class Sureness:
+    index: float
+    half_width: float
+    fits: int
+    spread: float
+    warnings: list[dict] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        """What a result's measurements carry: the interval beside the value."""
+        return {
+            "index_repeatability": round(self.half_width, 3),
+            "index_interval": [
+                round(max(self.index - self.half_width, 0.0), 3),
+                round(self.index + self.half_width, 3),
+            ],
+            "refits": self.fits,
+            "refit_spread": round(self.spread, 3),
+        }
+
+
+def assess(points: np.ndarray, measurements: Measurements, fits: tuple, figures: dict) -> Sureness:
+    """The repeatability of one analysed face: its landmarks and their measurements, its canonical
+    refits (face.FaceSearch.fits, one-way fits in pairs) and its quality figures (eye_distance_px,
+    sharpness). The spread is over
+    the estimates the landmarks average: the photo's own fit (recovered from the mean, which is half
+    of it) and each canonical refit."""
+    refits = [(fits[k] + fits[k + 1]) / 2 for k in range(0, len(fits) - 1, 2)]
+    leans = [measure(points).lean for points in refits]
+    if refits:
+        own = 2 * points - np.mean(refits, axis=0)
+        leans.append(measure(own).lean)
+    spread = fits_spread(leans)
+    width = half_width(
+        measurements.asymmetry_index,
+        eye_distance_px=float(figures.get("eye_distance_px", REFERENCE_EYE_PX)),
+        sharpness=float(figures.get("sharpness", REFERENCE_SHARPNESS)),
+        fits_spread=spread,
+    )
+    warnings = [{"code": "fits_disagree", "message": WARNINGS["fits_disagree"]}] if spread > FITS_DISAGREE else []
+    return Sureness(measurements.asymmetry_index, width, len(refits), spread, warnings)
