@@ -112,7 +112,13 @@
     const replay = state.lastEventId > 0 ? "after_event=" + state.lastEventId : "after=" + state.lastAlertId;
     const socket = new WebSocket(scheme + "://" + location.host + "/ws/alerts/?" + replay);
     state.socket = socket;
-    socket.onopen = () => { state.retry = 0; setConnection("live", true); };
+    socket.onopen = () => {
+      state.retry = 0;
+      setConnection("live", true);
+      // Whatever changed while no socket listened was announced to nobody: pages that show a state
+      // (a scan being analysed) fetch it now, at the first open and after every reconnect.
+      window.dispatchEvent(new CustomEvent("portal:socket.open"));
+    };
     socket.onclose = () => {
       setConnection("reconnecting…", false);
       refreshCounts().catch(() => {});  // a socket closed because the session ended: to the login page
@@ -176,6 +182,7 @@
   setInterval(() => catchUp().catch(() => {}), 15000);
   document.addEventListener("visibilitychange", () => { if (!document.hidden) catchUp().catch(() => {}); });
 
+  state.background = background;
   state.send = (frame) => state.socket && state.socket.readyState === 1 && state.socket.send(JSON.stringify(frame));
   // The feed page's own list: what this page already shows, as received (not sounded again).
   const initial = document.getElementById("initial-alerts");

@@ -1,6 +1,28 @@
-// Reload when this scan's analysis finishes (scan.updated over the socket).
-window.addEventListener("portal:scan.updated", (event) => {
+// This scan's result appears by itself: the page reloads when the scan's state changes. It learns of
+// the change from scan.updated over the socket, and, since an analysis can end before the socket opens
+// (or while a phone is off the network), by asking for the scan's state whenever the socket opens or
+// reopens, when the tab becomes visible again, and every 20 s while the scan is still being analysed.
+(function () {
+  "use strict";
   const box = document.getElementById("scan");
-  const scan = event.detail.scan;
-  if (String(scan.id) === box.dataset.scanId && scan.status !== box.dataset.status) window.location.reload();
-});
+  if (!box) return;
+  const pending = box.dataset.status === "queued" || box.dataset.status === "processing";
+
+  function changed(scan) {
+    if (String(scan.id) === box.dataset.scanId && scan.status !== box.dataset.status) window.location.reload();
+  }
+
+  async function check() {
+    const live = window.portalLive;
+    const response = await (live && live.background
+      ? live.background("/api/v1/scans/" + box.dataset.scanId + "/")
+      : fetch("/api/v1/scans/" + box.dataset.scanId + "/", { credentials: "same-origin" }));
+    if (response.ok) changed(await response.json());
+  }
+
+  window.addEventListener("portal:scan.updated", (event) => changed(event.detail.scan));
+  if (!pending) return;
+  window.addEventListener("portal:socket.open", () => check().catch(() => {}));
+  document.addEventListener("visibilitychange", () => { if (!document.hidden) check().catch(() => {}); });
+  setInterval(() => check().catch(() => {}), 20000);
+})();
