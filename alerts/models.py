@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-from inference.engine.decide import PATTERN_ADVICE
+from inference.engine.decide import pattern_advice
 
 ESCALATION_TIERS = ("care team", "lead physician", "triage desk")
 TOP_TIER = len(ESCALATION_TIERS) - 1
@@ -74,7 +74,9 @@ class Alert(models.Model):
     @property
     def advice(self) -> str:
         """What the alert asks of its reader while it is active (the stroke pattern: act now)."""
-        return PATTERN_ADVICE.get(self.pattern, "") if self.status in self.ACTIVE_STATUSES else ""
+        if self.status not in self.ACTIVE_STATUSES:
+            return ""
+        return pattern_advice(self.pattern, inconclusive=self.kind == self.Kind.REVIEW)
 
     @property
     def urgent_label(self) -> str:
@@ -82,7 +84,8 @@ class Alert(models.Model):
         an undetermined one is a possible stroke (ScanResult.is_urgent). "" for a routine alert."""
         if not self.urgent:
             return ""
-        return "STROKE PATTERN" if self.pattern == "central" else "POSSIBLE STROKE"
+        # An inconclusive result is never called the stroke pattern: the measurement could not decide.
+        return "STROKE PATTERN" if self.pattern == "central" and self.kind == self.Kind.POSITIVE else "POSSIBLE STROKE"
 
     @property
     def escalation_tier(self) -> str:

@@ -142,6 +142,9 @@ AUTH_PASSWORD_VALIDATORS = [
 
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
+# The number a caregiver's result page offers to call (tap to call on a phone): 112 reaches emergency
+# services from any mobile phone in Europe and many other countries; set the local one (911, 999, 000).
+EMERGENCY_PHONE_NUMBER = env_str("EMERGENCY_PHONE_NUMBER", "112")
 USE_I18N = True
 USE_TZ = True
 

@@ -32,7 +32,7 @@ def home(request):
 
 
 def information(request):
-    return render(request, "portal/information.html")
+    return render(request, "portal/information.html", {"emergency_number": settings.EMERGENCY_PHONE_NUMBER})
 
 
 @never_cache

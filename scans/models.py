@@ -10,7 +10,7 @@ from django.db import models
 from django.urls import reverse
 
 from inference.engine import decide
-from inference.engine.decide import PATTERN_ADVICE, explain_result
+from inference.engine.decide import explain_result, pattern_advice
 
 
 def _private_image_path(instance: models.Model, filename: str) -> str:
@@ -115,7 +115,8 @@ class ScanResult(models.Model):
 
     @property
     def pattern_advice(self) -> str:
-        return PATTERN_ADVICE.get(self.pattern, "")
+        """The clinicians' wording (a caregiver reads scans.wording.lay_advice instead)."""
+        return pattern_advice(self.pattern, inconclusive=self.label == self.Label.INCONCLUSIVE)
 
     @property
     def is_stroke_pattern(self) -> bool:

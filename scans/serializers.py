@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -10,6 +12,7 @@ from portal.api_common import absolute_url
 from portal.clinical import DISCLAIMER
 from portal.serializers import PatientSummarySerializer, PhysicianSerializer
 from scans.models import Scan, ScanResult
+from scans.wording import lay_advice
 
 
 class ScanResultSerializer(serializers.ModelSerializer):
@@ -19,7 +22,13 @@ class ScanResultSerializer(serializers.ModelSerializer):
     )
     disclaimer = serializers.SerializerMethodField()
     pattern_display = serializers.CharField(source="get_pattern_display", read_only=True)
-    pattern_advice = serializers.CharField(read_only=True, help_text="What the pattern asks of the reader.")
+    pattern_advice = serializers.CharField(
+        read_only=True, help_text="What the pattern asks of the clinician reading a flagged result."
+    )
+    lay_advice = serializers.SerializerMethodField(
+        help_text="The caregiver's wording (what the web page shows a caregiver): headline, body, tone "
+        "(urgent, attention, calm), warning_signs and call_number, the emergency number to offer as tap-to-call."
+    )
     stroke_pattern = serializers.BooleanField(
         source="is_stroke_pattern",
         read_only=True,
@@ -54,6 +63,7 @@ class ScanResultSerializer(serializers.ModelSerializer):
             "pattern",
             "pattern_display",
             "pattern_advice",
+            "lay_advice",
             "stroke_pattern",
             "quality_warnings",
             "asymmetry_index",
@@ -72,6 +82,9 @@ class ScanResultSerializer(serializers.ModelSerializer):
 
     def get_disclaimer(self, _result) -> str:
         return DISCLAIMER
+
+    def get_lay_advice(self, result) -> dict:
+        return asdict(lay_advice(result))
 
 
 def _finished_result(scan: Scan):

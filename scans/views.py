@@ -12,13 +12,15 @@ from django.shortcuts import redirect, render
 from alerts.selectors import alert_list_active_for_patient
 from inference.engine.imaging import ImageRejected
 from portal.ids import parse_id
-from portal.selectors import patient_get_visible, patient_list_for_user
+from portal.models import UserRole
+from portal.selectors import patient_get_visible, patient_list_for_user, user_role
 from scans.charts import asymmetry_trend_svg
 from scans.forms import NewScanForm
 from scans.models import Scan, ScanResult
 from scans.selectors import latest_change, patient_timeline, scan_get_visible, scan_list_for_user
 from scans.services import read_upload, scan_create, upload_inspect
 from scans.throttling import UploadLimitReached, admit_upload
+from scans.wording import lay_advice
 
 
 @login_required
@@ -92,7 +94,9 @@ def detail(request, pk: int):
     if scan is None:
         raise Http404("No such scan.")
     result = getattr(scan, "result", None) if scan.status == Scan.Status.DONE else None
-    return render(request, "scans/detail.html", {"scan": scan, "result": result})
+    # A caregiver reads plain words with a number to call; clinicians read the label, pattern and advice.
+    lay = lay_advice(result) if result is not None and user_role(request.user) == UserRole.CAREGIVER else None
+    return render(request, "scans/detail.html", {"scan": scan, "result": result, "lay": lay})
 
 
 @login_required

@@ -33,6 +33,20 @@ PATTERN_ADVICE = {
     "patient today.",
     UNDETERMINED: "Pattern undetermined: treat as a possible stroke until a clinician has seen the patient.",
 }
+# An inconclusive result is a review item: the measurement could not decide, so its pattern says how
+# soon to look and what to look for, never "act now" as if the face were known to be weak.
+REVIEW_ADVICE = {
+    CENTRAL: "Inconclusive, with the stroke pattern's shape (lower face weaker, forehead spared): review the "
+    "photo now; with other stroke signs, contact the stroke team.",
+    PERIPHERAL: "Inconclusive, with a whole-side shape: review the photo today; a stroke is not ruled out.",
+    UNDETERMINED: "Inconclusive, pattern undetermined: review the photo; with other stroke signs, treat as a "
+    "possible stroke.",
+}
+
+
+def pattern_advice(pattern: str, *, inconclusive: bool = False) -> str:
+    """What a pattern asks of the clinician reading a flagged result ("" for none)."""
+    return (REVIEW_ADVICE if inconclusive else PATTERN_ADVICE).get(pattern, "")
 
 
 @dataclass(frozen=True)

@@ -62,12 +62,12 @@
     status.textContent = alert.status === "open" ? "Open: not yet claimed"
       : alert.status === "acknowledged" ? "Claimed by " + alert.acknowledged_by
       : "Resolved (" + alert.outcome.replace("_", " ") + ") by " + alert.resolved_by;
+    // An urgent review item keeps its review label: urgent, and still only inconclusive.
     if (alert.urgent) {
-      body.append(line("stroke-badge", alert.pattern === "central" ? "STROKE PATTERN" : "POSSIBLE STROKE"));
-      if (alert.advice) body.append(line("stroke-advice", alert.advice));
-    } else if (alert.kind === "review") {
-      body.append(line("review-label", "Review: inconclusive result"));
+      body.append(line("stroke-badge", alert.pattern === "central" && alert.kind !== "review" ? "STROKE PATTERN" : "POSSIBLE STROKE"));
     }
+    if (alert.kind === "review") body.append(line("review-label", "Review: inconclusive result"));
+    if (alert.urgent && alert.advice) body.append(line("stroke-advice", alert.advice));
     body.append(title, meta);
     const scan = alert.latest_scan;
     if (scan.pattern) body.append(line("alert-pattern", "Pattern: " + scan.pattern_display));

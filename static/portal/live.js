@@ -145,8 +145,9 @@
     beep();
     if (!("Notification" in window) || Notification.permission !== "granted") return;
     // Only what this user may see anyway: the alert payload is already scoped to them.
-    const advice = alert.urgent ? alert.advice + " " : alert.kind === "review" ? "Inconclusive result to review. " : "";
-    const what = alert.urgent ? (alert.pattern === "central" ? "STROKE PATTERN: " : "POSSIBLE STROKE: ") : "Facial paralysis alert: ";
+    const advice = (alert.kind === "review" ? "Inconclusive result to review. " : "") + (alert.urgent ? alert.advice + " " : "");
+    const what = alert.urgent ? (alert.pattern === "central" && alert.kind !== "review" ? "STROKE PATTERN: " : "POSSIBLE STROKE: ")
+      : alert.kind === "review" ? "Review: " : "Facial paralysis alert: ";
     new Notification(what + alert.patient.full_name,
       { body: prefix + advice + "Severity " + alert.severity + ". " + alert.disclaimer,
         tag: "alert-" + alert.id, renotify: true });

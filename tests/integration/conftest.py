@@ -14,6 +14,7 @@ from django.conf import settings
 
 from stack.embedded import free_port
 from stack.processes import Stack, base_env
+from tests.integration.browsers import launch_browser
 
 
 def database_url(settings_dict: dict) -> str:
@@ -99,3 +100,9 @@ def _worker_idle_before_the_flush(request, transactional_db):
         if not any(busy):
             return
         time.sleep(0.3)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium, one per test module (skipped, saying so, where Chromium is absent)."""
+    yield from launch_browser()

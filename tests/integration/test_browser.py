@@ -1,83 +1,21 @@
 """Two people in two browsers: a caregiver uploads on the dashboard, a clinician's open alert feed
 receives the alert live (no reload) and claims it, and the caregiver sees it claimed.
 
-Headless Chromium (Debian's package) driven by Playwright. Set SCREENSHOTS_DIR to save screenshots
-of the main pages (the README's pictures come from here).
+Headless Chromium (Debian's package) driven by Playwright (the `browser` fixture and the helpers are
+in tests/integration/browsers.py). Set SCREENSHOTS_DIR to save screenshots of the main pages (the
+README's pictures come from here).
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
-from pathlib import Path
 
 import pytest
 
 from tests.faces import drooped_astronaut, jpeg_bytes
+from tests.integration.browsers import logged_in_page, shoot, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-component-update",
-    "--disable-sync",
-]
-PASSWORD = "correct horse battery"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if CHROMIUM is None:
-        pytest.skip("Chromium is not installed (apt-get install chromium); .ci/run installs it")
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API keeps an event loop running in this thread; Django would take that for
-    # async code and refuse the test's own (synchronous) database calls.
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-            yield browser
-            browser.close()
-    finally:
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
-
-
-def shoot(page, name: str) -> None:
-    directory = os.environ.get("SCREENSHOTS_DIR")
-    if directory:
-        Path(directory).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(directory) / f"{name}.png"), full_page=True)
-
-
-def wait_until(page, expression: str, timeout: float = 15) -> None:
-    """Poll a JavaScript expression from here (Playwright's wait_for_function polls it with eval, which
-    the portal's Content-Security-Policy forbids) until it is true."""
-    deadline = time.monotonic() + timeout
-    while not page.evaluate(expression):
-        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {expression}"
-        page.wait_for_timeout(200)
-
-
-def logged_in_page(browser, stack, username: str, viewport=None):
-    context = browser.new_context(viewport=viewport or {"width": 1200, "height": 900})
-    page = context.new_page()
-    page.goto(f"{stack.base_url}/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{stack.base_url}/")
-    return page
 
 
 def test_an_upload_in_one_browser_arrives_live_in_another_and_is_claimed(browser, live_stack, people, tmp_path):

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.integration.test_browser import browser, logged_in_page, wait_until  # noqa: F401 (the browser fixture)
+from tests.integration.browsers import logged_in_page, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -45,7 +45,7 @@ def finish_quietly(scan, **result_fields) -> None:
     elsewhere(work)
 
 
-def test_a_result_that_finished_before_the_page_listened_still_appears(browser, live_stack, people):  # noqa: F811
+def test_a_result_that_finished_before_the_page_listened_still_appears(browser, live_stack, people):
     scan = being_analysed(people.patient)
     link = {"down": True, "refused": 0}
 
@@ -71,7 +71,7 @@ def test_a_result_that_finished_before_the_page_listened_still_appears(browser, 
     assert caregiver.locator("#scan-status").count() == 0
 
 
-def test_a_result_is_fetched_on_every_reconnect(browser, live_stack, people):  # noqa: F811
+def test_a_result_is_fetched_on_every_reconnect(browser, live_stack, people):
     scan = being_analysed(people.patient)
     link = {"down": False, "refused": 0}
 
@@ -94,3 +94,39 @@ def test_a_result_is_fetched_on_every_reconnect(browser, live_stack, people):  #
     link["down"] = False
 
     caregiver.wait_for_selector(".result.positive", timeout=20_000)
+
+
+def test_an_inconclusive_result_is_one_message_for_a_caregiver_and_a_review_item_on_the_feed(
+    browser, live_stack, people
+):
+    """It used to show the red "Stroke pattern... contact the stroke team / emergency services now"
+    banner above "Inconclusive", to a caregiver who has no stroke team, and the feed dropped its review
+    label."""
+    from alerts.services import alert_raise
+    from tests import factories
+
+    def flagged():
+        result = factories.ScanResultFactory(
+            scan__patient=people.patient, label="inconclusive", pattern="central", severity="mild", score=0.45
+        )
+        return alert_raise(scan=result.scan, result=result)
+
+    alert = elsewhere(flagged)
+
+    caregiver = logged_in_page(browser, live_stack, "carol", viewport=PHONE)
+    caregiver.goto(f"{live_stack.base_url}/scans/{alert.scan_id}/")
+    advice = caregiver.wait_for_selector("#lay-advice.tone-attention")
+    assert "could not be judged clearly" in advice.inner_text()
+    assert caregiver.locator(".pattern-banner").count() == 0
+    assert "stroke team" not in caregiver.inner_text("main")
+    call = caregiver.locator("a.button.call")
+    assert call.get_attribute("href") == "tel:112"
+    box = call.bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]  # on the screen, a thumb's reach
+
+    clinician = logged_in_page(browser, live_stack, "alice")
+    clinician.goto(f"{live_stack.base_url}/alerts/")
+    row = clinician.wait_for_selector(f"li.alert[data-alert-id='{alert.id}']")
+    text = row.inner_text()
+    assert "POSSIBLE STROKE" in text and "Review: inconclusive result" in text
+    assert "STROKE PATTERN" not in text

@@ -143,3 +143,13 @@ def test_scans_filter_by_label_and_status(people, api):
     queued = client.get("/api/v1/scans/?status=queued").json()
     assert queued["count"] == 1
     assert client.get("/api/v1/scans/?status=bogus").status_code == 400
+
+
+def test_the_result_carries_the_caregivers_wording_for_the_mobile_app(people, api, settings):
+    settings.EMERGENCY_PHONE_NUMBER = "999"
+    result = factories.ScanResultFactory(scan__patient=people.patient, label="no_paralysis", pattern="")
+    body = api(people.carol).get(f"/api/v1/scans/{result.scan_id}/").json()["result"]
+    lay = body["lay_advice"]
+    assert (lay["tone"], lay["call_number"]) == ("calm", "999")
+    assert "does not rule out a stroke" in lay["body"]
+    assert "call emergency services now" in lay["warning_signs"]

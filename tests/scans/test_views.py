@@ -8,7 +8,9 @@ import re
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from inference.engine.decide import REVIEW_ADVICE
 from scans.models import Scan
+from scans.wording import WARNING_SIGNS
 from tests import factories
 from tests.faces import astronaut, jpeg_bytes
 
@@ -108,14 +110,50 @@ def test_it_shows_the_pattern_and_what_to_do_for_a_flagged_result(client, people
     client.force_login(people.alice)
     page = client.get(f"/scans/{result.scan_id}/").content.decode()
     banners = [html.unescape(text) for text in re.findall(r'<p class="pattern-banner[^"]*"[^>]*>(.*?)</p>', page)]
-    assert banners == [banner]
-    assert ('class="pattern-banner stroke" role="alert"' in page) == (pattern == "central")
+    # An inconclusive result is a review item: its banner asks for a review, never "act now", and the
+    # red stroke banner is for a positive stroke-pattern face only (it used to sit above "Inconclusive").
+    assert banners == [banner if label == "paralysis" else REVIEW_ADVICE[pattern]]
+    assert ('class="pattern-banner stroke" role="alert"' in page) == (pattern == "central" and label == "paralysis")
 
 
-def test_it_shows_no_pattern_banner_for_a_negative_result(client, people):
+def test_a_negative_result_shows_no_pattern_banner_and_does_not_rule_a_stroke_out(client, people):
     result = factories.ScanResultFactory(scan__patient=people.patient, label="no_paralysis", pattern="")
     client.force_login(people.alice)
-    assert "pattern-banner" not in client.get(f"/scans/{result.scan_id}/").content.decode()
+    page = client.get(f"/scans/{result.scan_id}/").content.decode()
+    assert "pattern-banner" not in page
+    assert "this does not rule out a stroke" in page
+
+
+@pytest.mark.parametrize(
+    "label, pattern, headline, tone",
+    [
+        ("paralysis", "central", "The photo shows signs that can come with a stroke", "urgent"),
+        ("paralysis", "undetermined", "The photo shows signs that can come with a stroke", "urgent"),
+        ("paralysis", "peripheral", "The photo shows weakness on one side of the face", "urgent"),
+        ("inconclusive", "central", "The photo could not be judged clearly", "attention"),
+        ("no_paralysis", "", "No signs of facial weakness were found in this photo", "calm"),
+    ],
+)
+def test_a_caregiver_reads_plain_words_and_a_number_to_call(client, people, settings, label, pattern, headline, tone):
+    settings.EMERGENCY_PHONE_NUMBER = "911"
+    result = factories.ScanResultFactory(scan__patient=people.patient, label=label, pattern=pattern)
+    client.force_login(people.carol)
+    page = html.unescape(client.get(f"/scans/{result.scan_id}/").content.decode())
+    assert f'<div class="lay-advice tone-{tone}" id="lay-advice"' in page
+    assert f"<h2>{headline}</h2>" in page
+    assert '<a class="button call" href="tel:911">Call 911</a>' in page
+    assert WARNING_SIGNS in page
+    # Nothing a caregiver cannot act on: no team she does not have, no clinicians' banner.
+    assert "stroke team" not in page and "pattern-banner" not in page
+    if label == "no_paralysis":
+        assert "This does not rule out a stroke" in page
+
+
+def test_a_clinician_reads_no_lay_wording(client, people):
+    result = factories.ScanResultFactory(scan__patient=people.patient, label="paralysis", pattern="central")
+    client.force_login(people.alice)
+    page = client.get(f"/scans/{result.scan_id}/").content.decode()
+    assert "lay-advice" not in page and STROKE_BANNER in html.unescape(page)
 
 
 def test_it_shows_the_photo_quality_warnings(client, people):
