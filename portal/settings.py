@@ -166,7 +166,8 @@ WHITENOISE_AUTOREFRESH = DEBUG
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
-LOGOUT_REDIRECT_URL = "login"
+# A deliberate logout says so (the login page tells it from a session that ended by itself).
+LOGOUT_REDIRECT_URL = "/login/?logged_out=1"
 
 # Uploads: bytes and pixels are limited again when the image is decoded (inference.engine.imaging).
 SCAN_MAX_UPLOAD_BYTES = env_int("SCAN_MAX_UPLOAD_BYTES", 15 * 1024 * 1024, minimum=1024)

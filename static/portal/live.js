@@ -20,6 +20,11 @@
     sounded: [], // what this page sounded, in order (one key per raise, escalation, repeat): for tests
   };
   window.portalLive = state;
+  // Set once this page is being left (Log out sent, or another page opened): the socket's close that
+  // follows is not a session that ended by itself.
+  let leaving = false;
+  document.addEventListener("submit", (event) => { if (event.target.id === "logout-form") leaving = true; }, true);
+  window.addEventListener("pagehide", () => { leaving = true; });
   const heard = new Set();
   const seen = new Map(); // alert id -> {level, scans} as last received
 
@@ -40,6 +45,7 @@
   // session has ended, go to the login page, which says why, instead of showing a stale feed.
   async function background(url) {
     const response = await fetch(url, { credentials: "same-origin", headers: { "X-Portal-Background": "1" } });
+    if (leaving) throw new Error("leaving the page");  // a logout or another page: not "signed out"
     if (response.status === 401 || response.status === 403) {
       location.assign("/login/?signed_out=1&next=" + encodeURIComponent(location.pathname + location.search));
       throw new Error("signed out");
@@ -120,6 +126,7 @@
       window.dispatchEvent(new CustomEvent("portal:socket.open"));
     };
     socket.onclose = () => {
+      if (leaving) return;
       setConnection("reconnecting…", false);
       refreshCounts().catch(() => {});  // a socket closed because the session ended: to the login page
       state.retry = Math.min(state.retry + 1, 6);
