@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils.formats import date_format
+from django.utils.timezone import localtime
 
 from inference.engine.decide import pattern_advice
 
@@ -122,7 +124,8 @@ class AlertEvent(models.Model):
         ordering = ["at", "id"]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} by {self.actor or 'system'} at {self.at:%Y-%m-%d %H:%M:%S}"
+        at = date_format(localtime(self.at), "DATETIME_FORMAT")
+        return f"{self.get_kind_display()} by {self.actor or 'system'} at {at}"
 
 
 class PushSubscription(models.Model):

@@ -38,6 +38,7 @@ class AlertSerializer(serializers.ModelSerializer):
             "scan_count",
             "escalation_level",
             "escalation_tier",
+            "next_escalation_at",
             "acknowledged_by",
             "acknowledged_at",
             "resolved_by",

@@ -3,11 +3,14 @@ socket frames, pushes, e-mails and the API's own description."""
 
 from __future__ import annotations
 
+from django.conf import settings
+
 DISCLAIMER = (
     "Screening and notification aid for prioritisation only; not a diagnosis. A clinician must review the patient."
 )
 
 
 def disclaimer(request) -> dict:
-    """Template context processor: {{ disclaimer }} on every page."""
-    return {"disclaimer": DISCLAIMER}
+    """Template context processor: {{ disclaimer }} on every page, and the portal's time zone (the
+    browser's scripts show times in it, not in the browser's own zone)."""
+    return {"disclaimer": DISCLAIMER, "portal_time_zone": settings.TIME_ZONE}

@@ -7,6 +7,8 @@ from enum import StrEnum
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.timezone import localtime
 
 
 class UserRole(StrEnum):
@@ -146,7 +148,8 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return (
-            f"{self.at:%Y-%m-%d %H:%M:%S} {self.username or 'anonymous'} {self.action} {self.path} {self.status_code}"
+            f"{date_format(localtime(self.at), 'DATETIME_FORMAT')} {self.username or 'anonymous'} {self.action} "
+            f"{self.path} {self.status_code}"
         )
 
     def save(self, *args, **kwargs):

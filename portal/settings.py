@@ -141,7 +141,10 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-gb"
+# The portal's one clock: pages, admin, the live feed, e-mails and exports show times in this zone,
+# with its name (portal/formats/en_GB/formats.py, static/portal/clock.js).
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
+FORMAT_MODULE_PATH = ["portal.formats"]
 # The number a caregiver's result page offers to call (tap to call on a phone): 112 reaches emergency
 # services from any mobile phone in Europe and many other countries; set the local one (911, 999, 000).
 EMERGENCY_PHONE_NUMBER = env_str("EMERGENCY_PHONE_NUMBER", "112")

@@ -13,6 +13,7 @@ from datetime import date, datetime, time, timedelta
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateformat import format as date_format
+from django.utils.formats import get_format
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
@@ -142,7 +143,7 @@ def asymmetry_trend_svg(points: list[dict]) -> SafeString:
 
 def _point(point: dict, px: float, py: float) -> str:
     """One scan's mark, linked to its page, with its index above it and its pattern letter beside it."""
-    when = date_format(timezone.localtime(point["uploaded_at"]), "j M Y H:i")
+    when = date_format(timezone.localtime(point["uploaded_at"]), get_format("DATETIME_FORMAT"))
     index = point["asymmetry_index"]
     labels = ""
     if point["status"] == Scan.Status.REJECTED:

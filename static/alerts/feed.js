@@ -52,11 +52,20 @@
     title.href = alert.latest_scan.page_url;
     title.textContent = alert.patient.full_name + " (" + alert.patient.mrn + ")";
     const meta = document.createElement("p");
-    const when = new Date(alert.created_at).toLocaleString();
-    meta.textContent = "Severity " + alert.severity + " · score " + alert.score.toFixed(2) + " · " + when +
+    // The latest photo's time (not the episode's start), in the portal's zone, and how long ago.
+    const clock = window.portalClock;
+    const photoAt = alert.latest_scan.uploaded_at;
+    meta.append("Severity " + alert.severity + " · score " + alert.score.toFixed(2) + " · latest photo " +
+      clock.when(photoAt) + " (", clock.live(photoAt, "alert-age"), ")" +
       " · referring physician: " + (alert.latest_scan.referring_physician || "none") +
       (alert.scan_count > 1 ? " · " + alert.scan_count + (alert.kind === "review" ? " scans" : " positive scans") +
-        " in this episode" : "");
+        " in this episode, the first " + clock.when(alert.created_at) : ""));
+    const deadline = document.createElement("p");
+    deadline.className = "alert-deadline";
+    if (alert.status === "open" && alert.next_escalation_at) {
+      deadline.append("Unclaimed, with the " + alert.escalation_tier + ": the next call goes out at " +
+        clock.when(alert.next_escalation_at) + " (", clock.live(alert.next_escalation_at, "alert-due"), ")");
+    }
     const status = document.createElement("p");
     status.className = "alert-status";
     status.textContent = alert.status === "open" ? "Open: not yet claimed"
@@ -68,7 +77,7 @@
     }
     if (alert.kind === "review") body.append(line("review-label", "Review: inconclusive result"));
     if (alert.urgent && alert.advice) body.append(line("stroke-advice", alert.advice));
-    body.append(title, meta);
+    body.append(title, meta, deadline);
     const scan = alert.latest_scan;
     if (scan.pattern) body.append(line("alert-pattern", "Pattern: " + scan.pattern_display));
     if (scan.quality_warnings && scan.quality_warnings.length) {

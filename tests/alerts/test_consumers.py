@@ -34,6 +34,7 @@ FRAME_KEYS = {
     "scan_count",
     "escalation_level",
     "escalation_tier",
+    "next_escalation_at",  # when an unclaimed alert's next call goes out (the feed shows it)
     "acknowledged_by",
     "acknowledged_at",
     "resolved_by",

@@ -38,3 +38,15 @@ def test_the_scan_admin_shows_results_read_only_and_links_images_through_the_che
     assert 'name="result-0-label"' not in page  # no editable result fields
     assert "Signs of facial paralysis" in page
     assert not re.search(r'href="[^"]*scans/\d{4}/', page)  # no raw storage path (scans/2026/...) as a link
+
+
+def test_the_admin_writes_times_on_the_portals_one_clock(admin_client, people):
+    """The same format, zone named, as the pages and the feed (portal/formats/en_GB/formats.py)."""
+    from django.utils import timezone
+    from django.utils.formats import date_format
+
+    result = factories.ScanResultFactory(scan__patient=people.patient)
+    page = admin_client.get(f"/admin/scans/scan/{result.scan_id}/change/").content.decode()
+    expected = date_format(timezone.localtime(result.scan.uploaded_at), "DATETIME_FORMAT")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", expected)
+    assert expected in page

@@ -126,7 +126,7 @@ def test_it_shows_each_index_and_the_pattern_letter(client, people, history):
     letters = {text.get("class"): text.text for text in svg.iter("text") if "pattern" in (text.get("class") or "")}
     assert letters == {"pattern undetermined": "?", "pattern central": "C"}
     titles = [link.find("title").text for link in svg.iter("a")]
-    assert "positive" in titles[-1] and "pattern: Central" in titles[-1] and titles[-1].startswith("7 Nov 2025")
+    assert "positive" in titles[-1] and "pattern: Central" in titles[-1] and titles[-1].startswith("2025-11-07 ")
 
 
 def test_it_escapes_the_refusal_reason_in_the_chart(client, people, history):

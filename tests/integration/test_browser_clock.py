@@ -1,0 +1,69 @@
+"""One clock (issue 29 point 4): the feed, scan pages, history and admin show times in the portal's
+TIME_ZONE with its name, whatever the browser's own zone; an alert card shows its latest photo's time
+and age and, while unclaimed, when the next call goes out. The feed used to write the episode's start
+in the browser's zone, and the pages wrote UTC without saying so."""
+
+from __future__ import annotations
+
+import re
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import pytest
+
+from tests.integration.browsers import PASSWORD
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+STAMP = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC")
+
+
+def in_new_york(browser, stack, username: str):
+    """A browser whose own clock is New York's (the portal runs on UTC)."""
+    context = browser.new_context(viewport={"width": 1200, "height": 900}, timezone_id="America/New_York")
+    page = context.new_page()
+    page.goto(f"{stack.base_url}/login/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{stack.base_url}/")
+    return page
+
+
+def test_every_page_writes_one_clock_with_its_name(browser, live_stack, people):
+    from django.utils import timezone
+    from django.utils.formats import date_format
+
+    from alerts.services import alert_raise
+    from scans.models import Scan
+    from tests import factories
+
+    def episode():
+        first = factories.ScanResultFactory(scan__patient=people.patient, pattern="peripheral")
+        alert = alert_raise(scan=first.scan, result=first)
+        Scan.objects.filter(pk=first.scan_id).update(uploaded_at=timezone.now() - timedelta(hours=3))
+        latest = factories.ScanResultFactory(scan__patient=people.patient, pattern="peripheral")
+        alert_raise(scan=latest.scan, result=latest)  # joins the episode as its latest photo
+        latest.scan.refresh_from_db()
+        alert.refresh_from_db()
+        return alert, latest.scan
+
+    with ThreadPoolExecutor(1) as elsewhere:  # Playwright runs an event loop in this thread
+        alert, latest = elsewhere.submit(episode).result()
+    assert alert.scan_count == 2 and alert.next_escalation_at is not None
+    server = date_format(timezone.localtime(latest.uploaded_at), "DATETIME_FORMAT")
+    assert STAMP.fullmatch(server)
+
+    page = in_new_york(browser, live_stack, "alice")
+    page.goto(f"{live_stack.base_url}/alerts/")
+    card = page.wait_for_selector(f"li.alert[data-alert-id='{alert.id}']").inner_text()
+    assert f"latest photo {server}" in card  # the latest photo's time, in the portal's zone, named
+    assert re.search(r"latest photo [^(]+\((under a minute|\d+ min) ago\)", card)
+    due = date_format(timezone.localtime(alert.next_escalation_at), "DATETIME_FORMAT")
+    assert f"the next call goes out at {due} (in " in card
+    assert not re.search(r"\d{1,2}/\d{1,2}/\d{4}", card)  # no browser-zone date left
+
+    page.goto(f"{live_stack.base_url}/scans/{latest.id}/")
+    assert f"Uploaded {server}" in page.inner_text("main")
+    page.goto(f"{live_stack.base_url}/scans/")
+    assert server in page.inner_text("table")
