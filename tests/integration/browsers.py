@@ -39,8 +39,10 @@ def wait_until(page, expression: str, timeout: float = 15) -> None:
         page.wait_for_timeout(200)
 
 
-def logged_in_page(browser, stack, username: str, viewport=None):
-    context = browser.new_context(viewport=viewport or {"width": 1200, "height": 900})
+def logged_in_page(browser, stack, username: str, viewport=None, **context_options):
+    """A new browser context signed in as ``username`` (context_options: Playwright's, such as
+    timezone_id)."""
+    context = browser.new_context(viewport=viewport or {"width": 1200, "height": 900}, **context_options)
     page = context.new_page()
     page.goto(f"{stack.base_url}/login/")
     page.fill("input[name=username]", username)
@@ -48,6 +50,27 @@ def logged_in_page(browser, stack, username: str, viewport=None):
     page.click("button[type=submit]")
     page.wait_for_url(f"{stack.base_url}/")
     return page
+
+
+class SocketLink:
+    """The page's WebSocket to the portal, passed through until ``down`` is set; then every connection
+    attempt is refused (closed at once) and counted in ``refused``, as a network gone would."""
+
+    def __init__(self, page, *, down: bool = False):
+        self.down, self.refused = down, 0
+        page.route_web_socket("**/ws/alerts/**", self._route)
+
+    def _route(self, socket) -> None:
+        if self.down:
+            self.refused += 1
+            socket.close()
+        else:
+            socket.connect_to_server()
+
+    def wait_refused(self, page, after: int = 0) -> None:
+        """Until an attempt beyond the first ``after`` refused ones has been refused."""
+        while self.refused <= after:
+            page.wait_for_timeout(100)
 
 
 def launch_browser():

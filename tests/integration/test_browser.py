@@ -13,7 +13,7 @@ import time
 import pytest
 
 from tests.faces import drooped_astronaut, jpeg_bytes
-from tests.integration.browsers import logged_in_page, shoot, wait_until
+from tests.integration.browsers import SocketLink, logged_in_page, shoot, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -145,22 +145,13 @@ def test_the_feed_loses_no_alert_while_its_socket_is_down(
 
     patients = [factories.PatientFactory(care_team=people.team) for _ in range(3)]
     routine = flagged(people.patient, pattern="peripheral", severity="moderate")  # on the page from the start
-    link = {"down": False, "refused": 0}
-
-    def route(socket):
-        if link["down"]:
-            link["refused"] += 1
-            socket.close()
-        else:
-            socket.connect_to_server()
-
     clinician = logged_in_page(browser, live_stack, "alice")
-    clinician.route_web_socket("**/ws/alerts/**", route)
+    link = SocketLink(clinician)
     clinician.goto(f"{live_stack.base_url}/alerts/")
     clinician.wait_for_selector("#connection.ok")
     clinician.wait_for_selector(f"li.alert[data-alert-id='{routine.id}']")
 
-    link["down"] = True
+    link.down = True
     clinician.evaluate("window.portalLive.socket.close()")
     peripheral = flagged(patients[0], pattern="peripheral", severity="moderate")
     central = flagged(patients[1], pattern="central", severity="mild")
@@ -169,10 +160,8 @@ def test_the_feed_loses_no_alert_while_its_socket_is_down(
     assert elsewhere.submit(alert_escalate_overdue, now=later).result() >= 3
     joined = flagged(people.patient, pattern="central", severity="moderate")  # the routine alert, now urgent
     assert joined.id == routine.id
-    refused = link["refused"]
-    while link["refused"] == refused:  # at least one reconnect refused after all of it (the old code's fetch)
-        clinician.wait_for_timeout(200)
-    link["down"] = False
+    link.wait_refused(clinician, after=link.refused)  # a reconnect refused after all of it (the old code's fetch)
+    link.down = False
 
     expected = [central.id, routine.id, peripheral.id, review.id]  # urgent (newest first), routine, review
     shown, deadline = [], time.monotonic() + 40  # the reconnect's backoff, or the 15 s catch-up

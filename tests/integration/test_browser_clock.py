@@ -11,23 +11,11 @@ from datetime import timedelta
 
 import pytest
 
-from tests.integration.browsers import PASSWORD
+from tests.integration.browsers import logged_in_page
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 STAMP = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC")
-
-
-def in_new_york(browser, stack, username: str):
-    """A browser whose own clock is New York's (the portal runs on UTC)."""
-    context = browser.new_context(viewport={"width": 1200, "height": 900}, timezone_id="America/New_York")
-    page = context.new_page()
-    page.goto(f"{stack.base_url}/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{stack.base_url}/")
-    return page
 
 
 def test_every_page_writes_one_clock_with_its_name(browser, live_stack, people):
@@ -54,7 +42,7 @@ def test_every_page_writes_one_clock_with_its_name(browser, live_stack, people):
     server = date_format(timezone.localtime(latest.uploaded_at), "DATETIME_FORMAT")
     assert STAMP.fullmatch(server)
 
-    page = in_new_york(browser, live_stack, "alice")
+    page = logged_in_page(browser, live_stack, "alice", timezone_id="America/New_York")  # the portal runs on UTC
     page.goto(f"{live_stack.base_url}/alerts/")
     card = page.wait_for_selector(f"li.alert[data-alert-id='{alert.id}']").inner_text()
     assert f"latest photo {server}" in card  # the latest photo's time, in the portal's zone, named

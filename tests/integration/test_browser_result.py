@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.integration.browsers import logged_in_page, wait_until
+from tests.integration.browsers import SocketLink, logged_in_page, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -47,23 +47,13 @@ def finish_quietly(scan, **result_fields) -> None:
 
 def test_a_result_that_finished_before_the_page_listened_still_appears(browser, live_stack, people):
     scan = being_analysed(people.patient)
-    link = {"down": True, "refused": 0}
-
-    def route(socket):
-        if link["down"]:
-            link["refused"] += 1
-            socket.close()
-        else:
-            socket.connect_to_server()
-
     caregiver = logged_in_page(browser, live_stack, "carol", viewport=PHONE)
-    caregiver.route_web_socket("**/ws/alerts/**", route)
+    link = SocketLink(caregiver, down=True)
     caregiver.goto(f"{live_stack.base_url}/scans/{scan.id}/")
     caregiver.wait_for_selector("#scan-status")
-    while link["refused"] == 0:  # the page tried to listen, and could not yet
-        caregiver.wait_for_timeout(100)
+    link.wait_refused(caregiver)  # the page tried to listen, and could not yet
     finish_quietly(scan, label="no_paralysis", severity="none", score=0.1)
-    link["down"] = False
+    link.down = False
 
     # Once its socket is open the page asks for the scan's state: the result shows without a reload
     # by hand, within the reconnect's backoff.
@@ -73,25 +63,15 @@ def test_a_result_that_finished_before_the_page_listened_still_appears(browser, 
 
 def test_a_result_is_fetched_on_every_reconnect(browser, live_stack, people):
     scan = being_analysed(people.patient)
-    link = {"down": False, "refused": 0}
-
-    def route(socket):
-        if link["down"]:
-            link["refused"] += 1
-            socket.close()
-        else:
-            socket.connect_to_server()
-
     caregiver = logged_in_page(browser, live_stack, "carol", viewport=PHONE)
-    caregiver.route_web_socket("**/ws/alerts/**", route)
+    link = SocketLink(caregiver)
     caregiver.goto(f"{live_stack.base_url}/scans/{scan.id}/")
     wait_until(caregiver, "window.portalLive.socket && window.portalLive.socket.readyState === 1")
-    link["down"] = True
+    link.down = True
     caregiver.evaluate("window.portalLive.socket.close()")  # the phone lost its network for a while
-    while link["refused"] == 0:
-        caregiver.wait_for_timeout(100)
+    link.wait_refused(caregiver)
     finish_quietly(scan)  # a positive result, announced while the phone was away
-    link["down"] = False
+    link.down = False
 
     caregiver.wait_for_selector(".result.positive", timeout=20_000)
 
