@@ -39,6 +39,8 @@ def test_an_upload_in_one_browser_arrives_live_in_another_and_is_claimed(browser
     caregiver.wait_for_selector(".result.positive", timeout=60_000)
     assert "Positive: signs of possible facial paralysis" in caregiver.content()
     assert "not a diagnosis" in caregiver.content()
+    assert caregiver.locator("#lay-advice a.button.call").count() == 1  # plain words, a number to call
+    shoot(caregiver, "result-phone")
 
     # Meanwhile the clinician's feed got the alert without a reload.
     alert_row = clinician.wait_for_selector("li.alert.status-open", timeout=30_000)
