@@ -57,6 +57,9 @@ class ScanAdmin(admin.ModelAdmin):
         "started_at",
         "finished_at",
         "attempts",
+        # The alert service links a scan to its episode's alert; an admin editing it could point a
+        # scan at another patient's alert (issue 29 point 10).
+        "episode_alert",
     ]
     inlines = [ScanResultInline]
     date_hierarchy = "uploaded_at"

@@ -50,3 +50,16 @@ def test_the_admin_writes_times_on_the_portals_one_clock(admin_client, people):
     expected = date_format(timezone.localtime(result.scan.uploaded_at), "DATETIME_FORMAT")
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", expected)
     assert expected in page
+
+
+def test_a_scans_episode_alert_cannot_be_pointed_at_another_patients_alert(admin_client, people):
+    from alerts.models import Alert
+
+    mine = factories.ScanResultFactory(scan__patient=people.patient)
+    theirs = factories.ScanResultFactory(scan__patient=people.other_patient)
+    alert = Alert.objects.create(scan=theirs.scan, patient=people.other_patient, severity="moderate", score=0.9)
+    path = f"/admin/scans/scan/{mine.scan_id}/change/"
+    assert 'name="episode_alert"' not in admin_client.get(path).content.decode()
+    admin_client.post(path, {"episode_alert": alert.id, "note": "", "result-TOTAL_FORMS": "0"})
+    mine.scan.refresh_from_db()
+    assert mine.scan.episode_alert_id is None
