@@ -105,15 +105,83 @@
       body.append(button);
     }
     if (canAct && alert.status !== "resolved") {
-      for (const [outcome, label] of [["confirmed", "Resolve: confirmed"], ["false_alarm", "Resolve: false alarm"], ["referred", "Resolve: referred"]]) {
+      if (drafts.has(alert.id)) {
+        body.append(resolveForm(alert));
+      } else {
         const button = document.createElement("button");
-        button.textContent = label; button.className = "secondary";
-        button.onclick = () => act(alert.id, "resolve", { outcome });
+        button.textContent = "Resolve…"; button.className = "secondary resolve";
+        button.onclick = () => { drafts.set(alert.id, { outcome: "", note: "" }); render(alert); focusDraft(alert.id); };
         body.append(button);
       }
     }
+    // A frame redraws the card while someone may be typing in it: keep the focus and the caret.
+    const active = li.contains(document.activeElement) ? document.activeElement : null;
+    const keep = active && { name: active.name, value: active.type === "radio" ? active.value : null,
+      caret: active.selectionStart, cls: active.className };
     li.replaceChildren(img, body);
+    if (keep) {
+      const again = [...li.querySelectorAll("input, textarea, button")].find((el) =>
+        keep.name ? el.name === keep.name && (keep.value === null || el.value === keep.value) : el.className === keep.cls);
+      if (again) {
+        again.focus();
+        if (typeof keep.caret === "number" && again.setSelectionRange) again.setSelectionRange(keep.caret, keep.caret);
+      }
+    }
     document.getElementById("no-alerts").hidden = rows.size > 0;
+  }
+
+  // Resolving is a decision about a possible stroke: it is confirmed in a form of its own, with the
+  // outcome chosen and, for a false alarm, a note of why; it survives the card being redrawn by a frame.
+  const drafts = new Map(); // alert id -> {outcome, note}
+  const OUTCOMES = [["confirmed", "Confirmed: facial weakness seen"], ["referred", "Referred on"], ["false_alarm", "False alarm"]];
+
+  function resolveForm(alert) {
+    const draft = drafts.get(alert.id);
+    const form = document.createElement("form");
+    form.className = "resolve-form";
+    const legend = document.createElement("p");
+    legend.className = "resolve-title";
+    legend.textContent = "Resolve this alert for " + alert.patient.full_name + ": the care team stops being called.";
+    form.append(legend);
+    for (const [value, label] of OUTCOMES) {
+      const option = document.createElement("label");
+      option.className = "choice";
+      const radio = document.createElement("input");
+      radio.type = "radio"; radio.name = "outcome-" + alert.id; radio.value = value;
+      radio.checked = draft.outcome === value;
+      radio.onchange = () => { draft.outcome = value; update(); };
+      option.append(radio, " " + label);
+      form.append(option);
+    }
+    const noteLabel = document.createElement("label");
+    noteLabel.textContent = "Note (what was found; needed for a false alarm)";
+    const note = document.createElement("textarea");
+    note.name = "note"; note.maxLength = 500; note.rows = 2; note.value = draft.note;
+    note.oninput = () => { draft.note = note.value; update(); };
+    noteLabel.append(note);
+    const submit = document.createElement("button");
+    submit.type = "submit"; submit.textContent = "Resolve"; submit.className = "confirm-resolve";
+    const cancel = document.createElement("button");
+    cancel.type = "button"; cancel.textContent = "Cancel"; cancel.className = "secondary";
+    cancel.onclick = () => { drafts.delete(alert.id); render(alert); };
+    form.append(noteLabel, submit, cancel);
+    function update() {
+      submit.disabled = !draft.outcome || (draft.outcome === "false_alarm" && !draft.note.trim());
+    }
+    update();
+    form.onsubmit = (event) => {
+      event.preventDefault();
+      act(alert.id, "resolve", { outcome: draft.outcome, note: draft.note.trim() }).then((ok) => {
+        if (ok) drafts.delete(alert.id);
+      });
+    };
+    return form;
+  }
+
+  function focusDraft(id) {
+    const row = rows.get(id);
+    const first = row && row.querySelector(".resolve-form input");
+    if (first) first.focus();
   }
 
   async function act(id, action, body) {
@@ -123,7 +191,13 @@
       body: JSON.stringify(body),
     });
     const data = await response.json();
-    if (response.ok) render(data); else window.alert(data.detail || "That did not work.");
+    if (response.ok) {
+      drafts.delete(id);
+      render(data);
+    } else {
+      window.alert(data.detail || "That did not work.");
+    }
+    return response.ok;
   }
 
   JSON.parse(document.getElementById("initial-alerts").textContent).forEach(render);
