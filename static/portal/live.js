@@ -111,6 +111,16 @@
   function sound(key, alert, prefix) {
     state.sounded.push(key);
     notify(alert, prefix);
+    announce(alert, prefix);
+  }
+
+  // What a screen reader says: the same words as the notification, into the page's live region.
+  function announce(alert, prefix) {
+    const region = document.getElementById("alert-announcer");
+    if (!region) return;
+    const what = alert.urgent ? (alert.pattern === "central" && alert.kind !== "review" ? "Stroke pattern" : "Possible stroke")
+      : alert.kind === "review" ? "Review item" : "Facial paralysis alert";
+    region.textContent = prefix + what + ": " + alert.patient.full_name + ", severity " + alert.severity + ".";
   }
 
   function connect() {

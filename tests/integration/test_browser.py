@@ -46,6 +46,8 @@ def test_an_upload_in_one_browser_arrives_live_in_another_and_is_claimed(browser
     alert_row = clinician.wait_for_selector("li.alert.status-open", timeout=30_000)
     assert "Maria Santos" in alert_row.inner_text()
     wait_until(clinician, "document.title.startsWith('(1)')")
+    # Read out to a screen reader too (the page's live region), not only sounded and shown.
+    assert "Maria Santos" in clinician.inner_text("#alert-announcer")
     shoot(clinician, "alerts-live")
 
     caregiver.goto(f"{live_stack.base_url}/alerts/")

@@ -281,3 +281,13 @@ def test_history_filters_by_patient_and_status(client, people):
     assert f"/scans/{mine.id}/" in by_patient and f"/scans/{other.id}/" not in by_patient
     queued = client.get("/scans/?status=queued").content.decode()
     assert f"/scans/{mine.id}/" in queued and f"/scans/{done.id}/" not in queued
+
+
+def test_a_missing_page_says_so_in_the_portals_own_page(client, people):
+    client.force_login(people.carol)
+    response = client.get("/scans/999999/")
+    assert response.status_code == 404
+    page = response.content.decode()
+    assert "<h1>Page not found</h1>" in page and 'href="/scans/"' in page  # a way back, not a bare page
+    assert 'class="skip-link" href="#main"' in page and '<main id="main"' in page
+    assert 'rel="icon"' in page and 'aria-live="assertive"' in page
