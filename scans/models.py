@@ -142,17 +142,19 @@ class ScanResult(models.Model):
             return f"{self.model_version.name} + {self.engine_version}"
         return f"{self.engine_version} (asymmetry only, no classifier)"
 
+    def _measured(self, key: str) -> float | None:
+        value = (self.measurements or {}).get(key)
+        return float(value) if isinstance(value, (int, float)) else None
+
     @property
     def asymmetry_index(self) -> float | None:
-        value = (self.measurements or {}).get("asymmetry_index")
-        return float(value) if isinstance(value, (int, float)) else None
+        return self._measured("asymmetry_index")
 
     @property
     def index_repeatability(self) -> float | None:
         """The index's 95% repeatability (inference/engine/repeatability.py); None for a result
         stored before results carried one."""
-        value = (self.measurements or {}).get("index_repeatability")
-        return float(value) if isinstance(value, (int, float)) else None
+        return self._measured("index_repeatability")
 
     @property
     def index_interval(self) -> list[float] | None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from datetime import timedelta
 
 from django.conf import settings
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from inference.engine.repeatability import beyond_noise
+from inference.engine.repeatability import beyond_noise, combined
 from portal.selectors import patient_list_for_user
 from scans.models import Scan
 
@@ -127,7 +126,7 @@ def latest_change(points: list[dict]) -> dict | None:
         "before_at": before["uploaded_at"],
         "after_at": after["uploaded_at"],
         "beyond_noise": after["change"] == BEYOND_NOISE,
-        "noise": math.hypot(before["index_repeatability"], after["index_repeatability"]),
+        "noise": combined(before["index_repeatability"], after["index_repeatability"]),
     }
 
 

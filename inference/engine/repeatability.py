@@ -62,9 +62,14 @@ def fits_spread(leans: list[float]) -> float:
     return float(np.std(np.asarray(leans, dtype=float), ddof=1))
 
 
+def combined(first_half_width: float, second_half_width: float) -> float:
+    """How far two photos of an unchanged face may differ, 19 times in 20."""
+    return math.hypot(first_half_width, second_half_width)
+
+
 def beyond_noise(first: float, first_half_width: float, second: float, second_half_width: float) -> bool:
     """Whether two visits' indices differ by more than their photos' combined repeatability."""
-    return abs(second - first) > math.hypot(first_half_width, second_half_width)
+    return abs(second - first) > combined(first_half_width, second_half_width)
 
 
 @dataclass(frozen=True)

@@ -73,7 +73,7 @@
       : "Resolved (" + alert.outcome.replace("_", " ") + ") by " + alert.resolved_by;
     // An urgent review item keeps its review label: urgent, and still only inconclusive.
     if (alert.urgent) {
-      body.append(line("stroke-badge", alert.pattern === "central" && alert.kind !== "review" ? "STROKE PATTERN" : "POSSIBLE STROKE"));
+      body.append(line("stroke-badge", window.portalLive.heading(alert)));
     }
     if (alert.kind === "review") body.append(line("review-label", "Review: inconclusive result"));
     if (alert.urgent && alert.advice) body.append(line("stroke-advice", alert.advice));

@@ -108,6 +108,14 @@
     window.dispatchEvent(new CustomEvent("portal:" + type, { detail: frame || { type, alert, replayed: true } }));
   }
 
+  // How an alert is headed (Alert.urgent_label on the server): an inconclusive result is never called
+  // the stroke pattern. The feed's cards use it too.
+  function heading(alert) {
+    if (alert.urgent) return alert.pattern === "central" && alert.kind !== "review" ? "STROKE PATTERN" : "POSSIBLE STROKE";
+    return alert.kind === "review" ? "Review" : "Facial paralysis alert";
+  }
+  state.heading = heading;
+
   function sound(key, alert, prefix) {
     state.sounded.push(key);
     notify(alert, prefix);
@@ -118,9 +126,7 @@
   function announce(alert, prefix) {
     const region = document.getElementById("alert-announcer");
     if (!region) return;
-    const what = alert.urgent ? (alert.pattern === "central" && alert.kind !== "review" ? "Stroke pattern" : "Possible stroke")
-      : alert.kind === "review" ? "Review item" : "Facial paralysis alert";
-    region.textContent = prefix + what + ": " + alert.patient.full_name + ", severity " + alert.severity + ".";
+    region.textContent = prefix + heading(alert) + ": " + alert.patient.full_name + ", severity " + alert.severity + ".";
   }
 
   function connect() {
@@ -163,9 +169,7 @@
     if (!("Notification" in window) || Notification.permission !== "granted") return;
     // Only what this user may see anyway: the alert payload is already scoped to them.
     const advice = (alert.kind === "review" ? "Inconclusive result to review. " : "") + (alert.urgent ? alert.advice + " " : "");
-    const what = alert.urgent ? (alert.pattern === "central" && alert.kind !== "review" ? "STROKE PATTERN: " : "POSSIBLE STROKE: ")
-      : alert.kind === "review" ? "Review: " : "Facial paralysis alert: ";
-    new Notification(what + alert.patient.full_name,
+    new Notification(heading(alert) + ": " + alert.patient.full_name,
       { body: prefix + advice + "Severity " + alert.severity + ". " + alert.disclaimer,
         tag: "alert-" + alert.id, renotify: true });
   }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,25 @@ def logged_in_page(browser, stack, username: str, viewport=None, **context_optio
     page.click("button[type=submit]")
     page.wait_for_url(f"{stack.base_url}/")
     return page
+
+
+def elsewhere(work, *args, **kwargs):
+    """Database work off the test's thread: Playwright runs an event loop in it, and Django's signal
+    handlers that publish to the channel layer refuse to run beside one."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(work, *args, **kwargs).result()
+
+
+def flagged(patient, **result_fields):
+    """A result of ``patient`` that raised an alert (off the test's thread): the alert."""
+    from alerts.services import alert_raise
+    from tests import factories
+
+    def work():
+        result = factories.ScanResultFactory(scan__patient=patient, **result_fields)
+        return alert_raise(scan=result.scan, result=result)
+
+    return elsewhere(work)
 
 
 class SocketLink:

@@ -6,12 +6,11 @@ in the browser's zone, and the pages wrote UTC without saying so."""
 from __future__ import annotations
 
 import re
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
 
-from tests.integration.browsers import logged_in_page
+from tests.integration.browsers import elsewhere, logged_in_page
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -36,8 +35,7 @@ def test_every_page_writes_one_clock_with_its_name(browser, live_stack, people):
         alert.refresh_from_db()
         return alert, latest.scan
 
-    with ThreadPoolExecutor(1) as elsewhere:  # Playwright runs an event loop in this thread
-        alert, latest = elsewhere.submit(episode).result()
+    alert, latest = elsewhere(episode)
     assert alert.scan_count == 2 and alert.next_escalation_at is not None
     server = date_format(timezone.localtime(latest.uploaded_at), "DATETIME_FORMAT")
     assert STAMP.fullmatch(server)

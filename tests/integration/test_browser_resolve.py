@@ -5,26 +5,17 @@ alarm", with no confirmation and no note."""
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import pytest
 
-from tests.integration.browsers import logged_in_page
+from tests.integration.browsers import flagged, logged_in_page
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
 def test_a_false_alarm_is_resolved_only_with_a_note_and_a_confirmation(browser, live_stack, people):
     from alerts.models import Alert, AlertEvent
-    from alerts.services import alert_raise
-    from tests import factories
 
-    def flagged():
-        result = factories.ScanResultFactory(scan__patient=people.patient, pattern="peripheral")
-        return alert_raise(scan=result.scan, result=result)
-
-    with ThreadPoolExecutor(1) as elsewhere:  # Playwright runs an event loop in this thread
-        alert = elsewhere.submit(flagged).result()
+    alert = flagged(people.patient, pattern="peripheral")
 
     clinician = logged_in_page(browser, live_stack, "alice")
     clinician.goto(f"{live_stack.base_url}/alerts/")
@@ -61,15 +52,8 @@ def test_a_false_alarm_is_resolved_only_with_a_note_and_a_confirmation(browser, 
 
 def test_resolving_can_be_cancelled(browser, live_stack, people):
     from alerts.models import Alert
-    from alerts.services import alert_raise
-    from tests import factories
 
-    def flagged():
-        result = factories.ScanResultFactory(scan__patient=people.patient, pattern="peripheral")
-        return alert_raise(scan=result.scan, result=result)
-
-    with ThreadPoolExecutor(1) as elsewhere:
-        alert = elsewhere.submit(flagged).result()
+    alert = flagged(people.patient, pattern="peripheral")
     clinician = logged_in_page(browser, live_stack, "alice")
     clinician.goto(f"{live_stack.base_url}/alerts/")
     card = clinician.locator(f"li.alert[data-alert-id='{alert.id}']")

@@ -7,22 +7,13 @@ as nothing else ever told it.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import pytest
 
-from tests.integration.browsers import SocketLink, logged_in_page, wait_until
+from tests.integration.browsers import SocketLink, elsewhere, flagged, logged_in_page, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 PHONE = {"width": 390, "height": 844}
-
-
-def elsewhere(work, *args, **kwargs):
-    """Database work off this thread: Playwright runs an event loop in it, and Django's signal
-    handlers that publish to the channel layer refuse to run beside one."""
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(work, *args, **kwargs).result()
 
 
 def being_analysed(patient):
@@ -82,16 +73,7 @@ def test_an_inconclusive_result_is_one_message_for_a_caregiver_and_a_review_item
     """It used to show the red "Stroke pattern... contact the stroke team / emergency services now"
     banner above "Inconclusive", to a caregiver who has no stroke team, and the feed dropped its review
     label."""
-    from alerts.services import alert_raise
-    from tests import factories
-
-    def flagged():
-        result = factories.ScanResultFactory(
-            scan__patient=people.patient, label="inconclusive", pattern="central", severity="mild", score=0.45
-        )
-        return alert_raise(scan=result.scan, result=result)
-
-    alert = elsewhere(flagged)
+    alert = flagged(people.patient, label="inconclusive", pattern="central", severity="mild", score=0.45)
 
     caregiver = logged_in_page(browser, live_stack, "carol", viewport=PHONE)
     caregiver.goto(f"{live_stack.base_url}/scans/{alert.scan_id}/")
