@@ -12,8 +12,13 @@ $(VENV)/.installed: requirements.txt | $(PY)
 	$(PY) -m pip install --disable-pip-version-check -r requirements.txt
 	touch $@
 
-$(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
+$(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed node_modules/.installed
 	$(PY) -m pip install --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+# axe-core from the npm registry: the browser tests run it on every page (accessibility checks).
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
 	touch $@
 
 install: $(VENV)/.installed

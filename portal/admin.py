@@ -1,5 +1,6 @@
+from django import forms
 from django.contrib import admin, messages
-from django.contrib.auth import get_user_model
+from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.admin import UserAdmin
 from django.db.models import Count, OuterRef, Subquery
 from knox.models import AuthToken
@@ -55,24 +56,125 @@ class PortalUserAdmin(UserAdmin):
         )
 
 
-class MembershipInline(admin.TabularInline):
+# Stacked, not tabular: each field of a stacked inline has its label (a tabular inline's role and
+# delete boxes have none for a screen reader), and plain selects instead of autocomplete widgets,
+# which give theirs no accessible name.
+class MembershipInline(admin.StackedInline):
     model = CareTeamMembership
     extra = 1
-    autocomplete_fields = ["physician"]
+    verbose_name = "member"
+    verbose_name_plural = "members: the clinicians who see this team's patients and are called for their alerts"
 
 
 @admin.register(CareTeam)
 class CareTeamAdmin(admin.ModelAdmin):
     search_fields = ["name"]
     inlines = [MembershipInline]
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": ["name"],
+                "description": "To add a clinician who has no sign-in yet, use Physicians → Add physician: one "
+                "screen creates the clinician, their sign-in and their teams.",
+            },
+        )
+    ]
+
+
+class TeamsInline(admin.StackedInline):
+    model = CareTeamMembership
+    extra = 1
+    verbose_name = "care team"
+    verbose_name_plural = "care teams: this clinician sees their patients and is called for their alerts"
+
+
+class PhysicianAdminForm(forms.ModelForm):
+    """A clinician, their sign-in and their teams on one screen: a new sign-in is made from the two
+    fields below when no existing one is chosen."""
+
+    new_username = forms.CharField(
+        label="New sign-in name",
+        required=False,
+        help_text="For a clinician who has no sign-in yet. Leave empty for a referring doctor who does not "
+        "sign in, or choose an existing sign-in above.",
+    )
+    new_password = forms.CharField(
+        label="Initial password",
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Give it to the clinician in person; they can change it from Django's password page.",
+    )
+
+    class Meta:
+        model = Physician
+        fields = "__all__"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        users = get_user_model().objects.filter(physician__isnull=True, caregiver__isnull=True)
+        if self.instance.user_id:
+            users = users | get_user_model().objects.filter(pk=self.instance.user_id)
+        self.fields["user"].queryset = users.order_by("username")
+        self.fields["user"].label = "Existing sign-in"
+
+    def clean(self):
+        cleaned = super().clean()
+        username, password = cleaned.get("new_username", "").strip(), cleaned.get("new_password", "")
+        if not username:
+            if password:
+                self.add_error("new_username", "Give the new sign-in a name, or leave the password empty.")
+            return cleaned
+        if cleaned.get("user"):
+            self.add_error("new_username", "Choose an existing sign-in or make a new one, not both.")
+        elif get_user_model().objects.filter(username__iexact=username).exists():
+            self.add_error("new_username", "That sign-in name is taken: choose it as the existing sign-in above.")
+        elif not password:
+            self.add_error("new_password", "A new sign-in needs an initial password.")
+        else:
+            user = get_user_model()(username=username, email=cleaned.get("email", ""))
+            try:
+                password_validation.validate_password(password, user)
+            except forms.ValidationError as error:
+                self.add_error("new_password", error)
+        return cleaned
 
 
 @admin.register(Physician)
 class PhysicianAdmin(admin.ModelAdmin):
+    """Adding a clinician takes one screen: their details, a new sign-in, and the care teams that
+    decide which patients they see and which alerts call them."""
+
+    form = PhysicianAdminForm
     list_display = ["full_name", "specialty", "user", "email", "phone"]
     search_fields = ["full_name", "email", "user__username"]
     list_filter = ["specialty", "care_teams"]
-    autocomplete_fields = ["user"]
+    inlines = [TeamsInline]
+    fieldsets = [
+        (None, {"fields": ["full_name", "specialty", "email", "phone"]}),
+        (
+            "Sign-in",
+            {
+                "fields": ["user", "new_username", "new_password"],
+                "description": "A clinician who triages alerts signs in; a referring doctor named on scans "
+                "need not.",
+            },
+        ),
+    ]
+
+    def save_model(self, request, obj, form, change):
+        username = form.cleaned_data.get("new_username", "").strip()
+        if username:
+            name = obj.full_name.removeprefix("Dr ").split(" ", 1)
+            obj.user = get_user_model().objects.create_user(
+                username=username,
+                email=obj.email,
+                password=form.cleaned_data["new_password"],
+                first_name=name[0],
+                last_name=name[1] if len(name) > 1 else "",
+            )
+        super().save_model(request, obj, form, change)
 
 
 @admin.register(Caregiver)
@@ -90,7 +192,6 @@ class PatientAdmin(admin.ModelAdmin):
     list_display = ["full_name", "mrn", "records_of_this_mrn", "date_of_birth", "care_team", "created_at"]
     search_fields = ["full_name", "mrn"]
     list_filter = ["care_team"]
-    filter_horizontal = ["caregivers"]
 
     def get_queryset(self, request):
         same_mrn = (

@@ -42,8 +42,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     # API tokens stored hashed, with an expiry (portal/credentials.py).
-    "knox",
-    "axes",
+    "portal.app_names.ApiTokensConfig",  # knox, named for the admin (portal/app_names.py)
+    "portal.app_names.SignInLockoutsConfig",  # axes
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",

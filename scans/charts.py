@@ -85,7 +85,7 @@ def asymmetry_trend_svg(points: list[dict]) -> SafeString:
     label = (
         f"Asymmetry index of {len(points)} scans, {_day(points[0]['uploaded_at'])} to {_day(points[-1]['uploaded_at'])}"
     )
-    parts = [f'<svg class="trend" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{escape(label)}">', LEGEND]
+    parts = [f'<svg class="trend" viewBox="0 0 {WIDTH} {HEIGHT}" role="group" aria-label="{escape(label)}">', LEGEND]
     # The healthy range and the threshold; their labels are drawn over the trend line, further down.
     band_top, threshold = y(negative_below), y(positive_at)
     parts.append(

@@ -191,6 +191,7 @@ class FhirPush(models.Model):
 
     class Meta:
         verbose_name = "FHIR push"
+        verbose_name_plural = "FHIR pushes"
 
     def __str__(self) -> str:
         state = "sent" if self.sent_at else "refused" if self.refused else "pending"

@@ -22,6 +22,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 PASSWORD = "correct horse battery"
+# axe-core, installed from the npm registry by `make install-dev` (package.json).
+AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
 
 
 def shoot(page, name: str) -> None:
@@ -38,6 +40,25 @@ def wait_until(page, expression: str, timeout: float = 15) -> None:
     while not page.evaluate(expression):
         assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {expression}"
         page.wait_for_timeout(200)
+
+
+def axe_violations(page, impacts=("serious", "critical")) -> list[str]:
+    """axe-core's WCAG 2.1 A/AA checks on the page as it is now: one line per violation of those
+    impacts, naming the rule and the elements. Evaluated through the DevTools protocol, which the
+    page's Content-Security-Policy does not govern (a script tag would be refused)."""
+    assert AXE.exists(), f"{AXE} is missing: run `make install-dev` (npm ci)"
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.evaluate(AXE.read_text() + "\n;undefined")
+    found = page.evaluate(
+        """async () => (await axe.run(document, {runOnly: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}))
+            .violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
+                                    nodes: v.nodes.map(n => n.target.join(" ") + " " + n.failureSummary)}))"""
+    )
+    return [
+        f"{page.url}: {v['id']} ({v['impact']}) {v['help']}: " + " | ".join(v["nodes"][:4])
+        for v in found
+        if v["impact"] in impacts
+    ]
 
 
 def logged_in_page(browser, stack, username: str, viewport=None, **context_options):
