@@ -109,7 +109,7 @@ class PhysicianAdminForm(forms.ModelForm):
 
     class Meta:
         model = Physician
-        fields = "__all__"
+        fields = ["full_name", "specialty", "email", "phone", "user"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -157,8 +157,7 @@ class PhysicianAdmin(admin.ModelAdmin):
             "Sign-in",
             {
                 "fields": ["user", "new_username", "new_password"],
-                "description": "A clinician who triages alerts signs in; a referring doctor named on scans "
-                "need not.",
+                "description": "A clinician who triages alerts signs in; a referring doctor named on scans need not.",
             },
         ),
     ]

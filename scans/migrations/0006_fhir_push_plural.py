@@ -4,14 +4,13 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('scans', '0005_fhir_push'),
+        ("scans", "0005_fhir_push"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='fhirpush',
-            options={'verbose_name': 'FHIR push', 'verbose_name_plural': 'FHIR pushes'},
+            name="fhirpush",
+            options={"verbose_name": "FHIR push", "verbose_name_plural": "FHIR pushes"},
         ),
     ]
