@@ -1,6 +1,7 @@
 """The asymmetry trend as inline SVG: no JavaScript, no build step, readable on a phone.
 
-x is real time (each scan at its upload time, ticks at local midnights), y the asymmetry index. The
+x is real time (each scan at its upload time, ticks at local midnights; photos taken minutes apart are
+spread apart just enough to see each), y the asymmetry index. Two drawings, a desktop's and a phone's. The
 healthy-at-rest band and the decision threshold come from the latest result's stored rule, so the
 picture matches how that result was decided. Styling lives in portal.css: the CSP allows no inline style.
 """
@@ -8,6 +9,7 @@ picture matches how that result was decided. Styling lives in portal.css: the CS
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from django.urls import reverse
@@ -20,9 +22,39 @@ from django.utils.safestring import SafeString, mark_safe
 from inference.engine.decide import ASYMMETRY_ONLY_RULE
 from scans.models import Scan, ScanResult
 
-WIDTH, HEIGHT = 760, 330
-LEFT, RIGHT, TOP, BOTTOM = 60, WIDTH - 20, 56, HEIGHT - 36  # the plot area; legend above, dates below
-MAX_TICKS = 6
+
+@dataclass(frozen=True)
+class Layout:
+    """One drawing of the chart. Text sizes are in viewBox units: the desktop drawing is shown at about
+    its own width (12 units ~ 12 px), the phone's at about 350 px for 380 units (13 units ~ 12 px), so
+    that no text on a phone is smaller than 11 px (it was 6 px with one drawing for both)."""
+
+    name: str
+    width: int
+    height: int
+    left: int
+    top: int  # the plot area's top; the legend is above it
+    text: int  # font size of axes and legend (portal.css uses the same numbers)
+    value_text: int  # font size of the index above each mark
+    legend_columns: int
+    max_ticks: int
+
+    @property
+    def right(self) -> int:
+        return self.width - 20
+
+    @property
+    def bottom(self) -> int:
+        return self.height - 36
+
+    @property
+    def gap(self) -> float:
+        """The least distance between two marks: room for the index written above each ("0.93")."""
+        return 2.6 * self.value_text
+
+
+WIDE = Layout("wide", 760, 330, 60, 56, 12, 11, 4, 6)
+NARROW = Layout("narrow", 380, 320, 46, 72, 14, 13, 2, 3)
 DAY_STEPS = (1, 2, 7, 14, 28, 56, 91, 182, 364, 728)
 INDEX_STEPS = (0.1, 0.2, 0.25, 0.5, 1, 2, 5, 10, 20)
 
@@ -43,69 +75,86 @@ PATTERN_LETTERS = {
     ScanResult.Pattern.PERIPHERAL: "P",
     ScanResult.Pattern.UNDETERMINED: "?",
 }
-# Shapes drawn around (0, 0), so that one transform places each mark; {} is the CSS class.
+# Shapes drawn around (0, 0), so that one transform places each mark; {} is the CSS class. Each kind
+# has its own shape, so that the marks are told apart without their colours (WCAG 1.4.1): a triangle
+# for a positive, a circle for a negative, a diamond for an inconclusive result, a cross for a refusal.
 SHAPES = {
-    "positive": '<circle r="6" class="{}"/>',
-    "negative": '<circle r="6" class="{}"/>',
+    "positive": '<path d="M0,-8L7.5,6L-7.5,6Z" class="{}"/>',
+    "negative": '<circle r="5.5" class="{}"/>',
     "inconclusive": '<path d="M0,-8L8,0L0,8L-8,0Z" class="{}"/>',
     "refused": '<path d="M-5,-5L5,5M-5,5L5,-5" class="{}"/>',
 }
-# The legend's marks get their own class ("key-positive"): `circle.positive` counts the scans only.
-LEGEND = "".join(
-    f'<g transform="translate({LEFT + 130 * i} 18)">{SHAPES[mark].format("key-" + mark)}'
-    f'<text x="12" y="4" class="legend">{name}</text></g>'
-    for i, (mark, name) in enumerate(MARK_NAMES.items())
-) + (
-    f'<text x="{LEFT - 8}" y="42" class="legend">Letter beside a point: the pattern of the weakness. '
-    "C central (the stroke pattern), P peripheral, ? undetermined. Bars: repeatability (95%)</text>"
-)
+
+
+def _legend(layout: Layout) -> str:
+    """The marks' key, above the plot. Its marks get their own class ("key-positive"): `.positive`
+    counts the scans only."""
+    column = (layout.right - layout.left + 40) / layout.legend_columns
+    keys = []
+    for i, (mark, name) in enumerate(MARK_NAMES.items()):
+        row, col = divmod(i, layout.legend_columns)
+        keys.append(
+            f'<g transform="translate({layout.left - 30 + column * col + 10:.0f} {18 + row * 22})">'
+            f'{SHAPES[mark].format("key-" + mark)}<text x="12" y="5" class="legend">{name}</text></g>'
+        )
+    return "".join(keys)
 
 
 def asymmetry_trend_svg(points: list[dict]) -> SafeString:
-    """points: patient_timeline()'s, oldest first. Empty when there is nothing to draw."""
+    """points: patient_timeline()'s, oldest first. Empty when there is nothing to draw. Two drawings,
+    one for a desktop and one for a phone; the page's CSS shows the one that fits."""
     if not points:
         return mark_safe("")
+    return mark_safe(_draw(points, WIDE) + _draw(points, NARROW))
+
+
+def _draw(points: list[dict], layout: Layout) -> str:
+    left, right, top_y, bottom = layout.left, layout.right, layout.top, layout.bottom
     latest = next((p["decision"] for p in reversed(points) if p["decision"]), {})
     positive_at = float(latest.get("asymmetry_positive_at", ASYMMETRY_ONLY_RULE.asymmetry_positive_at))
     negative_below = float(latest.get("asymmetry_negative_below", ASYMMETRY_ONLY_RULE.asymmetry_negative_below))
     values = [p["asymmetry_index"] for p in points if p["asymmetry_index"] is not None]
     # Headroom above the threshold, so that a healthy trend does not look alarming by filling the chart.
     index_step, top = _nice_scale(max([positive_at * 1.6, *values]) * 1.1)
-    first_day, days, ticks = _day_ticks(points)
+    first_day, days, ticks = _day_ticks(points, layout.max_ticks)
     start = _midnight(first_day)
     span = timedelta(days=days).total_seconds()
 
     def x(moment: datetime) -> float:
-        return LEFT + (moment - start).total_seconds() / span * (RIGHT - LEFT)
+        return left + (moment - start).total_seconds() / span * (right - left)
 
     def y(value: float) -> float:
-        return BOTTOM - value / top * (BOTTOM - TOP)
+        return bottom - value / top * (bottom - top_y)
 
     with_year = ticks[0].year != ticks[-1].year
     label = (
         f"Asymmetry index of {len(points)} scans, {_day(points[0]['uploaded_at'])} to {_day(points[-1]['uploaded_at'])}"
     )
-    parts = [f'<svg class="trend" viewBox="0 0 {WIDTH} {HEIGHT}" role="group" aria-label="{escape(label)}">', LEGEND]
+    parts = [
+        f'<svg class="trend {layout.name}" viewBox="0 0 {layout.width} {layout.height}" role="group" '
+        f'aria-label="{escape(label)}">',
+        _legend(layout),
+    ]
     # The healthy range and the threshold; their labels are drawn over the trend line, further down.
     band_top, threshold = y(negative_below), y(positive_at)
     parts.append(
-        f'<rect x="{LEFT}" y="{band_top:.1f}" width="{RIGHT - LEFT}" height="{y(0) - band_top:.1f}" class="healthy"/>'
-        f'<line x1="{LEFT}" x2="{RIGHT}" y1="{threshold:.1f}" y2="{threshold:.1f}" class="threshold"/>'
+        f'<rect x="{left}" y="{band_top:.1f}" width="{right - left}" height="{y(0) - band_top:.1f}" class="healthy"/>'
+        f'<line x1="{left}" x2="{right}" y1="{threshold:.1f}" y2="{threshold:.1f}" class="threshold"/>'
     )
     # y axis: gridlines with their values, and the axis name.
     for k in range(round(top / index_step) + 1):
         value = round(k * index_step, 2)
         parts.append(
-            f'<line x1="{LEFT}" x2="{RIGHT}" y1="{y(value):.1f}" y2="{y(value):.1f}" class="grid"/>'
-            f'<text x="{LEFT - 6}" y="{y(value) + 4:.1f}" class="axis" text-anchor="end">{value:g}</text>'
+            f'<line x1="{left}" x2="{right}" y1="{y(value):.1f}" y2="{y(value):.1f}" class="grid"/>'
+            f'<text x="{left - 6}" y="{y(value) + 4:.1f}" class="axis" text-anchor="end">{value:g}</text>'
         )
-    middle = (TOP + BOTTOM) / 2
+    middle = (top_y + bottom) / 2
     parts.append(
-        f'<text x="16" y="{middle}" class="axis-title" text-anchor="middle" '
-        f'transform="rotate(-90 16 {middle})">Asymmetry index</text>'
+        f'<text x="14" y="{middle}" class="axis-title" text-anchor="middle" '
+        f'transform="rotate(-90 14 {middle})">Asymmetry index</text>'
     )
     # x axis: the time line itself (refused photos sit on it) and a date under each tick.
-    parts.append(f'<line x1="{LEFT}" x2="{RIGHT}" y1="{y(0):.1f}" y2="{y(0):.1f}" class="time-axis"/>')
+    parts.append(f'<line x1="{left}" x2="{right}" y1="{y(0):.1f}" y2="{y(0):.1f}" class="time-axis"/>')
     for day in ticks:
         tick = x(_midnight(day))
         parts.append(
@@ -113,35 +162,73 @@ def asymmetry_trend_svg(points: list[dict]) -> SafeString:
             f'<text x="{tick:.1f}" y="{y(0) + 20:.1f}" class="axis" text-anchor="middle">'
             f"{escape(date_format(day, 'j M Y' if with_year else 'j M'))}</text>"
         )
-    measured = [p for p in points if p["asymmetry_index"] is not None]
+    # Each photo at its time; photos closer than the layout's gap (three in ten minutes) are spread
+    # apart, in order, as little as they need to be, so that each mark and its index can be seen and
+    # tapped. A tick under the axis (the rug) keeps each photo's true time.
+    true_x = [x(p["uploaded_at"]) for p in points]
+    placed = spread(true_x, layout.gap, left + 8, right - 8)
+    for tx in true_x:
+        parts.append(f'<line x1="{tx:.1f}" x2="{tx:.1f}" y1="{y(0):.1f}" y2="{y(0) + 3:.1f}" class="rug"/>')
+    measured = [(px, p) for px, p in zip(placed, points) if p["asymmetry_index"] is not None]
     if len(measured) > 1:
-        line = " ".join(f"{x(p['uploaded_at']):.1f},{y(p['asymmetry_index']):.1f}" for p in measured)
+        line = " ".join(f"{px:.1f},{y(p['asymmetry_index']):.1f}" for px, p in measured)
         parts.append(f'<polyline points="{line}" class="trend-line"/>')
     parts.append(
-        f'<text x="{LEFT + 6}" y="{band_top + 14:.1f}" class="band-label">'
+        f'<text x="{left + 6}" y="{band_top + layout.text + 2:.1f}" class="band-label">'
         f"healthy at rest (below {negative_below:g})</text>"
-        f'<text x="{RIGHT - 4}" y="{threshold - 5:.1f}" class="threshold-label" text-anchor="end">'
+        f'<text x="{right - 4}" y="{threshold - 5:.1f}" class="threshold-label" text-anchor="end">'
         f"positive at {positive_at:g} or more</text>"
     )
     # Error bars: where a second photo of the same face would measure (the index's 95% repeatability).
-    for point in measured:
+    for px, point in measured:
         interval = point.get("index_interval")
         if interval:
-            px = x(point["uploaded_at"])
             low, high = y(max(interval[0], 0.0)), y(min(interval[1], top))
             parts.append(
                 f'<path d="M{px - 4:.1f},{high:.1f}H{px + 4:.1f}M{px:.1f},{high:.1f}V{low:.1f}'
                 f'M{px - 4:.1f},{low:.1f}H{px + 4:.1f}" class="interval"/>'
             )
-    for point in points:
+    # The index above a mark, where it does not cover another's (newest first: the latest is always
+    # written; the tooltip has every one).
+    shown, boxes = set(), []
+    for i in range(len(points) - 1, -1, -1):
+        index = points[i]["asymmetry_index"]
+        if index is None:
+            continue
+        box = (placed[i], y(index) - 11)
+        if all(abs(box[0] - bx) >= layout.gap - 1 or abs(box[1] - by) >= layout.value_text + 2 for bx, by in boxes):
+            shown.add(i)
+            boxes.append(box)
+    for i, point in enumerate(points):
         index = point["asymmetry_index"]
         # A refused photo has no index: it sits on the time axis.
-        parts.append(_point(point, x(point["uploaded_at"]), y(index if index is not None else 0)))
+        parts.append(_point(point, placed[i], y(index if index is not None else 0), with_value=i in shown))
     parts.append("</svg>")
-    return mark_safe("".join(parts))
+    return "".join(parts)
 
 
-def _point(point: dict, px: float, py: float) -> str:
+def spread(xs: list[float], gap: float, low: float, high: float) -> list[float]:
+    """Positions as near as possible (least squares) to ``xs`` (ascending) that keep ``gap`` apart, in
+    order, within [low, high]; an even spacing when there is not room for that gap. With y_i = x_i - i *
+    gap the gaps become y ascending: the isotonic regression of xs_i - i * gap (pool adjacent
+    violators), clipped to the room left."""
+    n = len(xs)
+    if n <= 1:
+        return [min(max(value, low), high) for value in xs]
+    gap = min(gap, (high - low) / (n - 1))
+    ceiling = high - (n - 1) * gap
+    blocks: list[list[float]] = []  # [sum, count] of each pooled run
+    for i, value in enumerate(xs):
+        blocks.append([min(max(value - i * gap, low), ceiling), 1])
+        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] > blocks[-1][0] / blocks[-1][1]:
+            total, count = blocks.pop()
+            blocks[-1][0] += total
+            blocks[-1][1] += count
+    pooled = [total / count for total, count in blocks for _ in range(int(count))]
+    return [value + i * gap for i, value in enumerate(pooled)]
+
+
+def _point(point: dict, px: float, py: float, *, with_value: bool) -> str:
     """One scan's mark, linked to its page, with its index above it and its pattern letter beside it."""
     when = date_format(timezone.localtime(point["uploaded_at"]), get_format("DATETIME_FORMAT"))
     index = point["asymmetry_index"]
@@ -158,11 +245,12 @@ def _point(point: dict, px: float, py: float) -> str:
                 title += f" ± {point['index_repeatability']:.2f}"
             if point.get("change"):
                 title += f" ({point['change']} since the previous photo)"
-            labels = f'<text y="-11" class="value" text-anchor="middle">{index:.2f}</text>'
+            if with_value:
+                labels = f'<text y="-11" class="value" text-anchor="middle">{index:.2f}</text>'
         if point["pattern"]:
             title += f", pattern: {ScanResult.Pattern(point['pattern']).label}"
             labels += (
-                f'<text x="10" y="5" class="pattern {escape(point["pattern"])}">'
+                f'<text x="9" y="14" class="pattern {escape(point["pattern"])}">'
                 f"{escape(PATTERN_LETTERS[point['pattern']])}</text>"
             )
     return (
@@ -173,17 +261,17 @@ def _point(point: dict, px: float, py: float) -> str:
 
 
 def _nice_scale(highest: float) -> tuple[float, float]:
-    """A round gridline step giving at most MAX_TICKS steps, and the top of the axis on that step."""
-    step = next((s for s in INDEX_STEPS if highest / s <= MAX_TICKS), INDEX_STEPS[-1])
+    """A round gridline step giving at most six steps, and the top of the axis on that step."""
+    step = next((s for s in INDEX_STEPS if highest / s <= 6), INDEX_STEPS[-1])
     return step, math.ceil(highest / step) * step
 
 
-def _day_ticks(points: list[dict]) -> tuple[date, int, list[date]]:
+def _day_ticks(points: list[dict], max_ticks: int) -> tuple[date, int, list[date]]:
     """The axis runs from the first scan's local midnight to the midnight after the last one, with
-    ticks every whole number of days so that there are at most MAX_TICKS gaps between them."""
+    ticks every whole number of days so that there are at most ``max_ticks`` gaps between them."""
     first = timezone.localtime(points[0]["uploaded_at"]).date()
     days = (timezone.localtime(points[-1]["uploaded_at"]).date() - first).days + 1
-    step = next((s for s in DAY_STEPS if days / s <= MAX_TICKS), DAY_STEPS[-1])
+    step = next((s for s in DAY_STEPS if days / s <= max_ticks), DAY_STEPS[-1])
     return first, days, [first + timedelta(days=k) for k in range(0, days + 1, step)]
 
 

@@ -113,6 +113,8 @@ LEAN_SIGNS = {
 SEVERITY_BANDS = ((0.0, NONE), (ASYMMETRY_ONLY_RULE.asymmetry_negative_below, MILD), (1.0, MODERATE), (2.0, SEVERE))
 
 # Upper-face involvement (see upper_face_involvement): landmarks of the eyelids' middle thirds.
+# Regions measured once for the whole face (a tilt, an offset), not once per side.
+SINGLE_VALUE_REGIONS = frozenset({"lip_line_tilt_deg", "mouth_deviation"})
 UPPER_LID = {"right": (158, 159, 160), "left": (385, 386, 387)}
 LOWER_LID = {"right": (144, 145, 153), "left": (373, 374, 380)}
 # An eye less open than this fraction of its width counts as closed: the ratio of two closed eyes is
@@ -229,6 +231,7 @@ def measure(points: np.ndarray) -> Measurements:
     region("nasolabial", distance(RIGHT["ala"], RIGHT["mouth_corner"]), distance(LEFT["ala"], LEFT["mouth_corner"]))
     corner_vector = levelled[LEFT["mouth_corner"]] - levelled[RIGHT["mouth_corner"]]
     tilt = float(np.degrees(np.arctan2(-corner_vector[1], corner_vector[0])))  # >0: left corner higher
+    # One value each, not one per side (SINGLE_VALUE_REGIONS): stored in "left" and "difference".
     regions["lip_line_tilt_deg"] = {"right": 0.0, "left": round(tilt, 2), "difference": round(tilt, 2)}
     # Mouth deviation: the middle of the lips off the midline, > 0 when pulled to the patient's left.
     deviation = off_midline((levelled[LIP_TOP] + levelled[LIP_BOTTOM]) / 2)

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from inference.engine import quality, repeatability
 from inference.engine.align import aligned_face
@@ -171,7 +171,8 @@ def _jpeg(image: Image.Image) -> bytes:
 
 def _overlay_jpeg(image: Image.Image, points: np.ndarray) -> bytes:
     """The face, cropped with a margin, with the landmarks used for measuring, the eye line, the
-    brow line, the mouth-corner line and the midline drawn on it."""
+    brow line, the mouth-corner line and the midline drawn on it, and an R and an L beside the
+    patient's right and left eye (placed by the landmarks, so right whichever way the photo faces)."""
     low, high = points.min(axis=0), points.max(axis=0)
     margin = (high - low) * 0.35
     left, top = np.maximum(low - margin, 0).astype(int)
@@ -206,7 +207,32 @@ def _overlay_jpeg(image: Image.Image, points: np.ndarray) -> bytes:
         x, y = pts[index]
         r = radius * 2.5
         draw.ellipse((x - r, y - r, x + r, y + r), outline=(255, 255, 255), width=width)
+    size = side_mark_size(canvas.size)
+    font = ImageFont.load_default(size=size)
+    half = size * 0.6
+    for letter, (x, y) in side_marks(pts, canvas.size).items():
+        draw.rounded_rectangle((x - half, y - half, x + half, y + half), radius=size / 5, fill=(20, 30, 45))
+        draw.text((x, y), letter, font=font, fill=(255, 255, 255), anchor="mm")
     return _jpeg(canvas)
+
+
+def side_mark_size(canvas_size: tuple[int, int]) -> int:
+    return max(14, round(canvas_size[0] / 14))
+
+
+def side_marks(pts: np.ndarray, canvas_size: tuple[int, int]) -> dict[str, tuple[float, float]]:
+    """Where the overlay writes R and L: above and outside the patient's right and left eye."""
+    size = side_mark_size(canvas_size)
+    middle = (pts[RIGHT["eye_outer"]] + pts[LEFT["eye_outer"]]) / 2
+    marks = {}
+    for letter, eye in (("R", pts[RIGHT["eye_outer"]]), ("L", pts[LEFT["eye_outer"]])):
+        outward = np.sign(eye[0] - middle[0]) or 1.0
+        x, y = eye + [outward * size * 1.4, -size * 1.2]
+        marks[letter] = (
+            float(np.clip(x, size * 0.6, canvas_size[0] - size * 0.6)),
+            float(np.clip(y, size * 0.6, canvas_size[1] - size * 0.6)),
+        )
+    return marks
 
 
 def _heatmap_jpeg(face_rgb: np.ndarray, heatmap: np.ndarray | None) -> bytes | None:

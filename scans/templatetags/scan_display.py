@@ -1,5 +1,7 @@
 from django import template
 
+from inference.engine.measure import SINGLE_VALUE_REGIONS
+
 register = template.Library()
 
 REGION_LABELS = {
@@ -21,3 +23,9 @@ def region_label(name: str) -> str:
 @register.filter
 def region_unit(name: str) -> str:
     return "°" if name.endswith("_deg") else "mm"
+
+
+@register.filter
+def region_is_single(name: str) -> bool:
+    """Measured once for the face (a tilt, an offset), so shown once, not per side."""
+    return name in SINGLE_VALUE_REGIONS

@@ -250,3 +250,24 @@ def test_the_gate_refuses_only_what_cannot_be_measured_and_says_what_to_do(chang
     report = quality.judge(figures)
     assert not report.passed and report.reason == reason
     assert "retake" in reason.lower() or "move" in reason.lower()
+
+
+def test_the_overlay_marks_the_patients_right_and_left():
+    """The overlay had no R or L: a clinician could not tell which side the measurements call right."""
+    import io
+
+    from inference.engine.pipeline import _overlay_jpeg, side_mark_size, side_marks
+
+    rgb, points = astronaut(), astronaut_landmarks()
+    overlay = np.asarray(Image.open(io.BytesIO(_overlay_jpeg(Image.fromarray(rgb), points))).convert("L"))
+    # The marks' places, in the overlay's pixels (the crop's own mapping, as _overlay_jpeg makes it).
+    low, high = points.min(axis=0), points.max(axis=0)
+    left, top = np.maximum(low - (high - low) * 0.35, 0).astype(int)
+    scale = overlay.shape[1] / (np.minimum(high + (high - low) * 0.35, rgb.shape[1::-1]).astype(int)[0] - left)
+    marks = side_marks((points - [left, top]) * scale, overlay.shape[::-1])
+    # Facing the camera, the patient's right is on the image's left: what every measurement calls right.
+    assert marks["R"][0] < overlay.shape[1] / 2 < marks["L"][0]
+    half = side_mark_size(overlay.shape[::-1]) * 0.5
+    for x, y in marks.values():
+        box = overlay[int(y - half) : int(y + half), int(x - half) : int(x + half)]
+        assert (box < 60).mean() > 0.4 and (box > 200).mean() > 0.05  # a dark box with a white letter

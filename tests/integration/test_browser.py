@@ -66,7 +66,7 @@ def test_an_upload_in_one_browser_arrives_live_in_another_and_is_claimed(browser
     clinician.wait_for_selector("table.measurements")
     shoot(clinician, "scan-detail")
     clinician.goto(f"{live_stack.base_url}/scans/patients/{people.patient.id}/")
-    assert clinician.locator("svg.trend circle.positive").count() == 1
+    assert clinician.locator("svg.trend.wide a.point .positive").count() == 1
     shoot(clinician, "patient")
     clinician.goto(f"{live_stack.base_url}/information/")
     shoot(clinician, "information")

@@ -7,6 +7,8 @@ import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from scans.models import Scan
 from scans.selectors import patient_timeline
@@ -60,11 +62,11 @@ def history(people):
     }
 
 
-def chart(client, user, patient) -> ET.Element:
+def chart(client, user, patient, drawing: str = "wide") -> ET.Element:
     client.force_login(user)
     page = client.get(f"/scans/patients/{patient.id}/").content.decode()
     # The chart parses as XML: every text in it was escaped.
-    return ET.fromstring(re.search(r'<svg class="trend".*?</svg>', page, re.S).group(0))
+    return ET.fromstring(re.search(rf'<svg class="trend {drawing}".*?</svg>', page, re.S).group(0))
 
 
 def points(svg: ET.Element) -> dict[str, tuple[float, float]]:
@@ -83,8 +85,11 @@ def test_it_gives_each_kind_of_scan_its_own_mark_linked_to_its_page(client, peop
         "negative": ("circle", f"/scans/{history['negative'].id}/"),
         "inconclusive": ("path", f"/scans/{history['inconclusive'].id}/"),
         "refused": ("path", f"/scans/{history['refused'].id}/"),
-        "positive": ("circle", f"/scans/{history['positive'].id}/"),
+        "positive": ("path", f"/scans/{history['positive'].id}/"),
     }
+    # Told apart without colour: four kinds, four shapes.
+    drawn = {link.find("g")[0].get("class"): ET.tostring(link.find("g")[0]) for link in svg.iter("a")}
+    assert len({re.sub(rb'class="\w+"', b"", shape) for shape in drawn.values()}) == 4
     legend = [text.text for text in svg.iter("text") if text.get("class") == "legend"]
     assert legend[:4] == ["positive", "negative", "inconclusive", "photo refused"]
 
@@ -156,3 +161,57 @@ def test_the_timeline_api_still_answers_with_a_refused_scan_in_the_history(peopl
     assert (refused["status"], refused["label"], refused["asymmetry_index"]) == ("rejected", None, None)
     assert refused["status_reason"].startswith("No face found")
     assert (body[3]["status"], body[3]["label"], body[3]["pattern"]) == ("done", "paralysis", "central")
+
+
+def test_photos_minutes_apart_are_drawn_apart_with_each_index_readable(client, people):
+    """Three photos in ten minutes and two refusals in one hour were drawn on top of each other,
+    their labels overprinted, the refusals one mark."""
+    first = scan_on(people.patient, 1, label="no_paralysis", severity="none", measurements={"asymmetry_index": 0.2})
+    burst = [
+        scan_on(people.patient, 8, label="paralysis", measurements={"asymmetry_index": value})
+        for value in (0.91, 0.88, 0.95)
+    ]
+    refusals = [scan_on(people.patient, 8, status=Scan.Status.REJECTED, status_reason="Too dark.") for _ in range(2)]
+    for minutes, scan in enumerate([*burst, *refusals]):
+        Scan.objects.filter(id=scan.id).update(uploaded_at=datetime(2025, 11, 8, 10, 2 * minutes, tzinfo=UTC))
+
+    for drawing, gap in (("wide", 2.6 * 11), ("narrow", 2.6 * 13)):
+        svg = chart(client, people.carol, people.patient, drawing)
+        xs = [
+            float(re.match(r"translate\(([\d.]+)", link.find("g").get("transform")).group(1)) for link in svg.iter("a")
+        ]
+        assert len(xs) == 6
+        assert all(later - earlier >= gap - 0.2 for earlier, later in zip(xs, xs[1:])), xs
+        assert xs[0] < xs[1] - 100  # the photo a week earlier keeps its place in time
+        values = [text.text for text in svg.iter("text") if text.get("class") == "value"]
+        assert values == ["0.20", "0.91", "0.88", "0.95"]
+        rug = [float(line.get("x1")) for line in svg.iter("line") if line.get("class") == "rug"]
+        assert len(rug) == 6 and max(rug[1:]) - min(rug[1:]) < 5  # the burst's true times, close together
+    assert first.id and refusals
+
+
+def test_a_long_history_writes_only_the_indices_that_fit(client, people):
+    for day in range(1, 29):
+        scan_on(people.patient, day, label="no_paralysis", severity="none", measurements={"asymmetry_index": 0.2})
+    svg = chart(client, people.carol, people.patient, "narrow")
+    links = list(svg.iter("a"))
+    assert len(links) == 28
+    labelled = [link for link in links if any(t.get("class") == "value" for t in link.iter("text"))]
+    assert 2 <= len(labelled) < 28
+    assert labelled[-1] is links[-1]  # the latest is always written
+
+
+@given(
+    xs=st.lists(st.floats(0, 700, allow_nan=False), min_size=1, max_size=40).map(sorted),
+    gap=st.floats(1, 60),
+)
+def test_spread_keeps_order_and_gap_and_moves_nothing_that_has_room(xs, gap):
+    from scans.charts import spread
+
+    placed = spread(xs, gap, 0.0, 700.0)
+    assert len(placed) == len(xs)
+    assert all(0.0 - 1e-6 <= value <= 700.0 + 1e-6 for value in placed)
+    room = min(gap, 700.0 / (len(xs) - 1)) if len(xs) > 1 else 0
+    assert all(later - earlier >= room - 1e-6 for earlier, later in zip(placed, placed[1:]))
+    if all(later - earlier >= gap for earlier, later in zip(xs, xs[1:])):
+        assert placed == pytest.approx(xs)
