@@ -11,13 +11,17 @@ class NewScanForm(forms.Form):
     # The page draws three inputs with this one name (front camera, back camera, a saved photo): a phone
     # opens the right camera from `capture`, and it works without JavaScript. A browser sends only the
     # inputs that hold a file.
-    image = forms.FileField(label="Photo of the face")
+    image = forms.FileField(label="Photo of the face", required=False)
+    # A photo already sent with this form and kept while the form is corrected (scans.services.photo_hold).
+    held_photo = forms.CharField(required=False, widget=forms.HiddenInput, max_length=64)
     referring_physician = forms.ModelChoiceField(queryset=Physician.objects.all(), required=False, empty_label="None")
     note = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False, max_length=2000)
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
+        self.user = user
         self.fields["patient"].queryset = patient_list_for_user(user=user)
+        self.held = None  # {"bytes", "name"} of the kept photo the form refers to, once cleaned
 
     def clean_image(self):
         # Without JavaScript nothing clears the other inputs, and guessing which photo was meant could
@@ -25,3 +29,19 @@ class NewScanForm(forms.Form):
         if len(self.files.getlist(self.add_prefix("image"))) > 1:
             raise forms.ValidationError("Two photos were chosen. Choose one photo, then start the analysis.")
         return self.cleaned_data["image"]
+
+    def clean(self):
+        from scans.services import photo_held
+
+        cleaned = super().clean()
+        if cleaned.get("image") or "image" in self.errors:
+            return cleaned
+        self.held = photo_held(user=self.user, token=cleaned.get("held_photo", ""))
+        if self.held is None:
+            message = (
+                "Choose a photo of the face."
+                if not cleaned.get("held_photo")
+                else ("The photo chosen earlier was kept for 30 minutes only: choose it again.")
+            )
+            self.add_error("image", message)
+        return cleaned

@@ -78,3 +78,39 @@ def _enqueue(scan_id: int) -> None:
     except Exception:
         # Broker down: the scan stays queued and the beat sweeper enqueues it again later.
         logger.exception("could not enqueue scan %s; the sweeper will retry", scan_id)
+
+
+# --- a photo kept while the New Scan form is corrected -------------------------------------------
+# A form sent back for another field (the patient) used to lose the chosen photo: a caregiver had to
+# find it or take it again. The checked photo waits in the shared cache, for its uploader only.
+HELD_PHOTO_SECONDS = 30 * 60
+
+
+def _held_key(user_id: int, token: str) -> str:
+    return f"held-photo:{user_id}:{token}"
+
+
+def photo_hold(*, user, image_bytes: bytes, name: str) -> str:
+    """Keep a checked photo for HELD_PHOTO_SECONDS: the token the form sends back for it."""
+    import secrets
+
+    from django.core.cache import cache
+
+    token = secrets.token_urlsafe(16)
+    cache.set(_held_key(user.id, token), {"bytes": image_bytes, "name": name[:120]}, HELD_PHOTO_SECONDS)
+    return token
+
+
+def photo_held(*, user, token: str) -> dict | None:
+    """{"bytes", "name"} of the user's kept photo, or None (another user's, expired, or no such token)."""
+    from django.core.cache import cache
+
+    if not token or len(token) > 64:
+        return None
+    return cache.get(_held_key(user.id, token))
+
+
+def photo_release(*, user, token: str) -> None:
+    from django.core.cache import cache
+
+    cache.delete(_held_key(user.id, token))

@@ -18,18 +18,33 @@ from scans.charts import asymmetry_trend_svg
 from scans.forms import NewScanForm
 from scans.models import Scan, ScanResult
 from scans.selectors import latest_change, patient_timeline, scan_get_visible, scan_list_for_user
-from scans.services import read_upload, scan_create, upload_inspect
+from scans.services import (
+    photo_held,
+    photo_hold,
+    photo_release,
+    read_upload,
+    scan_create,
+    upload_inspect,
+)
 from scans.throttling import UploadLimitReached, admit_upload
 from scans.wording import lay_advice
 
 
 @login_required
 def new_scan(request):
+    """The New Scan form. Sent back with an error, it says so at its top and keeps a photo that passed
+    its checks (scans.services.photo_hold), so that correcting the patient does not mean choosing the
+    photo again."""
     form = NewScanForm(
         request.POST or None, request.FILES or None, user=request.user, initial={"patient": request.GET.get("patient")}
     )
+    status = 400 if request.method == "POST" else 200
     if request.method == "POST" and form.is_valid():
-        raw = read_upload(form.cleaned_data["image"], max_bytes=settings.SCAN_MAX_UPLOAD_BYTES)
+        if form.cleaned_data["image"]:
+            upload = form.cleaned_data["image"]
+            raw, name = read_upload(upload, max_bytes=settings.SCAN_MAX_UPLOAD_BYTES), upload.name
+        else:
+            raw, name = form.held["bytes"], form.held["name"]
         try:
             header = admit_upload(request, raw, upload_inspect)
             scan = scan_create(
@@ -42,16 +57,38 @@ def new_scan(request):
             )
         except UploadLimitReached as exc:
             form.add_error(None, str(exc))
-            return render(request, "scans/new.html", {"form": form}, status=429)
+            status = 429
+            _keep_photo(request, form, raw, name)
         except ImageRejected as exc:
             form.add_error("image", str(exc))
         except PermissionDenied:
             # The patient left the user's care between the form's choices and the upload.
             form.add_error("patient", "Unknown patient.")
+            _keep_photo(request, form, raw, name)
         else:
+            if form.cleaned_data["held_photo"]:
+                photo_release(user=request.user, token=form.cleaned_data["held_photo"])
             return redirect(scan)
-    status = 400 if request.method == "POST" else 200
-    return render(request, "scans/new.html", {"form": form}, status=status)
+    elif request.method == "POST" and "image" not in form.errors and request.FILES.get("image"):
+        upload = request.FILES["image"]
+        raw = read_upload(upload, max_bytes=settings.SCAN_MAX_UPLOAD_BYTES)
+        try:
+            upload_inspect(raw)
+        except ImageRejected as exc:
+            form.add_error("image", str(exc))
+        else:
+            _keep_photo(request, form, raw, upload.name)
+    kept = photo_held(user=request.user, token=form["held_photo"].value() or "") if form.is_bound else None
+    return render(request, "scans/new.html", {"form": form, "kept": kept}, status=status)
+
+
+def _keep_photo(request, form: NewScanForm, raw: bytes, name: str) -> None:
+    """Keep the photo for the corrected form (its token in the form's held_photo field)."""
+    token = form.cleaned_data.get("held_photo") if form.held else ""
+    if not token:
+        token = photo_hold(user=request.user, image_bytes=raw, name=name)
+    form.data = form.data.copy()
+    form.data["held_photo"] = token
 
 
 @login_required

@@ -124,3 +124,20 @@ def jpeg_with_empty_scans(rgb: np.ndarray, scans: int) -> bytes:
     empty_scan = b"\xff\xda" + (len(body) + 2).to_bytes(2, "big") + body
     end = data.rindex(b"\xff\xd9")
     return data[:end] + empty_scan * scans + data[end:]
+
+
+def distant_astronaut(fraction: float = 0.1) -> np.ndarray:
+    """The portrait as a phone photo taken from across the room: the face (its box) ``fraction`` of
+    the photo's width, on a plain wall, at a phone camera's resolution (3,120 px wide for 0.1)."""
+    big = cv2.resize(astronaut(), None, fx=3, fy=3, interpolation=cv2.INTER_CUBIC)  # the face's box ~310 px
+    width = int(310 / fraction)
+    height = max(int(width * 0.75), big.shape[0] + 10)
+    photo = np.full((height, width, 3), 170, np.uint8)
+    y, x = (height - big.shape[0]) // 2, (width - big.shape[1]) // 2
+    photo[y : y + big.shape[0], x : x + big.shape[1]] = big
+    return photo
+
+
+def blurred_astronaut(sigma: float = 10.0) -> np.ndarray:
+    """The portrait shaken out of focus, past where any mesh can place its points."""
+    return cv2.GaussianBlur(astronaut(), (0, 0), sigma)

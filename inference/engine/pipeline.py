@@ -17,11 +17,12 @@ from inference.engine import quality, repeatability
 from inference.engine.align import aligned_face
 from inference.engine.classifier import ResNetClassifier
 from inference.engine.decide import ASYMMETRY_ONLY_RULE, NO_PARALYSIS, DecisionRule, decide
-from inference.engine.face import FaceMeshDetector
+from inference.engine.face import FaceMeshDetector, FaceSearch
 from inference.engine.imaging import ANALYSIS_MAX_SIDE, analysis_copy, open_image
 from inference.engine.measure import LEFT, NOSE_BRIDGE, RIGHT, measure
 
-ENGINE_VERSION = "facemesh-canonical-asymmetry-3"
+# -4: a face the mesh misses is looked for with the full-range detector and measured in a crop.
+ENGINE_VERSION = "facemesh-canonical-asymmetry-4"
 OVERLAY_SIDE = 512  # the face crop is drawn at this size, so small faces become readable
 
 
@@ -84,14 +85,23 @@ class Pipeline:
             timings[stage] = round((now - clock) * 1000, 2)
             clock = now
 
-        image = analysis_copy(image)
+        source, image = image, analysis_copy(image)
         rgb = np.asarray(image)
         search = self.detector.find(rgb)
+        if not search.faces:
+            # A face far from the camera is too small for the mesh's detector: find it with the
+            # full-range one, and measure it in a crop of the photo at the photo's own resolution.
+            image, rgb, search, report = self._zoom_in(source, image, rgb)
+            if report is not None:
+                lap("face")
+                figures = {**report.figures, "face_search": search.attempt, "analysed_size": list(image.size)}
+                return Analysis(status="rejected", reason=report.reason, quality=figures, timings_ms=timings)
         lap("face")
         measurements = measure(search.faces[0]) if len(search.faces) == 1 else None
         lap("measure")
         report = quality.assess(rgb, search.faces, measurements)
-        # Pixel figures refer to the analysed copy (at most ANALYSIS_MAX_SIDE on its longest side).
+        # Pixel figures refer to the analysed copy (at most ANALYSIS_MAX_SIDE on its longest side), or
+        # to the crop a distant face was measured in.
         report_figures = {**report.figures, "face_search": search.attempt, "analysed_size": list(image.size)}
         if not report.passed:
             return Analysis(status="rejected", reason=report.reason, quality=report_figures, timings_ms=timings)
@@ -146,6 +156,28 @@ class Pipeline:
             heatmap_jpeg=heatmap,
             timings_ms=timings,
         )
+
+    def _zoom_in(self, source: Image.Image, image: Image.Image, rgb: np.ndarray):
+        """(image, rgb, search, refusal) after looking for a face the mesh missed: the crop around
+        the one face the full-range detector found, three times its box, cut from ``source`` (the
+        photo as decoded, often twice the analysed copy's resolution) and the mesh's fit in it; or a
+        refusal that names why no face could be measured (quality.no_landmarks)."""
+        boxes = self.detector.locate(rgb)
+        if len(boxes) != 1:
+            return image, rgb, FaceSearch([], "none, full-range none"), quality.no_landmarks(rgb, [b for b, _ in boxes])
+        box = boxes[0][0]
+        scale = source.width / image.width
+        centre, side = (box[:2] + box[2:]) / 2 * scale, float(max(box[2:] - box[:2])) * 3 * scale
+        left, top = np.maximum(np.round(centre - side / 2), 0).astype(int)
+        right, bottom = np.minimum(np.round(centre + side / 2), source.size).astype(int)
+        crop = analysis_copy(source.crop((int(left), int(top), int(right), int(bottom))))
+        crop_rgb = np.asarray(crop)
+        search = self.detector.find(crop_rgb)
+        attempt = f"zoomed in on a distant face ({right - left} x {bottom - top} px of the photo), {search.attempt}"
+        search = FaceSearch(search.faces, attempt, search.fits)
+        if search.faces:
+            return crop, crop_rgb, search, None
+        return image, rgb, search, quality.no_landmarks(rgb, [box], scale=1 / scale)
 
 
 SECOND_READER = (

@@ -35,7 +35,18 @@ SMALL_EYE_DISTANCE_PX = 50
 SLIGHT_YAW = 0.25
 SLIGHT_PITCH_RANGE = (0.4, 0.9)
 
-NO_FACE = "No face found: retake the photo facing the camera, with the whole face in view and in good light."
+NO_FACE = (
+    "No face found: retake the photo facing the camera, close enough that the face fills most of the picture, "
+    "in good light."
+)
+NO_FACE_BLURRED = (
+    "No face found, and the photo is very blurred: hold the phone still, tap the face to focus, and retake it "
+    "with the whole face in view."
+)
+FACE_UNREADABLE = (
+    "A face was found, but its features could not be placed: retake the photo with the whole face in view, "
+    "uncovered (no mask, hand or hair over it) and facing the camera."
+)
 SEVERAL_FACES = "More than one face found: take a photo of the patient alone."
 TOO_SMALL = "The face is too small in the photo: move closer so the face fills most of the picture."
 TOO_BLURRED = "The photo is too blurred to measure: hold the phone still, tap the face to focus, and retake it."
@@ -75,13 +86,53 @@ def face_figures(rgb: np.ndarray, points: np.ndarray) -> dict[str, float]:
     if crop.size == 0:
         return {"sharpness": 0.0, "brightness": 0.0}
     grey = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
-    # A fixed width makes sharpness comparable between a close-up and a distant face.
+    return {"sharpness": sharpness(grey), "brightness": float(grey.mean())}
+
+
+# Below this sharpness of the whole photo (as MIN_SHARPNESS, but over the whole frame) a photo with no
+# face found is called blurred: Gaussian blur of sigma 8 on a 512 px portrait scores 3.8, sigma 6 6.9.
+# A blank one (a wall, the ceiling) is not sharp either: it has no contrast (its grey levels' deviation
+# is below BLANK_PHOTO_DEVIATION; the blurred portrait's is about 60).
+BLURRED_PHOTO_SHARPNESS = 6.0
+BLANK_PHOTO_DEVIATION = 15.0
+# A face box's width per eye distance (MediaPipe's box spans about 2.4 eye distances).
+BOX_PER_EYE_DISTANCE = 2.4
+
+
+def sharpness(grey: np.ndarray) -> float:
+    """Variance of the Laplacian at 256 px wide: comparable between a close-up and a distant face."""
     scale = 256 / grey.shape[1]
     grey = cv2.resize(grey, (256, max(1, round(grey.shape[0] * scale))), interpolation=cv2.INTER_AREA)
-    return {
-        "sharpness": float(cv2.Laplacian(grey, cv2.CV_64F).var()),
-        "brightness": float(grey.mean()),
+    return float(cv2.Laplacian(grey, cv2.CV_64F).var())
+
+
+def no_landmarks(rgb: np.ndarray, boxes: list[np.ndarray], scale: float = 1.0) -> QualityReport:
+    """Why no face could be measured, when the mesh placed none: ``boxes`` are the faces the
+    full-range detector found (face.FaceMeshDetector.locate) in ``rgb``, whose pixels are ``scale``
+    of the original photo's. A refusal names the likely cause instead of "no face found" for every one."""
+    if len(boxes) > 1:
+        return QualityReport(False, SEVERAL_FACES, {"faces": len(boxes)})
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    if not boxes:
+        whole, deviation = round(sharpness(grey), 2), round(float(grey.std()), 2)
+        blurred = whole < BLURRED_PHOTO_SHARPNESS and deviation >= BLANK_PHOTO_DEVIATION
+        reason = NO_FACE_BLURRED if blurred else NO_FACE
+        return QualityReport(False, reason, {"faces": 0, "photo_sharpness": whole, "photo_deviation": deviation})
+    x0, y0, x1, y1 = np.round(boxes[0]).astype(int)
+    crop = grey[max(y0, 0) : max(y1, 1), max(x0, 0) : max(x1, 1)]
+    figures: dict[str, float | str] = {
+        "faces": 1,
+        "eye_distance_px": round((x1 - x0) / scale / BOX_PER_EYE_DISTANCE, 1),
+        "sharpness": round(sharpness(crop), 2) if crop.size else 0.0,
+        "brightness": round(float(crop.mean()), 2) if crop.size else 0.0,
     }
+    if figures["eye_distance_px"] < MIN_EYE_DISTANCE_PX:
+        return QualityReport(False, TOO_SMALL, figures)
+    if figures["brightness"] < DIM_BRIGHTNESS:
+        return QualityReport(False, TOO_DARK, figures)
+    if figures["sharpness"] < SOFT_SHARPNESS:
+        return QualityReport(False, TOO_BLURRED, figures)
+    return QualityReport(False, FACE_UNREADABLE, figures)
 
 
 def assess(rgb: np.ndarray, faces: list[np.ndarray], measurements: Measurements | None) -> QualityReport:

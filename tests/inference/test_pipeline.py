@@ -271,3 +271,45 @@ def test_the_overlay_marks_the_patients_right_and_left():
     for x, y in marks.values():
         box = overlay[int(y - half) : int(y + half), int(x - half) : int(x + half)]
         assert (box < 60).mean() > 0.4 and (box > 200).mean() > 0.05  # a dark box with a white letter
+
+
+def test_a_face_taken_from_across_the_room_is_measured(pipeline):
+    """A face a tenth of the photo's width (3,120 px wide) was "No face found": the mesh's own detector
+    misses faces under about 15% of the frame. The full-range detector finds it and the mesh measures
+    it in a crop at the photo's resolution."""
+    from tests.faces import distant_astronaut
+
+    result = analyze(pipeline, distant_astronaut(0.1))
+    assert result.status == "done", result.reason
+    assert result.label == NO_PARALYSIS
+    assert result.quality["face_search"].startswith("zoomed in on a distant face")
+    assert result.quality["eye_distance_px"] > 100  # the photo's own pixels, not the 1024 px copy's
+
+
+def test_a_very_blurred_photo_is_refused_as_blurred_not_as_faceless(pipeline):
+    from tests.faces import blurred_astronaut
+
+    result = analyze(pipeline, blurred_astronaut(10))
+    assert result.status == "rejected"
+    assert result.reason == quality.NO_FACE_BLURRED
+    blank = analyze(pipeline, np.full((600, 800, 3), (90, 140, 200), np.uint8))
+    assert blank.reason == quality.NO_FACE  # a wall is not sharp either, but it is not blurred
+
+
+@pytest.mark.parametrize(
+    ("box", "grey", "blur", "reason"),
+    [
+        ((500, 400, 550, 460), 150, 0, quality.TOO_SMALL),  # 50 px wide: about 21 px between the eyes
+        ((300, 200, 700, 700), 150, 12, quality.TOO_BLURRED),
+        ((300, 200, 700, 700), 40, 0, quality.TOO_DARK),
+        ((300, 200, 700, 700), 150, 0, quality.FACE_UNREADABLE),
+    ],
+)
+def test_a_face_found_but_not_measured_is_refused_with_its_likely_cause(box, grey, blur, reason):
+    rng = np.random.default_rng(0)
+    rgb = np.clip(rng.normal(grey, 25, (800, 1000, 1)).repeat(3, axis=2), 0, 255).astype(np.uint8)
+    if blur:
+        rgb = cv2.GaussianBlur(rgb, (0, 0), blur)
+    report = quality.no_landmarks(rgb, [np.array(box, dtype=float)])
+    assert not report.passed and report.reason == reason
+    assert quality.no_landmarks(rgb, [np.array(box, dtype=float)] * 2).reason == quality.SEVERAL_FACES

@@ -84,6 +84,42 @@ def test_it_refuses_two_photos_at_once_and_keeps_neither(client, people):
     assert not Scan.objects.exists()
 
 
+def test_a_form_sent_back_keeps_the_photo_for_its_uploader_only(client, people):
+    """Sent back for the patient, the form lost the chosen photo; it now keeps it (for 30 minutes, for
+    the one who chose it) and says why at its top."""
+    photo = jpeg_bytes(astronaut())
+    client.force_login(people.carol)
+    response = client.post(
+        "/scans/new/",
+        {"patient": people.other_patient.id, "image": SimpleUploadedFile("camera.jpg", photo, "image/jpeg")},
+    )
+    page = response.content.decode()
+    assert response.status_code == 400 and not Scan.objects.exists()
+    assert page.index('id="form-errors"') < page.index('id="new-scan-form"')  # the errors come first
+    assert "Select a valid choice" in page and "camera.jpg" in page
+    token = re.search(r'name="held_photo" value="([^"]+)"', page).group(1)
+
+    # Dave cannot send Carol's kept photo, even with its token.
+    client.force_login(people.dave)
+    stolen = client.post("/scans/new/", {"patient": people.other_patient.id, "held_photo": token})
+    assert stolen.status_code == 400 and "choose it again" in stolen.content.decode()
+
+    client.force_login(people.carol)
+    response = client.post("/scans/new/", {"patient": people.patient.id, "held_photo": token})
+    scan = Scan.objects.get()
+    assert response.status_code == 302 and scan.patient == people.patient
+    assert scan.upload.read() == photo
+    again = client.post("/scans/new/", {"patient": people.patient.id, "held_photo": token})
+    assert again.status_code == 400 and Scan.objects.count() == 1  # used once, then let go
+
+
+def test_a_form_without_a_photo_says_so_at_its_top(client, people):
+    client.force_login(people.carol)
+    page = client.post("/scans/new/", {"patient": people.patient.id}).content.decode()
+    summary = page[page.index('id="form-errors"') : page.index('id="new-scan-form"')]
+    assert "Choose a photo of the face." in summary
+
+
 def test_it_tells_the_caregiver_why_a_photo_was_refused_and_how_to_take_a_new_one(client, people):
     scan = factories.ScanFactory(
         patient=people.patient,
