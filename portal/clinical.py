@@ -11,6 +11,13 @@ DISCLAIMER = (
 
 
 def disclaimer(request) -> dict:
-    """Template context processor: {{ disclaimer }} on every page, and the portal's time zone (the
-    browser's scripts show times in it, not in the browser's own zone)."""
-    return {"disclaimer": DISCLAIMER, "portal_time_zone": settings.TIME_ZONE}
+    """Template context processor: {{ disclaimer }} on every page, the portal's time zone (the
+    browser's scripts show times in it, not in the browser's own zone), and whether the user is one
+    whom alerts call (a callable: the template asks only where it needs to)."""
+
+    def calls_user() -> bool:
+        from portal.selectors import user_role
+
+        return request.user.is_authenticated and user_role(request.user).is_clinical
+
+    return {"disclaimer": DISCLAIMER, "portal_time_zone": settings.TIME_ZONE, "alerts_call_user": calls_user}

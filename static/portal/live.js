@@ -165,7 +165,7 @@
   }
 
   function notify(alert, prefix) {
-    beep();
+    beep(true);
     if (!("Notification" in window) || Notification.permission !== "granted") return;
     // Only what this user may see anyway: the alert payload is already scoped to them.
     const advice = (alert.kind === "review" ? "Inconclusive result to review. " : "") + (alert.urgent ? alert.advice + " " : "");
@@ -174,10 +174,52 @@
         tag: "alert-" + alert.id, renotify: true });
   }
 
-  function beep() {
-    // A short tone; browsers allow it once the user has interacted with the page.
+  // One audio context for the page. Browsers start it suspended until the page is clicked or typed
+  // in (their autoplay policy): until then an alert would be silent, so the sound control says so and
+  // turns the sound on (and asks for pop-up notifications) with one click; any click on the page
+  // turns the sound on too.
+  let audio = null;
+  try { audio = new (window.AudioContext || window.webkitAudioContext)(); } catch (error) { audio = null; }
+  const soundControl = document.getElementById("sound-control");
+  state.missedSounds = 0;
+
+  function showSoundState() {
+    if (!soundControl) return;
+    const silent = !audio || audio.state !== "running";
+    soundControl.hidden = !silent;
+    soundControl.classList.toggle("missed", silent && state.missedSounds > 0);
+    document.getElementById("sound-state").textContent = !audio
+      ? "This browser cannot play the alert sound: keep the feed in view."
+      : state.missedSounds > 0
+        ? state.missedSounds + (state.missedSounds === 1 ? " alert" : " alerts") +
+          " arrived without sound: the browser keeps this page silent until it is clicked. Turn the sound on so the next one is heard."
+        : "Alert sound is off on this screen: the browser keeps a page silent until it is clicked.";
+  }
+
+  function soundOn() {
+    if (!audio) return Promise.resolve();
+    return audio.resume().then(showSoundState, showSoundState);
+  }
+
+  if (soundControl) {
+    document.getElementById("sound-on").addEventListener("click", () => {
+      soundOn().then(() => beep(false));
+      if ("Notification" in window && Notification.permission === "default") Notification.requestPermission().catch(() => {});
+    });
+    if (audio) audio.addEventListener("statechange", showSoundState);
+    showSoundState();
+  }
+  for (const gesture of ["pointerdown", "keydown"]) {
+    document.addEventListener(gesture, () => { if (audio && audio.state !== "running") soundOn(); }, { capture: true });
+  }
+
+  function beep(forAlert) {
+    // A short tone, or, while the browser keeps the page silent, a count of the alerts not heard.
+    if (!audio || audio.state !== "running") {
+      if (forAlert) { state.missedSounds += 1; showSoundState(); }
+      return;
+    }
     try {
-      const audio = new (window.AudioContext || window.webkitAudioContext)();
       const tone = audio.createOscillator();
       tone.frequency.value = 880;
       tone.connect(audio.destination);
