@@ -21,6 +21,7 @@ from alerts.services import (
     PushEndpointRefused,
     alert_acknowledge,
     alert_resolve,
+    alert_undo_resolve,
     push_subscription_save,
 )
 from portal.api_common import IdFilter, error_responses
@@ -90,6 +91,21 @@ class AlertResolveApi(APIView):
                 outcome=form.validated_data["outcome"],
                 note=form.validated_data.get("note", ""),
                 remote_addr=client_ip(request),
+            )
+        )
+        return Response(AlertSerializer(alert, context={"request": request}).data)
+
+
+class AlertUndoResolveApi(APIView):
+    """Take back one's own resolution within UNDO_RESOLVE_SECONDS (alerts.services.alert_undo_resolve)."""
+
+    @extend_schema(
+        request=None, responses={200: AlertSerializer, **error_responses(401, 403, 404, 409, id_in_path=True)}
+    )
+    def post(self, request, pk: int):
+        alert = _run(
+            lambda: alert_undo_resolve(
+                alert_id=pk, user=request.user, source=AlertEvent.Source.API, remote_addr=client_ip(request)
             )
         )
         return Response(AlertSerializer(alert, context={"request": request}).data)

@@ -104,6 +104,7 @@ class AlertEvent(models.Model):
         ESCALATED = "escalated", "Escalated"
         REPEATED = "repeated", "Another positive scan"
         REOPENED = "reopened", "Re-opened by a worse scan"
+        UNRESOLVED = "unresolved", "Resolution undone"
         NOTIFIED = "notified", "People notified (push, e-mail)"
 
     class Source(models.TextChoices):

@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from alerts.events import publish_alert
@@ -193,6 +194,53 @@ def alert_resolve(
             source=source,
             remote_addr=remote_addr,
             note=note[:500],
+        )
+        publish_alert(event_type="alert.updated", alert_id=alert.id, patient_id=alert.patient_id, version=event.id)
+    return alert_get_visible(user=user, alert_id=alert.id)
+
+
+# How long the clinician who resolved an alert can take it back (a wrong outcome, a slip of the finger).
+UNDO_RESOLVE_SECONDS = 120
+
+
+def alert_undo_resolve(*, alert_id: int, user, source: str, remote_addr: str | None = None) -> Alert:
+    """Take back one's own resolution within UNDO_RESOLVE_SECONDS: the alert is active again, claimed
+    by that clinician (a claimed alert calls nobody, so no tier is called twice), its outcome cleared.
+    Refused (AlertConflict) after the window, for another clinician's resolution, or when a newer
+    alert of the patient is already active (work on that one)."""
+    alert = _actionable_or_raise(user=user, alert_id=alert_id)
+    now = timezone.now()
+    with transaction.atomic():
+        # The patient's alerts, locked in one order, so that an alert raised meanwhile is seen.
+        active = list(
+            Alert.objects.select_for_update()
+            .filter(patient_id=alert.patient_id, status__in=Alert.ACTIVE_STATUSES)
+            .order_by("id")
+            .values_list("id", flat=True)
+        )
+        if active:
+            raise AlertConflict(f"Alert {active[0]} of this patient is active: work on that one.")
+        undone = Alert.objects.filter(
+            id=alert.id,
+            status=Alert.Status.RESOLVED,
+            resolved_by=user,
+            resolved_at__gte=now - timedelta(seconds=UNDO_RESOLVE_SECONDS),
+        ).update(
+            status=Alert.Status.ACKNOWLEDGED,
+            acknowledged_by=user,
+            acknowledged_at=Coalesce(F("acknowledged_at"), Value(now)),
+            resolved_by=None,
+            resolved_at=None,
+            outcome="",
+            next_escalation_at=None,
+        )
+        if undone != 1:
+            raise AlertConflict(
+                f"Alert {alert.id}'s resolution can no longer be undone: only the clinician who resolved it can, "
+                f"within {UNDO_RESOLVE_SECONDS // 60} minutes."
+            )
+        event = AlertEvent.objects.create(
+            alert_id=alert.id, kind=AlertEvent.Kind.UNRESOLVED, actor=user, source=source, remote_addr=remote_addr
         )
         publish_alert(event_type="alert.updated", alert_id=alert.id, patient_id=alert.patient_id, version=event.id)
     return alert_get_visible(user=user, alert_id=alert.id)

@@ -8,6 +8,7 @@ from django.shortcuts import render
 from alerts.notify import push_configured
 from alerts.selectors import alert_feed_for_user, live_cursor
 from alerts.serializers import AlertSerializer
+from alerts.services import UNDO_RESOLVE_SECONDS
 from portal.selectors import user_role
 
 
@@ -23,6 +24,7 @@ def feed(request):
             "alerts_json": payload,
             "live_cursor": cursor,
             "can_act": user_role(request.user).is_clinical,
+            "undo_seconds": UNDO_RESOLVE_SECONDS,
             "push_available": push_configured(),
         },
     )

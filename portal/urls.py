@@ -29,6 +29,7 @@ api_v1 = [
     path("alerts/", alert_apis.AlertListApi.as_view(), name="alert-list"),
     path("alerts/<id:pk>/acknowledge/", alert_apis.AlertAcknowledgeApi.as_view(), name="alert-acknowledge"),
     path("alerts/<id:pk>/resolve/", alert_apis.AlertResolveApi.as_view(), name="alert-resolve"),
+    path("alerts/<id:pk>/undo-resolve/", alert_apis.AlertUndoResolveApi.as_view(), name="alert-undo-resolve"),
     path("push/subscription/", alert_apis.PushSubscriptionApi.as_view(), name="push-subscription"),
 ]
 

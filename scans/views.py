@@ -27,7 +27,7 @@ from scans.services import (
     upload_inspect,
 )
 from scans.throttling import UploadLimitReached, admit_upload
-from scans.wording import lay_advice
+from scans.wording import care_team_news, lay_advice
 
 
 @login_required
@@ -132,8 +132,10 @@ def detail(request, pk: int):
         raise Http404("No such scan.")
     result = getattr(scan, "result", None) if scan.status == Scan.Status.DONE else None
     # A caregiver reads plain words with a number to call; clinicians read the label, pattern and advice.
-    lay = lay_advice(result) if result is not None and user_role(request.user) == UserRole.CAREGIVER else None
-    return render(request, "scans/detail.html", {"scan": scan, "result": result, "lay": lay})
+    caregiver = user_role(request.user) == UserRole.CAREGIVER
+    lay = lay_advice(result) if result is not None and caregiver else None
+    news = care_team_news(scan.episode_alert) if lay else ""
+    return render(request, "scans/detail.html", {"scan": scan, "result": result, "lay": lay, "team_news": news})
 
 
 @login_required

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.utils import timezone
+from django.utils.formats import date_format
 
 WARNING_SIGNS = (
     "If the face drooped suddenly, or the person has weakness of an arm or leg, slurred or strange speech, "
@@ -61,3 +63,25 @@ def lay_advice(result) -> LayAdvice:
         "calm",
         number,
     )
+
+
+def care_team_news(alert) -> str:
+    """What the care team has done with the alert a caregiver's photo raised (alerts.models.Alert), in
+    plain words: she learns that someone is looking, and what they found. "" while no one has yet."""
+    if alert is None:
+        return ""
+    when = date_format(
+        timezone.localtime(alert.resolved_at or alert.acknowledged_at or alert.created_at), "DATETIME_FORMAT"
+    )
+    if alert.status == alert.Status.ACKNOWLEDGED:
+        return f"A clinician of the care team is looking at this now (since {when})."
+    if alert.status != alert.Status.RESOLVED:
+        return ""
+    found = {
+        alert.Outcome.CONFIRMED: "they found weakness of the face and are taking care of the patient: follow their "
+        "advice.",
+        alert.Outcome.REFERRED: "they have referred the patient on for further care: expect to be contacted.",
+        alert.Outcome.FALSE_ALARM: "they found no cause for concern in it. This does not rule out a stroke later: "
+        "watch for the signs below.",
+    }.get(alert.outcome, "they have closed it.")
+    return f"The care team has reviewed this photo ({when}): {found}"

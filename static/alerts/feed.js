@@ -5,6 +5,9 @@
   "use strict";
   const feed = document.getElementById("alert-feed");
   const canAct = feed.dataset.canAct === "1";
+  const me = feed.dataset.username;
+  const undoSeconds = Number(feed.dataset.undoSeconds || 0);
+  const undoTimers = new Map(); // alert id -> the timer that redraws its card once Undo has expired
   const rows = new Map();
 
   function csrfToken() {
@@ -104,6 +107,19 @@
       button.onclick = () => act(alert.id, "acknowledge", {});
       body.append(button);
     }
+    // One's own resolution can be taken back for a short while (alerts.services.alert_undo_resolve).
+    const undoLeft = alert.status === "resolved" && alert.resolved_by === me && alert.resolved_at
+      ? undoSeconds * 1000 - (Date.now() - Date.parse(alert.resolved_at)) : 0;
+    clearTimeout(undoTimers.get(alert.id));
+    if (canAct && undoLeft > 0) {
+      const button = document.createElement("button");
+      button.textContent = "Undo resolve"; button.className = "secondary undo";
+      button.onclick = () => act(alert.id, "undo-resolve", {});
+      const until = line("small undo-until", "You can undo this until " +
+        clock.when(new Date(Date.now() + undoLeft).toISOString()) + ".");
+      body.append(button, until);
+      undoTimers.set(alert.id, setTimeout(() => render(alert), undoLeft + 50));
+    }
     if (canAct && alert.status !== "resolved") {
       if (drafts.has(alert.id)) {
         body.append(resolveForm(alert));
@@ -194,6 +210,10 @@
     if (response.ok) {
       drafts.delete(id);
       render(data);
+      // The button pressed is gone with the redraw: keep the keyboard in the card, on what comes next.
+      const card = rows.get(id);
+      const next = card && (card.querySelector("button.undo, button.resolve") || card.querySelector("a"));
+      if (next) next.focus();
     } else {
       window.alert(data.detail || "That did not work.");
     }

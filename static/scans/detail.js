@@ -2,6 +2,7 @@
 // the change from scan.updated over the socket, and, since an analysis can end before the socket opens
 // (or while a phone is off the network), by asking for the scan's state whenever the socket opens or
 // reopens, when the tab becomes visible again, and every 20 s while the scan is still being analysed.
+// Once the care team claims or resolves the scan's alert, the page reloads to say so.
 (function () {
   "use strict";
   const box = document.getElementById("scan");
@@ -21,6 +22,13 @@
   }
 
   window.addEventListener("portal:scan.updated", (event) => changed(event.detail.scan));
+  // The care team claimed or resolved this scan's alert: the page says so (a caregiver learns the outcome).
+  window.addEventListener("portal:alert.updated", (event) => {
+    const alert = event.detail.alert;
+    if (box.dataset.alertId && String(alert.id) === box.dataset.alertId && alert.status !== box.dataset.alertStatus) {
+      window.location.reload();
+    }
+  });
   if (!pending) return;
   window.addEventListener("portal:socket.open", () => check().catch(() => {}));
   document.addEventListener("visibilitychange", () => { if (!document.hidden) check().catch(() => {}); });

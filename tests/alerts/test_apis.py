@@ -88,3 +88,59 @@ def test_resolve_needs_a_known_outcome(people, api, alert):
     response = api(people.alice).post(f"/api/v1/alerts/{alert.id}/resolve/", {"outcome": "meh"}, format="json")
     assert response.status_code == 400
     assert "outcome" in response.json()
+
+
+def test_a_clinician_can_undo_her_own_resolution_for_two_minutes(people, api, alert):
+    """A false alarm pressed by mistake could not be taken back."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from alerts.services import UNDO_RESOLVE_SECONDS
+
+    alice = api(people.alice)
+    assert (
+        alice.post(f"/api/v1/alerts/{alert.id}/resolve/", {"outcome": "false_alarm"}, format="json").status_code == 200
+    )
+    undone = alice.post(f"/api/v1/alerts/{alert.id}/undo-resolve/")
+    assert undone.status_code == 200, undone.json()
+    body = undone.json()
+    assert (body["status"], body["acknowledged_by"], body["outcome"], body["resolved_by"]) == (
+        "acknowledged",
+        "alice",
+        "",
+        None,
+    )
+    stored = Alert.objects.get(pk=alert.id)
+    assert stored.next_escalation_at is None  # claimed: nobody is called
+    kinds = list(AlertEvent.objects.filter(alert=alert).values_list("kind", flat=True))
+    assert kinds[-2:] == ["resolved", "unresolved"]
+
+    # Once more, and then too late.
+    assert alice.post(f"/api/v1/alerts/{alert.id}/resolve/", {"outcome": "confirmed"}, format="json").status_code == 200
+    Alert.objects.filter(pk=alert.id).update(resolved_at=timezone.now() - timedelta(seconds=UNDO_RESOLVE_SECONDS + 1))
+    late = alice.post(f"/api/v1/alerts/{alert.id}/undo-resolve/")
+    assert late.status_code == 409 and "can no longer be undone" in late.json()["detail"]
+    assert Alert.objects.get(pk=alert.id).status == Alert.Status.RESOLVED
+
+
+def test_only_the_resolver_may_undo_and_never_beside_a_newer_active_alert(people, api, alert):
+    from tests import factories
+
+    factories.add_to_team(factories.PhysicianFactory(user=factories.UserFactory(username="erin")), people.team)
+    erin = api(factories.UserFactory._meta.model.objects.get(username="erin"))
+    assert (
+        api(people.alice)
+        .post(f"/api/v1/alerts/{alert.id}/resolve/", {"outcome": "referred"}, format="json")
+        .status_code
+        == 200
+    )
+    assert erin.post(f"/api/v1/alerts/{alert.id}/undo-resolve/").status_code == 409
+    assert api(people.carol).post(f"/api/v1/alerts/{alert.id}/undo-resolve/").status_code == 403
+    assert api(people.bob).post(f"/api/v1/alerts/{alert.id}/undo-resolve/").status_code == 404
+
+    result = factories.ScanResultFactory(scan__patient=people.patient)
+    newer = alert_raise(scan=result.scan, result=result)
+    assert newer.id != alert.id
+    blocked = api(people.alice).post(f"/api/v1/alerts/{alert.id}/undo-resolve/")
+    assert blocked.status_code == 409 and f"Alert {newer.id}" in blocked.json()["detail"]

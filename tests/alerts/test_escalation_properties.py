@@ -22,7 +22,14 @@ from hypothesis.extra.django import TestCase
 
 from alerts import notify, services
 from alerts.models import TOP_TIER, Alert
-from alerts.services import AlertConflict, alert_acknowledge, alert_escalate_overdue, alert_raise, alert_resolve
+from alerts.services import (
+    AlertConflict,
+    alert_acknowledge,
+    alert_escalate_overdue,
+    alert_raise,
+    alert_resolve,
+    alert_undo_resolve,
+)
 from tests import factories
 
 flag = st.tuples(
@@ -36,6 +43,7 @@ events = st.lists(
         flag,
         st.tuples(st.just("claim")),
         st.tuples(st.just("resolve")),
+        st.tuples(st.just("undo")),  # the resolver takes back the latest resolution
         st.tuples(st.just("advance"), st.integers(min_value=1, max_value=90)),
         st.tuples(st.just("sweep")),
         st.tuples(st.just("tick"), st.integers(min_value=1, max_value=120)),  # the clock moves, then a sweep
@@ -109,6 +117,15 @@ class EscalationProperties(TestCase):
                                 alert_resolve(alert_id=alert.id, user=actor, outcome="confirmed", source="api")
                         except AlertConflict:
                             pass
+                elif kind == "undo":
+                    alert = Alert.objects.filter(patient=patient, status=Alert.Status.RESOLVED).order_by("-id").first()
+                    if alert is not None:
+                        try:
+                            alert_undo_resolve(alert_id=alert.id, user=alert.resolved_by, source="api")
+                        except AlertConflict:
+                            pass
+                        active = Alert.objects.filter(patient=patient, status__in=Alert.ACTIVE_STATUSES)
+                        assert active.count() <= 1, "an undo made two active alerts for one patient"
                 elif kind == "advance":
                     now += timedelta(minutes=event[1])
                 elif kind == "sweep":

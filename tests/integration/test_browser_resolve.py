@@ -63,3 +63,42 @@ def test_resolving_can_be_cancelled(browser, live_stack, people):
     assert card.locator(".resolve-form").count() == 0
     clinician.wait_for_timeout(300)
     assert Alert.objects.get(pk=alert.id).status == Alert.Status.OPEN
+
+
+def test_a_resolution_can_be_undone_and_the_caregiver_learns_the_outcome(browser, live_stack, people):
+    """No undo; the caregiver never learned what the care team found. Keyboard focus stays in the card
+    after each step (it was lost to the page after Acknowledge)."""
+    from alerts.models import Alert
+
+    alert = flagged(people.patient, pattern="peripheral")
+    caregiver = logged_in_page(browser, live_stack, "carol", viewport={"width": 390, "height": 844})
+    caregiver.goto(f"{live_stack.base_url}/scans/{alert.scan_id}/")
+    caregiver.wait_for_selector("#lay-advice")
+    assert caregiver.locator("#care-team-news").count() == 0  # nobody has looked yet
+
+    clinician = logged_in_page(browser, live_stack, "alice")
+    clinician.goto(f"{live_stack.base_url}/alerts/")
+    card = clinician.locator(f"li.alert[data-alert-id='{alert.id}']")
+    card.locator("button.acknowledge").focus()
+    clinician.keyboard.press("Enter")
+    clinician.wait_for_selector(f"li.alert.status-acknowledged[data-alert-id='{alert.id}']")
+    assert clinician.evaluate("document.activeElement.className") == "secondary resolve"
+    # The caregiver's page says someone is looking, without a reload by hand.
+    news = caregiver.wait_for_selector("#care-team-news", timeout=20_000)
+    assert "A clinician of the care team is looking at this now" in news.inner_text()
+
+    clinician.keyboard.press("Enter")  # Resolve…
+    card.locator("input[value=false_alarm]").check()
+    card.locator("textarea[name=note]").fill("Known old Bell's palsy")
+    card.locator("button.confirm-resolve").click()
+    clinician.wait_for_selector(f"li.alert.status-resolved[data-alert-id='{alert.id}']")
+    assert clinician.evaluate("document.activeElement.className") == "secondary undo"
+    assert "You can undo this until" in card.inner_text()
+    caregiver.wait_for_selector("#care-team-news >> text=found no cause for concern", timeout=20_000)
+
+    # Undo: the alert is hers again, claimed, and the card offers to resolve it.
+    clinician.keyboard.press("Enter")
+    clinician.wait_for_selector(f"li.alert.status-acknowledged[data-alert-id='{alert.id}']")
+    stored = Alert.objects.get(pk=alert.id)
+    assert (stored.status, stored.outcome, stored.acknowledged_by.username) == ("acknowledged", "", "alice")
+    caregiver.wait_for_selector("#care-team-news >> text=is looking at this now", timeout=20_000)

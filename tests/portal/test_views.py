@@ -258,7 +258,8 @@ def test_the_patient_page_charts_severity_over_time_with_positives_in_red(client
         )
     client.force_login(people.carol)
     page = client.get(f"/scans/patients/{people.patient.id}/").content.decode()
-    assert page.count('<circle r="6" class="positive"/>') == 2 and page.count('<circle r="6" class="negative"/>') == 1
+    wide = page[page.index('<svg class="trend wide"') : page.index('<svg class="trend narrow"')]
+    assert wide.count('class="positive"/>') == 2 and wide.count('<circle r="5.5" class="negative"/>') == 1
     assert "Asymmetry index of 3 scans" in page
     assert client.get(f"/scans/patients/{people.other_patient.id}/").status_code == 404
 
