@@ -20,4 +20,17 @@ def disclaimer(request) -> dict:
 
         return request.user.is_authenticated and user_role(request.user).is_clinical
 
-    return {"disclaimer": DISCLAIMER, "portal_time_zone": settings.TIME_ZONE, "alerts_call_user": calls_user}
+    def session_ends() -> str:
+        from datetime import UTC, datetime
+
+        from portal.credentials import session_ends_at
+
+        ends_at = session_ends_at(request.session) if request.user.is_authenticated else None
+        return datetime.fromtimestamp(ends_at, UTC).isoformat() if ends_at else ""
+
+    return {
+        "disclaimer": DISCLAIMER,
+        "portal_time_zone": settings.TIME_ZONE,
+        "alerts_call_user": calls_user,
+        "session_ends": session_ends,
+    }

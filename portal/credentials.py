@@ -67,6 +67,14 @@ def session_ends_at(session) -> float | None:
     return min(active_at + settings.SESSION_IDLE_MINUTES * 60, signed_in_at + settings.SESSION_MAX_HOURS * 3600)
 
 
+def session_end_reason(session) -> str:
+    """Why the session will end: "idle" (SESSION_IDLE_MINUTES unused) or "shift" (SESSION_MAX_HOURS)."""
+    signed_in_at = session.get(SIGNED_IN_AT) or 0
+    active_at = session.get(ACTIVE_AT, signed_in_at)
+    idle_end = active_at + settings.SESSION_IDLE_MINUTES * 60
+    return "idle" if idle_end <= signed_in_at + settings.SESSION_MAX_HOURS * 3600 else "shift"
+
+
 def session_is_live(session, now: float | None = None) -> bool:
     ends_at = session_ends_at(session)
     return ends_at is not None and (now or time.time()) < ends_at

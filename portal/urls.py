@@ -37,10 +37,11 @@ urlpatterns = [
     path("", portal_views.home, name="home"),
     path("information/", portal_views.information, name="information"),
     path("healthz", portal_views.healthz, name="healthz"),
+    path("session/", portal_views.session_state, name="session-state"),
     # The service worker that shows Web Push notifications: served from the root, so its scope is the site.
     path("sw.js", alert_views.service_worker, name="service-worker"),
     # Locked out after too many failures by django-axes (portal/auth.py), as the API and the admin are.
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("login/", portal_views.SignInView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("scans/", include("scans.urls")),
     path("alerts/", include("alerts.urls")),

@@ -7,6 +7,7 @@ from collections import Counter
 import redis
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import LoginView
 from django.db import connection
 from django.http import JsonResponse
 from django.shortcuts import render
@@ -28,6 +29,27 @@ def home(request):
             "recent_scans": recent,
             "open_alerts": alert_open_count(user=request.user),
         },
+    )
+
+
+@never_cache
+def session_state(request):
+    """When this browser's session ends and why, for the page's sign-out notice (live.js). A request
+    without the background header is someone using the screen: it moves the end on, as any page does."""
+    from datetime import UTC, datetime
+
+    from portal.credentials import session_end_reason, session_ends_at
+
+    ends_at = session_ends_at(request.session) if request.user.is_authenticated else None
+    if ends_at is None:
+        return JsonResponse({"signed_in": False}, status=401)
+    return JsonResponse(
+        {
+            "signed_in": True,
+            "ends_at": datetime.fromtimestamp(ends_at, UTC).isoformat(),
+            "reason": session_end_reason(request.session),
+            "idle_minutes": settings.SESSION_IDLE_MINUTES,
+        }
     )
 
 
@@ -74,3 +96,48 @@ def healthz(request):
         checks["classifier"] = classifier_health()
     healthy = all(value.startswith("ok") for value in checks.values())
     return JsonResponse({"status": "ok" if healthy else "degraded", "checks": checks}, status=200 if serving else 503)
+
+
+class SignInView(LoginView):
+    """Django's login page, saying why the last session ended when the page that was signed out tells
+    it (live.js: ?signed_out=1&why=idle|shift&at=<ISO time>&open=<alerts open on that screen>)."""
+
+    def get_context_data(self, **kwargs):
+        return {**super().get_context_data(**kwargs), "signed_out_notice": signed_out_notice(self.request.GET)}
+
+
+def signed_out_notice(query) -> str:
+    """The login page's words for a signed-out screen; only a reason, a time and a count are taken
+    from the address, never words."""
+    from datetime import datetime
+
+    from django.utils import timezone
+    from django.utils.dateformat import format as date_format
+    from django.utils.formats import get_format
+
+    if not query.get("signed_out"):
+        return ""
+    why = query.get("why")
+    try:
+        at = datetime.fromisoformat(query.get("at", "").replace("Z", "+00:00"))
+        when = " at " + date_format(timezone.localtime(at), get_format("DATETIME_FORMAT")) if at.tzinfo else ""
+    except ValueError:
+        when = ""
+    if why == "idle":
+        notice = f"You were signed out{when}: nobody used this screen for {settings.SESSION_IDLE_MINUTES} minutes."
+    elif why == "shift":
+        notice = (
+            f"You were signed out{when}: the session reached its limit of a shift ({settings.SESSION_MAX_HOURS} hours)."
+        )
+    else:
+        notice = (
+            "You were signed out: nobody used this screen for a while, or the session reached its limit of a shift."
+        )
+    try:
+        still_open = max(0, min(int(query.get("open", "0")), 999))
+    except ValueError:
+        still_open = 0
+    if still_open:
+        alerts = "1 alert was" if still_open == 1 else f"{still_open} alerts were"
+        notice += f" {alerts} open on this screen: the care team is still being called for them; sign in to see them."
+    return notice + " Sign in again to keep receiving alerts."

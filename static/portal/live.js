@@ -53,6 +53,68 @@
     return response;
   }
 
+  // An unused screen signs out at a time it says in advance: the server ends the session
+  // SESSION_IDLE_MINUTES after someone last used the screen (or at the end of a shift). Clicks and key
+  // presses on the page count as use (told to the server at most once a minute); for the last
+  // SESSION_WARNING_MS a notice gives the time and a button to stay; at that time the page goes to the
+  // login page, which says why and how many alerts were open on this screen.
+  const SESSION_WARNING_MS = 2 * 60 * 1000;
+  let sessionEnds = Date.parse(document.body.dataset.sessionEnds || "") || null;
+  let sessionReason = "idle";
+  let lastUse = 0;
+  const warning = document.getElementById("session-warning");
+
+  async function sessionState(inUse) {
+    const response = inUse
+      ? await fetch("/session/", { credentials: "same-origin" })
+      : await background("/session/");
+    if (response.ok) {
+      const data = await response.json();
+      sessionEnds = Date.parse(data.ends_at);
+      sessionReason = data.reason;
+      checkSession();
+    }
+  }
+
+  function used() {
+    if (leaving || Date.now() - lastUse < 60000) return;
+    lastUse = Date.now();
+    sessionState(true).catch(() => {});
+  }
+
+  function checkSession() {
+    if (!sessionEnds || leaving || !warning) return;
+    const left = sessionEnds - Date.now();
+    if (left <= 0) {
+      leaving = true;
+      const at = new Date(sessionEnds).toISOString();
+      location.assign("/login/?signed_out=1&why=" + sessionReason + "&at=" + encodeURIComponent(at) +
+        "&open=" + (state.openCount || 0) + "&next=" + encodeURIComponent(location.pathname + location.search));
+      return;
+    }
+    const show = left <= SESSION_WARNING_MS;
+    if (show) {
+      const clock = window.portalClock;
+      const minutes = Math.max(1, Math.ceil(left / 60000));
+      document.getElementById("session-warning-text").textContent = (sessionReason === "shift"
+        ? "This session reaches its limit of a shift: it signs out at "
+        : "Nobody has used this screen for a while: it signs out at ") + clock.when(new Date(sessionEnds).toISOString()) +
+        " (in " + (minutes === 1 ? "under a minute" : minutes + " minutes") + ")" +
+        (state.openCount ? ", with " + state.openCount + (state.openCount === 1 ? " open alert" : " open alerts") + " on it" : "") + ".";
+    }
+    if (warning.hidden === show) warning.hidden = !show;
+    document.getElementById("stay-signed-in").hidden = sessionReason === "shift";
+  }
+
+  state.refreshSession = () => sessionState(false);
+  if (warning) {
+    for (const gesture of ["pointerdown", "keydown"]) document.addEventListener(gesture, used, { capture: true });
+    document.getElementById("stay-signed-in").addEventListener("click", () => { lastUse = 0; used(); });
+    setInterval(checkSession, 1000);
+    // Another tab or device of the same session may have been used meanwhile: ask now and then.
+    setInterval(() => { if (sessionEnds && sessionEnds - Date.now() <= SESSION_WARNING_MS + 60000) sessionState(false).catch(() => {}); }, 30000);
+  }
+
   // The open count only: it moves no cursor.
   async function refreshCounts() {
     const open = await background("/api/v1/alerts/?status=open").then((r) => r.json());

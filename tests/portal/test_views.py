@@ -292,3 +292,18 @@ def test_a_missing_page_says_so_in_the_portals_own_page(client, people):
     assert "<h1>Page not found</h1>" in page and 'href="/scans/"' in page  # a way back, not a bare page
     assert 'class="skip-link" href="#main"' in page and '<main id="main"' in page
     assert 'rel="icon"' in page and 'aria-live="assertive"' in page
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("signed_out=1&why=idle&at=2026-12-04T14:05:00Z&open=2", "You were signed out at 2026-12-04 14:05 UTC: nobody"),
+        ("signed_out=1&why=idle&at=2026-12-04T14:05:00Z&open=2", "2 alerts were open on this screen"),
+        ("signed_out=1&why=shift", "the session reached its limit of a shift (12 hours)"),
+        ("signed_out=1&why=<b>x</b>&at=junk&open=lots", "You were signed out: nobody used this screen for a while"),
+    ],
+)
+def test_the_login_page_says_why_a_screen_was_signed_out_from_a_reason_a_time_and_a_count(client, query, expected):
+    page = client.get(f"/login/?{query}").content.decode()
+    assert expected in page
+    assert "<b>x</b>" not in page and "lots" not in page
