@@ -82,7 +82,10 @@
     if (alert.urgent && alert.advice) body.append(line("stroke-advice", alert.advice));
     body.append(title, meta, deadline);
     const scan = alert.latest_scan;
-    if (scan.pattern) body.append(line("alert-pattern", "Pattern: " + scan.pattern_display));
+    // The badge is the episode's most concerning pattern; this line is the latest photo's, said as such.
+    if (scan.pattern) {
+      body.append(line("alert-pattern", (alert.scan_count > 1 ? "Latest photo's pattern: " : "Pattern: ") + scan.pattern_display));
+    }
     if (scan.quality_warnings && scan.quality_warnings.length) {
       const warnings = document.createElement("ul");
       warnings.className = "alert-warnings";
