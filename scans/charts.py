@@ -180,6 +180,12 @@ def _draw(points: list[dict], layout: Layout) -> str:
         f"positive at {positive_at:g} or more</text>"
     )
     # Error bars: where a second photo of the same face would measure (the index's 95% repeatability).
+    # The index is written above its bar, never across it.
+    label_dy = {}
+    for i, point in enumerate(points):
+        interval = point.get("index_interval")
+        if point["asymmetry_index"] is not None and interval:
+            label_dy[i] = min(-11.0, y(min(interval[1], top)) - y(point["asymmetry_index"]) - 4)
     for px, point in measured:
         interval = point.get("index_interval")
         if interval:
@@ -195,14 +201,21 @@ def _draw(points: list[dict], layout: Layout) -> str:
         index = points[i]["asymmetry_index"]
         if index is None:
             continue
-        box = (placed[i], y(index) - 11)
+        box = (placed[i], y(index) + label_dy.get(i, -11.0))
         if all(abs(box[0] - bx) >= layout.gap - 1 or abs(box[1] - by) >= layout.value_text + 2 for bx, by in boxes):
             shown.add(i)
             boxes.append(box)
     for i, point in enumerate(points):
         index = point["asymmetry_index"]
         # A refused photo has no index: it sits on the time axis.
-        parts.append(_point(point, placed[i], y(index if index is not None else 0), with_value=i in shown))
+        parts.append(
+            _point(
+                point,
+                placed[i],
+                y(index if index is not None else 0),
+                value_dy=label_dy.get(i, -11.0) if i in shown else None,
+            )
+        )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -228,8 +241,9 @@ def spread(xs: list[float], gap: float, low: float, high: float) -> list[float]:
     return [value + i * gap for i, value in enumerate(pooled)]
 
 
-def _point(point: dict, px: float, py: float, *, with_value: bool) -> str:
-    """One scan's mark, linked to its page, with its index above it and its pattern letter beside it."""
+def _point(point: dict, px: float, py: float, *, value_dy: float | None) -> str:
+    """One scan's mark, linked to its page, with its index ``value_dy`` above it (None: not written)
+    and its pattern letter beside it."""
     when = date_format(timezone.localtime(point["uploaded_at"]), get_format("DATETIME_FORMAT"))
     index = point["asymmetry_index"]
     labels = ""
@@ -245,8 +259,8 @@ def _point(point: dict, px: float, py: float, *, with_value: bool) -> str:
                 title += f" ± {point['index_repeatability']:.2f}"
             if point.get("change"):
                 title += f" ({point['change']} since the previous photo)"
-            if with_value:
-                labels = f'<text y="-11" class="value" text-anchor="middle">{index:.2f}</text>'
+            if value_dy is not None:
+                labels = f'<text y="{value_dy:.1f}" class="value" text-anchor="middle">{index:.2f}</text>'
         if point["pattern"]:
             title += f", pattern: {ScanResult.Pattern(point['pattern']).label}"
             labels += (

@@ -215,3 +215,20 @@ def test_spread_keeps_order_and_gap_and_moves_nothing_that_has_room(xs, gap):
     assert all(later - earlier >= room - 1e-6 for earlier, later in zip(placed, placed[1:]))
     if all(later - earlier >= gap for earlier, later in zip(xs, xs[1:])):
         assert placed == pytest.approx(xs)
+
+
+def test_an_index_is_written_above_its_repeatability_bar_not_across_it(client, people):
+    scan_on(
+        people.patient,
+        5,
+        label="paralysis",
+        measurements={"asymmetry_index": 1.43, "index_repeatability": 0.2, "index_interval": [1.23, 1.63]},
+    )
+    for drawing in ("wide", "narrow"):
+        svg = chart(client, people.carol, people.patient, drawing)
+        bar = next(path for path in svg.iter("path") if path.get("class") == "interval")
+        bar_top = min(float(v) for v in re.findall(r"[MHV][\d.]+,([\d.]+)", bar.get("d")))
+        link = next(svg.iter("a"))
+        mark_y = float(re.match(r"translate\([\d.]+ ([\d.]+)\)", link.find("g").get("transform")).group(1))
+        value = next(text for text in link.iter("text") if text.get("class") == "value")
+        assert mark_y + float(value.get("y")) <= bar_top - 3  # the text's baseline clears the bar's cap
