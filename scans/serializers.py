@@ -12,7 +12,7 @@ from portal.api_common import absolute_url
 from portal.clinical import DISCLAIMER
 from portal.serializers import PatientSummarySerializer, PhysicianSerializer
 from scans.models import Scan, ScanResult
-from scans.wording import lay_advice
+from scans.wording import care_team_news, lay_advice
 
 
 class ScanResultSerializer(serializers.ModelSerializer):
@@ -103,6 +103,11 @@ class ScanSerializer(serializers.ModelSerializer):
     overlay_url = serializers.SerializerMethodField()
     heatmap_url = serializers.SerializerMethodField()
     alert_id = serializers.SerializerMethodField()
+    care_team_news = serializers.SerializerMethodField(
+        help_text="What the care team has done with this scan's alert, in plain words for a caregiver: a "
+        "clinician is looking, or what they found (the web page shows it in the caregiver's box); empty "
+        "while no one has yet."
+    )
 
     class Meta:
         model = Scan
@@ -122,6 +127,7 @@ class ScanSerializer(serializers.ModelSerializer):
             "overlay_url",
             "heatmap_url",
             "alert_id",
+            "care_team_news",
         ]
 
     @extend_schema_field(ScanResultSerializer(allow_null=True))
@@ -155,6 +161,9 @@ class ScanSerializer(serializers.ModelSerializer):
 
     def get_alert_id(self, scan: Scan) -> int | None:
         return scan.episode_alert_id
+
+    def get_care_team_news(self, scan: Scan) -> str:
+        return care_team_news(scan.episode_alert)
 
 
 class ScanCreateSerializer(serializers.Serializer):

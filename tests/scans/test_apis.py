@@ -69,6 +69,17 @@ def test_the_upload_is_analysed_and_a_droop_raises_an_alert(
     assert detail["result"]["explanation"][0].startswith("Asymmetry index ")  # the rule's arithmetic, for the app
     assert detail["result"]["measurements"]["regions"]["mouth_corner_height"]["difference"] < 0
     assert detail["overlay_url"] and detail["alert_id"]
+    assert detail["care_team_news"] == ""  # nobody has looked yet
+
+    # The mobile app tells the caregiver what the care team found, as the web page does.
+    clinician = api(people.alice)
+    assert clinician.post(f"/api/v1/alerts/{detail['alert_id']}/acknowledge/").status_code == 200
+    news = api(people.carol).get(response.json()["url"]).json()["care_team_news"]
+    assert news.startswith("A clinician of the care team is looking at this now")
+    resolved = clinician.post(f"/api/v1/alerts/{detail['alert_id']}/resolve/", {"outcome": "referred"}, format="json")
+    assert resolved.status_code == 200
+    news = api(people.carol).get(response.json()["url"]).json()["care_team_news"]
+    assert "referred the patient on for further care" in news
 
 
 @pytest.mark.parametrize(
