@@ -65,6 +65,13 @@ def test_no_page_has_a_serious_accessibility_violation(browser, live_stack, peop
         caregiver, live_stack.base_url, ["/", "/scans/new/", "/scans/", patient_page, "/no-such-page/", *scan_pages]
     )
 
+    # The New Scan form sent back with its errors listed at the top.
+    caregiver.goto(f"{live_stack.base_url}/scans/new/")
+    caregiver.select_option("select[name=patient]", str(people.patient.id))
+    caregiver.click("#new-scan-form button[type=submit]")
+    caregiver.wait_for_selector("#form-errors")
+    found += axe_violations(caregiver)
+
     for viewport in (DESKTOP, PHONE):
         clinician = logged_in_page(browser, live_stack, "alice", viewport=viewport)
         found += violations_on(clinician, live_stack.base_url, ["/", "/alerts/", "/scans/", patient_page, *scan_pages])
