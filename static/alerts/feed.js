@@ -144,6 +144,10 @@
       if (again) {
         again.focus();
         if (typeof keep.caret === "number" && again.setSelectionRange) again.setSelectionRange(keep.caret, keep.caret);
+      } else {
+        // The focused control went with the redraw (a frame claimed the alert before the click's own
+        // answer came): keep the keyboard in the card, on what comes next.
+        nextControl(li).focus();
       }
     }
     document.getElementById("no-alerts").hidden = rows.size > 0;
@@ -197,6 +201,10 @@
     return form;
   }
 
+  function nextControl(card) {
+    return card.querySelector("button.undo, button.resolve, button.acknowledge") || card.querySelector("a");
+  }
+
   function focusDraft(id) {
     const row = rows.get(id);
     const first = row && row.querySelector(".resolve-form input");
@@ -215,8 +223,7 @@
       render(data);
       // The button pressed is gone with the redraw: keep the keyboard in the card, on what comes next.
       const card = rows.get(id);
-      const next = card && (card.querySelector("button.undo, button.resolve") || card.querySelector("a"));
-      if (next) next.focus();
+      if (card) nextControl(card).focus();
     } else {
       window.alert(data.detail || "That did not work.");
     }

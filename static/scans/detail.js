@@ -23,12 +23,22 @@
 
   window.addEventListener("portal:scan.updated", (event) => changed(event.detail.scan));
   // The care team claimed or resolved this scan's alert: the page says so (a caregiver learns the outcome).
-  window.addEventListener("portal:alert.updated", (event) => {
-    const alert = event.detail.alert;
-    if (box.dataset.alertId && String(alert.id) === box.dataset.alertId && alert.status !== box.dataset.alertStatus) {
-      window.location.reload();
-    }
-  });
+  // A frame sent while the page was loading or away is missed, so the alert is also asked for whenever
+  // the socket opens.
+  function alertChanged(alert) {
+    if (String(alert.id) === box.dataset.alertId && alert.status !== box.dataset.alertStatus) window.location.reload();
+  }
+  window.addEventListener("portal:alert.updated", (event) => alertChanged(event.detail.alert));
+  if (box.dataset.alertId) {
+    window.addEventListener("portal:socket.open", async () => {
+      const live = window.portalLive;
+      const url = "/api/v1/alerts/?after=" + (Number(box.dataset.alertId) - 1);
+      try {
+        const response = await (live && live.background ? live.background(url) : fetch(url, { credentials: "same-origin" }));
+        if (response.ok) (await response.json()).results.forEach(alertChanged);
+      } catch (error) { /* the next open or frame tries again */ }
+    });
+  }
   if (!pending) return;
   window.addEventListener("portal:socket.open", () => check().catch(() => {}));
   document.addEventListener("visibilitychange", () => { if (!document.hidden) check().catch(() => {}); });

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.browsers import flagged, logged_in_page
+from tests.integration.browsers import flagged, logged_in_page, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -82,7 +82,7 @@ def test_a_resolution_can_be_undone_and_the_caregiver_learns_the_outcome(browser
     card.locator("button.acknowledge").focus()
     clinician.keyboard.press("Enter")
     clinician.wait_for_selector(f"li.alert.status-acknowledged[data-alert-id='{alert.id}']")
-    assert clinician.evaluate("document.activeElement.className") == "secondary resolve"
+    wait_until(clinician, "document.activeElement.className === 'secondary resolve'", timeout=5)
     # The caregiver's page says someone is looking, without a reload by hand.
     news = caregiver.wait_for_selector("#care-team-news", timeout=20_000)
     assert "A clinician of the care team is looking at this now" in news.inner_text()
@@ -92,7 +92,7 @@ def test_a_resolution_can_be_undone_and_the_caregiver_learns_the_outcome(browser
     card.locator("textarea[name=note]").fill("Known old Bell's palsy")
     card.locator("button.confirm-resolve").click()
     clinician.wait_for_selector(f"li.alert.status-resolved[data-alert-id='{alert.id}']")
-    assert clinician.evaluate("document.activeElement.className") == "secondary undo"
+    wait_until(clinician, "document.activeElement.className === 'secondary undo'", timeout=5)
     assert "You can undo this until" in card.inner_text()
     caregiver.wait_for_selector("#care-team-news >> text=found no cause for concern", timeout=20_000)
 
