@@ -61,6 +61,11 @@ class FaceMeshDetector:
         self._boxes = None
         self._lock = threading.Lock()
 
+    @property
+    def refits(self) -> bool:
+        """Whether a lone face is refitted in its canonical frame (``refit``)."""
+        return bool(self._jitters)
+
     def _graph(self):
         if self._mesh is None:
             # Imported here: mediapipe pulls in TensorFlow Lite, which the web process never needs.

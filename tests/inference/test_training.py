@@ -405,3 +405,28 @@ def test_per_face_normalisation_makes_a_brighter_or_flatter_photo_of_a_face_the_
     np.testing.assert_allclose(
         fitting._normalise(batch.clone(), "per_face")[0].numpy(), preprocess(face, "per_face")[0], atol=1e-4
     )  # training scales as serving does
+
+
+@pytest.mark.django_db
+def test_a_pack_can_be_built_on_the_photo_fit_alone_and_is_cached_apart(tiny_dataset, tmp_path):
+    """--photo-fit-only rebuilds the split the shipped v1/v2 were trained and evaluated on (the canonical
+    refits of issue 28 moved the landmarks, so the near-duplicate groups and the folds); its faces are
+    cached apart from the refitted ones."""
+    cache = tmp_path / "cache"
+    for extra in ([], ["--photo-fit-only"]):
+        call_command(
+            "train_classifier",
+            str(tiny_dataset),
+            "--image-size",
+            "64",
+            "--cache-dir",
+            str(cache),
+            "--save-pack",
+            str(tmp_path / f"p{len(extra)}.npz"),
+            *extra,
+            stdout=io.StringIO(),
+        )
+    refitted, photo_fit = data.load_pack(tmp_path / "p0.npz"), data.load_pack(tmp_path / "p1.npz")
+    assert len(refitted.labels) == len(photo_fit.labels)
+    assert not np.allclose(refitted.landmarks, photo_fit.landmarks)  # another fit, not the cached one
+    assert (cache / "photo-fit").is_dir() and any((cache / "photo-fit").iterdir())

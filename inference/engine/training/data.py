@@ -100,6 +100,8 @@ def prepare(
     """Detect, align and measure every face, as serving does; photos without one face are skipped.
     The near-duplicate signatures are taken here too, because they need the full photo and landmarks."""
     detector = detector or FaceMeshDetector()
+    if cache_dir and not getattr(detector, "refits", True):
+        cache_dir = cache_dir / "photo-fit"  # other landmarks, other faces: never mixed with the refitted ones
     faces, labels, asym, paths, splits, signatures, landmarks, kinds = [], [], [], [], [], [], [], []
     skipped: dict[str, int] = {}
     for sample in progress(samples):

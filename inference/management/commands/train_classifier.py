@@ -83,6 +83,13 @@ class Command(BaseCommand):
             help="align and split, write the faces to PACK for `python -m inference.engine.training`, stop",
         )
         parser.add_argument(
+            "--photo-fit-only",
+            action="store_true",
+            help="landmarks from the photo's own fit, without the canonical refits (as before issue 28): the "
+            "near-duplicate groups, and so the split, that resnet50-droops128-v1 and v2 were trained and "
+            "evaluated on (fold 0 digest 26e69dfe...); the refits move the landmarks and with them the split",
+        )
+        parser.add_argument(
             "--checkpoint",
             type=Path,
             help="skip training: evaluate and register this checkpoint, trained on the same split",
@@ -191,9 +198,12 @@ class Command(BaseCommand):
         if options["limit_per_class"]:
             samples = data.limit_per_class(samples, options["limit_per_class"], seed=options["seed"])
         self.stdout.write(f"{len(samples)} photos from {options['data_dir']}")
+        from inference.engine.face import FaceMeshDetector
+
         prepared = data.prepare(
             samples,
             size=options["image_size"],
+            detector=FaceMeshDetector(jitters=()) if options.get("photo_fit_only") else None,
             cache_dir=options["cache_dir"],
             progress=lambda it: _progress(it, total=len(samples), desc="aligning faces"),
         )
