@@ -272,7 +272,12 @@
     showSoundState();
   }
   for (const gesture of ["pointerdown", "keydown"]) {
-    document.addEventListener(gesture, () => { if (audio && audio.state !== "running") soundOn(); }, { capture: true });
+    document.addEventListener(gesture, (event) => {
+      // Not on the sound control itself: hiding it at pointerdown would swallow its own click (the tone
+      // that says the sound is on, and the notifications' permission).
+      if (soundControl && soundControl.contains(event.target)) return;
+      if (audio && audio.state !== "running") soundOn();
+    }, { capture: true });
   }
 
   function beep(forAlert) {

@@ -20,10 +20,13 @@ BLOCKED_AUDIO = """
   window.tonesHeard = 0;
   window.AudioContext = class extends Real {
     constructor(...args) { super(...args); this.allowed = navigator.userActivation.hasBeenActive; }
-    get state() { return this.allowed ? super.state : "suspended"; }
+    // The emulated state alone decides: the real context may itself wait for an audio device that a
+    // loaded CI machine is slow to give (it once stayed suspended there).
+    get state() { return this.allowed ? "running" : "suspended"; }
     resume() {
       if (navigator.userActivation.hasBeenActive) this.allowed = true;
-      return super.resume().then(() => this.dispatchEvent(new Event("statechange")));
+      super.resume().catch(() => {});
+      return Promise.resolve().then(() => this.dispatchEvent(new Event("statechange")));
     }
     createOscillator() {
       const tone = super.createOscillator();
@@ -53,10 +56,11 @@ def test_a_silent_screen_says_so_and_turns_its_sound_on_with_one_click(browser, 
 
     clinician.click("#sound-on")
     clinician.wait_for_selector("#sound-control", state="hidden")
-    wait_until(clinician, "window.tonesHeard === 1")  # a tone to say the sound is on
+    wait_until(clinician, "window.tonesHeard >= 1")  # a tone to say the sound is on
+    heard = clinician.evaluate("window.tonesHeard")
 
     flagged(people.patient, label="paralysis", pattern="central", severity="severe", score=0.95)
-    wait_until(clinician, "window.tonesHeard >= 2", timeout=30)
+    wait_until(clinician, f"window.tonesHeard > {heard}", timeout=30)
 
 
 def test_a_caregivers_page_has_no_sound_control(browser, live_stack, people):
