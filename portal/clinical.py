@@ -21,12 +21,9 @@ def disclaimer(request) -> dict:
         return request.user.is_authenticated and user_role(request.user).is_clinical
 
     def session_ends() -> str:
-        from datetime import UTC, datetime
+        from portal.credentials import session_ends_iso
 
-        from portal.credentials import session_ends_at
-
-        ends_at = session_ends_at(request.session) if request.user.is_authenticated else None
-        return datetime.fromtimestamp(ends_at, UTC).isoformat() if ends_at else ""
+        return session_ends_iso(request.session) if request.user.is_authenticated else ""
 
     return {
         "disclaimer": DISCLAIMER,

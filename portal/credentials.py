@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -57,22 +58,27 @@ def revoke_credentials(user_id: int) -> tuple[int, int]:
     return len(tokens), len(sessions)
 
 
-def session_ends_at(session) -> float | None:
-    """When a signed-in session ends (a Unix time): SESSION_IDLE_MINUTES after the last thing the
-    user did, or SESSION_MAX_HOURS after sign-in, whichever is first. None: not a signed-in session."""
+def session_end(session) -> tuple[float, str] | None:
+    """When a signed-in session ends (a Unix time) and why: "idle", SESSION_IDLE_MINUTES after the
+    last thing the user did, or "shift", SESSION_MAX_HOURS after sign-in, whichever is first. None:
+    not a signed-in session."""
     signed_in_at = session.get(SIGNED_IN_AT)
     if signed_in_at is None:
         return None
-    active_at = session.get(ACTIVE_AT, signed_in_at)
-    return min(active_at + settings.SESSION_IDLE_MINUTES * 60, signed_in_at + settings.SESSION_MAX_HOURS * 3600)
+    idle_end = session.get(ACTIVE_AT, signed_in_at) + settings.SESSION_IDLE_MINUTES * 60
+    shift_end = signed_in_at + settings.SESSION_MAX_HOURS * 3600
+    return (idle_end, "idle") if idle_end <= shift_end else (shift_end, "shift")
 
 
-def session_end_reason(session) -> str:
-    """Why the session will end: "idle" (SESSION_IDLE_MINUTES unused) or "shift" (SESSION_MAX_HOURS)."""
-    signed_in_at = session.get(SIGNED_IN_AT) or 0
-    active_at = session.get(ACTIVE_AT, signed_in_at)
-    idle_end = active_at + settings.SESSION_IDLE_MINUTES * 60
-    return "idle" if idle_end <= signed_in_at + settings.SESSION_MAX_HOURS * 3600 else "shift"
+def session_ends_at(session) -> float | None:
+    end = session_end(session)
+    return end[0] if end else None
+
+
+def session_ends_iso(session) -> str:
+    """session_ends_at() as an ISO 8601 time for the page's scripts; "" when not signed in."""
+    ends_at = session_ends_at(session)
+    return datetime.fromtimestamp(ends_at, UTC).isoformat() if ends_at else ""
 
 
 def session_is_live(session, now: float | None = None) -> bool:

@@ -36,18 +36,16 @@ def home(request):
 def session_state(request):
     """When this browser's session ends and why, for the page's sign-out notice (live.js). A request
     without the background header is someone using the screen: it moves the end on, as any page does."""
-    from datetime import UTC, datetime
+    from portal.credentials import session_end, session_ends_iso
 
-    from portal.credentials import session_end_reason, session_ends_at
-
-    ends_at = session_ends_at(request.session) if request.user.is_authenticated else None
-    if ends_at is None:
+    end = session_end(request.session) if request.user.is_authenticated else None
+    if end is None:
         return JsonResponse({"signed_in": False}, status=401)
     return JsonResponse(
         {
             "signed_in": True,
-            "ends_at": datetime.fromtimestamp(ends_at, UTC).isoformat(),
-            "reason": session_end_reason(request.session),
+            "ends_at": session_ends_iso(request.session),
+            "reason": end[1],
             "idle_minutes": settings.SESSION_IDLE_MINUTES,
         }
     )

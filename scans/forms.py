@@ -31,7 +31,7 @@ class NewScanForm(forms.Form):
         return self.cleaned_data["image"]
 
     def clean(self):
-        from scans.services import photo_held
+        from scans.services import HELD_PHOTO_SECONDS, photo_held
 
         cleaned = super().clean()
         if cleaned.get("image") or "image" in self.errors:
@@ -41,7 +41,7 @@ class NewScanForm(forms.Form):
             message = (
                 "Choose a photo of the face."
                 if not cleaned.get("held_photo")
-                else ("The photo chosen earlier was kept for 30 minutes only: choose it again.")
+                else f"The photo chosen earlier was kept for {HELD_PHOTO_SECONDS // 60} minutes only: choose it again."
             )
             self.add_error("image", message)
         return cleaned

@@ -5,8 +5,10 @@ The worker's side (claim, decode, analyse, record the result) is scans/analysis.
 from __future__ import annotations
 
 import logging
+import secrets
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.core.files.base import ContentFile
 from django.db import transaction
@@ -90,27 +92,21 @@ def _held_key(user_id: int, token: str) -> str:
     return f"held-photo:{user_id}:{token}"
 
 
-def photo_hold(*, user, image_bytes: bytes, name: str) -> str:
-    """Keep a checked photo for HELD_PHOTO_SECONDS: the token the form sends back for it."""
-    import secrets
-
-    from django.core.cache import cache
-
+def photo_hold(*, user, image_bytes: bytes, name: str) -> tuple[str, dict]:
+    """Keep a checked photo for HELD_PHOTO_SECONDS: the token the form sends back for it, and what
+    photo_held() will give for it."""
     token = secrets.token_urlsafe(16)
-    cache.set(_held_key(user.id, token), {"bytes": image_bytes, "name": name[:120]}, HELD_PHOTO_SECONDS)
-    return token
+    held = {"bytes": image_bytes, "name": name[:120]}
+    cache.set(_held_key(user.id, token), held, HELD_PHOTO_SECONDS)
+    return token, held
 
 
 def photo_held(*, user, token: str) -> dict | None:
     """{"bytes", "name"} of the user's kept photo, or None (another user's, expired, or no such token)."""
-    from django.core.cache import cache
-
     if not token or len(token) > 64:
         return None
     return cache.get(_held_key(user.id, token))
 
 
 def photo_release(*, user, token: str) -> None:
-    from django.core.cache import cache
-
     cache.delete(_held_key(user.id, token))

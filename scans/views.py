@@ -39,6 +39,7 @@ def new_scan(request):
         request.POST or None, request.FILES or None, user=request.user, initial={"patient": request.GET.get("patient")}
     )
     status = 400 if request.method == "POST" else 200
+    kept = None  # the photo kept for the corrected form: {"bytes", "name"}
     if request.method == "POST" and form.is_valid():
         if form.cleaned_data["image"]:
             upload = form.cleaned_data["image"]
@@ -58,13 +59,13 @@ def new_scan(request):
         except UploadLimitReached as exc:
             form.add_error(None, str(exc))
             status = 429
-            _keep_photo(request, form, raw, name)
+            kept = _keep_photo(request, form, raw, name)
         except ImageRejected as exc:
             form.add_error("image", str(exc))
         except PermissionDenied:
             # The patient left the user's care between the form's choices and the upload.
             form.add_error("patient", "Unknown patient.")
-            _keep_photo(request, form, raw, name)
+            kept = _keep_photo(request, form, raw, name)
         else:
             if form.cleaned_data["held_photo"]:
                 photo_release(user=request.user, token=form.cleaned_data["held_photo"])
@@ -77,18 +78,22 @@ def new_scan(request):
         except ImageRejected as exc:
             form.add_error("image", str(exc))
         else:
-            _keep_photo(request, form, raw, upload.name)
-    kept = photo_held(user=request.user, token=form["held_photo"].value() or "") if form.is_bound else None
+            kept = _keep_photo(request, form, raw, upload.name)
+    if kept is None and form.is_bound:
+        # Sent back with a kept photo and no new one: clean() has read it already, or (a new photo was
+        # refused) the form still refers to the earlier one.
+        kept = form.held or photo_held(user=request.user, token=form["held_photo"].value() or "")
     return render(request, "scans/new.html", {"form": form, "kept": kept}, status=status)
 
 
-def _keep_photo(request, form: NewScanForm, raw: bytes, name: str) -> None:
-    """Keep the photo for the corrected form (its token in the form's held_photo field)."""
-    token = form.cleaned_data.get("held_photo") if form.held else ""
-    if not token:
-        token = photo_hold(user=request.user, image_bytes=raw, name=name)
+def _keep_photo(request, form: NewScanForm, raw: bytes, name: str) -> dict:
+    """Keep the photo for the corrected form (its token in the form's held_photo field): what is kept."""
+    if form.held:  # already kept: the form refers to it
+        return form.held
+    token, held = photo_hold(user=request.user, image_bytes=raw, name=name)
     form.data = form.data.copy()
     form.data["held_photo"] = token
+    return held
 
 
 @login_required
