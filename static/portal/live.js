@@ -271,10 +271,11 @@
     if (audio) audio.addEventListener("statechange", showSoundState);
     showSoundState();
   }
-  for (const gesture of ["pointerdown", "keydown"]) {
+  // On a click, not at pointerdown: the control above the page hides once the sound is on, and hiding it
+  // between a press and its release moved what was pressed from under the pointer, so the page's first
+  // click (Acknowledge, Resolve...) was lost. The sound control's own click turns the sound on itself.
+  for (const gesture of ["click", "keydown"]) {
     document.addEventListener(gesture, (event) => {
-      // Not on the sound control itself: hiding it at pointerdown would swallow its own click (the tone
-      // that says the sound is on, and the notifications' permission).
       if (soundControl && soundControl.contains(event.target)) return;
       if (audio && audio.state !== "running") soundOn();
     }, { capture: true });

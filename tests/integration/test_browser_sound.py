@@ -68,3 +68,22 @@ def test_a_caregivers_page_has_no_sound_control(browser, live_stack, people):
     caregiver.context.add_init_script(BLOCKED_AUDIO)
     caregiver.goto(f"{live_stack.base_url}/scans/")
     assert caregiver.locator("#sound-control").count() == 0
+
+
+def test_the_first_click_on_a_silent_screen_is_not_lost(browser, live_stack, people):
+    """The page turned its sound on at pointerdown and the sound control above the feed hid at once: what
+    was pressed moved from under the pointer before its release, so a clinician's first click (here
+    "Resolve…") did nothing. It failed in CI where the headless browser had no audio device."""
+    alert = flagged(people.patient, pattern="peripheral")
+    clinician = logged_in_page(browser, live_stack, "alice")
+    clinician.context.add_init_script(BLOCKED_AUDIO)
+    clinician.goto(f"{live_stack.base_url}/alerts/")
+    clinician.wait_for_selector("#sound-control", state="visible")
+    button = clinician.locator(f"li.alert[data-alert-id='{alert.id}'] button.resolve")
+    box = button.bounding_box()
+    clinician.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    clinician.mouse.down()
+    clinician.wait_for_timeout(200)  # a person's press lasts longer than the page takes to react
+    clinician.mouse.up()
+    clinician.wait_for_selector(f"li.alert[data-alert-id='{alert.id}'] .resolve-form", timeout=5_000)
+    clinician.wait_for_selector("#sound-control", state="hidden")  # and the click turned the sound on
