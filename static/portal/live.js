@@ -108,7 +108,9 @@
 
   state.refreshSession = () => sessionState(false);
   if (warning) {
-    for (const gesture of ["pointerdown", "keydown"]) document.addEventListener(gesture, used, { capture: true });
+    // At the click, not at pointerdown: the notice above the page hides when the use is recorded, and
+    // hiding it between a press and its release would lose the click (as the sound control did).
+    for (const gesture of ["click", "keydown"]) document.addEventListener(gesture, used, { capture: true });
     document.getElementById("stay-signed-in").addEventListener("click", () => { lastUse = 0; used(); });
     setInterval(checkSession, 1000);
     // Another tab or device of the same session may have been used meanwhile: ask now and then.
