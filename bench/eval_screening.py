@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from collections import Counter
 from dataclasses import asdict
@@ -54,7 +53,13 @@ from inference.engine.decide import (  # noqa: E402
     UNDETERMINED,
     decide,
 )
-from inference.engine.evaluation import group_bootstrap_auc, group_bootstrap_rate, roc_auc  # noqa: E402
+from inference.engine.evaluation import (  # noqa: E402
+    deal_folds,
+    group_bootstrap_auc,
+    group_bootstrap_rate,
+    person_of,
+    roc_auc,
+)
 from inference.engine.measure import measure  # noqa: E402
 
 PALSY = ("central", "peripheral")
@@ -105,10 +110,7 @@ def apply(rows: list[dict], rule) -> tuple[np.ndarray, np.ndarray]:
 
 
 def palda_person(record: dict) -> str:
-    """Numbered variants of one patient (image0011, image0012) are one person."""
-    stem = record["name"].rsplit(".", 1)[0]
-    match = re.match(r"^image(\d{3})\d$", stem)
-    return f"{record['class']}/image{match.group(1)}" if match else f"{record['class']}/{stem}"
+    return person_of(record["class"], record["name"])
 
 
 def fit(rows: list[dict], classes: np.ndarray, index: np.ndarray):
@@ -121,17 +123,6 @@ def fit(rows: list[dict], classes: np.ndarray, index: np.ndarray):
         np.array([rows[i]["involvement"] for i in flagged]), np.array([classes[i] == "peripheral" for i in flagged])
     )
     return calibration.with_pattern_threshold(rule, threshold)
-
-
-def deal_folds(groups: np.ndarray, classes: np.ndarray, folds: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    fold = np.zeros(len(groups), dtype=int)
-    for cls in np.unique(classes):
-        people = np.unique(groups[classes == cls])
-        rng.shuffle(people)
-        for k, person in enumerate(people):
-            fold[groups == person] = k % folds
-    return fold
 
 
 def rates(labels, patterns, classes, groups, n_boot: int) -> dict:

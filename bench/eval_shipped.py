@@ -36,10 +36,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from eval_screening import deal_folds, palda_person  # noqa: E402
-
 from inference.engine.decide import ASYMMETRY_ONLY_RULE, INCONCLUSIVE, PARALYSIS, DecisionRule, decide  # noqa: E402
-from inference.engine.evaluation import group_bootstrap_auc, group_bootstrap_rate, roc_auc  # noqa: E402
+from inference.engine.evaluation import (  # noqa: E402
+    deal_folds,
+    group_bootstrap_auc,
+    group_bootstrap_rate,
+    person_of,
+    roc_auc,
+)
 from inference.engine.training.data import fold_splits, load_pack  # noqa: E402
 from inference.engine.training.reporting import fused_scores  # noqa: E402
 
@@ -48,7 +52,7 @@ WEIGHTS = np.round(np.linspace(0, 1, 11), 2)
 
 def person(path: str) -> str:
     """palda-dev: numbered variants of one patient (image0011, image0012) are one person."""
-    return palda_person({"name": Path(path).name, "class": Path(path).parent.name})
+    return person_of(Path(path).parent.name, Path(path).name)
 
 
 def scores_of(classifier, faces: np.ndarray, change=None) -> np.ndarray:

@@ -7,10 +7,32 @@ likely paralysis), as sklearn does. A threshold ``t`` calls a score positive whe
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 
 from inference.engine.classifier import CLASSES
+
+
+def person_of(kind: str, name: str) -> str:
+    """palda-dev's person of a photo (its class folder and file name): numbered variants of one patient
+    (image0011, image0012) are one person, and stay on one side of every split."""
+    stem = name.rsplit(".", 1)[0]
+    match = re.match(r"^image(\d{3})\d$", stem)
+    return f"{kind}/image{match.group(1)}" if match else f"{kind}/{stem}"
+
+
+def deal_folds(groups: np.ndarray, classes: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """Each class's people (``groups``) dealt at random into ``folds`` folds: every photo of a person
+    in one fold, and each fold with its share of every class."""
+    rng = np.random.default_rng(seed)
+    fold = np.zeros(len(groups), dtype=int)
+    for cls in np.unique(classes):
+        people = np.unique(groups[classes == cls])
+        rng.shuffle(people)
+        for k, person in enumerate(people):
+            fold[groups == person] = k % folds
+    return fold
 
 
 def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:

@@ -430,3 +430,72 @@ def test_a_pack_can_be_built_on_the_photo_fit_alone_and_is_cached_apart(tiny_dat
     assert len(refitted.labels) == len(photo_fit.labels)
     assert not np.allclose(refitted.landmarks, photo_fit.landmarks)  # another fit, not the cached one
     assert (cache / "photo-fit").is_dir() and any((cache / "photo-fit").iterdir())
+
+
+def _portrait_pack(paths: list[str], labels: list[int], size: int = 48) -> data.PreparedSet:
+    """Copies of the real portrait at ``size`` px with its landmarks (droops can be drawn on them), each
+    a little brighter or darker, under the given class folders and file names."""
+    from inference.engine.align import aligned_face, crop_points
+
+    points = astronaut_landmarks()
+    face, at = aligned_face(astronaut(), points, size=size), crop_points(points, size).astype(np.float32)
+    count = len(paths)
+    return data.PreparedSet(
+        faces=np.stack([np.clip(face * (0.8 + 0.4 * i / count), 0, 255).astype(np.uint8) for i in range(count)]),
+        labels=np.array(labels),
+        asymmetry=np.zeros(count, np.float32),
+        paths=paths,
+        splits=[""] * count,
+        groups=np.arange(count),
+        landmarks=np.stack([at] * count),
+        kinds=[p.split("/")[-2] for p in paths],
+    )
+
+
+def test_clinical_photos_are_learnt_from_beside_the_pairs_and_a_held_out_persons_never_are(tmp_path, monkeypatch):
+    """palda-dev cross-fitted: its people dealt into folds per class, one fold held out; a person's
+    numbered photos (image0011, image0012) stay together; the held-out photos are the ones scored as
+    unseen after each epoch; the others reach the network, both classes in each step."""
+    stroke = _portrait_pack([f"/s/no_paralysis/n{i}.jpg" for i in range(30)], [0] * 30)
+    data.group_split(stroke, seed=1)
+    data.save_pack(stroke, tmp_path / "stroke.npz")
+    names = [f"healthy/image{i:03d}{v}.jpg" for i in range(4) for v in (1, 2)]
+    names += [f"{kind}/image{i:03d}1.jpg" for kind in ("central", "peripheral") for i in range(4)]
+    clinical = _portrait_pack([f"/palda/{n}" for n in names], [0] * 8 + [1] * 8)
+    data.save_pack(clinical, tmp_path / "palda.npz")
+
+    batch_sizes = []
+    augment = fitting._augment
+    monkeypatch.setattr(fitting, "_augment", lambda x, **kw: batch_sizes.append(len(x)) or augment(x, **kw))
+    training_cli.main(
+        [
+            str(tmp_path / "stroke.npz"),
+            str(tmp_path / "out"),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--device",
+            "cpu",
+            "--clinical",
+            str(tmp_path / "palda.npz"),
+            "--clinical-fold",
+            "1",
+            "--clinical-per-step",
+            "3",
+            "--watch",
+            str(tmp_path / "palda.npz"),
+        ]
+    )
+    record = torch.load(tmp_path / "out" / "fold0.pt", weights_only=False)["training"]["clinical"]
+    trained = set(record["trained_photos"])
+    people = {n: n.rsplit(".", 1)[0][:-1] for n in names}
+    held_out = {n for n in names if n not in trained}
+    assert 0 < len(held_out) < len(names) and record["held_out_photos"] == len(held_out)
+    assert not {people[n] for n in held_out} & {people[n] for n in trained}  # no person on both sides
+    for kind in ("healthy", "central", "peripheral"):  # each class dealt into both halves
+        assert any(n.startswith(kind) for n in held_out) and any(n.startswith(kind) for n in trained)
+    watched = np.load(tmp_path / "out" / "watch-fold0.npz")
+    unseen = {f"{p.split('/')[-2]}/{p.split('/')[-1]}" for p, u in zip(watched["paths"], watched["unseen"]) if u}
+    assert unseen == held_out
+    assert 6 in batch_sizes  # three healthy and three palsy clinical photos beside each step's pairs

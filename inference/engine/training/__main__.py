@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from inference.engine.classifier import NORMALISATIONS
-from inference.engine.evaluation import roc_auc
+from inference.engine.evaluation import deal_folds, person_of, roc_auc
 from inference.engine.training.data import fold_splits, load_pack, split_digest
 from inference.engine.training.fitting import RECIPE, checkpoint_payload, predict, train
 
@@ -63,6 +63,19 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="a pack of other photos (e.g. palda-dev's) scored after every epoch: OUT/watch.npz, not used to choose",
     )
+    parser.add_argument(
+        "--clinical",
+        type=Path,
+        help="a pack of real clinical photos (palda-dev's) learnt from beside the pairs, healthy and palsy alike",
+    )
+    parser.add_argument(
+        "--clinical-fold",
+        type=int,
+        default=-1,
+        help="hold out this fold of the clinical pack's people (dealt into --clinical-folds per class); -1: none",
+    )
+    parser.add_argument("--clinical-folds", type=int, default=2)
+    parser.add_argument("--clinical-per-step", type=int, default=2, help="clinical photos of each class per step")
     parser.add_argument("--start-from", type=Path, help="fine-tune this classifier checkpoint (fold 0 only)")
     parser.add_argument("--seed", type=int, default=RECIPE.seed)
     parser.add_argument("--time-budget", type=float, default=0, help="seconds; start no fold that would end later")
@@ -90,6 +103,13 @@ def main(argv: list[str] | None = None) -> int:
                 )
     args.out.mkdir(parents=True, exist_ok=True)
     watch = load_pack(args.watch) if args.watch else None
+    clinical, clinical_record = None, {}
+    if args.clinical:
+        clinical, clinical_record = _clinical(args)
+        print(
+            f"clinical photos: {len(clinical[1])} of {args.clinical.name} learnt from "
+            f"({clinical_record['held_out_photos']} of its people's photos held out: fold {args.clinical_fold})"
+        )
     print(
         f"{len(prepared.labels)} faces of {size} px from {args.pack}; device {args.device} "
         f"({torch.cuda.get_device_name() if args.device.startswith('cuda') else 'cpu'}); torch {torch.__version__}"
@@ -103,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
             break
         fold_started = time.monotonic()
         splits = fold_splits(prepared, fold) if prepared.folds is not None else prepared.splits
-        on_epoch = _watcher(watch, args, fold) if watch is not None else None
+        trained = set(clinical_record.get("trained_photos", ()))
+        on_epoch = _watcher(watch, args, fold, trained) if watch is not None else None
         model, history = train(
             prepared,
             epochs=args.epochs,
@@ -125,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
             brightness=args.brightness,
             paired=not args.unpaired,
             keep=args.keep,
+            clinical=clinical,
+            clinical_per_step=args.clinical_per_step,
             state_dir=args.out / f"state-fold{fold}",
             on_epoch=on_epoch,
             progress=lambda it, **kw: tqdm(it, leave=False, mininterval=5, **kw),
@@ -154,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
             "grey": args.grey,
             "brightness": args.brightness,
             "paired": not args.unpaired,
+            **({"clinical": clinical_record} if clinical_record else {}),
             "initial_weights": (
                 f"fine-tuned from {args.start_from.name}"
                 if args.start_from
@@ -186,11 +210,39 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _watcher(watch, args, fold):
+def _photo_name(path: str) -> str:
+    """A photo named independently of where the data set lives: class folder and file name."""
+    return f"{Path(path).parent.name}/{Path(path).name}"
+
+
+def _clinical(args) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], dict]:
+    """The clinical pack's photos to learn from: every person's, or all but one fold's (people dealt
+    into folds per class, so the held-out photos score a model that never saw their person)."""
+    pack = load_pack(args.clinical)
+    if pack.landmarks is None:
+        raise SystemExit(f"{args.clinical} has no landmarks: write it again with train_classifier --save-pack")
+    kinds = np.array(pack.kinds or [str(label) for label in pack.labels])
+    people = np.array([person_of(Path(p).parent.name, Path(p).name) for p in pack.paths])
+    folds = deal_folds(people, kinds, args.clinical_folds, seed=args.seed)
+    learn = folds != args.clinical_fold
+    record = {
+        "pack": args.clinical.name,
+        "folds": args.clinical_folds,
+        "held_out_fold": args.clinical_fold,
+        "per_step": args.clinical_per_step,
+        "held_out_photos": int((~learn).sum()),
+        "trained_photos": sorted(_photo_name(p) for p, keep in zip(pack.paths, learn) if keep),
+    }
+    return (pack.faces[learn], pack.labels[learn], pack.landmarks[learn]), record
+
+
+def _watcher(watch, args, fold, trained=frozenset()):
     """After each epoch: P(paralysis) of the watched photos (mirror-averaged) into OUT/watch-fold<i>.npz,
-    with their ROC AUC printed, and the epoch's kept weights in fp16 under OUT/epochs-fold<i>/."""
+    with their ROC AUC printed (of those not ``trained`` on, by photo name), and the epoch's kept weights
+    in fp16 under OUT/epochs-fold<i>/."""
     import torch
 
+    unseen = np.array([_photo_name(p) not in trained for p in watch.paths])
     rows: dict[int, np.ndarray] = {}
     folder = args.out / f"epochs-fold{fold}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -205,12 +257,17 @@ def _watcher(watch, args, fold):
             labels=watch.labels,
             paths=np.array(watch.paths),
             kinds=np.array(watch.kinds or [""] * len(watch.labels)),
+            unseen=unseen,
         )
         torch.save(
             {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()},
             folder / f"epoch{epoch}.pt",
         )
-        print(f"  watched {args.watch.name}: ROC AUC {roc_auc(watch.labels, p):.4f}", flush=True)
+        print(
+            f"  watched {args.watch.name}: ROC AUC {roc_auc(watch.labels[unseen], p[unseen]):.4f} "
+            f"on {int(unseen.sum())} photos never trained on",
+            flush=True,
+        )
 
     return on_epoch
 

@@ -180,6 +180,8 @@ def train(
     brightness: float = RECIPE.brightness,
     paired: bool = RECIPE.paired,
     keep: str = RECIPE.keep,
+    clinical: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    clinical_per_step: int = 2,
     state_dir: Path | None = None,
     on_epoch=None,
     progress=lambda it, **kw: it,
@@ -197,6 +199,10 @@ def train(
     shows every healthy training face, that share of them with a one-sided droop drawn at its
     landmarks (labelled paralysis, synthetic.py), and ``real_positives`` real paralysis photos per
     healthy face; the validation split gets the same treatment once, with a fixed seed.
+
+    ``clinical``: real photos of the kind the portal will see (faces, labels, landmarks: palda-dev's
+    training people) learnt from beside the pairs: each step adds ``clinical_per_step`` healthy and as
+    many palsy ones, drawn at random, so the two classes weigh alike whatever their counts.
 
     ``state_dir``: the whole state (weights, optimiser, schedule, averages, history) is written there
     after every epoch, and a run started again with the same arguments resumes from it.
@@ -231,6 +237,11 @@ def train(
         )
     healthy = np.flatnonzero(train_y == 0)
     sick = np.flatnonzero(train_y == 1)
+    if clinical is not None:
+        clinical_faces, clinical_labels, clinical_points = clinical
+        clinical_classes = [np.flatnonzero(clinical_labels == c) for c in (0, 1)]
+        if min(len(c) for c in clinical_classes) == 0:
+            raise ValueError("the clinical photos need both healthy and palsy ones")
     paired = bool(synthetic and paired)
     # Per epoch: real paralysis photos drawn, faces shown, and the expected count of each class.
     if paired:
@@ -273,6 +284,8 @@ def train(
             pct_start,
             paired,
             brightness,
+            0 if clinical is None else len(clinical[1]),
+            clinical_per_step,
         )
     )
     if state_file is not None and state_file.exists():
@@ -318,6 +331,24 @@ def train(
             inputs = _augment(
                 batch, erase=erase, normalisation=normalisation, grey=grey, paired=paired, brightness=brightness
             )
+            if clinical is not None:
+                chosen_real = np.concatenate([rng.choice(c, clinical_per_step) for c in clinical_classes])
+                real_np, real_y = droop_batch(
+                    clinical_faces[chosen_real],
+                    clinical_labels[chosen_real],
+                    clinical_points[chosen_real],
+                    0.0,  # no droop drawn: the same symmetric resampling as every other face
+                    rng,
+                )
+                real = _augment(
+                    torch.from_numpy(real_np).to(device),
+                    erase=erase,
+                    normalisation=normalisation,
+                    grey=grey,
+                    brightness=brightness,
+                )
+                inputs = torch.cat([inputs, real])
+                targets = torch.cat([targets, torch.from_numpy(real_y).to(device)])
             share, partner = 1.0, None
             if mixup and torch.rand(()) < 0.5:
                 share = float(torch.distributions.Beta(mixup, mixup).sample())
@@ -336,7 +367,7 @@ def train(
             if averaged is not None:
                 averaged.update_parameters(model)
             losses.append(loss.detach())
-            faces_seen += len(batch)
+            faces_seen += len(targets)
             if hasattr(bar, "set_postfix"):
                 rate = faces_seen / max(time.monotonic() - started, 1e-6)
                 left = ((epochs - epoch + 1) * per_epoch - step - 1) * batch_size / rate
