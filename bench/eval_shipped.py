@@ -1,7 +1,11 @@
 """The shipped classifier judged on clinical photos it never trained on: the model card's tables.
 
     PYTHONPATH=. .venv/bin/python bench/eval_shipped.py --palda var/palda128.npz --stroke var/stroke128.npz \
-        [--checkpoint models/....pt] [--fit-rule] [--boot 2000]
+        [--checkpoint models/....pt] [--cross-fitted A/fold0.pt B/fold0.pt] [--fit-rule] [--boot 2000]
+
+A classifier that learnt from palda-dev's photos (training --clinical) is judged there by the
+cross-fitted models trained without each photo's person (--cross-fitted: each scores the photos it held
+out); --checkpoint is then judged on stroke-faces' held-out fold.
 
 The packs are aligned faces as serving crops them, written by
     manage.py train_classifier ../shared/datasets/palda-dev --image-size 128 --save-pack var/palda128.npz
@@ -34,7 +38,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
 from inference.engine.decide import ASYMMETRY_ONLY_RULE, INCONCLUSIVE, PARALYSIS, DecisionRule, decide  # noqa: E402
 from inference.engine.evaluation import (  # noqa: E402
@@ -60,6 +63,38 @@ def scores_of(classifier, faces: np.ndarray, change=None) -> np.ndarray:
     return np.array(
         [classifier.predict(change(face) if change else face, with_heatmap=False).probability for face in faces]
     )
+
+
+def learnt_from(checkpoint: Path) -> set[str]:
+    """The clinical photos (class folder/file name) a checkpoint was trained on (training --clinical)."""
+    import torch
+
+    training = torch.load(checkpoint, map_location="cpu", weights_only=False).get("training", {})
+    return set(training.get("clinical", {}).get("trained_photos", ()))
+
+
+class OutOfFold:
+    """Scores each palda-dev photo with a checkpoint that never learnt from its person: one checkpoint
+    that never saw palda-dev scores them all; cross-fitted ones (trained with --clinical-fold) each score
+    the photos they held out."""
+
+    def __init__(self, checkpoints: list[Path], paths: list[str]):
+        from inference.engine.classifier import ResNetClassifier
+
+        names = [f"{Path(p).parent.name}/{Path(p).name}" for p in paths]
+        seen = [learnt_from(c) for c in checkpoints]
+        self.scorer = np.array([next((k for k, s in enumerate(seen) if n not in s), -1) for n in names])
+        if (self.scorer < 0).any():
+            raise SystemExit(f"{int((self.scorer < 0).sum())} palda-dev photos were trained on by every checkpoint")
+        self.classifiers = [ResNetClassifier(c, runtime="torch") for c in checkpoints]
+
+    def scores(self, faces: np.ndarray, change=None) -> np.ndarray:
+        p = np.zeros(len(faces))
+        for k, classifier in enumerate(self.classifiers):
+            mine = self.scorer == k
+            if mine.any():
+                p[mine] = scores_of(classifier, faces[mine], change)
+        return p
 
 
 def labels_of(probability: np.ndarray, index: np.ndarray, rule: DecisionRule) -> np.ndarray:
@@ -126,6 +161,12 @@ def fit_rule(labels, p, index, kinds, *, adds: bool = True) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", type=Path)
+    parser.add_argument(
+        "--cross-fitted",
+        type=Path,
+        nargs="+",
+        help="checkpoints trained on parts of palda-dev (--clinical-fold): each scores the photos it held out",
+    )
     parser.add_argument("--palda", type=Path, required=True)
     parser.add_argument("--stroke", type=Path)
     parser.add_argument("--boot", type=int, default=2000)
@@ -146,10 +187,14 @@ def main(argv=None) -> int:
     from inference.engine.classifier import ResNetClassifier
 
     classifier = ResNetClassifier(checkpoint, runtime="torch")  # loaded once, scored with every change
-    p = scores_of(classifier, palda.faces)
+    scorers = args.cross_fitted or [checkpoint]
+    palda_scorer = OutOfFold(scorers, palda.paths)
+    p = palda_scorer.scores(palda.faces)
+    scored_by = ", ".join(f"{c.parent.name}/{c.name}" if args.cross_fitted else c.name for c in scorers)
     print(
-        f"{checkpoint.name} on palda-dev: {len(labels)} faces of {len(set(groups))} people "
-        f"({', '.join(f'{k} {int((kinds == k).sum())}' for k in np.unique(kinds))}); never trained on\n"
+        f"{scored_by} on palda-dev: {len(labels)} faces of {len(set(groups))} people "
+        f"({', '.join(f'{k} {int((kinds == k).sum())}' for k in np.unique(kinds))}); each scored by a model "
+        "that never trained on its person\n"
     )
     print("ROC AUC (95% interval by person)")
     report["palda"] = {}
@@ -245,11 +290,11 @@ def main(argv=None) -> int:
 
     print("\nRobustness on palda-dev (the index as measured on the photo; only the classifier sees the change)")
     report["robustness"] = {}
-    mirrored = scores_of(classifier, palda.faces, lambda f: np.ascontiguousarray(f[:, ::-1]))
+    mirrored = palda_scorer.scores(palda.faces, lambda f: np.ascontiguousarray(f[:, ::-1]))
     print(f"  mirrored face: max |dP| {np.abs(mirrored - p).max():.4f}, median {np.median(np.abs(mirrored - p)):.4f}")
     report["robustness"]["mirror_max_dp"] = float(np.abs(mirrored - p).max())
     for name, factor in (("brighter x1.3", 1.3), ("darker x0.7", 0.7)):
-        changed = scores_of(classifier, palda.faces, lambda f, k=factor: np.clip(f * k, 0, 255).astype(np.uint8))
+        changed = palda_scorer.scores(palda.faces, lambda f, k=factor: np.clip(f * k, 0, 255).astype(np.uint8))
         flips = float(np.mean((changed >= 0.5) != (p >= 0.5)))
         decided = labels_of(changed, index, rule)
         decision_flips = float(np.mean(decided != with_classifier))
