@@ -32,7 +32,7 @@ class ShippedModel:
 
 
 SHIPPED_MODEL = ShippedModel(
-    name="resnet50-droops128-v2",
-    file="models/resnet50-droops128-v2.pt",
-    sha256="e164cf5639f6b8904bca7eefe59d2f42953c74c9bd74a231059a9f22519a81ef",
+    name="resnet50-droops128-v3",
+    file="models/resnet50-droops128-v3.pt",
+    sha256="abffeb31abaab80f25aabbf46b61cdd8a1299eec46a4716e60c05ed73da3e0df",
 )
