@@ -47,7 +47,7 @@ from inference.engine.evaluation import (  # noqa: E402
     person_of,
     roc_auc,
 )
-from inference.engine.training.data import fold_splits, load_pack  # noqa: E402
+from inference.engine.training.data import fold_splits, load_pack, photo_name  # noqa: E402
 from inference.engine.training.reporting import fused_scores  # noqa: E402
 
 WEIGHTS = np.round(np.linspace(0, 1, 11), 2)
@@ -81,7 +81,7 @@ class OutOfFold:
     def __init__(self, checkpoints: list[Path], paths: list[str]):
         from inference.engine.classifier import ResNetClassifier
 
-        names = [f"{Path(p).parent.name}/{Path(p).name}" for p in paths]
+        names = [photo_name(p) for p in paths]
         seen = [learnt_from(c) for c in checkpoints]
         self.scorer = np.array([next((k for k, s in enumerate(seen) if n not in s), -1) for n in names])
         if (self.scorer < 0).any():

@@ -15,7 +15,6 @@ Prints the file's sha256 for inference/shipped.py. The record's source names how
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 from pathlib import Path
@@ -28,6 +27,8 @@ MAX_BYTES = 50 * 1024 * 1024  # the one tracked file over 5 MB may not exceed th
 
 def main(argv=None) -> int:
     import torch
+
+    from inference.engine.classifier import file_sha256
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", type=Path)
@@ -60,7 +61,7 @@ def main(argv=None) -> int:
     if path.stat().st_size > MAX_BYTES:
         path.unlink()
         raise SystemExit(f"{path.name} would be {path.stat().st_size} bytes, over the 50 MB allowed")
-    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    sha = file_sha256(path)
 
     palda = report["palda"]["palsy vs healthy"]
     clinical = training.get("clinical")

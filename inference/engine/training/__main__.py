@@ -8,7 +8,7 @@ import numpy as np
 
 from inference.engine.classifier import NORMALISATIONS
 from inference.engine.evaluation import deal_folds, person_of, roc_auc
-from inference.engine.training.data import fold_splits, load_pack, split_digest
+from inference.engine.training.data import fold_splits, load_pack, photo_name, split_digest
 from inference.engine.training.fitting import RECIPE, checkpoint_payload, predict, train
 
 
@@ -210,11 +210,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _photo_name(path: str) -> str:
-    """A photo named independently of where the data set lives: class folder and file name."""
-    return f"{Path(path).parent.name}/{Path(path).name}"
-
-
 def _clinical(args) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], dict]:
     """The clinical pack's photos to learn from: every person's, or all but one fold's (people dealt
     into folds per class, so the held-out photos score a model that never saw their person)."""
@@ -231,7 +226,7 @@ def _clinical(args) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], dict]:
         "held_out_fold": args.clinical_fold,
         "per_step": args.clinical_per_step,
         "held_out_photos": int((~learn).sum()),
-        "trained_photos": sorted(_photo_name(p) for p, keep in zip(pack.paths, learn) if keep),
+        "trained_photos": sorted(photo_name(p) for p, keep in zip(pack.paths, learn) if keep),
     }
     return (pack.faces[learn], pack.labels[learn], pack.landmarks[learn]), record
 
@@ -242,7 +237,7 @@ def _watcher(watch, args, fold, trained=frozenset()):
     in fp16 under OUT/epochs-fold<i>/."""
     import torch
 
-    unseen = np.array([_photo_name(p) not in trained for p in watch.paths])
+    unseen = np.array([photo_name(p) not in trained for p in watch.paths])
     rows: dict[int, np.ndarray] = {}
     folder = args.out / f"epochs-fold{fold}"
     folder.mkdir(parents=True, exist_ok=True)

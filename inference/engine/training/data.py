@@ -223,12 +223,15 @@ def fold_splits(prepared: PreparedSet, test_fold: int) -> list[str]:
     return ["test" if f == test_fold else "val" if f == val_fold else "train" for f in prepared.folds.tolist()]
 
 
+def photo_name(path: str) -> str:
+    """A photo named independently of where the data set lives: its class folder and file name."""
+    return f"{Path(path).parent.name}/{Path(path).name}"
+
+
 def split_digest(prepared: PreparedSet, splits: list[str] | None = None) -> str:
     """Names the split independently of where the data set lives: class folder, file name and split
     of every photo. A checkpoint trained elsewhere is evaluated only on the split it was trained for."""
-    lines = sorted(
-        f"{Path(p).parent.name}/{Path(p).name}:{s}" for p, s in zip(prepared.paths, splits or prepared.splits)
-    )
+    lines = sorted(f"{photo_name(p)}:{s}" for p, s in zip(prepared.paths, splits or prepared.splits))
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
