@@ -499,3 +499,48 @@ def test_clinical_photos_are_learnt_from_beside_the_pairs_and_a_held_out_persons
     unseen = {f"{p.split('/')[-2]}/{p.split('/')[-1]}" for p, u in zip(watched["paths"], watched["unseen"]) if u}
     assert unseen == held_out
     assert 6 in batch_sizes  # three healthy and three palsy clinical photos beside each step's pairs
+
+
+def test_relit_copies_are_the_batchs_faces_over_or_under_exposed_and_clipped_clinical_photos_first():
+    torch.manual_seed(3)
+    x = torch.rand(10, 3, 8, 8) * 0.9
+    index, copies = fitting._relit(x, 6, first=(7, 8))
+    assert index[:2].tolist() == [7, 8] and len(set(index.tolist())) == 6
+    for i, copy in zip(index, copies):
+        factor = float((copy[x[i] * 1.5 < 1] / x[i][x[i] * 1.5 < 1]).median())
+        assert 0.15 - 1e-4 <= abs(factor - 1) <= 0.45 + 1e-4
+        np.testing.assert_allclose(copy.numpy(), (x[i] * factor).clamp(0, 1).numpy(), atol=1e-5)
+    assert float(copies.max()) <= 1.0
+    outputs = torch.tensor([[0.0, 1.0], [0.0, -1.0], [0.0, 1.0], [0.0, 2.0]])
+    assert float(fitting._relighting_gap(outputs, torch.tensor([0, 1]))) == pytest.approx((0 + 3**2) / 2)
+    assert float(fitting._relighting_gap(outputs[[0, 1, 0, 1]], torch.tensor([0, 1]))) == 0.0
+
+
+def test_the_relighting_term_scores_relit_copies_of_each_step_clinical_photos_first(tmp_path, monkeypatch):
+    """--consistency: each step the network also sees ``relit`` copies of the batch's faces, the
+    clinical photos among them, and the gap between copy and original is part of the loss."""
+    stroke = _portrait_pack([f"/s/no_paralysis/n{i}.jpg" for i in range(30)], [0] * 30)
+    data.group_split(stroke, seed=1)
+    data.save_pack(stroke, tmp_path / "stroke.npz")
+    names = [f"{kind}/image{i:03d}1.jpg" for kind in ("healthy", "peripheral") for i in range(6)]
+    data.save_pack(_portrait_pack([f"/palda/{n}" for n in names], [0] * 6 + [1] * 6), tmp_path / "palda.npz")
+    gaps = []
+    measure = fitting._relighting_gap
+
+    def recorded(outputs, originals):
+        gap = measure(outputs, originals)
+        gaps.append((len(outputs), originals.tolist(), gap.requires_grad))
+        return gap
+
+    monkeypatch.setattr(fitting, "_relighting_gap", recorded)
+    args = [str(tmp_path / "stroke.npz"), str(tmp_path / "out"), "--epochs", "1", "--batch-size", "8"]
+    args += ["--device", "cpu", "--clinical", str(tmp_path / "palda.npz"), "--clinical-per-step", "1"]
+    training_cli.main([*args, "--consistency", "1.0", "--relit", "4"])
+    assert gaps, "the relighting term was never added"
+    for size, originals, differentiable in gaps:
+        assert size == 8 + 2 + 4 and originals[:2] == [0, 1] and differentiable  # pairs, clinical, copies
+    training = torch.load(tmp_path / "out" / "fold0.pt", weights_only=False)["training"]
+    assert (training["consistency"], training["relit"]) == (1.0, 4)
+    gaps.clear()
+    training_cli.main([*args[:1], str(tmp_path / "off"), *args[2:]])
+    assert not gaps and "consistency" not in torch.load(tmp_path / "off" / "fold0.pt", weights_only=False)["training"]

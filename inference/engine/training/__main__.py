@@ -52,6 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--brightness", type=float, default=RECIPE.brightness, help="brightness and contrast scaled by 1 ± this"
     )
+    parser.add_argument(
+        "--consistency",
+        type=float,
+        default=RECIPE.consistency,
+        help="weight of the term holding a face's logit under brightening and darkening; 0: off",
+    )
+    parser.add_argument("--relit", type=int, default=RECIPE.relit, help="relit copies per step for --consistency")
     parser.add_argument("--keep", choices=("last", "best"), default=RECIPE.keep, help="which epoch's weights to keep")
     parser.add_argument(
         "--unpaired",
@@ -148,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
             keep=args.keep,
             clinical=clinical,
             clinical_per_step=args.clinical_per_step,
+            consistency=args.consistency,
+            relit=args.relit,
             state_dir=args.out / f"state-fold{fold}",
             on_epoch=on_epoch,
             progress=lambda it, **kw: tqdm(it, leave=False, mininterval=5, **kw),
@@ -177,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
             "grey": args.grey,
             "brightness": args.brightness,
             "paired": not args.unpaired,
+            **({"consistency": args.consistency, "relit": args.relit} if args.consistency else {}),
             **({"clinical": clinical_record} if clinical_record else {}),
             "initial_weights": (
                 f"fine-tuned from {args.start_from.name}"

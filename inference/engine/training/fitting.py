@@ -42,6 +42,12 @@ class Recipe:
     # Brightness and contrast are each scaled by a factor drawn from 1 ± this (then clipped, as a
     # brightened photo's highlights are).
     brightness: float = 0.3
+    # Weight of the relighting consistency term: each step also scores ``relit`` faces of the batch
+    # (every clinical photo first) brightened or darkened by 15-45% and clipped, as an over- or
+    # under-exposed photo is, and the squared gap between each copy's logit and its original's is
+    # added to the loss, so that a face's P(paralysis) does not move with the light; 0: off.
+    consistency: float = 0.0
+    relit: int = 8
     # With synthetic droops: each batch is half healthy faces, half the same faces drooped, augmented
     # alike, and no real paralysis photo (their sources were what an unpaired run learned instead).
     paired: bool = True
@@ -82,6 +88,7 @@ def _augment(
     grey: float = 0.0,
     paired: bool = False,
     brightness: float = RECIPE.brightness,
+    scaled: bool = True,
 ):
     """Random mirror, rotation, scale, shift, resolution loss and colour, on the batch's device. A
     mirrored face keeps its label; the resolution loss keeps the model from telling the data set's
@@ -137,7 +144,30 @@ def _augment(
         patch = (rows >= top) & (rows < top + side) & (cols >= left) & (cols < left + side)
         patch &= (rand() < erase).view(n, 1, 1)
         x = torch.where(patch.unsqueeze(1), torch.rand_like(x), x)
-    return _scaled(x, normalisation)
+    return _scaled(x, normalisation) if scaled else x
+
+
+def _relit(x, count: int, *, first=()):
+    """Indices of ``count`` faces of a float NCHW batch in 0..1 (``first`` before any drawn at random)
+    and their copies, each brightened by 15-45% or darkened as much and clipped: the copies an
+    over- or under-exposed photo of the same face would give."""
+    import torch
+
+    first = torch.as_tensor(list(first), dtype=torch.long, device=x.device)[:count]
+    rest = torch.ones(len(x), dtype=torch.bool, device=x.device)
+    rest[first] = False
+    others = torch.nonzero(rest).flatten()
+    index = torch.cat([first, others[torch.randperm(len(others), device=x.device)[: count - len(first)]]])
+    step = torch.empty(len(index), 1, 1, 1, device=x.device).uniform_(0.15, 0.45)
+    factor = torch.where(torch.rand(len(index), 1, 1, 1, device=x.device) < 0.5, 1 + step, 1 - step)
+    return index, (x[index] * factor).clamp_(0, 1)
+
+
+def _relighting_gap(outputs, originals):
+    """Mean squared gap between the paralysis logit margins of the batch's last ``len(originals)``
+    rows (relit copies) and of the rows they copy."""
+    margin = (outputs[:, 1] - outputs[:, 0]).float()
+    return (margin[-len(originals) :] - margin[originals]).pow(2).mean()
 
 
 def load_initial_weights(model, path: Path) -> None:
@@ -182,6 +212,8 @@ def train(
     keep: str = RECIPE.keep,
     clinical: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     clinical_per_step: int = 2,
+    consistency: float = RECIPE.consistency,
+    relit: int = RECIPE.relit,
     state_dir: Path | None = None,
     on_epoch=None,
     progress=lambda it, **kw: it,
@@ -203,6 +235,10 @@ def train(
     ``clinical``: real photos of the kind the portal will see (faces, labels, landmarks: palda-dev's
     training people) learnt from beside the pairs: each step adds ``clinical_per_step`` healthy and as
     many palsy ones, drawn at random, so the two classes weigh alike whatever their counts.
+
+    ``consistency``: each step adds ``relit`` brightened or darkened copies of the batch's faces
+    (the clinical photos first), labelled as their originals, and this weight times the mean squared
+    gap between a copy's logit and its original's (both ways) to the loss (not with mixup).
 
     ``state_dir``: the whole state (weights, optimiser, schedule, averages, history) is written there
     after every epoch, and a run started again with the same arguments resumes from it.
@@ -243,6 +279,8 @@ def train(
         if min(len(c) for c in clinical_classes) == 0:
             raise ValueError("the clinical photos need both healthy and palsy ones")
     paired = bool(synthetic and paired)
+    if consistency and mixup:
+        raise ValueError("the relighting consistency term and mixup do not go together")
     # Per epoch: real paralysis photos drawn, faces shown, and the expected count of each class.
     if paired:
         per_epoch_real, epoch_faces = 0, 2 * len(healthy)
@@ -286,6 +324,7 @@ def train(
             brightness,
             0 if clinical is None else len(clinical[1]),
             clinical_per_step,
+            *((consistency, relit) if consistency else ()),
         )
     )
     if state_file is not None and state_file.exists():
@@ -329,7 +368,13 @@ def train(
                 batch_np, batch_y = train_x[index], train_y[index].astype(np.int64)
             batch, targets = torch.from_numpy(batch_np).to(device), torch.from_numpy(batch_y).to(device)
             inputs = _augment(
-                batch, erase=erase, normalisation=normalisation, grey=grey, paired=paired, brightness=brightness
+                batch,
+                erase=erase,
+                normalisation=normalisation,
+                grey=grey,
+                paired=paired,
+                brightness=brightness,
+                scaled=False,
             )
             if clinical is not None:
                 chosen_real = np.concatenate([rng.choice(c, clinical_per_step) for c in clinical_classes])
@@ -346,9 +391,17 @@ def train(
                     normalisation=normalisation,
                     grey=grey,
                     brightness=brightness,
+                    scaled=False,
                 )
-                inputs = torch.cat([inputs, real])
-                targets = torch.cat([targets, torch.from_numpy(real_y).to(device)])
+                inputs = torch.cat([real, inputs])  # the clinical photos first: they are relit first
+                targets = torch.cat([torch.from_numpy(real_y).to(device), targets])
+            originals = None
+            if consistency:
+                first = range(len(real_y)) if clinical is not None else ()
+                originals, copies = _relit(inputs, min(relit, len(inputs)), first=first)
+                inputs = torch.cat([inputs, copies])
+                targets = torch.cat([targets, targets[originals]])
+            inputs = _scaled(inputs, normalisation)
             share, partner = 1.0, None
             if mixup and torch.rand(()) < 0.5:
                 share = float(torch.distributions.Beta(mixup, mixup).sample())
@@ -361,6 +414,8 @@ def train(
                 loss = criterion(outputs, targets)
                 if partner is not None:
                     loss = share * loss + (1 - share) * criterion(outputs, targets[partner])
+                if originals is not None:
+                    loss = loss + consistency * _relighting_gap(outputs, originals)
             loss.backward()
             optimizer.step()
             scheduler.step()
