@@ -124,31 +124,36 @@ def main(argv: list[str] | None = None) -> int:
                 parser.error(f"{path} was not trained on {args.pack}")
             result = evaluate(labels, asymmetry, groups, folds, cv["probabilities"])
         results[str(path)] = result
-        print(f"\n{path}: {result['photos']} held-out photos in {result['groups']} near-duplicate groups")
-        print("  round  photos  paralysis  groups  classifier  index   fused  weight  sens   spec   inconcl.")
-        for r in result["rounds"]:
-            print(
-                f"  {r['test_fold']:>5}  {r['photos']:>6}  {r['paralysis']:>9}  {r['groups']:>6}  "
-                f"{r['classifier_auc']:>10.3f}  {r['index_auc']:.3f}  {r['fused_auc']:.3f}  "
-                f"{r['classifier_weight']:>6.1f}  {r['fused_sensitivity']:.3f}  {r['fused_specificity']:.3f}  "
-                f"{r['inconclusive']:.3f}"
-            )
-        for key in ("classifier", "index", "fused"):
-            s = result["summary"][key]
-            print(
-                f"  {key:<10} pooled out-of-fold ROC AUC {s['pooled_auc']:.3f} "
-                f"(95% group bootstrap {s['ci95'][0]:.3f}-{s['ci95'][1]:.3f}); rounds {s['min_round_auc']:.3f}-"
-                f"{s['max_round_auc']:.3f}, mean {s['mean_round_auc']:.3f}"
-            )
-        d = result["summary"]["fused_decision"]
-        print(
-            f"  fused decision: sensitivity {d['sensitivity']:.3f}, specificity {d['specificity']:.3f}, "
-            f"missed paralysis {d['missed_paralysis']:.3f}, inconclusive {d['inconclusive']:.3f}"
-        )
+        print_result(str(path), result)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "eval_classifier.json").write_text(json.dumps(results, indent=2, default=_json))
     return 0
+
+
+def print_result(name: str, result: dict) -> None:
+    """The five-round table of one evaluation, and its pooled figures."""
+    print(f"\n{name}: {result['photos']} held-out photos in {result['groups']} near-duplicate groups")
+    print("  round  photos  paralysis  groups  classifier  index   fused  weight  sens   spec   inconcl.")
+    for r in result["rounds"]:
+        print(
+            f"  {r['test_fold']:>5}  {r['photos']:>6}  {r['paralysis']:>9}  {r['groups']:>6}  "
+            f"{r['classifier_auc']:>10.3f}  {r['index_auc']:.3f}  {r['fused_auc']:.3f}  "
+            f"{r['classifier_weight']:>6.1f}  {r['fused_sensitivity']:.3f}  {r['fused_specificity']:.3f}  "
+            f"{r['inconclusive']:.3f}"
+        )
+    for key in ("classifier", "index", "fused"):
+        s = result["summary"][key]
+        print(
+            f"  {key:<10} pooled out-of-fold ROC AUC {s['pooled_auc']:.3f} "
+            f"(95% group bootstrap {s['ci95'][0]:.3f}-{s['ci95'][1]:.3f}); rounds {s['min_round_auc']:.3f}-"
+            f"{s['max_round_auc']:.3f}, mean {s['mean_round_auc']:.3f}"
+        )
+    d = result["summary"]["fused_decision"]
+    print(
+        f"  fused decision: sensitivity {d['sensitivity']:.3f}, specificity {d['specificity']:.3f}, "
+        f"missed paralysis {d['missed_paralysis']:.3f}, inconclusive {d['inconclusive']:.3f}"
+    )
 
 
 def _json(value):

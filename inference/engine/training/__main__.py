@@ -83,7 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--clinical-folds", type=int, default=2)
     parser.add_argument("--clinical-per-step", type=int, default=2, help="clinical photos of each class per step")
-    parser.add_argument("--start-from", type=Path, help="fine-tune this classifier checkpoint (fold 0 only)")
+    parser.add_argument(
+        "--start-from",
+        type=Path,
+        help="fine-tune this classifier checkpoint (one trained on the same split: the same --folds)",
+    )
     parser.add_argument("--seed", type=int, default=RECIPE.seed)
     parser.add_argument("--time-budget", type=float, default=0, help="seconds; start no fold that would end later")
     args = parser.parse_args(argv)
