@@ -41,7 +41,7 @@ STAGES = {
     "v1": ["--epochs", "18"],
     "v2": ["--epochs", "14", "--lr", "6e-4", "--brightness", "0.45"],
     "v3": ["--epochs", "4", "--lr", "3e-4", "--brightness", "0.45", *CLINICAL],
-    "v4": ["--epochs", "4", "--lr", "3e-4", "--brightness", "0.45", *CLINICAL, "--consistency", "1.0", "--relit", "8"],
+    "v4": ["--epochs", "4", "--lr", "3e-4", "--brightness", "0.45", *CLINICAL, "--consistency", "0.25", "--relit", "8"],
 }
 RECIPES = {"resnet50-droops128-v3": ["v1", "v2", "v3"], "resnet50-droops128-v4": ["v1", "v2", "v4"]}
 
