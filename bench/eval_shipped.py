@@ -10,7 +10,9 @@ out); --checkpoint is then judged on stroke-faces' held-out fold.
 The packs are aligned faces as serving crops them, written by
     manage.py train_classifier ../shared/datasets/palda-dev --image-size 128 --save-pack var/palda128.npz
     manage.py train_classifier ../shared/datasets/stroke-faces --image-size 128 --save-pack var/stroke128.npz
-(the stroke-faces pack's fold 0 is the test split the classifier never trained on; palda-dev was never
+(the stroke-faces pack's fold 0 is the test split the classifier never trained on, and fold 1 its
+validation split, which no stage of the shipped lineage chose anything on: --stroke-folds 0,1 judges on
+both; palda-dev was never
 trained on at all).
 
 What it prints, each with a 95% interval resampling whole people (palda-dev: the numbered photos of one
@@ -172,6 +174,11 @@ def main(argv=None) -> int:
     parser.add_argument("--boot", type=int, default=2000)
     parser.add_argument("--fit-rule", action="store_true", help="print the rule fitted on all of palda-dev")
     parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument(
+        "--stroke-folds",
+        default="0",
+        help="stroke-faces folds judged on, e.g. 0,1 (fold 1 is the lineage's validation fold, never chosen on)",
+    )
     args = parser.parse_args(argv)
     from inference.shipped import SHIPPED_MODEL
 
@@ -235,15 +242,20 @@ def main(argv=None) -> int:
         # The veto of the second data set: the weight palda-dev would choose must not rank stroke-faces'
         # held-out fold worse than the index alone does.
         stroke = load_pack(args.stroke)
-        test = np.array([s == "test" for s in fold_splits(stroke, 0)])
+        judged = [int(f) for f in args.stroke_folds.split(",")]
+        if not set(judged) <= {0, 1}:
+            parser.error("the shipped lineage trained on stroke-faces' folds 2-4: judge it on folds 0 and 1 only")
+        wanted = {("test", "val")[f] for f in judged}  # fold 0's round: fold 0 tests, fold 1 validates
+        test = np.array([s in wanted for s in fold_splits(stroke, 0)])
+        folds_name = "fold" + ("s " if len(judged) > 1 else " ") + " and ".join(map(str, judged))
         sp = scores_of(classifier, stroke.faces[test])
         sy, si, sg = stroke.labels[test], stroke.asymmetry[test], stroke.groups[test]
         weight = choose_weight(labels, p, index)
         at_weight = fused(sp, si, weight)
         stroke_ok = roc_auc(sy, at_weight) >= roc_auc(sy, si)
         print(
-            f"stroke-faces fold 0 at palda-dev's weight {weight:g}: fused {roc_auc(sy, at_weight):.3f} against the "
-            f"index alone {roc_auc(sy, si):.3f}: {'no worse' if stroke_ok else 'worse'}"
+            f"stroke-faces {folds_name} at palda-dev's weight {weight:g}: fused {roc_auc(sy, at_weight):.3f} "
+            f"against the index alone {roc_auc(sy, si):.3f}: {'no worse' if stroke_ok else 'worse'}"
         )
         report["stroke_veto"] = {"weight": weight, "fused": roc_auc(sy, at_weight), "index": roc_auc(sy, si)}
         adds = adds and stroke_ok
@@ -310,7 +322,7 @@ def main(argv=None) -> int:
 
     if args.stroke:
         sfused = fused(sp, si, rule.classifier_weight, rule)
-        print(f"\nstroke-faces, held-out fold 0 ({int(test.sum())} faces, {len(set(sg))} near-duplicate groups)")
+        print(f"\nstroke-faces, held-out {folds_name} ({int(test.sum())} faces, {len(set(sg))} near-duplicate groups)")
         for name, scores in (("classifier alone", sp), ("asymmetry index alone", si), ("fused score", sfused)):
             print(auc_row(name, sy, scores, sg, args.boot))
         decided, alone_s = labels_of(sp, si, rule), labels_of([None] * len(si), si, ASYMMETRY_ONLY_RULE)
