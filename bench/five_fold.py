@@ -53,15 +53,9 @@ def shipped_name() -> str:
     return SHIPPED_MODEL.name
 
 
-def pack_identity(pack: Path) -> tuple[np.ndarray, np.ndarray]:
-    with np.load(pack, allow_pickle=False) as data:
-        return data["paths"], data["folds"]
+def save_round(fold: int, probabilities: np.ndarray, prepared, record: dict) -> Path:
+    from inference.engine.training.data import split_digest
 
-
-def save_round(fold: int, probabilities: np.ndarray, pack: Path, record: dict) -> Path:
-    from inference.engine.training.data import load_pack, split_digest
-
-    prepared = load_pack(pack)
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"round{fold}.npz"
     np.savez_compressed(
@@ -73,18 +67,12 @@ def save_round(fold: int, probabilities: np.ndarray, pack: Path, record: dict) -
     return out
 
 
-def score_shipped(pack: Path) -> np.ndarray:
-    import torch
-
-    from inference.engine.classifier import build_resnet50
-    from inference.engine.training.data import load_pack
+def score_shipped(prepared) -> np.ndarray:
+    from inference.engine.classifier import read_checkpoint
     from inference.engine.training.fitting import predict
     from inference.shipped import SHIPPED_MODEL
 
-    payload = torch.load(SHIPPED_MODEL.path, map_location="cpu", weights_only=True)
-    model = build_resnet50()
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()})
-    prepared = load_pack(pack)
+    payload, model = read_checkpoint(SHIPPED_MODEL.path)
     return predict(model, prepared.faces, batch_size=64, normalisation=payload.get("normalisation", "imagenet"))
 
 
@@ -117,13 +105,12 @@ def train_round(
     return probabilities, record
 
 
-def table(pack: Path, recipe: str) -> dict:
-    from inference.engine.training.data import load_pack, split_digest
+def table(prepared, recipe: str) -> dict:
+    from inference.engine.training.data import split_digest
 
-    prepared = load_pack(pack)
-    paths, folds = pack_identity(pack)
+    folds, digest = prepared.folds, split_digest(prepared)
     count = int(folds.max()) + 1
-    probabilities = np.full((count, len(paths)), np.nan, dtype=np.float32)
+    probabilities = np.full((count, len(prepared.labels)), np.nan, dtype=np.float32)
     done = []
     for fold in range(count):
         path = RESULTS / f"round{fold}.npz"
@@ -131,8 +118,8 @@ def table(pack: Path, recipe: str) -> dict:
             continue
         with np.load(path, allow_pickle=False) as data:
             record = json.loads(str(data["record"]))
-            if str(data["split_digest"]) != split_digest(prepared):
-                raise SystemExit(f"{path} was not written for {pack}")
+            if str(data["split_digest"]) != digest:
+                raise SystemExit(f"{path} was not written for this pack's split")
             if record["recipe"] != recipe:
                 print(f"round {fold}: recipe {record['recipe']}, not {recipe}: left out")
                 continue
@@ -157,13 +144,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=ROOT / "var" / "five-fold")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
+    from inference.engine.training.data import load_pack
+
     recipe = args.recipe or shipped_name()
     if recipe not in RECIPES:
         parser.error(f"no recipe recorded for {recipe}")
+    prepared = load_pack(args.pack)  # once: every step below reads the same pack
     if args.shipped:
         if recipe != shipped_name():
             parser.error("--shipped scores the shipped model: its recipe is the shipped one")
-        out = save_round(0, score_shipped(args.pack), args.pack, {"recipe": recipe, "model": "the shipped file"})
+        out = save_round(0, score_shipped(prepared), prepared, {"recipe": recipe, "model": "the shipped file"})
         print(f"round 0 (the shipped {recipe}): {out}")
     if args.round is not None:
         if args.round == 0:
@@ -171,10 +161,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.clinical is None:
             parser.error("--clinical is needed: the recipe learns from palda-dev's photos")
         probabilities, record = train_round(args.round, args.pack, args.clinical, args.work, recipe, args.threads)
-        out = save_round(args.round, probabilities, args.pack, record)
+        out = save_round(args.round, probabilities, prepared, record)
         print(f"round {args.round}: {out} ({record['wall_seconds']} s)")
     if args.table:
-        table(args.pack, recipe)
+        table(prepared, recipe)
     return 0
 
 

@@ -63,13 +63,12 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    import subprocess
-
     import torch
     from PIL import Image, ImageOps
 
     if args.busy_core:  # a spinning process, ended with this one (killed at exit, or its stdin closes)
         import atexit
+        import subprocess
 
         spin = "import os, sys, threading\nthreading.Thread(target=lambda: (sys.stdin.read(), os._exit(0))).start()"
         busy = subprocess.Popen([sys.executable, "-c", spin + "\nwhile True: pass"], stdin=subprocess.PIPE)
