@@ -77,7 +77,7 @@ def score_shipped(prepared) -> np.ndarray:
 
 
 def train_round(
-    fold: int, pack: Path, clinical: Path, work: Path, recipe: str, threads: int
+    fold: int, pack: Path, clinical: Path, work: Path, recipe: str, threads: int, precision: str
 ) -> tuple[np.ndarray, dict]:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     started, previous, seconds = time.monotonic(), None, {}
@@ -85,6 +85,8 @@ def train_round(
         out = work / f"round{fold}-{stage}"
         args = [a.format(clinical=clinical) for a in STAGES[stage]]
         command = [sys.executable, "-m", "inference.engine.training", str(pack), str(out), "--folds", str(fold), *args]
+        # Every stage keeps its last epoch, so the validation split is scored once, at the end.
+        command += ["--precision", precision, "--validate", "last"]
         if previous is not None:
             command += ["--start-from", str(previous)]
         if not (out / f"fold{fold}.pt").exists():  # a stage finished earlier in this session is kept
@@ -101,6 +103,7 @@ def train_round(
         "seconds": seconds,
         "wall_seconds": round(time.monotonic() - started),
         "threads": threads,
+        "precision": precision,
     }
     return probabilities, record
 
@@ -143,6 +146,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recipe", choices=sorted(RECIPES), help="default: the shipped version's")
     parser.add_argument("--work", type=Path, default=ROOT / "var" / "five-fold")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "bf16", "fp32"),
+        default="auto",
+        help="training's arithmetic (auto: bf16 on a GPU, fp32 on a CPU); bf16 fits a round into a CPU session",
+    )
     args = parser.parse_args(argv)
     from inference.engine.training.data import load_pack
 
@@ -160,7 +169,9 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("round 0 is the shipped model: use --shipped")
         if args.clinical is None:
             parser.error("--clinical is needed: the recipe learns from palda-dev's photos")
-        probabilities, record = train_round(args.round, args.pack, args.clinical, args.work, recipe, args.threads)
+        probabilities, record = train_round(
+            args.round, args.pack, args.clinical, args.work, recipe, args.threads, args.precision
+        )
         out = save_round(args.round, probabilities, prepared, record)
         print(f"round {args.round}: {out} ({record['wall_seconds']} s)")
     if args.table:

@@ -9,7 +9,7 @@ import numpy as np
 from inference.engine.classifier import NORMALISATIONS
 from inference.engine.evaluation import deal_folds, person_of, roc_auc
 from inference.engine.training.data import fold_splits, load_pack, photo_name, split_digest
-from inference.engine.training.fitting import RECIPE, checkpoint_payload, predict, train
+from inference.engine.training.fitting import RECIPE, checkpoint_payload, predict, train, uses_bf16
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,6 +60,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--relit", type=int, default=RECIPE.relit, help="relit copies per step for --consistency")
     parser.add_argument("--keep", choices=("last", "best"), default=RECIPE.keep, help="which epoch's weights to keep")
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "bf16", "fp32"),
+        default=RECIPE.precision,
+        help="auto: bf16 autocast on a GPU, fp32 on a CPU; bf16 on this project's CPU trains 1.7x faster",
+    )
+    parser.add_argument(
+        "--validate",
+        choices=("every", "last"),
+        default=RECIPE.validate,
+        help="score the validation split after every epoch or only the last (with --keep last: same weights)",
+    )
     parser.add_argument(
         "--unpaired",
         action="store_true",
@@ -161,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
             clinical_per_step=args.clinical_per_step,
             consistency=args.consistency,
             relit=args.relit,
+            precision=args.precision,
+            validate=args.validate,
             state_dir=args.out / f"state-fold{fold}",
             on_epoch=on_epoch,
             progress=lambda it, **kw: tqdm(it, leave=False, mininterval=5, **kw),
@@ -200,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
                 else "none (from scratch)"
             ),
             "device": args.device,
+            "precision": "bf16" if uses_bf16(args.precision, args.device) else "fp32",
             "torch": str(torch.__version__),
             "seconds": round(seconds_per_fold, 1),
             "test_auc_on_pack": test_auc,

@@ -56,9 +56,22 @@ class Recipe:
     # whose sources the paired recipe does not train on: their ROC AUC peaked early while clinical photos
     # kept improving (docs/model-card.md), so the default takes the last.
     keep: str = "last"
+    # Arithmetic of the forward and backward passes: "auto" is bf16 autocast on a GPU and fp32 on a
+    # CPU; "bf16" autocasts on a CPU too (1.7x faster than fp32 on this project's AVX-512 CPU, torch
+    # 2.14, channels_last: 1.9 s against 3.2 s a step of 32 faces at 128 px, one thread each, two runs
+    # side by side); "fp32" everywhere.
+    precision: str = "auto"
+    # When the validation split is scored: "every" epoch, or only after the "last" (with keep="last"
+    # nothing is chosen on it, so the weights are the same, and a CPU run spends about 15% less).
+    validate: str = "every"
 
 
 RECIPE = Recipe()
+
+
+def uses_bf16(precision: str, device: str) -> bool:
+    """Whether a run with this ``precision`` (Recipe.precision) autocasts to bf16 on ``device``."""
+    return precision == "bf16" or (precision == "auto" and device.startswith("cuda"))
 
 
 def _normalise(x, normalisation: str = "imagenet"):
@@ -214,6 +227,8 @@ def train(
     clinical_per_step: int = 2,
     consistency: float = RECIPE.consistency,
     relit: int = RECIPE.relit,
+    precision: str = RECIPE.precision,
+    validate: str = RECIPE.validate,
     state_dir: Path | None = None,
     on_epoch=None,
     progress=lambda it, **kw: it,
@@ -240,6 +255,9 @@ def train(
     (the clinical photos first), labelled as their originals, and this weight times the mean squared
     gap between a copy's logit and its original's (both ways) to the loss (not with mixup).
 
+    ``precision``: "auto" (bf16 autocast on a GPU, fp32 on a CPU), "bf16" or "fp32"; ``validate``:
+    score the validation split after "every" epoch or only the "last" (needs ``keep="last"``).
+
     ``state_dir``: the whole state (weights, optimiser, schedule, averages, history) is written there
     after every epoch, and a run started again with the same arguments resumes from it.
     ``on_epoch(epoch, model)`` is called with the kept (averaged) weights after each epoch."""
@@ -259,6 +277,13 @@ def train(
     else:
         log("initial weights: none found, training from scratch (expect weaker results than from ImageNet)")
     cuda = device.startswith("cuda")
+    if precision not in ("auto", "bf16", "fp32"):
+        raise ValueError(f"precision must be 'auto', 'bf16' or 'fp32', not {precision!r}")
+    if validate not in ("every", "last"):
+        raise ValueError(f"validate must be 'every' or 'last', not {validate!r}")
+    if validate == "last" and keep != "last":
+        raise ValueError("keep='best' chooses an epoch on the validation split: it needs validate='every'")
+    bf16 = uses_bf16(precision, device)
     model.to(device, memory_format=torch.channels_last)
     chosen = np.array([s == "train" for s in (splits or prepared.splits)])
     train_x, train_y = prepared.faces[chosen], prepared.labels[chosen]
@@ -325,6 +350,7 @@ def train(
             0 if clinical is None else len(clinical[1]),
             clinical_per_step,
             *((consistency, relit) if consistency else ()),
+            *((precision,) if precision != "auto" else ()),
         )
     )
     if state_file is not None and state_file.exists():
@@ -409,7 +435,7 @@ def train(
                 inputs = share * inputs + (1 - share) * inputs[partner]
             inputs = inputs.contiguous(memory_format=torch.channels_last)
             optimizer.zero_grad(set_to_none=True)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+            with torch.autocast("cuda" if cuda else "cpu", dtype=torch.bfloat16, enabled=bf16):
                 outputs = model(inputs)
                 loss = criterion(outputs, targets)
                 if partner is not None:
@@ -428,13 +454,10 @@ def train(
                 left = ((epochs - epoch + 1) * per_epoch - step - 1) * batch_size / rate
                 bar.set_postfix(loss=f"{float(loss.detach()):.3f}", faces_s=f"{rate:.1f}", left=f"{left / 60:.0f} min")
         train_loss = float(torch.stack(losses).mean())
-        val_prob = (
-            predict(kept, val_x, batch_size=max(batch_size, 64), device=device, normalisation=normalisation)
-            if len(val_x)
-            else np.array([])
-        )
-        val_auc = roc_auc(val_y, val_prob)
-        val_loss = _log_loss(val_y, val_prob)
+        val_auc = val_loss = float("nan")
+        if len(val_x) and (validate == "every" or epoch == epochs):
+            val_prob = predict(kept, val_x, batch_size=max(batch_size, 64), device=device, normalisation=normalisation)
+            val_auc, val_loss = roc_auc(val_y, val_prob), _log_loss(val_y, val_prob)
         history.append({"epoch": epoch, "loss": train_loss, "val_auc": val_auc, "val_loss": val_loss})
         log(
             f"epoch {epoch}: loss {train_loss:.4f}, validation ROC AUC {val_auc:.4f}, log loss {val_loss:.4f}, "
