@@ -544,3 +544,49 @@ def test_the_relighting_term_scores_relit_copies_of_each_step_clinical_photos_fi
     gaps.clear()
     training_cli.main([*args[:1], str(tmp_path / "off"), *args[2:]])
     assert not gaps and "consistency" not in torch.load(tmp_path / "off" / "fold0.pt", weights_only=False)["training"]
+
+
+def test_bf16_autocasts_on_a_cpu_too_and_validating_after_the_last_epoch_alone_keeps_the_same_weights(
+    tmp_path, monkeypatch
+):
+    """--precision bf16 trains in bf16 autocast on a CPU (auto stays fp32 there) and says so in the
+    checkpoint; --validate last scores the validation split once, after the last epoch, and with --keep
+    last keeps the very weights that validating every epoch keeps."""
+    stroke = _portrait_pack([f"/s/no_paralysis/n{i}.jpg" for i in range(30)], [0] * 30)
+    data.group_split(stroke, seed=1)
+    data.save_pack(stroke, tmp_path / "stroke.npz")
+    passes, validations = [], []
+    build, predict = fitting.build_resnet50, fitting.predict
+
+    def watched_model():
+        def seen(layer, args, out):  # the last layer's input in a training step: its arithmetic
+            if layer.training:
+                passes.append(args[0].dtype)
+
+        model = build()
+        model.fc.register_forward_hook(seen)
+        return model
+
+    monkeypatch.setattr(fitting, "build_resnet50", watched_model)
+    monkeypatch.setattr(fitting, "predict", lambda *a, **kw: validations.append(len(a[1])) or predict(*a, **kw))
+    args = [str(tmp_path / "stroke.npz"), "--epochs", "2", "--batch-size", "8", "--device", "cpu"]
+
+    runs = {}
+    for name, extra in (("every", []), ("last", ["--validate", "last"]), ("bf16", ["--precision", "bf16"])):
+        passes.clear(), validations.clear()
+        torch.set_num_threads(1)  # the same reductions in the same order, run after run
+        training_cli.main([args[0], str(tmp_path / name), *args[1:], *extra])
+        checkpoint = torch.load(tmp_path / name / "fold0.pt", weights_only=False)
+        runs[name] = (set(passes), len(validations), checkpoint)
+
+    assert runs["every"][:2] == ({torch.float32}, 2) and runs["every"][2]["training"]["precision"] == "fp32"
+    assert runs["last"][:2] == ({torch.float32}, 1)
+    history = runs["last"][2]["training"]["history"]
+    assert np.isnan(history[0]["val_auc"]) and not np.isnan(history[1]["val_loss"])
+    for key, weights in runs["every"][2]["state_dict"].items():
+        assert torch.equal(weights, runs["last"][2]["state_dict"][key]), key
+    assert runs["bf16"][:2] == ({torch.bfloat16}, 2) and runs["bf16"][2]["training"]["precision"] == "bf16"
+    with pytest.raises(ValueError, match="keep='best'"):
+        fitting.train(
+            data.load_pack(tmp_path / "stroke.npz"), device="cpu", initial_weights=None, keep="best", validate="last"
+        )
