@@ -25,25 +25,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def portrait_pack(count: int, size: int):
-    """The test suite's portrait, aligned as serving crops it, ``count`` times a little brighter or darker."""
-    from inference.engine.align import aligned_face, crop_points
-    from inference.engine.training.data import PreparedSet
-    from tests.faces import astronaut, astronaut_landmarks
-
-    points = astronaut_landmarks()
-    face, at = aligned_face(astronaut(), points, size=size), crop_points(points, size).astype(np.float32)
-    return PreparedSet(
-        faces=np.stack([np.clip(face * (0.8 + 0.4 * i / count), 0, 255).astype(np.uint8) for i in range(count)]),
-        labels=np.zeros(count, np.int64),
-        asymmetry=np.zeros(count, np.float32),
-        paths=[f"/portrait/no_paralysis/{i}.jpg" for i in range(count)],
-        splits=["train"] * count,
-        groups=np.arange(count),
-        landmarks=np.stack([at] * count),
-    )
-
-
 def healthy_training_faces(pack: Path, count: int):
     """``count`` healthy faces of the pack's fold-0 training split (as round 0 trains on)."""
     from inference.engine.training.data import PreparedSet, fold_splits, load_pack
@@ -97,7 +78,14 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    prepared = healthy_training_faces(args.pack, args.faces) if args.pack else portrait_pack(args.faces, args.size)
+    if args.pack:
+        prepared = healthy_training_faces(args.pack, args.faces)
+    else:
+        from tests.faces import portrait_pack
+
+        paths = [f"/portrait/no_paralysis/{i}.jpg" for i in range(args.faces)]
+        prepared = portrait_pack(paths, [0] * args.faces, args.size)
+        prepared.splits = ["train"] * args.faces
     size = prepared.faces.shape[1]
     print(
         f"{len(prepared.labels)} healthy faces of {size} px, each shown twice per epoch; batch {args.batch_size}; "

@@ -27,6 +27,28 @@ def astronaut_landmarks() -> np.ndarray:
     return FaceMeshDetector().find(astronaut()).faces[0]
 
 
+def portrait_pack(paths: list[str], labels: list[int], size: int = 48):
+    """A training pack (training.data.PreparedSet) of copies of the portrait aligned at ``size`` px with
+    its landmarks (droops can be drawn on them), each a little brighter or darker, under the given class
+    folders and file names."""
+    from inference.engine.align import aligned_face, crop_points
+    from inference.engine.training.data import PreparedSet
+
+    points = astronaut_landmarks()
+    face, at = aligned_face(astronaut(), points, size=size), crop_points(points, size).astype(np.float32)
+    count = len(paths)
+    return PreparedSet(
+        faces=np.stack([np.clip(face * (0.8 + 0.4 * i / count), 0, 255).astype(np.uint8) for i in range(count)]),
+        labels=np.array(labels),
+        asymmetry=np.zeros(count, np.float32),
+        paths=paths,
+        splits=[""] * count,
+        groups=np.arange(count),
+        landmarks=np.stack([at] * count),
+        kinds=[p.split("/")[-2] for p in paths],
+    )
+
+
 def droop(rgb: np.ndarray, points: np.ndarray, *, side: str = "left", pixels: float = 16.0) -> np.ndarray:
     """Mimic a facial palsy on the patient's `side`: that mouth corner sags by `pixels` and the lips
     are drawn towards the working side by as much, as the healthy muscles pull unopposed."""

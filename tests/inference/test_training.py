@@ -23,7 +23,7 @@ from inference.models import ModelVersion
 from inference.services import model_activate
 from scans.analysis import scan_analyze
 from tests import factories
-from tests.faces import astronaut, astronaut_landmarks, drooped_astronaut, jpeg_bytes
+from tests.faces import astronaut, astronaut_landmarks, drooped_astronaut, jpeg_bytes, portrait_pack
 
 
 @pytest.fixture(scope="module")
@@ -432,36 +432,16 @@ def test_a_pack_can_be_built_on_the_photo_fit_alone_and_is_cached_apart(tiny_dat
     assert (cache / "photo-fit").is_dir() and any((cache / "photo-fit").iterdir())
 
 
-def _portrait_pack(paths: list[str], labels: list[int], size: int = 48) -> data.PreparedSet:
-    """Copies of the real portrait at ``size`` px with its landmarks (droops can be drawn on them), each
-    a little brighter or darker, under the given class folders and file names."""
-    from inference.engine.align import aligned_face, crop_points
-
-    points = astronaut_landmarks()
-    face, at = aligned_face(astronaut(), points, size=size), crop_points(points, size).astype(np.float32)
-    count = len(paths)
-    return data.PreparedSet(
-        faces=np.stack([np.clip(face * (0.8 + 0.4 * i / count), 0, 255).astype(np.uint8) for i in range(count)]),
-        labels=np.array(labels),
-        asymmetry=np.zeros(count, np.float32),
-        paths=paths,
-        splits=[""] * count,
-        groups=np.arange(count),
-        landmarks=np.stack([at] * count),
-        kinds=[p.split("/")[-2] for p in paths],
-    )
-
-
 def test_clinical_photos_are_learnt_from_beside_the_pairs_and_a_held_out_persons_never_are(tmp_path, monkeypatch):
     """palda-dev cross-fitted: its people dealt into folds per class, one fold held out; a person's
     numbered photos (image0011, image0012) stay together; the held-out photos are the ones scored as
     unseen after each epoch; the others reach the network, both classes in each step."""
-    stroke = _portrait_pack([f"/s/no_paralysis/n{i}.jpg" for i in range(30)], [0] * 30)
+    stroke = portrait_pack([f"/s/no_paralysis/n{i}.jpg" for i in range(30)], [0] * 30)
     data.group_split(stroke, seed=1)
     data.save_pack(stroke, tmp_path / "stroke.npz")
     names = [f"healthy/image{i:03d}{v}.jpg" for i in range(4) for v in (1, 2)]
     names += [f"{kind}/image{i:03d}1.jpg" for kind in ("central", "peripheral") for i in range(4)]
-    clinical = _portrait_pack([f"/palda/{n}" for n in names], [0] * 8 + [1] * 8)
+    clinical = portrait_pack([f"/palda/{n}" for n in names], [0] * 8 + [1] * 8)
     data.save_pack(clinical, tmp_path / "palda.npz")
 
     batch_sizes = []
@@ -519,11 +499,11 @@ def test_relit_copies_are_the_batchs_faces_over_or_under_exposed_and_clipped_cli
 def test_the_relighting_term_scores_relit_copies_of_each_step_clinical_photos_first(tmp_path, monkeypatch):
     """--consistency: each step the network also sees ``relit`` copies of the batch's faces, the
     clinical photos among them, and the gap between copy and original is part of the loss."""
-    stroke = _portrait_pack([f"/s/no_paralysis/n{i}.jpg" for i in range(30)], [0] * 30)
+    stroke = portrait_pack([f"/s/no_paralysis/n{i}.jpg" for i in range(30)], [0] * 30)
     data.group_split(stroke, seed=1)
     data.save_pack(stroke, tmp_path / "stroke.npz")
     names = [f"{kind}/image{i:03d}1.jpg" for kind in ("healthy", "peripheral") for i in range(6)]
-    data.save_pack(_portrait_pack([f"/palda/{n}" for n in names], [0] * 6 + [1] * 6), tmp_path / "palda.npz")
+    data.save_pack(portrait_pack([f"/palda/{n}" for n in names], [0] * 6 + [1] * 6), tmp_path / "palda.npz")
     gaps = []
     measure = fitting._relighting_gap
 
@@ -552,7 +532,7 @@ def test_bf16_autocasts_on_a_cpu_too_and_validating_after_the_last_epoch_alone_k
     """--precision bf16 trains in bf16 autocast on a CPU (auto stays fp32 there) and says so in the
     checkpoint; --validate last scores the validation split once, after the last epoch, and with --keep
     last keeps the very weights that validating every epoch keeps."""
-    stroke = _portrait_pack([f"/s/no_paralysis/n{i}.jpg" for i in range(30)], [0] * 30)
+    stroke = portrait_pack([f"/s/no_paralysis/n{i}.jpg" for i in range(30)], [0] * 30)
     data.group_split(stroke, seed=1)
     data.save_pack(stroke, tmp_path / "stroke.npz")
     passes, validations = [], []
