@@ -139,10 +139,13 @@ def test_a_tiny_training_run_registers_a_version_the_worker_can_load(tiny_datase
             "tiny",
             "--synthetic",
             "0",
+            "--precision",
+            "bf16",
             "--activate",
             stdout=out,
         )
     log = out.getvalue()
+    assert "training on cpu in bf16;" in log  # bf16 autocast asked for on a CPU, and said
     assert "training from scratch" in log  # no ImageNet file here, and it says so
     assert "skipped {'unreadable': 1}" in log
     assert "groups crossing splits 3\n" in log and "overstate" in log
@@ -167,6 +170,8 @@ def test_a_tiny_training_run_registers_a_version_the_worker_can_load(tiny_datase
     assert (tmp_path / "run" / "confusion.png").exists()
     classifier = ResNetClassifier(version.checkpoint.path, expected_sha256=version.sha256)
     assert classifier.input_size == 64
+    trained = torch.load(version.checkpoint.path, map_location="cpu", weights_only=False)["training"]
+    assert trained["precision"] == version.metrics["precision"] == "bf16"
 
 
 def _synthetic_set(count: int = 40, size: int = 32, *, folds: bool = True) -> data.PreparedSet:
