@@ -8,12 +8,13 @@ Round k's model never sees fold k: it is trained through the shipped version's l
 of RECIPES, each fine-tuning the last, the first from scratch) on the pack's folds but k and k + 1
 (validation, used by no stage: each keeps its last epoch), then scores every photo of the pack. Round
 0's lineage is the shipped model itself (its fold 0 split; --shipped scores it). On this project's 2-core
-CPU one round trains on about 103,000 faces: in fp32 (3.2 s a step of 32) that is more than a session,
-with --precision bf16 rounds 1 and 2 took 2.1 hours each (two side by side, one thread each), so rounds
-are run two per session, started first: each writes its P(paralysis) for
-every photo to docs/model-card/five-fold/round<k>.npz (a few KB, tracked), and --table prints
-bench/eval_classifier.py's five-round table over those written so far (a round not yet run is left out
-and the table says so).
+CPU one round trains on about 103,000 faces: in fp32 (3.2 s a step of 32) that is more than a session;
+with --precision bf16, two side by side with one thread each, rounds 1 and 2 took 2.1 hours each and
+rounds 3 and 4 1.2 hours (a faster machine of the same kind), so rounds are run two per session, started
+first. Each writes its P(paralysis) for every photo to docs/model-card/five-fold/round<k>.npz (a few KB,
+tracked), and --table prints bench/eval_classifier.py's five-round table over those written so far (a
+round not yet run is left out and the table says so). All five rounds of resnet50-droops128-v3 are
+written: docs/model-card.md gives the table.
 """
 
 from __future__ import annotations
