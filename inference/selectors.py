@@ -33,18 +33,36 @@ def classifier_health() -> str:
     return f"ok ({name})" if name else "ok (none active: the asymmetry rule decides)"
 
 
+def _held_out_figures(version: ModelVersion) -> list[tuple[dict, str]]:
+    """The version's held-out figures, first choice first: an --evaluate-on run on photos it never
+    trained on, then train_classifier's test split."""
+    metrics = version.metrics or {}
+    evaluation = metrics.get("evaluation") or {}
+    return [(evaluation, f"evaluation on {evaluation.get('source')}"), (metrics, "train_classifier's test split")]
+
+
+def _roc_auc(figures: dict, key: str) -> float | None:
+    figure = (figures.get(key) or {}).get("roc_auc")
+    return float(figure) if isinstance(figure, (int, float)) and np.isfinite(figure) else None
+
+
 def held_out_auc(version: ModelVersion) -> tuple[float, str] | None:
     """The classifier's held-out ROC AUC and where it comes from: an --evaluate-on run if there is one,
     else train_classifier's test split; None when the version was never evaluated."""
-    metrics = version.metrics or {}
-    evaluation = metrics.get("evaluation") or {}
-    candidates = [
-        ((evaluation.get("classifier") or {}).get("roc_auc"), f"evaluation on {evaluation.get('source')}"),
-        ((metrics.get("classifier") or {}).get("roc_auc"), "train_classifier's test split"),
-    ]
-    for figure, source in candidates:
-        if isinstance(figure, (int, float)) and np.isfinite(figure):
-            return float(figure), source
+    for figures, source in _held_out_figures(version):
+        auc = _roc_auc(figures, "classifier")
+        if auc is not None:
+            return auc, source
+    return None
+
+
+def held_out_fusion(version: ModelVersion) -> tuple[float, float, str] | None:
+    """The fused score's and the asymmetry index's ROC AUC on the same held-out photos, and where they
+    come from (the first source of held_out_auc's order with both); None when none has both."""
+    for figures, source in _held_out_figures(version):
+        fused, index = _roc_auc(figures, "fused"), _roc_auc(figures, "asymmetry_index")
+        if fused is not None and index is not None:
+            return fused, index, source
     return None
 
 
@@ -52,7 +70,8 @@ def activation_problems(version: ModelVersion) -> list[str]:
     """Why this version may not decide, or be shown as a second reader ([] when it may).
 
     A version whose rule gives the classifier a weight decides: its held-out ROC AUC must reach
-    MODEL_ACTIVATION_AUC_FLOOR (0.80). With weight 0 it is a second reader, shown and not deciding:
+    MODEL_ACTIVATION_AUC_FLOOR (0.80), and its fused score must rank the same held-out photos no worse
+    than the asymmetry index alone. With weight 0 it is a second reader, shown and not deciding:
     it still needs a held-out evaluation, and an ROC AUC of MODEL_SECOND_READER_AUC_FLOOR (0.65)."""
     problems = []
     thresholds = version.thresholds or {}
@@ -86,4 +105,13 @@ def activation_problems(version: ModelVersion) -> list[str]:
             )
         if not 0 <= weight <= 1:  # 0: a second reader, shown and not deciding
             problems.append(f"its classifier weight {weight} is outside [0, 1]")
+        fusion = held_out_fusion(version) if weight > 0 else None
+        if fusion is not None and fusion[0] < fusion[1]:
+            # A weight fitted on one validation split can do this (docs/model-card.md, the five-fold
+            # table's round 3): the classifier would then cost screening what the index alone catches.
+            problems.append(
+                f"with classifier weight {weight:g} its fused rule ranks its held-out photos below the asymmetry "
+                f"index alone ({fusion[0]:.3f} against {fusion[1]:.3f} ROC AUC, {fusion[2]}): give it weight 0 "
+                "to show it as a second reader"
+            )
     return problems

@@ -151,6 +151,33 @@ def test_a_second_reader_below_the_deciding_floor_may_be_shown_but_the_same_weig
     assert model_activate(version=model_register(checkpoint=untrained_checkpoint, **second)).is_active
 
 
+def test_a_weight_that_ranks_the_held_out_photos_below_the_index_alone_may_not_decide(untrained_checkpoint):
+    """The five-fold table's round 3 (docs/model-card.md): a weight fitted on one validation fold (0.5)
+    gave a fused score that ranked the held-out fold below the asymmetry index alone, 0.953 against
+    0.983. Such a rule would cost screening: it may not decide. The same weights as a second reader
+    (weight 0, the index's own ranking) may be shown, and an evaluation on photos the version never
+    trained on, where the weight helps, outranks train_classifier's split."""
+    worse = {"classifier": {"roc_auc": 0.85}, "asymmetry_index": {"roc_auc": 0.983}, "fused": {"roc_auc": 0.953}}
+    weighted = model_register(checkpoint=untrained_checkpoint, **good_version("weighted", metrics=worse))
+    says = r"weight 0.5 its fused rule ranks its held-out photos below the asymmetry index alone \(0.953 against 0.983"
+    with pytest.raises(ModelRefused, match=says):
+        model_activate(version=weighted)
+    weighted.refresh_from_db()
+    assert not weighted.is_active and activation_problems(weighted)
+
+    second = good_version("second", metrics=worse, thresholds={**RULE, "classifier_weight": 0.0})
+    assert model_activate(version=model_register(checkpoint=untrained_checkpoint, **second)).is_active
+
+    helps = {
+        "source": "clinic photos",
+        "classifier": {"roc_auc": 0.9},
+        "asymmetry_index": {"roc_auc": 0.9},
+        "fused": {"roc_auc": 0.93},
+    }
+    evaluated = good_version("evaluated", metrics={**worse, "evaluation": helps})
+    assert model_activate(version=model_register(checkpoint=untrained_checkpoint, **evaluated)).is_active
+
+
 def test_a_validated_version_is_activated_and_replaces_the_active_one(untrained_checkpoint):
     first = model_activate(version=model_register(checkpoint=untrained_checkpoint, **good_version("first")))
     second = model_activate(version=model_register(checkpoint=untrained_checkpoint, **good_version("second")))
