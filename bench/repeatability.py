@@ -53,6 +53,7 @@ from tqdm import tqdm  # noqa: E402
 
 from inference.engine import quality, repeatability  # noqa: E402
 from inference.engine.decide import ASYMMETRY_ONLY_RULE, NO_PARALYSIS, decide  # noqa: E402
+from inference.engine.evaluation import person_of  # noqa: E402
 from inference.engine.face import CANONICAL_JITTERS, FaceMeshDetector  # noqa: E402
 from inference.engine.imaging import ANALYSIS_MAX_SIDE, analysis_copy, open_image  # noqa: E402
 from inference.engine.measure import measure  # noqa: E402
@@ -106,6 +107,8 @@ VARIANTS = {
     "20% brighter": (lambda rgb, rng: _gain(rgb, 1.2), False),
     "20% darker": (lambda rgb, rng: _gain(rgb, 0.8), False),
 }
+# What the dump keeps of each photo of a pair (base_..., copy_...): what repeatability.half_width reads.
+DUMPED = ("index", "eye_distance_px", "sharpness", "spread", "refits", "yaw", "pitch")
 # Regional figures whose sign names a side (left minus right): a mirror image flips them.
 UPPER_FACE = "upper_face_involvement"
 
@@ -163,6 +166,10 @@ def examine(detector: FaceMeshDetector, rgb: np.ndarray, method: str) -> dict:
         "sharpness": report.figures["sharpness"],
         "index": m.asymmetry_index,
         "half_width": sureness.half_width,
+        "spread": sureness.spread,
+        "refits": sureness.fits,
+        "yaw": m.yaw,
+        "pitch": m.pitch,
         "figures": figures,
         "label": decision.label,
         "flagged": decision.label != NO_PARALYSIS,
@@ -221,8 +228,9 @@ def main() -> None:
     refused: dict = {m: defaultdict(int) for m in methods}
     cpu: dict = {m: [] for m in methods}
     measured_photos = dict.fromkeys(methods, 0)
-    decoded, dump = [], []
+    decoded, dump, names = [], [], []
     for source, path in chosen:
+        names.append(path.name)
         image = open_image(path.read_bytes(), max_pixels=40_000_000, max_side=ANALYSIS_MAX_SIDE)
         rgb = np.asarray(analysis_copy(image))
         if args.scale != 1.0:
@@ -266,9 +274,10 @@ def main() -> None:
                     {
                         "method": method,
                         "source": source,
+                        "person": person_of(Path(source).name, names[number]),
                         "variant": name,
-                        **{f"base_{key}": base[key] for key in ("index", "eye_distance_px", "sharpness")},
-                        **{f"copy_{key}": copy[key] for key in ("index", "eye_distance_px", "sharpness")},
+                        **{f"base_{key}": base[key] for key in DUMPED},
+                        **{f"copy_{key}": copy[key] for key in DUMPED},
                     }
                 )
 
@@ -337,6 +346,50 @@ def coverage(rows: list[dict], floor: float, slope: float) -> list[float]:
         repeatability.FLOOR, repeatability.SLOPE = saved
 
 
+def photo_half_width(row: dict, photo: str) -> float:
+    """repeatability.half_width of one photo of a dumped pair (``photo``: "base" or "copy")."""
+    return repeatability.half_width(
+        row[f"{photo}_index"],
+        eye_distance_px=row[f"{photo}_eye_distance_px"],
+        sharpness=row[f"{photo}_sharpness"],
+        fits_spread=row[f"{photo}_spread"],
+    )
+
+
+def statements(rows: list[dict], boot: int = 2000) -> None:
+    """How often each statement about ``± h`` held on palda-dev's pairs, with the shipped constants:
+    the pair statement the pages make (two photos differ by less than sqrt(h1**2 + h2**2)) and the one
+    they must not make (the copy within the photo's own ± h). 95% intervals resample whole people."""
+    palda = [r for r in rows if r["source"].startswith("palda-dev") and "person" in r]
+    if not palda:
+        return
+    first = np.array([abs(r["copy_index"] - r["base_index"]) <= photo_half_width(r, "base") for r in palda])
+    pair = np.array(
+        [
+            not repeatability.beyond_noise(
+                r["base_index"], photo_half_width(r, "base"), r["copy_index"], photo_half_width(r, "copy")
+            )
+            for r in palda
+        ]
+    )
+    people = np.array([r["person"] for r in palda])
+    names = np.unique(people)
+    rows_of = {name: np.flatnonzero(people == name) for name in names}
+    rng = np.random.default_rng(0)
+    draws = [np.concatenate([rows_of[n] for n in rng.choice(names, len(names))]) for _ in range(boot)]
+
+    def share(held: np.ndarray) -> str:
+        low, high = np.percentile([held[d].mean() for d in draws], [2.5, 97.5])
+        return f"{held.mean():.1%} ({low:.1%}-{high:.1%})"
+
+    mirrored = np.array([r["variant"] == "mirrored" for r in palda])
+    print(
+        f"  palda-dev, shipped constants, {len(palda)} pairs of {len(names)} people: within sqrt(h1^2 + h2^2) "
+        f"{share(pair)}; copy within the photo's own +- h {share(first)} "
+        f"({first[~mirrored].mean():.1%} without the mirrored copies)"
+    )
+
+
 def fit(dumps: list[Path], method: str) -> None:
     """The two constants of repeatability.half_width: the narrowest (mean width) FLOOR and SLOPE
     that keep 95% of the first dump's pairs within their combined repeatability in every index band;
@@ -356,6 +409,7 @@ def fit(dumps: list[Path], method: str) -> None:
         raise SystemExit("no FLOOR, SLOPE in the grid covers 95% in every band")
     _, floor, slope = best
     print(f"Fitted on {dumps[0]} ({len(rows)} pairs, method {method}): FLOOR = {floor}, SLOPE = {slope}")
+    statements(rows)
     print(f"  (shipped: FLOOR = {repeatability.FLOOR}, SLOPE = {repeatability.SLOPE})")
     header = " / ".join(f"{low:g}-{high:g}" for low, high in BANDS)
     for path, subset in zip(dumps, sets):

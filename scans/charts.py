@@ -179,7 +179,7 @@ def _draw(points: list[dict], layout: Layout) -> str:
         f'<text x="{right - 4}" y="{threshold - 5:.1f}" class="threshold-label" text-anchor="end">'
         f"positive at {positive_at:g} or more</text>"
     )
-    # Error bars: where a second photo of the same face would measure (the index's 95% repeatability).
+    # Error bars: index ± h, h the index's 95% repeatability (decide.REPEATABILITY_MEANING says what it states).
     # The index is written above its bar, never across it.
     label_dy = {}
     for i, point in enumerate(points):

@@ -39,6 +39,7 @@ from fhir.resources.R4B.patient import Patient
 from fhir.resources.R4B.practitioner import Practitioner
 from fhir.resources.R4B.servicerequest import ServiceRequest
 
+from inference.engine.decide import REPEATABILITY_MEANING
 from portal.clinical import DISCLAIMER
 from portal.models import Patient as PatientRow
 from portal.models import Physician
@@ -276,11 +277,11 @@ def observation_entries(result: ScanResult, *, patient: Entry, device: Entry, me
         interval = result.index_interval
         components = None
         if interval is not None:
-            # Where a second photo of the same face would measure, 19 times in 20.
+            # index ± h, the range the label was judged on; what h states: decide.REPEATABILITY_MEANING.
             components = [
                 ObservationComponent(
                     code=_concept(
-                        _local("asymmetry-index-repeatability", "Asymmetry index: 95% repeatability interval")
+                        _local("asymmetry-index-repeatability", f"Asymmetry index ± h, h its {REPEATABILITY_MEANING}")
                     ),
                     valueRange={"low": _quantity(interval[0], "1"), "high": _quantity(interval[1], "1")},
                 )

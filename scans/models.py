@@ -158,7 +158,7 @@ class ScanResult(models.Model):
 
     @property
     def index_interval(self) -> list[float] | None:
-        """[low, high]: where a second photo of the same face would put the index, 19 times in 20."""
+        """[index - h, index + h], h the index's 95% repeatability: the range the label is judged on."""
         interval = (self.measurements or {}).get("index_interval")
         return [float(v) for v in interval] if isinstance(interval, list) and len(interval) == 2 else None
 

@@ -126,6 +126,8 @@ def latest_change(points: list[dict]) -> dict | None:
         "before_at": before["uploaded_at"],
         "after_at": after["uploaded_at"],
         "beyond_noise": after["change"] == BEYOND_NOISE,
+        "before_repeatability": before["index_repeatability"],
+        "after_repeatability": after["index_repeatability"],
         "noise": combined(before["index_repeatability"], after["index_repeatability"]),
     }
 

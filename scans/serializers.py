@@ -8,6 +8,7 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from inference.engine.decide import REPEATABILITY_MEANING
 from portal.api_common import absolute_url
 from portal.clinical import DISCLAIMER
 from portal.serializers import PatientSummarySerializer, PhysicianSerializer
@@ -43,14 +44,14 @@ class ScanResultSerializer(serializers.ModelSerializer):
     index_repeatability = serializers.FloatField(
         read_only=True,
         allow_null=True,
-        help_text="The index's 95% repeatability: a second photo of the same face would measure within "
-        "index ± this, 19 times in 20. Null for results stored before results carried one.",
+        help_text=f"The index's ± h, its {REPEATABILITY_MEANING}. Null for results stored before results carried one.",
     )
     index_interval = serializers.ListField(
         child=serializers.FloatField(),
         read_only=True,
         allow_null=True,
-        help_text="[low, high] of that repeatability interval.",
+        help_text="[index - h, index + h]: the range the label is judged on (a label holds only where all of "
+        "it gives that label).",
     )
 
     class Meta:

@@ -44,6 +44,14 @@ REVIEW_ADVICE = {
 }
 
 
+# What a result's ``± h`` states (inference/engine/repeatability.py, as bench/repeatability.py --fit fits
+# it): the one wording of the scan page, the patient page and its trend, the API, FHIR and ``explain``.
+REPEATABILITY_MEANING = (
+    "95% repeatability: two photos of an unchanged face, taken the same way, differ by less than "
+    "√(h₁² + h₂²), h₁ and h₂ being the two photos' ± figures, 19 times in 20"
+)
+
+
 def pattern_advice(pattern: str, *, inconclusive: bool = False) -> str:
     """What a pattern asks of the clinician reading a flagged result ("" for none)."""
     return (REVIEW_ADVICE if inconclusive else PATTERN_ADVICE).get(pattern, "")
@@ -208,8 +216,8 @@ def explain(
     if uncertainty > 0:
         low, high = max(asymmetry_index - uncertainty, 0.0), asymmetry_index + uncertainty
         steps.append(
-            f"Repeatability: a second photo would measure {low:.2f}–{high:.2f} (95%); the label holds only "
-            "where the whole range gives it, so a range across a threshold is inconclusive."
+            f"Repeatability ± {uncertainty:.2f} ({REPEATABILITY_MEANING}). The label holds only where the whole "
+            f"range {low:.2f}–{high:.2f} gives it, so a range across a threshold is inconclusive."
         )
     # Results stored before the pattern existed have no pattern thresholds in their rule.
     if pattern and upper_face_involvement is not None and "pattern_peripheral_at" in rule:

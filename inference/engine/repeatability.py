@@ -5,9 +5,11 @@ light) moves the mesh by a fraction of a pixel, and that moves the index. `bench
 measures how far, on palda-dev and stroke-faces photos and their variants; the constants below are a
 fit of its 95th percentile (`--fit`), so that for a photo measured once:
 
-- ``half_width`` is the 95% repeatability of the index: a second photo of the same face, taken the
-  same way, gives an index within ``index +- half_width`` about 19 times in 20 (a two-photo
-  difference is within ``sqrt(h1**2 + h2**2)``);
+- ``half_width`` is the 95% repeatability of the index, ``h``: two photos of an unchanged face, taken
+  the same way, differ by less than ``sqrt(h1**2 + h2**2)`` (``combined``) 19 times in 20. That is
+  what ``--fit`` fits, and ``MEANING`` says it in the words every page uses. It is not "a second
+  photo falls within this one's ``index +- h``": on palda-dev that held for fewer pairs (the model
+  card gives the figure), as two photos' noise adds up;
 - it grows with the index (a strongly asymmetric mouth is placed less surely), on a small face
   (fewer pixels per millimetre) and on a soft one;
 - ``fits_spread`` is how much the estimates that one photo's landmarks average disagree (the
@@ -26,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from inference.engine.decide import REPEATABILITY_MEANING
 from inference.engine.measure import Measurements, measure
 from inference.engine.quality import WARNINGS
 
@@ -42,6 +45,19 @@ REFERENCE_SHARPNESS = 15.0  # quality.SOFT_SHARPNESS: where the soft-focus warni
 FITS_DISAGREE = 0.19
 # A photo whose refits disagree gets at least this multiple of their spread as its half-width.
 SPREAD_FACTOR = 2.0
+
+
+# What ``± h`` states, in the one wording every page uses (``meaning`` adds the photos' own figure).
+MEANING = REPEATABILITY_MEANING
+
+
+def meaning(first: float | None = None, second: float | None = None) -> str:
+    """MEANING, with what it gives for one photo (two photos as sure as it) or for two."""
+    if first is None:
+        return MEANING
+    if second is None:
+        return f"{MEANING}; for two photos as sure as this one, less than {combined(first, first):.2f}"
+    return f"{MEANING}; for these two, less than {combined(first, second):.2f}"
 
 
 def half_width(index: float, *, eye_distance_px: float, sharpness: float, fits_spread: float = 0.0) -> float:

@@ -1,6 +1,7 @@
 from django import template
 
 from inference.engine.measure import SINGLE_VALUE_REGIONS
+from inference.engine.repeatability import meaning
 
 register = template.Library()
 
@@ -29,3 +30,9 @@ def region_unit(name: str) -> str:
 def region_is_single(name: str) -> bool:
     """Measured once for the face (a tilt, an offset), so shown once, not per side."""
     return name in SINGLE_VALUE_REGIONS
+
+
+@register.simple_tag
+def repeatability_meaning(first: float | None = None, second: float | None = None) -> str:
+    """What ``± h`` states (repeatability.MEANING), with the figure for this photo or these two."""
+    return meaning(first, second)

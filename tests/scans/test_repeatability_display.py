@@ -3,11 +3,15 @@ API and the socket frames' scan payload, as error bars on the trend, and the tre
 
 from __future__ import annotations
 
+import html
+import json
 import re
 
 import pytest
 
 from alerts.fanout import scan_payload
+from inference.engine.repeatability import MEANING
+from scans.models import Scan
 from scans.selectors import BEYOND_NOISE, NO_MEASURABLE_CHANGE, latest_change, patient_timeline
 from tests.scans.test_charts import chart, scan_on
 
@@ -34,7 +38,31 @@ def test_the_scan_page_shows_the_index_with_its_interval(client, people):
     client.force_login(people.carol)
     page = client.get(f"/scans/{scan.id}/").content.decode()
     shown = re.search(r'<p id="index-interval">(.*?)</p>', page, re.S).group(1)
-    assert "0.62 ± 0.08" in shown and "0.54–0.70" in shown
+    assert "0.62 ± 0.08" in shown
+
+
+def test_it_states_the_repeatability_as_it_was_fitted_on_the_scan_page_the_patient_page_and_in_the_api(client, people):
+    """--fit fits the pair rule (two photos differ by less than √(h₁² + h₂²), 19 times in 20); a second
+    photo falls within the first's ± h for fewer pairs (89.7% of palda-dev's in issue 40), so no page
+    may say it does, and every page says the same."""
+    visits(people.patient, 0.31, 0.62, half_width=0.08)
+    scan = Scan.objects.filter(patient=people.patient).order_by("-uploaded_at").first()
+    client.force_login(people.carol)
+    scan_page = client.get(f"/scans/{scan.id}/").content.decode()
+    patient_page = client.get(f"/scans/patients/{people.patient.id}/").content.decode()
+    schema = client.get("/api/schema/?format=json").json()
+    said = {
+        "scan page": re.search(r'<p id="index-interval">(.*?)</p>', scan_page, re.S).group(1),
+        "patient page": patient_page,
+        "API help": schema["components"]["schemas"]["ScanResult"],
+    }
+    for where, text in said.items():
+        text = json.dumps(text, ensure_ascii=False) if isinstance(text, dict) else html.unescape(text)
+        assert MEANING in text, where
+        assert "second photo of this face would measure" not in text and "would measure, 19" not in text, where
+    # The figure each page adds is the pair rule's: hypot(0.08, 0.08) = 0.11.
+    assert "for two photos as sure as this one, less than 0.11" in html.unescape(said["scan page"])
+    assert "for these two, less than 0.11" in html.unescape(patient_page)
 
 
 def test_a_result_from_before_repeatability_shows_no_interval(client, people):
