@@ -58,10 +58,14 @@ class Alert(models.Model):
     escalation_level = models.PositiveSmallIntegerField(default=0)
     next_escalation_at = models.DateTimeField(null=True, blank=True, db_index=True)
     repeat_count = models.PositiveSmallIntegerField(default=0)
-    # The calls made (push, e-mail): tiers 0..called_level and called_repeats repeats of the top tier,
-    # claimed under the alert's row lock so that each is made exactly once (alerts/notify.py).
-    called_level = models.SmallIntegerField(default=-1)
-    called_repeats = models.PositiveSmallIntegerField(default=0)
+    # Calling rounds: round 0 calls from the care team up as the alert escalates; a new round calls every
+    # tier reached so far again, saying why (call_reason): a worse photo, a claim released, the patient
+    # moved to another team (called_team: the team this round calls). Each call is an AlertCall.
+    call_round = models.PositiveIntegerField(default=0)
+    call_reason = models.CharField(max_length=300, blank=True)
+    called_team = models.ForeignKey(
+        "portal.CareTeam", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     # Repeated positive scans of the patient within an episode join this alert instead of a new one.
     scan_count = models.PositiveIntegerField(default=1)
     latest_scan = models.ForeignKey("scans.Scan", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
@@ -106,6 +110,8 @@ class AlertEvent(models.Model):
         REOPENED = "reopened", "Re-opened by a worse scan"
         UNRESOLVED = "unresolved", "Resolution undone"
         NOTIFIED = "notified", "People notified (push, e-mail)"
+        RELEASED = "released", "Claim released"
+        TEAM_CHANGED = "team_changed", "Patient moved to another care team"
 
     class Source(models.TextChoices):
         SYSTEM = "system", "System"
@@ -127,6 +133,34 @@ class AlertEvent(models.Model):
     def __str__(self) -> str:
         at = date_format(localtime(self.at), "DATETIME_FORMAT")
         return f"{self.get_kind_display()} by {self.actor or 'system'} at {at}"
+
+
+class AlertCall(models.Model):
+    """One call of an alert (push and e-mail to a tier's people, or a repeat of the top tier) in one
+    calling round: recorded as due in the transaction that made it due, taken by the task making it
+    for a while (taken_by, taken_until), marked made only once made. So a call is made at least once:
+    a task cut off mid-call leaves it unmade, for the same task delivered again or, once it is no longer
+    taken, for the next task the sweep queues (alerts/notify.py, alerts/services.py alert_sweep)."""
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="calls")
+    round = models.PositiveIntegerField()
+    tier = models.PositiveSmallIntegerField()
+    repeat = models.PositiveSmallIntegerField(default=0)
+    due_at = models.DateTimeField()
+    attempts = models.PositiveSmallIntegerField(default=0)
+    taken_by = models.CharField(max_length=64, blank=True)
+    taken_until = models.DateTimeField(null=True, blank=True)
+    made_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        ordering = ["alert", "round", "tier", "repeat"]
+        constraints = [
+            models.UniqueConstraint(fields=["alert", "round", "tier", "repeat"], name="one_call_per_tier_and_round")
+        ]
+
+    def __str__(self) -> str:
+        repeat = f" (repeat {self.repeat})" if self.repeat else ""
+        return f"call of alert {self.alert_id}, round {self.round}: the {ESCALATION_TIERS[self.tier]}{repeat}"
 
 
 class PushSubscription(models.Model):

@@ -16,16 +16,17 @@ from __future__ import annotations
 import json
 import logging
 from concurrent.futures import ThreadPoolExecutor, wait
+from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
-from alerts.models import ESCALATION_TIERS, TOP_TIER, Alert, AlertEvent, PushSubscription
+from alerts.models import ESCALATION_TIERS, Alert, AlertCall, AlertEvent, PushSubscription
 from portal.clinical import DISCLAIMER
 from portal.models import CareTeamMembership
 from portal.outbound import guarded_session, push_endpoint_problem
@@ -62,9 +63,11 @@ def message(alert: Alert, level: int) -> tuple[str, str, str]:
     what = alert.urgent_label or routine
     url = f"{settings.PORTAL_BASE_URL.rstrip('/')}/alerts/#alert-{alert.id}"
     escalated = f" Not claimed in time: escalated to the {ESCALATION_TIERS[level]}." if level else ""
+    # A call that starts over (round > 0) says why: what changed since the last calls.
+    changed = f" Called again: {alert.call_reason}." if alert.call_round and alert.call_reason else ""
     body = (
-        f"Alert #{alert.id}, severity {alert.severity}.{escalated} Sign in to see the patient and claim it. "
-        f"{DISCLAIMER}"
+        f"Alert #{alert.id}, severity {alert.severity}.{changed}{escalated} Sign in to see the patient and "
+        f"claim it. {DISCLAIMER}"
     )
     return f"{what} #{alert.id}", body, url
 
@@ -76,32 +79,42 @@ def push_configured() -> bool:
 NOBODY = {"pushed": 0, "mailed": 0, "people": 0}
 
 
-def notify_alert(alert_id: int, level: int = 0) -> dict:
-    """Make every call of this alert that is due and not made yet, in order: each tier up to the
-    alert's current one, then (at the top tier) its latest repeat. The calls are claimed under the
-    alert's row lock before they are made, so a task that comes late, early or twice calls each tier
-    exactly once; a claimed or resolved alert calls nobody. ``level`` (the tier the task was queued
-    for) is informational: what is due is read from the alert.
+def call_lease_seconds() -> int:
+    """How long a task may take its calls before another may make them: past the task's hard time limit
+    it is surely dead (killed, or ended by the limit) and its calls still unmade are made again."""
+    return settings.NOTIFY_SOFT_TIME_LIMIT_SECONDS + 15 + 15
+
+
+def notify_alert(alert_id: int, level: int = 0, *, task_id: str = "") -> dict:
+    """Make the alert's calls of its current round that are due and not made yet, in order (each tier,
+    then repeats of the top tier). Calls are at least once: each is recorded as due by the transaction
+    that made it due (alerts/services.py), taken here under the alert's row lock for call_lease_seconds,
+    and marked made only after it was made. A call taken by a task that was then cut off (a killed
+    worker, a soft time limit) is made by that task delivered again (the same ``task_id``), or, once
+    the lease is over, by the task the sweep queues for it. A claimed or resolved alert calls nobody.
+    ``level`` (the tier the task was queued for) is informational: what is due is read from the rows.
 
     Each call goes to the tier's new recipients: every push subscription of theirs, and their e-mail
     address. Returns counts; records who was reached as an AlertEvent."""
+    now = timezone.now()
     with transaction.atomic():
         alert = Alert.objects.select_for_update(of=("self",)).select_related("patient").filter(id=alert_id).first()
         if alert is None or alert.status != Alert.Status.OPEN:
             return dict(NOBODY)
-        due = [(tier, 0) for tier in range(alert.called_level + 1, alert.escalation_level + 1)]
-        if alert.escalation_level == TOP_TIER and alert.repeat_count > alert.called_repeats:
-            due.append((TOP_TIER, alert.repeat_count))
-        if not due:
+        free = Q(taken_until__isnull=True) | Q(taken_until__lt=now)
+        if task_id:
+            free |= Q(taken_by=task_id)
+        calls = list(alert.calls.filter(free, round=alert.call_round, made_at__isnull=True).order_by("tier", "repeat"))
+        if not calls:
             return dict(NOBODY)
-        Alert.objects.filter(id=alert.id).update(
-            called_level=max(alert.called_level, alert.escalation_level),
-            called_repeats=max(alert.called_repeats, alert.repeat_count),  # repeats happen at the top tier only
+        AlertCall.objects.filter(id__in=[call.id for call in calls]).update(
+            taken_by=task_id, taken_until=now + timedelta(seconds=call_lease_seconds()), attempts=F("attempts") + 1
         )
     totals = dict(NOBODY)
-    for tier, repeat in due:
-        for key, count in call_tier(alert, tier, repeat=repeat).items():
+    for call in calls:
+        for key, count in call_tier(alert, call.tier, repeat=call.repeat).items():
             totals[key] += count
+        AlertCall.objects.filter(id=call.id).update(made_at=timezone.now())
     return totals
 
 
@@ -224,13 +237,15 @@ def _mail(user, message: tuple[str, str]) -> str:
 # On its own queue and pool (portal/queues.py), with a time limit of its own: SoftTimeLimitExceeded is
 # raised in notify_alert's thread and nothing here catches it.
 @shared_task(
+    bind=True,
     name="alerts.tasks.notify_alert",
     ignore_result=True,
     soft_time_limit=settings.NOTIFY_SOFT_TIME_LIMIT_SECONDS,
     time_limit=settings.NOTIFY_SOFT_TIME_LIMIT_SECONDS + 15,
 )
-def notify_alert_task(alert_id: int, level: int) -> dict:
-    return notify_alert(alert_id, level)
+def notify_alert_task(self, alert_id: int, level: int) -> dict:
+    # The task's id names who took the calls: a redelivery of this same message makes them again.
+    return notify_alert(alert_id, level, task_id=self.request.id or "")
 
 
 def notify_on_commit(alert_id: int, level: int) -> None:

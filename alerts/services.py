@@ -8,18 +8,18 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import F, Value
+from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from alerts.events import publish_alert
-from alerts.models import ESCALATION_TIERS, TOP_TIER, Alert, AlertEvent, PushSubscription
-from alerts.notify import notify_on_commit
+from alerts.models import ESCALATION_TIERS, TOP_TIER, Alert, AlertCall, AlertEvent, PushSubscription
+from alerts.notify import call_lease_seconds, notify_on_commit
 from alerts.selectors import alert_get_visible
 from inference.engine.decide import severity_rank
 from portal.models import Patient
 from portal.outbound import push_endpoint_problem
-from portal.selectors import user_role
+from portal.selectors import patient_list_for_user, user_role
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,12 @@ def alert_raise(*, scan, result, now: datetime | None = None) -> Alert:
         # The patient's analyses take turns here, so that photos finishing at the same moment on two
         # workers make one alert between them: each used to find no open alert and raise its own.
         # (FOR NO KEY UPDATE: uploads of the patient's photos, whose inserts reference the row, go on.)
-        list(Patient.objects.select_for_update(no_key=True).filter(id=scan.patient_id).values_list("id", flat=True))
+        team_id = (
+            Patient.objects.select_for_update(no_key=True)
+            .filter(id=scan.patient_id)
+            .values_list("care_team_id", flat=True)
+            .first()
+        )
         now = now or timezone.now()  # read after the wait: the episode is measured from this moment
         episode_start = now - timedelta(hours=settings.ALERT_EPISODE_HOURS)
         current = (
@@ -88,27 +93,30 @@ def alert_raise(*, scan, result, now: datetime | None = None) -> Alert:
             urgent=urgent,
             pattern=result.pattern,
             next_escalation_at=now + ack_deadline(result.severity, urgent=urgent),
+            called_team_id=team_id,
         )
         scan.__class__.objects.filter(id=scan.id).update(episode_alert=alert)
         event = AlertEvent.objects.create(
             alert=alert, kind=AlertEvent.Kind.RAISED, source=AlertEvent.Source.SYSTEM, note=f"scan {scan.id}"
         )
         publish_alert(event_type="alert.created", alert_id=alert.id, patient_id=alert.patient_id, version=event.id)
-        notify_on_commit(alert.id, 0)
+        _record_calls(alert, [(0, 0)], now=now)
     return alert
 
 
 def _join_episode(alert: Alert, *, scan, result, now: datetime) -> Alert:
     """A later scan of the episode can only raise the alert: a worse severity, a positive after a
-    review item, the stroke pattern (which also brings an open alert's deadline forward).
+    review item, a possible stroke. It never lowers the tier the alert has reached.
 
     A positive joining the alert is announced again (alert.repeated: the dashboards sound and notify),
-    so a claimed alert does not hide a new photo. One that makes a claimed alert worse re-opens it,
-    with the deadline of its new severity, from the care team up again."""
+    so a claimed alert does not hide a new photo. One that makes the alert worse calls every tier
+    reached so far again, saying what changed, on the deadline of what the alert now is: an open alert
+    keeps the sooner of its deadline and the new one; a claimed one is re-opened."""
     worse_severity = severity_rank(result.severity) > severity_rank(alert.severity)
     severity = result.severity if worse_severity else alert.severity
     becomes_urgent = result.is_urgent and not alert.urgent
-    worse = worse_severity or becomes_urgent or (result.is_positive and alert.kind == Alert.Kind.REVIEW)
+    becomes_positive = result.is_positive and alert.kind == Alert.Kind.REVIEW
+    worse = worse_severity or becomes_urgent or becomes_positive
     changes = {
         "scan_count": F("scan_count") + 1,
         "latest_scan": scan,
@@ -122,19 +130,14 @@ def _join_episode(alert: Alert, *, scan, result, now: datetime) -> Alert:
     elif not alert.pattern or (alert.urgent and result.is_stroke_pattern):  # a possible stroke, then the pattern
         changes["pattern"] = result.pattern
     reopen = alert.status == Alert.Status.ACKNOWLEDGED and worse
-    # Re-opened, or become stroke-urgent while open: called again from the care team up, by every
-    # channel, on the deadline of what it now is.
-    call_again = reopen or (becomes_urgent and alert.status == Alert.Status.OPEN)
+    call_again = worse and alert.status in Alert.ACTIVE_STATUSES
     if reopen:
         changes.update(status=Alert.Status.OPEN, acknowledged_by=None, acknowledged_at=None)
     if call_again:
-        changes.update(
-            escalation_level=0,
-            repeat_count=0,
-            called_level=-1,
-            called_repeats=0,
-            next_escalation_at=now + ack_deadline(severity, urgent=alert.urgent or becomes_urgent),
-        )
+        deadline = now + _open_deadline(severity, urgent=alert.urgent or becomes_urgent, level=alert.escalation_level)
+        if not reopen and alert.next_escalation_at is not None:
+            deadline = min(deadline, alert.next_escalation_at)
+        changes["next_escalation_at"] = deadline
     Alert.objects.filter(id=alert.id).update(**changes)
     scan.__class__.objects.filter(id=scan.id).update(episode_alert=alert)
     event = AlertEvent.objects.create(
@@ -150,10 +153,50 @@ def _join_episode(alert: Alert, *, scan, result, now: datetime) -> Alert:
         version=event.id,
         reopened=reopen,
     )
-    if call_again:
-        notify_on_commit(alert.id, 0)
     alert.refresh_from_db()
+    if call_again:
+        what = [f"severity {severity}"] if worse_severity else []
+        if becomes_urgent:
+            what.append("now a possible stroke" if result.pattern != "central" else "now the stroke pattern")
+        if becomes_positive:
+            what.append("signs of facial paralysis, no longer only a photo to review")
+        _start_round(alert, reason=f"a worse photo (scan {scan.id}): {', '.join(what)}", now=now)
     return alert
+
+
+def _open_deadline(severity: str, *, urgent: bool, level: int) -> timedelta:
+    """How long an alert at ``level``, called again, waits for a claim before its next step (at the top
+    tier: its next repeat, no later than its severity's deadline)."""
+    deadline = ack_deadline(severity, urgent=urgent)
+    return min(deadline, top_tier_repeat()) if level >= TOP_TIER else deadline
+
+
+def _record_calls(alert: Alert, calls: list[tuple[int, int]], *, now: datetime) -> None:
+    """Record (tier, repeat) calls of the alert's current round as due, and queue the task that makes
+    them once this is committed (alerts/notify.py). A top-tier repeat not made yet is replaced by the
+    newer one: the triage desk is called for the alert as it is now, once."""
+    if any(repeat for _, repeat in calls):
+        AlertCall.objects.filter(alert_id=alert.id, round=alert.call_round, made_at__isnull=True, repeat__gt=0).delete()
+    AlertCall.objects.bulk_create(
+        [
+            AlertCall(alert_id=alert.id, round=alert.call_round, tier=tier, repeat=repeat, due_at=now)
+            for tier, repeat in calls
+        ],
+        ignore_conflicts=True,
+    )
+    notify_on_commit(alert.id, max(tier for tier, _ in calls))
+
+
+def _start_round(alert: Alert, *, reason: str, now: datetime) -> None:
+    """Call again every tier the open alert has reached, from its patient's care team of now, saying
+    why. Calls of an earlier round not made yet are replaced by these."""
+    AlertCall.objects.filter(alert_id=alert.id, made_at__isnull=True).delete()
+    team_id = Patient.objects.filter(id=alert.patient_id).values_list("care_team_id", flat=True).first()
+    Alert.objects.filter(id=alert.id).update(
+        call_round=F("call_round") + 1, call_reason=reason[:300], called_team_id=team_id, repeat_count=0
+    )
+    alert.refresh_from_db()
+    _record_calls(alert, [(tier, 0) for tier in range(alert.escalation_level + 1)], now=now)
 
 
 def alert_acknowledge(*, alert_id: int, user, source: str, remote_addr: str | None = None) -> Alert:
@@ -161,7 +204,10 @@ def alert_acknowledge(*, alert_id: int, user, source: str, remote_addr: str | No
     now = timezone.now()
     with transaction.atomic():
         claimed = Alert.objects.filter(id=alert.id, status=Alert.Status.OPEN).update(
-            status=Alert.Status.ACKNOWLEDGED, acknowledged_by=user, acknowledged_at=now, next_escalation_at=None
+            status=Alert.Status.ACKNOWLEDGED,
+            acknowledged_by=user,
+            acknowledged_at=now,
+            next_escalation_at=now + claim_timeout(),
         )
         if claimed != 1:
             alert.refresh_from_db()
@@ -205,9 +251,10 @@ UNDO_RESOLVE_SECONDS = 120
 
 def alert_undo_resolve(*, alert_id: int, user, source: str, remote_addr: str | None = None) -> Alert:
     """Take back one's own resolution within UNDO_RESOLVE_SECONDS: the alert is active again, claimed
-    by that clinician (a claimed alert calls nobody, so no tier is called twice), its outcome cleared.
-    Refused (AlertConflict) after the window, for another clinician's resolution, or when a newer
-    alert of the patient is already active (work on that one)."""
+    by that clinician (a claimed alert calls nobody, so no tier is called twice), its outcome cleared,
+    the claim running for ALERT_CLAIM_TIMEOUT_MINUTES from the undo. Refused (AlertConflict) after the
+    window, for another clinician's resolution, or when a newer alert of the patient is already active
+    (work on that one)."""
     alert = _actionable_or_raise(user=user, alert_id=alert_id)
     now = timezone.now()
     with transaction.atomic():
@@ -232,7 +279,7 @@ def alert_undo_resolve(*, alert_id: int, user, source: str, remote_addr: str | N
             resolved_by=None,
             resolved_at=None,
             outcome="",
-            next_escalation_at=None,
+            next_escalation_at=now + claim_timeout(),
         )
         if undone != 1:
             raise AlertConflict(
@@ -244,6 +291,140 @@ def alert_undo_resolve(*, alert_id: int, user, source: str, remote_addr: str | N
         )
         publish_alert(event_type="alert.updated", alert_id=alert.id, patient_id=alert.patient_id, version=event.id)
     return alert_get_visible(user=user, alert_id=alert.id)
+
+
+def alert_sweep(*, now: datetime | None = None) -> dict[str, int]:
+    """The clock of alerts (Celery beat, on a queue of its own: portal/queues.py): claims that no longer
+    hold are released, the care team a patient moved to is called, overdue alerts escalate, and calls
+    nobody is making any more are queued again. Returns how many of each."""
+    now = now or timezone.now()
+    return {
+        "released": _guarded(alert_release_lapsed_claims, now=now),
+        "moved": _guarded(alert_follow_team_moves, now=now),
+        "escalated": alert_escalate_overdue(now=now),
+        "requeued": _guarded(alert_requeue_unmade_calls, now=now),
+    }
+
+
+def _guarded(step, *, now: datetime) -> int:
+    try:
+        return step(now=now)
+    except Exception:  # noqa: BLE001 - one step failing must never stop escalation
+        logger.exception("alert sweep: %s failed; the next sweep tries again", step.__name__)
+        return 0
+
+
+def alert_release_lapsed_claims(*, now: datetime) -> int:
+    """A claim holds while its clinician may see the patient and for ALERT_CLAIM_TIMEOUT_MINUTES. A claim
+    by someone who can no longer see the patient (taken off the care team, deactivated: however it was
+    done) is released at once: open again, on its deadline, every tier reached called again. A claim
+    left unresolved past its timeout goes back to open and escalates one tier, as an on-call pager
+    re-triggers an acknowledged incident."""
+    released = 0
+    claimed = Alert.objects.filter(status=Alert.Status.ACKNOWLEDGED).select_related("acknowledged_by")
+    for alert in claimed:
+        claimant = alert.acknowledged_by
+        if not _may_still_act(claimant, patient_id=alert.patient_id):
+            who = claimant.get_username() if claimant else "its claimant"
+            released += _release_claim(
+                alert.id, reason=f"claim released: {who} can no longer see the patient", escalate=False, now=now
+            )
+        elif alert.next_escalation_at is not None and alert.next_escalation_at <= now:
+            minutes = settings.ALERT_CLAIM_TIMEOUT_MINUTES
+            released += _release_claim(
+                alert.id,
+                reason=f"claimed by {claimant.get_username()} and not resolved in {minutes} minutes",
+                escalate=True,
+                now=now,
+            )
+    return released
+
+
+def _may_still_act(user, *, patient_id: int) -> bool:
+    if user is None or not user.is_active or not user_role(user).is_clinical:
+        return False
+    return patient_list_for_user(user=user).filter(id=patient_id).exists()
+
+
+def _release_claim(alert_id: int, *, reason: str, escalate: bool, now: datetime) -> int:
+    with transaction.atomic():
+        alert = Alert.objects.select_for_update().filter(id=alert_id, status=Alert.Status.ACKNOWLEDGED).first()
+        if alert is None:
+            return 0
+        level = min(alert.escalation_level + 1, TOP_TIER) if escalate else alert.escalation_level
+        Alert.objects.filter(id=alert.id).update(
+            status=Alert.Status.OPEN,
+            acknowledged_by=None,
+            acknowledged_at=None,
+            escalation_level=level,
+            next_escalation_at=now + _open_deadline(alert.severity, urgent=alert.urgent, level=level),
+        )
+        event = AlertEvent.objects.create(
+            alert_id=alert.id, kind=AlertEvent.Kind.RELEASED, source=AlertEvent.Source.SYSTEM, note=reason[:500]
+        )
+        # Announced as a repeat: the screens sound again for an alert nobody holds any more.
+        publish_alert(
+            event_type="alert.repeated", alert_id=alert.id, patient_id=alert.patient_id, version=event.id, reopened=True
+        )
+        _start_round(alert, reason=reason, now=now)
+    return 1
+
+
+def alert_follow_team_moves(*, now: datetime) -> int:
+    """An active alert whose patient moved to another care team (in the admin, by an import: however it
+    was done) is told to the new team: an open one calls every tier reached again, from the new team's
+    members up; a claimed one (its claimant still sees the patient) reaches the new team's screens."""
+    moved = 0
+    active = Alert.objects.filter(status__in=Alert.ACTIVE_STATUSES).values_list(
+        "id", "called_team_id", "patient__care_team_id"
+    )
+    for alert_id, called, team in active:
+        if called != team:
+            moved += _follow_team_move(alert_id, now=now)
+    return moved
+
+
+def _follow_team_move(alert_id: int, *, now: datetime) -> int:
+    with transaction.atomic():
+        alert = Alert.objects.select_for_update().select_related("patient__care_team").filter(id=alert_id).first()
+        if alert is None or alert.status not in Alert.ACTIVE_STATUSES:
+            return 0
+        team = alert.patient.care_team
+        if alert.called_team_id == (team.id if team else None):
+            return 0
+        reason = f"the patient moved to the care team {team.name}" if team else "the patient has no care team now"
+        event = AlertEvent.objects.create(
+            alert_id=alert.id, kind=AlertEvent.Kind.TEAM_CHANGED, source=AlertEvent.Source.SYSTEM, note=reason
+        )
+        publish_alert(event_type="alert.updated", alert_id=alert.id, patient_id=alert.patient_id, version=event.id)
+        if alert.status == Alert.Status.OPEN:
+            _start_round(alert, reason=reason, now=now)
+        else:
+            Alert.objects.filter(id=alert.id).update(called_team=team)
+    return 1
+
+
+def alert_requeue_unmade_calls(*, now: datetime) -> int:
+    """Queue again the calls of open alerts that are due and that no task is making: taken by a task
+    that was cut off and not redelivered (its lease is over), or never taken (the broker was down when
+    the task was queued, or lost it)."""
+    lease = timedelta(seconds=call_lease_seconds())
+    stale = AlertCall.objects.filter(
+        Q(taken_until__lt=now) | Q(taken_until__isnull=True, due_at__lt=now - lease),
+        made_at__isnull=True,
+        alert__status=Alert.Status.OPEN,
+        round=F("alert__call_round"),
+    )
+    alert_ids = sorted(set(stale.values_list("alert_id", flat=True)))
+    for alert_id in alert_ids:
+        with transaction.atomic():
+            stale.filter(alert_id=alert_id).update(taken_by="", taken_until=None)
+            notify_on_commit(alert_id, TOP_TIER)
+    return len(alert_ids)
+
+
+def claim_timeout() -> timedelta:
+    return timedelta(minutes=settings.ALERT_CLAIM_TIMEOUT_MINUTES)
 
 
 def alert_escalate_overdue(*, now: datetime | None = None) -> int:
@@ -289,7 +470,7 @@ def _escalate_one(alert_id: int, *, now: datetime) -> int:
             alert_id=alert.id, kind=AlertEvent.Kind.ESCALATED, source=AlertEvent.Source.SYSTEM, note=note
         )
         publish_alert(event_type="alert.escalated", alert_id=alert.id, patient_id=alert.patient_id, version=event.id)
-        notify_on_commit(alert.id, level)
+        _record_calls(alert, [(level, repeat)], now=now)
     return 1
 
 

@@ -313,6 +313,9 @@ ALERT_ACK_DEADLINE_MINUTES = {
     "mild": env_int("ALERT_DEADLINE_MILD_MINUTES", 30, minimum=1),
     "none": env_int("ALERT_DEADLINE_NONE_MINUTES", 60, minimum=1),
 }
+# A claim left unresolved this long goes back to open and escalates one tier (alerts/services.py), as
+# an on-call pager re-triggers an acknowledged incident.
+ALERT_CLAIM_TIMEOUT_MINUTES = env_int("ALERT_CLAIM_TIMEOUT_MINUTES", 60, minimum=1)
 # An alert still unclaimed at the top tier (the triage desk) calls it again this often, until claimed.
 ALERT_TOP_TIER_REPEAT_MINUTES = env_int("ALERT_TOP_TIER_REPEAT_MINUTES", 10, minimum=1)
 # Positive scans of a patient whose alert is still open (or claimed) and younger than this join it.

@@ -1,20 +1,26 @@
 """Escalation as a state machine, under random sequences of events (hypothesis).
 
 Events: photos flagged (any severity, pattern, positive or review) that raise an alert or join it
-(re-opening a claimed one, or making an open one stroke-urgent), claims, resolutions, the clock moving,
-escalation sweeps, and the notification tasks delivered late, out of order or twice.
+(re-opening a claimed one, or making an open one worse), claims, resolutions, the clock moving, sweeps
+(escalation, lapsed claims, team moves, calls nobody is making), the patient moved to another team or
+out of any, and the notification tasks delivered late, out of order or twice. The stand-in for a call
+fails the way a real one does: cut off before it reached anyone, or after (a soft time limit, a killed
+worker), and the task that was making it is then delivered again, or lost.
 
-Invariants, after every event: nothing raises; an open alert always has a next deadline; its tier is
-never past the top; every call (push and e-mail) is of an open alert and comes in order: the care team,
-the lead physician, the triage desk, then repeats of the triage desk, each exactly once, starting
-again from the care team only when the alert was re-opened or became urgent. At the end, with every
-queued task delivered, every tier up to an open alert's current one has been called.
+Invariants, after every event: nothing raises; an active alert always has a next deadline (an open
+one's next step, a claimed one's lapse); its tier is never past the top and never goes down; every
+call is of an open alert and, in each calling round, first made in order: the care team, the lead
+physician, the triage desk, then repeats of the triage desk. A call is made again only after an
+attempt that was cut off. At the end, with every queued task delivered and the calls nobody is making
+queued again, every call of an open alert's current round is made: each tier up to its current one,
+and its latest repeat.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -24,10 +30,12 @@ from alerts import notify, services
 from alerts.models import TOP_TIER, Alert
 from alerts.services import (
     AlertConflict,
+    AlertNotFound,
     alert_acknowledge,
-    alert_escalate_overdue,
     alert_raise,
+    alert_requeue_unmade_calls,
     alert_resolve,
+    alert_sweep,
     alert_undo_resolve,
 )
 from tests import factories
@@ -48,6 +56,8 @@ events = st.lists(
         st.tuples(st.just("sweep")),
         st.tuples(st.just("tick"), st.integers(min_value=1, max_value=120)),  # the clock moves, then a sweep
         st.tuples(st.just("deliver"), st.integers(min_value=0, max_value=50), st.booleans()),
+        st.tuples(st.just("move")),  # the patient moves to the other team, or out of any, and back
+        st.tuples(st.just("cut"), st.sampled_from(["before", "after"]), st.booleans()),  # the next call fails
     ),
     max_size=40,
 )
@@ -62,36 +72,59 @@ class EscalationProperties(TestCase):
         factories.add_to_team(lead, team, role="lead")
         self.desk = factories.UserFactory(username="desk", is_staff=True)
         self.team = team
+        self.other_team = factories.CareTeamFactory(name="Neurology")
+        factories.add_to_team(
+            factories.PhysicianFactory(user=factories.UserFactory(username="neurologist")), self.other_team
+        )
 
     @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(events=events, with_team=st.booleans())
-    def test_every_tier_is_called_once_in_order_and_nothing_stops(self, events, with_team):
+    def test_every_call_is_made_in_order_at_least_once_and_nothing_stops(self, events, with_team):
         patient = factories.PatientFactory(care_team=self.team if with_team else None)
-        queue: list[tuple[int, int]] = []
-        calls: dict[int, list[tuple[int, int]]] = {}
-        resets: dict[int, int] = {}
-        original_notify_on_commit, original_call_tier = services.notify_on_commit, notify.call_tier
+        queue: list[tuple[int, int, str]] = []
+        made: dict[tuple[int, int], list[tuple[int, int]]] = {}  # (alert, round) -> first makings, in order
+        cut_off: set[tuple[int, int, int, int]] = set()  # calls whose last attempt was cut off
+        failing: list[str] = []  # "before" / "after": how the next call is cut off
+        levels: dict[int, int] = {}
+        task_ids = iter(range(1_000_000))
+        originals = services.notify_on_commit, notify.call_tier
 
-        def record_call(alert, level, *, repeat=0):
-            status = Alert.objects.get(id=alert.id).status
-            assert status == Alert.Status.OPEN, f"a {status} alert was called"
-            seq = calls.setdefault(alert.id, [])
-            if (level, repeat) == (0, 0) and seq:
-                assert resets.get(alert.id, 0) > 0, f"alert {alert.id} called from the care team again: {seq}"
-                resets[alert.id] -= 1
-                seq.clear()
-            expected_first = (0, 0)
-            if seq:
+        def stand_in_call(alert, level, *, repeat=0):
+            row = Alert.objects.get(id=alert.id)
+            assert row.status == Alert.Status.OPEN, f"a {row.status} alert was called"
+            key, call = (alert.id, row.call_round), (level, repeat)
+            if failing and failing[0] == "before":
+                failing.pop(0)
+                cut_off.add((*key, *call))
+                raise SoftTimeLimitExceeded()
+            seq = made.setdefault(key, [])
+            if call in seq:
+                assert (*key, *call) in cut_off, f"alert {alert.id}: {call} made twice, never cut off: {seq}"
+            elif seq:
                 tier, last_repeat = seq[-1]
-                ok = (level, repeat) == (tier + 1, 0) if tier < TOP_TIER else level == TOP_TIER and repeat > last_repeat
-                assert ok, f"alert {alert.id}: call {(level, repeat)} after {seq}"
+                ok = call == (tier + 1, 0) if tier < TOP_TIER else level == TOP_TIER and repeat > last_repeat
+                assert ok, f"alert {alert.id} round {row.call_round}: call {call} after {seq}"
+                seq.append(call)
             else:
-                assert (level, repeat) == expected_first, f"alert {alert.id} first called at {(level, repeat)}"
-            seq.append((level, repeat))
+                assert call == (0, 0), f"alert {alert.id} round {row.call_round} first called at {call}"
+                seq.append(call)
+            if failing and failing[0] == "after":  # reached its people, cut off before it was marked made
+                failing.pop(0)
+                cut_off.add((*key, *call))
+                raise SoftTimeLimitExceeded()
+            cut_off.discard((*key, *call))
             return {"pushed": 0, "mailed": 0, "people": 1}
 
-        services.notify_on_commit = lambda alert_id, level: queue.append((alert_id, level))
-        notify.call_tier = record_call
+        def deliver(alert_id: int, level: int, task_id: str) -> bool:
+            """True when the task ended; False when it was cut off."""
+            try:
+                notify.notify_alert(alert_id, level, task_id=task_id)
+            except SoftTimeLimitExceeded:
+                return False
+            return True
+
+        services.notify_on_commit = lambda alert_id, level: queue.append((alert_id, level, f"t{next(task_ids)}"))
+        notify.call_tier = stand_in_call
         try:
             now = timezone.now()
             for event in events:
@@ -101,50 +134,62 @@ class EscalationProperties(TestCase):
                     result = factories.ScanResultFactory(
                         scan__patient=patient, label=label, pattern=pattern, severity=severity
                     )
-                    before = {a.id: a.called_level for a in Alert.objects.filter(patient=patient)}
-                    alert = alert_raise(scan=result.scan, result=result, now=now)
-                    alert.refresh_from_db()
-                    if before.get(alert.id, -1) >= 0 and alert.called_level == -1:
-                        resets[alert.id] = resets.get(alert.id, 0) + 1
+                    alert_raise(scan=result.scan, result=result, now=now)
                 elif kind in ("claim", "resolve"):
                     alert = Alert.objects.filter(patient=patient, status__in=Alert.ACTIVE_STATUSES).first()
-                    actor = self.member if with_team else self.desk  # the desk sees every patient
+                    actor = self.member if patient.care_team_id == self.team.id else self.desk
                     if alert is not None:
                         try:
                             if kind == "claim":
                                 alert_acknowledge(alert_id=alert.id, user=actor, source="api")
                             else:
                                 alert_resolve(alert_id=alert.id, user=actor, outcome="confirmed", source="api")
-                        except AlertConflict:
+                        except (AlertConflict, AlertNotFound):
                             pass
                 elif kind == "undo":
                     alert = Alert.objects.filter(patient=patient, status=Alert.Status.RESOLVED).order_by("-id").first()
                     if alert is not None:
                         try:
                             alert_undo_resolve(alert_id=alert.id, user=alert.resolved_by, source="api")
-                        except AlertConflict:
+                        except (AlertConflict, AlertNotFound):
                             pass
                         active = Alert.objects.filter(patient=patient, status__in=Alert.ACTIVE_STATUSES)
                         assert active.count() <= 1, "an undo made two active alerts for one patient"
                 elif kind == "advance":
                     now += timedelta(minutes=event[1])
                 elif kind == "sweep":
-                    alert_escalate_overdue(now=now)
+                    alert_sweep(now=now)
                 elif kind == "tick":
                     now += timedelta(minutes=event[1])
-                    alert_escalate_overdue(now=now)
+                    alert_sweep(now=now)
+                elif kind == "move":
+                    patient.care_team = self.other_team if patient.care_team_id == self.team.id else self.team
+                    patient.save()
+                elif kind == "cut":
+                    failing.append(event[1])
                 elif kind == "deliver" and queue:
                     position = event[1] % len(queue)
                     task = queue[position] if event[2] else queue.pop(position)  # twice, or once and late
-                    notify.notify_alert(*task)
-                for alert in Alert.objects.filter(status=Alert.Status.OPEN):
-                    assert alert.next_escalation_at is not None, f"open alert {alert.id} has no next deadline"
+                    if not deliver(*task) and event[2] is False and len(failing) % 2:
+                        queue.append(task)  # cut off, then redelivered (acks late) rather than lost
+                for alert in Alert.objects.filter(status__in=Alert.ACTIVE_STATUSES):
+                    assert alert.next_escalation_at is not None, f"active alert {alert.id} has no next deadline"
                     assert alert.escalation_level <= TOP_TIER
-            while queue:
-                notify.notify_alert(*queue.pop())
+                    assert alert.escalation_level >= levels.get(alert.id, 0), f"alert {alert.id} went down a tier"
+                    levels[alert.id] = alert.escalation_level
+            failing.clear()
+            for _ in range(3):  # what was queued, then what the sweep finds nobody is making
+                while queue:
+                    deliver(*queue.pop())
+                alert_requeue_unmade_calls(now=timezone.now() + timedelta(seconds=notify.call_lease_seconds() + 1))
             for alert in Alert.objects.filter(status=Alert.Status.OPEN):
-                assert alert.called_level == alert.escalation_level, f"alert {alert.id}: a tier never called"
-                if alert.escalation_level == TOP_TIER:
-                    assert alert.called_repeats == alert.repeat_count
+                due = set(alert.calls.filter(round=alert.call_round).values_list("tier", "repeat"))
+                assert {(tier, 0) for tier in range(alert.escalation_level + 1)} <= due
+                if alert.escalation_level == TOP_TIER and alert.repeat_count:
+                    assert (TOP_TIER, alert.repeat_count) in due
+                reached = set(made.get((alert.id, alert.call_round), []))
+                assert due <= reached, f"alert {alert.id}: calls that reached nobody: {sorted(due - reached)}"
+                unmade = alert.calls.filter(round=alert.call_round, made_at__isnull=True)
+                assert not unmade.exists(), f"alert {alert.id}: calls never marked made: {list(unmade)}"
         finally:
-            services.notify_on_commit, notify.call_tier = original_notify_on_commit, original_call_tier
+            services.notify_on_commit, notify.call_tier = originals

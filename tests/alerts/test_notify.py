@@ -243,3 +243,51 @@ def test_devices_known_to_answer_are_not_kept_behind_ones_that_never_have(
     alert = raise_alert(people, django_capture_on_commit_callbacks)
     assert [message["title"] for message in phone.messages()] == [f"Facial paralysis alert #{alert.id}"]
     assert push_service.hung < 6  # three at once, then cancelled at the deadline: some never started
+
+
+def test_a_call_cut_off_mid_way_is_made_by_the_redelivered_task_or_else_by_the_sweep(people, team, monkeypatch):
+    """Calls are at least once. A tier was marked called before it was called, so a task cut off after
+    that (a killed worker, a soft time limit) was redelivered and called nobody, with no "notified"
+    event. Now the call is recorded as due, marked made only once made: the same task delivered again
+    makes it, and a call nobody is making any more is queued again by the sweep."""
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    from alerts import notify, services
+
+    made: list[int] = []
+    failures = iter([True, False, True, True, False])
+
+    def flaky_call(alert, level, *, repeat=0):
+        if next(failures):  # cut off mid-call, as a soft time limit or a killed worker would
+            raise SoftTimeLimitExceeded()
+        made.append(level)
+        return {"pushed": 0, "mailed": 0, "people": 1}
+
+    monkeypatch.setattr(notify, "call_tier", flaky_call)
+    queued: list[int] = []
+    monkeypatch.setattr(services, "notify_on_commit", lambda alert_id, level: queued.append(alert_id))
+    start = timezone.now()
+    result = factories.ScanResultFactory(scan__patient=people.patient, severity="moderate")
+    alert = alert_raise(scan=result.scan, result=result, now=start)
+
+    with pytest.raises(SoftTimeLimitExceeded):
+        notify.notify_alert(alert.id, 0, task_id="first")
+    assert notify.notify_alert(alert.id, 0, task_id="first")["people"] == 1  # redelivered: made this time
+    assert made == [0]
+
+    second = factories.ScanResultFactory(scan__patient=people.other_patient, severity="moderate")
+    other = alert_raise(scan=second.scan, result=second, now=start)
+    with pytest.raises(SoftTimeLimitExceeded):
+        notify.notify_alert(other.id, 0, task_id="cut-off")
+    assert notify.notify_alert(other.id, 0, task_id="another")["people"] == 0  # still being made by the first
+    queued.clear()
+    services.alert_sweep(now=timezone.now() + timedelta(seconds=notify.call_lease_seconds() + 1))
+    assert queued == [other.id]
+    with pytest.raises(SoftTimeLimitExceeded):
+        notify.notify_alert(other.id, 0, task_id="requeued")  # fails again: left for the next sweep
+    queued.clear()
+    services.alert_sweep(now=timezone.now() + timedelta(seconds=notify.call_lease_seconds() + 1))
+    assert queued == [other.id]
+    assert notify.notify_alert(other.id, 0, task_id="requeued-again")["people"] == 1
+    assert made == [0, 0]
+    assert AlertEvent.objects.filter(alert=other).filter(kind="escalated").count() == 0

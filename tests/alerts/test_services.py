@@ -96,14 +96,21 @@ def test_an_unacknowledged_alert_escalates_tier_by_tier_on_its_severity_deadline
     ]
 
 
-def test_acknowledging_stops_escalation(people):
+def test_acknowledging_stops_escalation_while_the_claim_holds(people, settings):
+    settings.ALERT_CLAIM_TIMEOUT_MINUTES = 60
     start = timezone.now()
     result = positive_scan(people.patient, severity="mild")
     alert = alert_raise(scan=result.scan, result=result, now=start)
-    alert_acknowledge(alert_id=alert.id, user=people.alice, source="web")
-    assert alert_escalate_overdue(now=start + timedelta(days=1)) == 0
+    with mock_now(start):
+        alert_acknowledge(alert_id=alert.id, user=people.alice, source="web")
+    assert services.alert_sweep(now=start + timedelta(minutes=59)) == {
+        "released": 0,
+        "moved": 0,
+        "escalated": 0,
+        "requeued": 0,
+    }
     alert.refresh_from_db()
-    assert alert.escalation_level == 0 and alert.next_escalation_at is None
+    assert alert.escalation_level == 0 and alert.next_escalation_at == start + timedelta(minutes=60)
 
 
 def flagged_scan(patient, *, label="paralysis", pattern="peripheral", severity="moderate", score=0.9):
@@ -320,3 +327,125 @@ def test_one_alert_failing_to_escalate_is_logged_and_skipped_never_the_rest(peop
     fine.refresh_from_db()
     assert fine.escalation_level == 1 and broken.escalation_level == 0  # its step rolled back, retried next sweep
     assert "could not escalate alert" in caplog.text
+
+
+# Issue 40: an alert reaches people as soon as its severity says, whatever happened to it meanwhile.
+
+
+def test_a_worse_photo_joining_an_open_alert_brings_the_deadline_forward_and_calls_the_team_again(
+    people, settings, django_capture_on_commit_callbacks
+):
+    """The caregiver is told to retake the photo: a mild review item (30-minute deadline) joined a
+    minute later by a severe positive is due on the severe deadline, and the care team is called again
+    with what changed (it kept the old deadline and called nobody)."""
+    from unittest import mock
+
+    settings.ALERT_ACK_DEADLINE_MINUTES = {"urgent": 5, "severe": 5, "moderate": 15, "mild": 30, "none": 60}
+    now = timezone.now()
+    review = flagged_scan(people.patient, label="inconclusive", pattern="peripheral", severity="mild")
+    alert = alert_raise(scan=review.scan, result=review, now=now)
+    worse = flagged_scan(people.patient, pattern="peripheral", severity="severe")
+    with mock.patch("alerts.services.notify_on_commit") as notify:
+        joined = alert_raise(scan=worse.scan, result=worse, now=now + timedelta(minutes=1))
+    assert joined.id == alert.id and joined.status == Alert.Status.OPEN
+    assert joined.next_escalation_at == now + timedelta(minutes=6)
+    notify.assert_called_once()
+    assert "severe" in joined.call_reason
+    assert services.alert_sweep(now=now + timedelta(minutes=7))["escalated"] == 1
+    joined.refresh_from_db()
+    assert joined.escalation_tier == "lead physician"
+
+
+def test_a_worse_photo_never_moves_an_alert_back_down_the_tiers(people, settings):
+    """Urgency never lowers the tier already reached: a routine alert at the triage desk that becomes a
+    possible stroke stays at the triage desk (it stepped back to the care team's tier), due sooner."""
+    settings.ALERT_ACK_DEADLINE_MINUTES = {"urgent": 5, "severe": 5, "moderate": 15, "mild": 30, "none": 60}
+    start = timezone.now()
+    routine = flagged_scan(people.patient, severity="moderate")
+    alert = alert_raise(scan=routine.scan, result=routine, now=start)
+    services.alert_sweep(now=start + timedelta(minutes=16))
+    services.alert_sweep(now=start + timedelta(minutes=32))
+    alert.refresh_from_db()
+    assert alert.escalation_tier == "triage desk"
+    central = flagged_scan(people.patient, pattern="central", severity="moderate")
+    joined = alert_raise(scan=central.scan, result=central, now=start + timedelta(minutes=33))
+    assert joined.urgent and joined.escalation_tier == "triage desk"
+    assert joined.next_escalation_at <= start + timedelta(minutes=38)
+
+
+def test_a_claim_by_someone_who_can_no_longer_see_the_patient_is_released_and_called_again(people, settings):
+    """Alice claims a severe central alert, is taken off the team and deactivated: the claim is released
+    at the next sweep (open, on its deadline, the team called again), and a colleague can claim it (it
+    stayed hers for days, never escalated, and a colleague's claim was refused as a conflict)."""
+    from unittest import mock
+
+    colleague = factories.UserFactory(username="colleague")
+    factories.add_to_team(factories.PhysicianFactory(user=colleague), people.team)
+    start = timezone.now()
+    central = flagged_scan(people.patient, pattern="central", severity="severe")
+    alert = alert_raise(scan=central.scan, result=central, now=start)
+    alert_acknowledge(alert_id=alert.id, user=people.alice, source="web")
+    people.dr_alice.memberships.all().delete()
+    people.alice.is_active = False
+    people.alice.save()
+    with mock.patch("alerts.services.notify_on_commit") as notify:
+        done = services.alert_sweep(now=start + timedelta(minutes=2))
+    assert done["released"] == 1
+    alert.refresh_from_db()
+    assert alert.status == Alert.Status.OPEN and alert.acknowledged_by is None
+    assert alert.next_escalation_at is not None and alert.next_escalation_at <= start + timedelta(minutes=7)
+    notify.assert_called_once()
+    assert AlertEvent.objects.filter(alert=alert, kind=AlertEvent.Kind.RELEASED).exists()
+    assert alert_acknowledge(alert_id=alert.id, user=colleague, source="web").acknowledged_by == colleague
+
+
+def test_a_claim_left_unresolved_past_the_claim_timeout_goes_back_to_open_and_escalates(people, settings):
+    settings.ALERT_CLAIM_TIMEOUT_MINUTES = 60
+    start = timezone.now()
+    result = flagged_scan(people.patient, severity="severe")
+    alert = alert_raise(scan=result.scan, result=result, now=start)
+    with mock_now(start + timedelta(minutes=1)):
+        alert_acknowledge(alert_id=alert.id, user=people.alice, source="web")
+    assert services.alert_sweep(now=start + timedelta(minutes=50))["released"] == 0
+    assert services.alert_sweep(now=start + timedelta(minutes=62))["released"] == 1
+    alert.refresh_from_db()
+    assert alert.status == Alert.Status.OPEN and alert.acknowledged_by is None
+    assert alert.escalation_tier == "lead physician"  # re-triggered one tier up, as a pager does
+
+
+def test_the_care_team_a_patient_moves_to_is_called_for_every_open_alert(people, settings):
+    """Tier 0 went to the old team; after the move tier 1 reached only the new team's lead and tier 2 the
+    desk: the new team's members were never called."""
+    from alerts import notify
+
+    newcomer = factories.UserFactory(username="newcomer")
+    factories.add_to_team(factories.PhysicianFactory(user=newcomer), people.other_team)  # bob is there too
+    called: list[tuple[int, list[str]]] = []
+    start = timezone.now()
+    result = flagged_scan(people.patient, severity="moderate")
+    alert = alert_raise(scan=result.scan, result=result, now=start)
+
+    def record(alert, level, *, repeat=0):
+        called.append((level, [user.get_username() for user in notify.tier_recipients(alert, level)]))
+        return {"pushed": 0, "mailed": 0, "people": 1}
+
+    with mock_attr(notify, "call_tier", record):
+        notify.notify_alert(alert.id, 0)
+        people.patient.care_team = people.other_team
+        people.patient.save()
+        with mock_attr(services, "notify_on_commit", lambda alert_id, level: notify.notify_alert(alert_id, level)):
+            services.alert_sweep(now=start + timedelta(minutes=1))
+    assert called[0] == (0, ["alice"])  # the old team (alice is its only physician)
+    assert called[1:] == [(0, ["bob", "newcomer"])]
+
+
+def mock_now(moment):
+    from unittest import mock
+
+    return mock.patch("django.utils.timezone.now", return_value=moment)
+
+
+def mock_attr(owner, name, value):
+    from unittest import mock
+
+    return mock.patch.object(owner, name, value)
