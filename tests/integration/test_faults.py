@@ -109,13 +109,15 @@ def _fault_stack(media_root, tmp_path, **extra_env):
         PORTAL_VAR_DIR=str(tmp_path),
         CELERY_QUEUE=f"faults-{run}",
         CHANNELS_PREFIX=f"faults-{run}",
-        # Fast recovery for the test: a stalled scan is re-enqueued after 6 s, the sweeper runs every
-        # second, and a dead worker's message returns to the queue after 5 s.
-        SCAN_STALL_SECONDS="6",
-        SCAN_SWEEP_SECONDS="1",
-        CELERY_VISIBILITY_TIMEOUT="5",
-        SLOW_WORKER_DELAY_SECONDS="2",
-        **extra_env,
+        **{
+            # Fast recovery for the test: a stalled scan is re-enqueued after 6 s, the sweeper runs every
+            # second, and a dead worker's message returns to the queue after 5 s.
+            "SCAN_STALL_SECONDS": "6",
+            "SCAN_SWEEP_SECONDS": "1",
+            "CELERY_VISIBILITY_TIMEOUT": "5",
+            "SLOW_WORKER_DELAY_SECONDS": "2",
+            **extra_env,
+        },
     )
     stack = Stack(
         env=env,
@@ -258,3 +260,33 @@ def test_a_fhir_send_killed_mid_flight_is_sent_later_exactly_once(fhir_fault_sta
     assert push.attempts >= 2 and push.sending_since is None and not push.refused
     assert len(server.received) == 2  # the held send, then the one that got through
     assert server.count("DiagnosticReport") == 1
+
+
+def test_an_escalation_fires_on_time_while_analyses_queue_behind_a_busy_worker(
+    django_db_setup, media_root, tmp_path, people
+):
+    """Issue 40: the escalation sweep ran on the analysis queue, so an upload burst held up the clock
+    that calls people. Four uploads queue behind one slow analysis process (4 s each); an alert of
+    another patient is already past its deadline: it escalates while the analyses are still queued."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from alerts.services import alert_raise
+    from tests import factories
+
+    stacks = _fault_stack(
+        media_root, tmp_path, SLOW_WORKER_DELAY_SECONDS="4", ALERT_SWEEP_SECONDS="1", SCAN_STALL_SECONDS="300"
+    )
+    stack, _ = next(stacks)
+    try:
+        token = issue_token(people.carol)[1]
+        scan_ids = [upload(stack, token, people.patient.id).json()["id"] for _ in range(4)]
+        wait_for(lambda: scan_status(scan_ids[0]) == "processing", 60, "the worker to take the first scan")
+        overdue = factories.ScanResultFactory(scan__patient=people.other_patient, severity="severe")
+        alert = alert_raise(scan=overdue.scan, result=overdue, now=timezone.now() - timedelta(minutes=10))
+        wait_for(lambda: Alert.objects.get(id=alert.id).escalation_level >= 1, 60, "the overdue alert to escalate")
+        still_waiting = Scan.objects.filter(id__in=scan_ids, status__in=["queued", "processing"]).count()
+        assert still_waiting >= 2, "the escalation waited for the queued analyses"
+    finally:
+        stacks.close()
