@@ -197,7 +197,13 @@ def main(argv: list[str] | None = None) -> int:
 
     fitted = fit(rows, classes, everything)
     report["fitted_on_all_of_palda"] = asdict(fitted)
-    keys = ("asymmetry_negative_below", "asymmetry_positive_at", "pattern_central_below", "pattern_peripheral_at")
+    keys = (
+        "asymmetry_negative_below",
+        "asymmetry_positive_at",
+        "healthy_below",
+        "pattern_central_below",
+        "pattern_peripheral_at",
+    )
     report["shipped_matches_fit"] = all(abs(getattr(fitted, k) - getattr(ASYMMETRY_ONLY_RULE, k)) < 1e-9 for k in keys)
 
     report["palda_refusals"] = dict(Counter(r["reason"] for r in rows if not r["measured"]))

@@ -2,8 +2,10 @@
 
 x is real time (each scan at its upload time, ticks at local midnights; photos taken minutes apart are
 spread apart just enough to see each), y the asymmetry index. Two drawings, a desktop's and a phone's. The
-healthy-at-rest band and the decision threshold come from the latest result's stored rule, so the
-picture matches how that result was decided. Styling lives in portal.css: the CSP allows no inline style.
+healthy range (where healthy faces at rest measure, 92.5% of them) and the positive threshold come from
+the latest result's stored rule, so the picture matches how that result was decided; under a rule
+judged on the interval a result is positive where its whole bar reaches the threshold. Styling lives
+in portal.css: the CSP allows no inline style.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from django.utils.formats import get_format
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-from inference.engine.decide import ASYMMETRY_ONLY_RULE
+from inference.engine.decide import ASYMMETRY_ONLY_RULE, healthy_below_of
 from scans.models import Scan, ScanResult
 
 
@@ -112,7 +114,10 @@ def _draw(points: list[dict], layout: Layout) -> str:
     left, right, top_y, bottom = layout.left, layout.right, layout.top, layout.bottom
     latest = next((p["decision"] for p in reversed(points) if p["decision"]), {})
     positive_at = float(latest.get("asymmetry_positive_at", ASYMMETRY_ONLY_RULE.asymmetry_positive_at))
-    negative_below = float(latest.get("asymmetry_negative_below", ASYMMETRY_ONLY_RULE.asymmetry_negative_below))
+    # Not the negative threshold: under the interval rule that is the healthy quantile plus the narrowest
+    # repeatability, a decision threshold (decide.DecisionRule.healthy_below).
+    healthy_below = healthy_below_of(latest) if latest else ASYMMETRY_ONLY_RULE.healthy_below
+    on_interval = "index_uncertainty" in latest if latest else True
     values = [p["asymmetry_index"] for p in points if p["asymmetry_index"] is not None]
     # Headroom above the threshold, so that a healthy trend does not look alarming by filling the chart.
     index_step, top = _nice_scale(max([positive_at * 1.6, *values]) * 1.1)
@@ -136,11 +141,13 @@ def _draw(points: list[dict], layout: Layout) -> str:
         _legend(layout),
     ]
     # The healthy range and the threshold; their labels are drawn over the trend line, further down.
-    band_top, threshold = y(negative_below), y(positive_at)
-    parts.append(
-        f'<rect x="{left}" y="{band_top:.1f}" width="{right - left}" height="{y(0) - band_top:.1f}" class="healthy"/>'
-        f'<line x1="{left}" x2="{right}" y1="{threshold:.1f}" y2="{threshold:.1f}" class="threshold"/>'
-    )
+    band_top, threshold = y(healthy_below or 0.0), y(positive_at)
+    if healthy_below is not None:
+        parts.append(
+            f'<rect x="{left}" y="{band_top:.1f}" width="{right - left}" height="{y(0) - band_top:.1f}" '
+            'class="healthy"/>'
+        )
+    parts.append(f'<line x1="{left}" x2="{right}" y1="{threshold:.1f}" y2="{threshold:.1f}" class="threshold"/>')
     # y axis: gridlines with their values, and the axis name.
     for k in range(round(top / index_step) + 1):
         value = round(k * index_step, 2)
@@ -173,11 +180,18 @@ def _draw(points: list[dict], layout: Layout) -> str:
     if len(measured) > 1:
         line = " ".join(f"{px:.1f},{y(p['asymmetry_index']):.1f}" for px, p in measured)
         parts.append(f'<polyline points="{line}" class="trend-line"/>')
+    if healthy_below is not None:
+        parts.append(
+            f'<text x="{left + 6}" y="{band_top + layout.text + 2:.1f}" class="band-label">'
+            f"healthy range at rest (92.5% below {healthy_below:g})</text>"
+        )
+    positive = (
+        f"positive where a whole bar is at or above {positive_at:g}"
+        if on_interval
+        else f"positive at {positive_at:g} or more"
+    )
     parts.append(
-        f'<text x="{left + 6}" y="{band_top + layout.text + 2:.1f}" class="band-label">'
-        f"healthy at rest (below {negative_below:g})</text>"
-        f'<text x="{right - 4}" y="{threshold - 5:.1f}" class="threshold-label" text-anchor="end">'
-        f"positive at {positive_at:g} or more</text>"
+        f'<text x="{right - 4}" y="{threshold - 5:.1f}" class="threshold-label" text-anchor="end">{positive}</text>'
     )
     # Error bars: index ± h, h the index's 95% repeatability (decide.REPEATABILITY_MEANING says what it states).
     # The index is written above its bar, never across it.

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -78,6 +79,13 @@ SEVERITY_SNOMED = {
 SIDE_SNOMED = {"left": ("7771000", "Left"), "right": ("24028007", "Right")}
 # Regions measured on both sides (right, left and their difference); the other two are one signed figure.
 BILATERAL = ("brow_height", "eye_opening", "mouth_corner_height", "mouth_excursion", "nasolabial")
+REFERENCE_RANGE_MEANING = "http://terminology.hl7.org/CodeSystem/referencerange-meaning"
+# The rule as applied to one photo (decide.applied_thresholds): its thresholds moved apart by its ± h.
+APPLIED_CODES = ("asymmetry-index-negative-below-for-this-photo", "asymmetry-index-positive-from-for-this-photo")
+APPLIED_DISPLAYS = (
+    "Asymmetry index below which this photo is called negative (its rule's negative threshold less its ± h)",
+    "Asymmetry index from which this photo is called positive (its rule's positive threshold plus its ± h)",
+)
 # The decision rule's thresholds, as Device properties (all on the unitless scales of the index and score).
 RULE_THRESHOLDS = (
     "asymmetry_positive_at",
@@ -87,6 +95,7 @@ RULE_THRESHOLDS = (
     "classifier_weight",
     "pattern_peripheral_at",
     "pattern_central_below",
+    "healthy_below",
 )
 
 
@@ -264,35 +273,44 @@ def observation_entries(result: ScanResult, *, patient: Entry, device: Entry, me
 
     entries = []
     if isinstance(measurements.get("asymmetry_index"), (int, float)):
+        # The healthy range, as a healthy range: not the rule's negative threshold, which under the
+        # interval rule is the healthy quantile plus the narrowest repeatability. How the rule was applied
+        # to this photo travels beside it, as components.
         reference = None
-        negative_below, positive_at = rule.get("asymmetry_negative_below"), rule.get("asymmetry_positive_at")
-        if isinstance(negative_below, (int, float)) and isinstance(positive_at, (int, float)):
+        healthy_below = result.healthy_below
+        if healthy_below is not None:
             reference = [
                 {
-                    "high": _quantity(negative_below, "1"),
-                    "text": f"Healthy faces at rest: below {negative_below:g}; positive at {positive_at:g} or more "
-                    f"under rule {rule.get('name', '')}.",
+                    "high": _quantity(healthy_below, "1"),
+                    "type": _concept((REFERENCE_RANGE_MEANING, "normal", "Normal Range")),
+                    "text": f"Healthy range: healthy faces at rest measure below {healthy_below:g}, 92.5% of them "
+                    f"(rule {rule.get('name', '')}).",
                 }
             ]
         interval = result.index_interval
-        components = None
+        components = []
         if interval is not None:
             # index ± h, the range the label was judged on; what h states: decide.REPEATABILITY_MEANING.
-            components = [
+            components.append(
                 ObservationComponent(
                     code=_concept(
                         _local("asymmetry-index-repeatability", f"Asymmetry index ± h, h its {REPEATABILITY_MEANING}")
                     ),
                     valueRange={"low": _quantity(interval[0], "1"), "high": _quantity(interval[1], "1")},
                 )
-            ]
+            )
+        for code, display, value in zip(APPLIED_CODES, APPLIED_DISPLAYS, result.applied_thresholds or ()):
+            if value is not None and math.isfinite(value):
+                components.append(
+                    ObservationComponent(code=_concept(_local(code, display)), valueQuantity=_quantity(value, "1"))
+                )
         entries.append(
             observation(
                 "asymmetry-index",
                 "Composite facial asymmetry index",
                 valueQuantity=_quantity(measurements["asymmetry_index"], "1"),
                 referenceRange=reference,
-                component=components,
+                component=components or None,
             )
         )
 

@@ -10,7 +10,13 @@ from django.db import models
 from django.urls import reverse
 
 from inference.engine import decide
-from inference.engine.decide import explain_result, pattern_advice
+from inference.engine.decide import (
+    applied_to_result,
+    applied_wording,
+    explain_result,
+    healthy_below_of,
+    pattern_advice,
+)
 
 
 def _private_image_path(instance: models.Model, filename: str) -> str:
@@ -161,6 +167,24 @@ class ScanResult(models.Model):
         """[index - h, index + h], h the index's 95% repeatability: the range the label is judged on."""
         interval = (self.measurements or {}).get("index_interval")
         return [float(v) for v in interval] if isinstance(interval, list) and len(interval) == 2 else None
+
+    @property
+    def healthy_below(self) -> float | None:
+        """The healthy range's upper end under this result's rule (decide.healthy_below_of)."""
+        return healthy_below_of(self.decision or {})
+
+    @property
+    def applied_thresholds(self) -> tuple[float | None, float | None] | None:
+        """This result's rule as applied to its photo: (negative below, positive from) in index units
+        (decide.applied_thresholds); None for a result decided before results carried their
+        repeatability."""
+        return applied_to_result(classifier=self.classifier, decision=self.decision)
+
+    @property
+    def applied_rule(self) -> str:
+        """``applied_thresholds`` in words ("" where there are none)."""
+        applied = self.applied_thresholds
+        return applied_wording(*applied) if applied is not None else ""
 
     @property
     def explanation(self) -> list[str]:

@@ -57,6 +57,7 @@ def fit_rest_rule(
         )
     return replace(
         base,
+        healthy_below=round(half_normal_quantile(NEGATIVE_QUANTILE, spread), 2),
         asymmetry_negative_below=round(negative_below, 2),
         asymmetry_positive_at=round(half_normal_quantile(POSITIVE_QUANTILE, spread), 2),
     )

@@ -73,6 +73,10 @@ class DecisionRule:
     # peripheral at or above the first, central below the second, undetermined between.
     pattern_peripheral_at: float = 0.023
     pattern_central_below: float = 0.018
+    # The healthy range: healthy faces at rest measure below this 92.5% of the time (the quantile
+    # calibration.fit_rest_rule fits; asymmetry_negative_below is it plus the narrowest repeatability
+    # a photo can have, so it is a decision threshold, not the edge of the healthy range).
+    healthy_below: float = 0.33
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -113,7 +117,68 @@ ASYMMETRY_ONLY_RULE = DecisionRule(
     asymmetry_negative_below=0.41,
     pattern_peripheral_at=0.024,
     pattern_central_below=0.019,
+    healthy_below=0.33,
 )
+# The healthy range of rules whose results were stored before rules carried it (same fit, same data).
+HEALTHY_BELOW_OF = {"asymmetry-rest-v3": 0.33}
+
+
+def healthy_below_of(rule: dict) -> float | None:
+    """The healthy range's upper end (healthy faces at rest measure below it 92.5% of the time) of a
+    stored rule; None where it cannot be known. A rule judged on the index alone (no
+    ``index_uncertainty``: asymmetry-rest-v2 and before) was negative exactly below that quantile."""
+    value = rule.get("healthy_below")
+    if isinstance(value, (int, float)):
+        return float(value)
+    name = str(rule.get("name", ""))
+    for known, below in HEALTHY_BELOW_OF.items():
+        if name == known or name.startswith(f"{known}, "):  # DecisionRule.for_version names it so
+            return below
+    negative_below = rule.get("asymmetry_negative_below")
+    if "index_uncertainty" not in rule and isinstance(negative_below, (int, float)):
+        return float(negative_below)
+    return None
+
+
+def applied_thresholds(
+    rule: DecisionRule, *, uncertainty: float, probability: float | None = None
+) -> tuple[float | None, float | None]:
+    """The rule as ``decide`` applies it to one photo, in its own index units: (negative below,
+    positive from). A label holds only where the whole interval ``index ± uncertainty`` gives it,
+    so for this photo the thresholds move apart by its uncertainty (with a deciding classifier, by
+    what its probability leaves to the index). None where no index gives that label."""
+    if probability is None or rule.classifier_weight <= 0:
+        return _applied(rule.asymmetry_negative_below, rule.asymmetry_positive_at, uncertainty)
+    weight = rule.classifier_weight
+
+    def index_at(fused_score: float) -> float | None:
+        """The index whose fused score is ``fused_score``: -inf where any index reaches it, None where none."""
+        if weight >= 1:  # the probability alone: every index or none
+            return -math.inf if probability >= fused_score else None
+        score = (fused_score - weight * probability) / (1 - weight)
+        if score <= 0:
+            return -math.inf
+        if score >= 1:
+            return None
+        width = max(rule.asymmetry_score_width, 1e-6)
+        return rule.asymmetry_positive_at + width * math.log(score / (1 - score))
+
+    negative, positive = index_at(rule.fused_negative_below), index_at(rule.fused_positive_at)
+    return _applied(math.inf if negative is None else negative, positive, uncertainty)
+
+
+def _applied(negative_below: float, positive_at: float | None, uncertainty: float) -> tuple[float | None, float | None]:
+    """``negative_below``: where the interval's top must lie below (inf: any index; -inf: none);
+    ``positive_at``: where its bottom (never below 0) must reach (None: no index)."""
+    negative = negative_below - uncertainty
+    if positive_at is None:
+        positive = None
+    else:
+        positive = 0.0 if positive_at <= 0 else positive_at + uncertainty
+    return (
+        None if negative <= 0 else round(negative, 3) if math.isfinite(negative) else negative,
+        None if positive is None else round(positive, 3),
+    )
 
 
 @dataclass(frozen=True)
@@ -219,6 +284,11 @@ def explain(
             f"Repeatability ± {uncertainty:.2f} ({REPEATABILITY_MEANING}). The label holds only where the whole "
             f"range {low:.2f}–{high:.2f} gives it, so a range across a threshold is inconclusive."
         )
+        applied = applied_wording(*applied_thresholds(fitted, uncertainty=uncertainty, probability=probability))
+        steps.append(f"The rule as applied to this photo (± {uncertainty:.2f}): {applied}.")
+    healthy = healthy_below_of(rule)
+    if healthy is not None:
+        steps.append(f"Healthy range: healthy faces at rest measure below {healthy:g}, 92.5% of them.")
     # Results stored before the pattern existed have no pattern thresholds in their rule.
     if pattern and upper_face_involvement is not None and "pattern_peripheral_at" in rule:
         steps.append(
@@ -227,6 +297,23 @@ def explain(
             f"{fitted.pattern_peripheral_at:g}, undetermined between)."
         )
     return steps
+
+
+def applied_wording(negative: float | None, positive: float | None) -> str:
+    """``applied_thresholds`` in words: "negative below 0.33, positive from 0.50, inconclusive between"."""
+    parts = [
+        "never negative"
+        if negative is None
+        else "negative at any index"
+        if math.isinf(negative)
+        else f"negative below {negative:.2f}",
+        "never positive" if positive is None else f"positive from {positive:.2f}",
+    ]
+    return (
+        ", ".join(parts) + ", inconclusive between"
+        if None not in (negative, positive)
+        else ", ".join(parts) + ", inconclusive otherwise"
+    )
 
 
 def _label_steps(asymmetry_index: float, probability: float | None, fitted: DecisionRule) -> list[str]:
@@ -274,4 +361,16 @@ def explain_result(*, measurements: dict, classifier: dict, decision: dict, patt
         rule=decision,
         pattern=pattern,
         upper_face_involvement=(measurements.get("upper_face") or {}).get("involvement"),
+    )
+
+
+def applied_to_result(*, classifier: dict, decision: dict) -> tuple[float | None, float | None] | None:
+    """``applied_thresholds`` for a result as stored; None for one decided before results carried
+    their index's repeatability (its rule was applied to the index alone)."""
+    if not decision or "index_uncertainty" not in decision:
+        return None
+    rule = DecisionRule.from_thresholds(decision, name=str(decision.get("name", "")))
+    probability = (classifier or {}).get("probability") if decision.get("used_classifier") else None
+    return applied_thresholds(
+        rule, uncertainty=float(decision.get("index_uncertainty") or 0.0), probability=probability
     )

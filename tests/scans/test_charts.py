@@ -112,7 +112,7 @@ def test_it_places_scans_by_their_date_on_a_labelled_time_axis(client, people, h
 def test_it_shades_the_healthy_band_and_labels_the_threshold_from_the_stored_rule(client, people, history):
     svg = chart(client, people.carol, people.patient)
     texts = {text.get("class"): text.text for text in svg.iter("text")}
-    assert texts["band-label"] == "healthy at rest (below 0.4)"
+    assert texts["band-label"] == "healthy range at rest (92.5% below 0.4)"
     assert texts["threshold-label"] == "positive at 0.5 or more"
     band = next(rect for rect in svg.iter("rect") if rect.get("class") == "healthy")
     threshold = next(line for line in svg.iter("line") if line.get("class") == "threshold")

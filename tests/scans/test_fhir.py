@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,6 +20,7 @@ from django.urls import resolve
 from django.utils import timezone
 from fhir.resources.R4B.bundle import Bundle
 
+from inference.engine.decide import ASYMMETRY_ONLY_RULE
 from inference.models import ModelVersion
 from portal.clinical import DISCLAIMER
 from portal.models import AuditEvent
@@ -313,6 +315,28 @@ def test_the_index_carries_its_repeatability_interval(api, people, maria):
     assert local_code(interval.code) == "asymmetry-index-repeatability"
     assert (float(interval.valueRange.low.value), float(interval.valueRange.high.value)) == (0.75, 0.93)
     assert interval.valueRange.low.code == interval.valueRange.high.code == "1"
+
+
+def test_it_exports_the_healthy_range_as_a_healthy_range_and_the_rule_as_applied_to_the_photo(api, people):
+    """Issue 40, item 9: 0.41 is the healthy 92.5th percentile (0.33) plus the narrowest ± h, a decision
+    threshold; a record system reading 0.38 (inconclusive here) must not see it inside the healthy range."""
+    v3 = {**asdict(ASYMMETRY_ONLY_RULE), "used_classifier": False, "index_uncertainty": 0.08}
+    v3.pop("healthy_below", None)  # stored before rules carried it: the rule's name still says which fit it was
+    measured = {**MEASUREMENTS, "asymmetry_index": 0.38, "index_repeatability": 0.08, "index_interval": [0.3, 0.46]}
+    result = finished_scan(
+        people.patient, label=ScanResult.Label.INCONCLUSIVE, measurements=measured, decision=v3, severity="mild"
+    )
+    bundle = parsed(api(people.alice).get(f"/api/v1/scans/{result.scan_id}/fhir/"))
+    index = {local_code(o.code): o for o in resources(bundle, "Observation")}["asymmetry-index"]
+    (healthy,) = index.referenceRange
+    assert float(healthy.high.value) == 0.33 < float(index.valueQuantity.value)
+    assert coding(healthy.type, "http://terminology.hl7.org/CodeSystem/referencerange-meaning")[0] == "normal"
+    assert "0.41" not in healthy.text and "positive" not in healthy.text
+    applied = {local_code(c.code): float(c.valueQuantity.value) for c in index.component if c.valueQuantity}
+    assert applied == {
+        "asymmetry-index-negative-below-for-this-photo": 0.33,  # 0.41 - 0.08
+        "asymmetry-index-positive-from-for-this-photo": 0.5,  # 0.42 + 0.08
+    }
 
 
 def test_a_result_from_before_repeatability_has_no_interval(api, people):

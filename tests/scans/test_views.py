@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import html
 import re
+from dataclasses import asdict
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from inference.engine.decide import REVIEW_ADVICE
+from inference.engine.decide import ASYMMETRY_ONLY_RULE, REVIEW_ADVICE
 from scans.models import Scan
 from scans.wording import WARNING_SIGNS
 from tests import factories
@@ -235,3 +236,24 @@ def test_the_history_marks_inconclusive_rows_as_their_own_kind(client, people):
     rows = re.findall(r'<tr class="([^"]*)">\s*<td><a href="/scans/(\d+)/', page)
     assert ("inconclusive", str(review.scan_id)) in rows
     assert [kind for kind, _ in rows].count("inconclusive") == 1
+
+
+def test_it_shows_the_healthy_range_as_a_healthy_range_and_the_rule_as_applied_to_this_photo(client, people):
+    """Issue 40, item 9: the page said "healthy faces at rest: below 0.41; positive at 0.42 or more",
+    but 0.41 is the healthy 92.5th percentile (0.33) plus the narrowest ± h, and with this photo's
+    ± 0.08 a positive needs 0.50."""
+    rule = {**asdict(ASYMMETRY_ONLY_RULE), "used_classifier": False, "index_uncertainty": 0.08}
+    result = factories.ScanResultFactory(
+        scan__patient=people.patient,
+        label="inconclusive",
+        pattern="undetermined",
+        decision=rule,
+        measurements={"asymmetry_index": 0.38, "index_repeatability": 0.08, "index_interval": [0.3, 0.46]},
+    )
+    client.force_login(people.alice)
+    page = html.unescape(client.get(f"/scans/{result.scan_id}/").content.decode())
+    healthy = re.search(r'<p class="small" id="healthy-range">(.*?)</p>', page, re.S).group(1)
+    assert "below 0.33, 92.5% of them" in healthy
+    applied = re.search(r'<p class="small" id="applied-rule">(.*?)</p>', page, re.S).group(1)
+    assert "negative below 0.33, positive from 0.50, inconclusive between" in applied
+    assert "healthy faces at rest: below 0.41" not in page
