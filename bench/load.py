@@ -15,7 +15,9 @@ care team, connects one WebSocket each (spread over the web nodes), then uploads
 --clients concurrent clients (spread too), each a caregiver of the patient with a socket of their
 own. Prints upload throughput, latency percentiles (upload answer, upload -> result, upload -> alert
 at every socket, first to last socket per alert), the counts (scans in, results out, alerts raised,
-alert frames per socket) and, with several runs, the ratios against the first. The photos are the
+alert frames per socket), how late escalations fire during the burst (--overdue alerts of another
+patient whose deadlines fall while the uploads queue: each one's escalation against its deadline) and,
+with several runs, the ratios against the first. The photos are the
 data set's (face crops of about 10 KB), or with --phone-photos 12-megapixel photos of 2-3 MB.
 A benchmark: it prints, it never fails.
 """
@@ -87,6 +89,78 @@ print(json.dumps({{"clinicians": tokens, "uploaders": uploaders,
 """
 
 
+# Alerts of another patient (Li Wei, another team), waiting far in the future until the burst starts;
+# run() then gives them deadlines spread over the burst and reads when each escalated.
+MAKE_WAITING_ALERTS = """
+from datetime import timedelta
+from django.utils import timezone
+from alerts.models import Alert
+from portal.models import Patient
+from scans.models import Scan
+patient = Patient.objects.get(mrn="MRN-2001")
+ids = []
+for i in range({count}):
+    scan = Scan.objects.create(patient=patient, image_width=1, image_height=1, status="done")
+    alert = Alert.objects.create(scan=scan, latest_scan=scan, patient=patient, severity="severe", score=0.9,
+                                 called_team_id=patient.care_team_id,
+                                 next_escalation_at=timezone.now() + timedelta(days=365))
+    ids.append(alert.id)
+print(json.dumps(ids))
+"""
+
+
+def sql(database_url: str, query: str, params: tuple = ()) -> list[tuple]:
+    """One statement on the run's database, from this process (no load on the web nodes)."""
+    if database_url.startswith("postgres"):
+        import psycopg
+
+        with psycopg.connect(database_url) as connection:
+            cursor = connection.execute(query, params)
+            return cursor.fetchall() if cursor.description else []
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(database_url.removeprefix("sqlite:///"))) as connection:
+        cursor = connection.execute(query.replace("%s", "?"), params)
+        rows = cursor.fetchall()
+        connection.commit()
+        return rows
+
+
+def set_deadlines(database_url: str, alert_ids: list[int], span: float) -> dict[int, float]:
+    """Give the waiting alerts deadlines spread over the next ``span`` seconds (from 2 s on); returns each
+    one's deadline as a Unix time."""
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC)
+    deadlines = {}
+    for index, alert_id in enumerate(alert_ids):
+        due = now + timedelta(seconds=2 + span * index / max(len(alert_ids) - 1, 1))
+        value = due if database_url.startswith("postgres") else due.strftime("%Y-%m-%d %H:%M:%S.%f")
+        sql(database_url, "UPDATE alerts_alert SET next_escalation_at = %s WHERE id = %s", (value, alert_id))
+        deadlines[alert_id] = due.timestamp()
+    return deadlines
+
+
+def escalated_at(database_url: str, alert_ids: list[int]) -> dict[int, float]:
+    """When each alert first escalated (Unix time), for those that did."""
+    from datetime import UTC, datetime
+
+    if not alert_ids:
+        return {}
+    marks = ",".join(str(int(alert_id)) for alert_id in alert_ids)
+    rows = sql(
+        database_url,
+        f"SELECT alert_id, MIN(at) FROM alerts_alertevent WHERE kind = 'escalated' AND alert_id IN ({marks}) "
+        "GROUP BY alert_id",
+    )
+    times = {}
+    for alert_id, at in rows:
+        if isinstance(at, str):
+            at = datetime.fromisoformat(at)
+        times[alert_id] = (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
+    return times
+
+
 def phone_sized(images: list[tuple[str, bytes]], count: int = 8) -> list[tuple[str, bytes]]:
     """`count` of the photos as a phone camera saves them: 12 megapixels (3024 x 4032), JPEG quality 90,
     with a sensor's grain, so that an upload weighs what a caregiver's does (2-3 MB; the data
@@ -110,16 +184,7 @@ def phone_sized(images: list[tuple[str, bytes]], count: int = 8) -> list[tuple[s
 def unfinished_scans(database_url: str) -> int:
     """Scans still queued or being analysed, read from the database itself: the record, and no load on
     the web nodes under test (a list request per second took a fifth of a web node's time)."""
-    query = "SELECT count(*) FROM scans_scan WHERE status IN ('queued', 'processing')"
-    if database_url.startswith("postgres"):
-        import psycopg
-
-        with psycopg.connect(database_url) as connection:
-            return connection.execute(query).fetchone()[0]
-    import sqlite3
-
-    with contextlib.closing(sqlite3.connect(database_url.removeprefix("sqlite:///"))) as connection:
-        return connection.execute(query).fetchone()[0]
+    return sql(database_url, "SELECT count(*) FROM scans_scan WHERE status IN ('queued', 'processing')")[0][0]
 
 
 # The upload clients are processes of their own, as phones are: in the process that holds the
@@ -192,6 +257,8 @@ async def run(
     scans: int,
     clients: int,
     database_url: str,
+    waiting_alerts: list[int],
+    overdue_span: float,
 ):
     import multiprocessing
 
@@ -252,6 +319,7 @@ async def run(
     with uploaders:
         await asyncio.to_thread(uploaders.map, _warm, range(clients))  # started and imported, not measured
         cpu_before = cpu_now()
+        deadlines = await asyncio.to_thread(set_deadlines, database_url, waiting_alerts, overdue_span)
         started = time.perf_counter()
         answers = await asyncio.to_thread(uploaders.map, _upload, range(scans), 1)
         upload_seconds = time.perf_counter() - started
@@ -263,7 +331,9 @@ async def run(
             refused[status] += 1
 
     deadline = time.monotonic() + 600
+    queued_until = [time.time()]  # the last moment an upload was still waiting (Unix time)
     while await asyncio.to_thread(unfinished_scans, database_url) and time.monotonic() < deadline:
+        queued_until[0] = time.time()
         await asyncio.sleep(0.2)
     all_done = time.perf_counter() - started
     web_cpu, worker_cpu, busy = (after - before for after, before in zip(cpu_now(), cpu_before))
@@ -275,6 +345,14 @@ async def run(
     for task in (*listeners, *watchers):
         task.cancel()
     await asyncio.gather(*listeners, *watchers, return_exceptions=True)
+
+    # Every waiting alert's deadline has passed: wait (at most two minutes) for the sweeps to reach it.
+    deadline = time.monotonic() + 120 + max(0.0, max(deadlines.values(), default=0) - time.time())
+    while len(await asyncio.to_thread(escalated_at, database_url, waiting_alerts)) < len(waiting_alerts):
+        if time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.5)
+    escalations = await asyncio.to_thread(escalated_at, database_url, waiting_alerts)
 
     def recorded() -> dict:
         carol = {"Authorization": f"Token {tokens['carol']}"}
@@ -312,6 +390,9 @@ async def run(
         "sockets": len(listeners),
         "photo_bytes": statistics.median(len(data) for _name, data in images),
         "db": await asyncio.to_thread(recorded),
+        # (deadline, escalated or None) of each waiting alert; and until when uploads were still waiting.
+        "escalations": [(deadlines[a], escalations.get(a)) for a in waiting_alerts],
+        "queued_until": queued_until[0],
     }
 
 
@@ -372,6 +453,14 @@ def one_run(args, layer: str, web_nodes: int, worker_nodes: int, concurrency: in
             text=True,
         )
         tokens = json.loads(made.stdout.strip().splitlines()[-1])
+        waiting = subprocess.run(
+            [*manage, "shell", "--no-imports", "-c", "import json\n" + MAKE_WAITING_ALERTS.format(count=args.overdue)],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        waiting_alerts = json.loads(waiting.stdout.strip().splitlines()[-1])
         if args.classifier:
             subprocess.run(
                 [*manage, "shell", "--no-imports", "-c", MAKE_TIMING_CLASSIFIER.format()], env=env, check=True
@@ -398,7 +487,19 @@ def one_run(args, layer: str, web_nodes: int, worker_nodes: int, concurrency: in
                 stack.start()
             for stack in every:
                 stack.wait_ready(timeout=180)
-            return asyncio.run(run(webs, workers, tokens, images, args.scans, args.clients, database_url))
+            return asyncio.run(
+                run(
+                    webs,
+                    workers,
+                    tokens,
+                    images,
+                    args.scans,
+                    args.clients,
+                    database_url,
+                    waiting_alerts,
+                    args.overdue_span,
+                )
+            )
         finally:
             for stack in every:
                 stack.stop()
@@ -458,6 +559,17 @@ def report(args, layer: str, web_nodes: int, worker_nodes: int, concurrency: int
         f"(PostgreSQL, Redis, the clients) {other / analysed * 1000:.0f} ms: a worker node of 2 CPUs of its own "
         f"would analyse at most about {2 / worker_per_scan:.1f} scans/s (both CPUs busy with analyses)"
     )
+    during = [(due, fired) for due, fired in r["escalations"] if due <= r["queued_until"]]
+    late = sorted(fired - due for due, fired in during if fired is not None)
+    never = sum(fired is None for _, fired in r["escalations"])
+    if r["escalations"]:
+        worst = f"{late[-1]:.1f} s" if late else "-"
+        print(
+            f"  escalations due while uploads were queued: {len(during)} of {len(r['escalations'])} waiting alerts "
+            f"(the sweep every {os.environ.get('ALERT_SWEEP_SECONDS', '15')} s); "
+            + summary("fired after the deadline", late, width=0).strip()
+            + f"; worst {worst} (target: none later than 30 s){f'; NEVER ESCALATED {never}' if never else ''}"
+        )
     print(
         f"  after catch-up (GET /api/v1/alerts/?after=0 per clinician): min {min(db['caught_up'])} / "
         f"max {max(db['caught_up'])} of {db['alerts']} alerts: "
@@ -470,6 +582,7 @@ def report(args, layer: str, web_nodes: int, worker_nodes: int, concurrency: int
         "last_frame_s": max(r["drained"], 0),
         "end_to_end_per_s": finished_in_db / r["all_done"],
         "worker_cpu_ms_per_scan": worker_per_scan * 1000,
+        "escalation_late_max_s": max(late, default=float("nan")),
     }
 
 
@@ -488,6 +601,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--concurrency", type=int, nargs="+", default=[2], help="processes of each worker node (one run per number)"
+    )
+    parser.add_argument(
+        "--overdue", type=int, default=20, help="alerts of another patient whose deadlines fall during the burst"
+    )
+    parser.add_argument(
+        "--overdue-span", type=float, default=30.0, help="seconds over which their deadlines are spread (from 2 s)"
     )
     parser.add_argument("--classifier", action="store_true", help="a ResNet-50 in every analysis (timing only)")
     parser.add_argument(
