@@ -24,9 +24,11 @@ patient are one person) or near-duplicate groups (stroke-faces), 2,000 times:
    the weight that ranks the other folds best chosen for each fold (20 deals); with --fit-rule, the
    weight and thresholds fitted on all of palda-dev, as shipped (models/*.json).
 3. The decisions of the shipped fused rule against the asymmetry rule alone, per class: flagged
-   (positive or inconclusive), positive, negative.
+   (positive or inconclusive), positive, negative; each judged as the worker judges it, on the
+   interval index ± the photo's own repeatability (the packs carry it).
 4. Robustness of the classifier: the mirror image's |dP| and labels flipped when the face is 30%
-   brighter or darker (at P 0.5, and the fused decision's labels with the index as measured).
+   brighter or darker (at P 0.5, and the fused decision's labels with the index as measured: none
+   can change at weight 0, and it says so instead of printing 0%).
 """
 
 from __future__ import annotations
@@ -99,15 +101,40 @@ class OutOfFold:
         return p
 
 
-def labels_of(probability: np.ndarray, index: np.ndarray, rule: DecisionRule) -> np.ndarray:
+def labels_of(probability, index: np.ndarray, rule: DecisionRule, half_widths: np.ndarray) -> np.ndarray:
+    """Each photo's label as the worker gives it: the rule judged on the interval index ± the photo's
+    own repeatability (decide's ``uncertainty``), not on the index alone."""
     return np.array(
         [
             decide(
-                asymmetry_index=float(i), severity="mild", probability=None if p is None else float(p), rule=rule
+                asymmetry_index=float(i),
+                severity="mild",
+                probability=None if p is None else float(p),
+                rule=rule,
+                uncertainty=float(h),
             ).label
-            for p, i in zip(probability, index)
+            for p, i, h in zip(probability, index, half_widths)
         ]
     )
+
+
+def decision_flips(changed, p, index: np.ndarray, rule: DecisionRule, half_widths: np.ndarray) -> float | None:
+    """The share of decisions that a change of the classifier's P (``changed`` against ``p``) changes;
+    None for a rule that gives the classifier weight 0, where P decides nothing and the share could not
+    be anything but 0."""
+    if rule.classifier_weight <= 0:
+        return None
+    return float(np.mean(labels_of(changed, index, rule, half_widths) != labels_of(p, index, rule, half_widths)))
+
+
+def widths_of(pack, path: Path) -> np.ndarray:
+    """The pack's repeatability of each photo: its decisions are judged on it."""
+    if pack.half_widths is None:
+        raise SystemExit(
+            f"{path} carries no repeatability per photo (written before packs did): its decisions cannot be "
+            "judged as the worker judges them; write it again with train_classifier --save-pack"
+        )
+    return pack.half_widths
 
 
 def auc_row(name, labels, scores, groups, boot) -> str:
@@ -190,7 +217,10 @@ def main(argv=None) -> int:
     palda = load_pack(args.palda)
     kinds = np.array(palda.kinds)
     groups = np.array([person(p) for p in palda.paths])
-    labels, index = palda.labels, palda.asymmetry
+    labels, index, widths = palda.labels, palda.asymmetry, widths_of(palda, args.palda)
+    report["palda_counts"] = {"photos": len(labels), "people": len(set(groups))}
+    # Whose scores these are: the activation gate takes only a version's own held-out figures.
+    report["scored_by"] = "cross-fitted" if args.cross_fitted else "itself"
     from inference.engine.classifier import ResNetClassifier
 
     classifier = ResNetClassifier(checkpoint, runtime="torch")  # loaded once, scored with every change
@@ -250,6 +280,7 @@ def main(argv=None) -> int:
         folds_name = "fold" + ("s " if len(judged) > 1 else " ") + " and ".join(map(str, judged))
         sp = scores_of(classifier, stroke.faces[test])
         sy, si, sg = stroke.labels[test], stroke.asymmetry[test], stroke.groups[test]
+        sw = widths_of(stroke, args.stroke)[test]
         weight = choose_weight(labels, p, index)
         at_weight = fused(sp, si, weight)
         stroke_ok = roc_auc(sy, at_weight) >= roc_auc(sy, si)
@@ -278,8 +309,8 @@ def main(argv=None) -> int:
     print(
         "\nDecisions on palda-dev: the fused rule against the asymmetry rule alone (flagged = positive or inconclusive)"
     )
-    with_classifier = labels_of(p, index, rule)
-    alone = labels_of([None] * len(index), index, ASYMMETRY_ONLY_RULE)
+    with_classifier = labels_of(p, index, rule, widths)
+    alone = labels_of([None] * len(index), index, ASYMMETRY_ONLY_RULE, widths)
     report["decisions"] = {}
     for kind in ("healthy", "central", "peripheral"):
         mask = kinds == kind
@@ -308,15 +339,15 @@ def main(argv=None) -> int:
     for name, factor in (("brighter x1.3", 1.3), ("darker x0.7", 0.7)):
         changed = palda_scorer.scores(palda.faces, lambda f, k=factor: np.clip(f * k, 0, 255).astype(np.uint8))
         flips = float(np.mean((changed >= 0.5) != (p >= 0.5)))
-        decided = labels_of(changed, index, rule)
-        decision_flips = float(np.mean(decided != with_classifier))
+        changed_decisions = decision_flips(changed, p, index, rule, widths)
+        said = "none can (weight 0: P decides nothing)" if changed_decisions is None else f"{changed_decisions:.1%}"
         print(
-            f"  {name}: classifier labels flipped {flips:.1%}, fused decisions changed {decision_flips:.1%}, "
+            f"  {name}: classifier labels flipped {flips:.1%}, fused decisions changed {said}, "
             f"ROC AUC {roc_auc(labels, changed):.3f}, max |dP| {np.abs(changed - p).max():.3f}"
         )
         report["robustness"][name] = {
             "classifier_flips": flips,
-            "decision_flips": decision_flips,
+            "decision_flips": changed_decisions,
             "auc": roc_auc(labels, changed),
         }
 
@@ -325,14 +356,19 @@ def main(argv=None) -> int:
         print(f"\nstroke-faces, held-out {folds_name} ({int(test.sum())} faces, {len(set(sg))} near-duplicate groups)")
         for name, scores in (("classifier alone", sp), ("asymmetry index alone", si), ("fused score", sfused)):
             print(auc_row(name, sy, scores, sg, args.boot))
-        decided, alone_s = labels_of(sp, si, rule), labels_of([None] * len(si), si, ASYMMETRY_ONLY_RULE)
+        decided, alone_s = labels_of(sp, si, rule, sw), labels_of([None] * len(si), si, ASYMMETRY_ONLY_RULE, sw)
         for cls, name in ((1, "paralysis"), (0, "no paralysis")):
             mask = sy == cls
             print(
                 f"  {name:<13} flagged: fused {np.isin(decided[mask], [PARALYSIS, INCONCLUSIVE]).mean():.1%}, "
                 f"index alone {np.isin(alone_s[mask], [PARALYSIS, INCONCLUSIVE]).mean():.1%}"
             )
-        report["stroke"] = {"classifier": roc_auc(sy, sp), "index": roc_auc(sy, si), "fused": roc_auc(sy, sfused)}
+        report["stroke"] = {
+            "classifier": roc_auc(sy, sp),
+            "index": roc_auc(sy, si),
+            "fused": roc_auc(sy, sfused),
+            "weight": rule.classifier_weight,  # the fused figure's weight: the gate compares like with like
+        }
     if args.json:
         args.json.write_text(json.dumps(report, indent=2, default=float))
     return 0

@@ -25,6 +25,21 @@ sys.path.insert(0, str(ROOT))
 MAX_BYTES = 50 * 1024 * 1024  # the one tracked file over 5 MB may not exceed this
 
 
+def evaluation_source(report: dict, clinical: dict | None) -> str:
+    """Where the palda-dev figures come from, in words, with the counts the evaluation itself made."""
+    if "palda_counts" not in report or "scored_by" not in report:
+        raise SystemExit("the evaluation predates its counts and scorer: run bench/eval_shipped.py again")
+    counts = report["palda_counts"]
+    photos = f"{counts['photos']} clinical photos of {counts['people']} people"
+    if report["scored_by"] == "cross-fitted":
+        folds = f"{clinical['folds']} folds by person; " if clinical else ""
+        return (
+            f"palda-dev ({photos}), each scored by a model cross-fitted without its person ({folds}the shipped "
+            "model learnt from all of them)"
+        )
+    return f"palda-dev ({photos}, never trained on)"
+
+
 def main(argv=None) -> int:
     import torch
 
@@ -64,13 +79,7 @@ def main(argv=None) -> int:
     sha = file_sha256(path)
 
     palda = report["palda"]["palsy vs healthy"]
-    clinical = training.get("clinical")
-    source = (
-        f"palda-dev (102 clinical photos of 93 people), each scored by a model cross-fitted without its person "
-        f"({clinical['folds']} folds by person; the shipped model learnt from all of them)"
-        if clinical
-        else "palda-dev (102 clinical photos of 93 people, never trained on)"
-    )
+    source = evaluation_source(report, training.get("clinical"))
     record = {
         "name": args.name,
         "sha256": sha,
@@ -78,6 +87,9 @@ def main(argv=None) -> int:
         "metrics": {
             "evaluation": {
                 "source": source,
+                # Whose scores: the cross-fitted siblings' figures are not this version's own held-out ones
+                # (inference.selectors.activation_problems reads only its own).
+                "scored_by": report["scored_by"],
                 "classifier": {
                     "roc_auc": round(palda["classifier"], 4),
                     "interval_95": [round(x, 4) for x in palda["classifier_interval"]],

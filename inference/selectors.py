@@ -34,11 +34,43 @@ def classifier_health() -> str:
 
 
 def _held_out_figures(version: ModelVersion) -> list[tuple[dict, str]]:
-    """The version's held-out figures, first choice first: an --evaluate-on run on photos it never
-    trained on, then train_classifier's test split."""
+    """The version's own held-out figures, on photos it never trained on, first choice first: an
+    evaluation it scored itself (register_model --evaluate-on, or bench/eval_shipped.py on a set it never
+    learnt from), its held-out stroke-faces fold (bench/eval_shipped.py: at the record's weight, and at
+    the weight palda-dev chose, the stroke veto), then train_classifier's test split.
+
+    Not the palda-dev figures of a version that learnt from palda-dev: cross-fitted siblings scored
+    those, each on the people it held out (bench/ship_model.py records ``scored_by``; records written
+    before it did say so in their source), and they say nothing of this version's weights."""
     metrics = version.metrics or {}
     evaluation = metrics.get("evaluation") or {}
-    return [(evaluation, f"evaluation on {evaluation.get('source')}"), (metrics, "train_classifier's test split")]
+    figures = []
+    if evaluation and not _scored_by_siblings(evaluation):
+        figures.append((evaluation, f"evaluation on {evaluation.get('source')}"))
+    stroke = metrics.get("stroke_faces_fold0")
+    if isinstance(stroke, dict):
+        figures.append((_figures(stroke), "its held-out stroke-faces fold"))
+    veto = evaluation.get("stroke_veto")
+    if isinstance(veto, dict):  # the version's own scores on stroke-faces, at the weight palda-dev chose
+        figures.append((_figures(veto), "its held-out stroke-faces fold"))
+    figures.append((metrics, "train_classifier's test split"))
+    return figures
+
+
+def _scored_by_siblings(evaluation: dict) -> bool:
+    scored_by = evaluation.get("scored_by")
+    if scored_by is not None:
+        return scored_by == "cross-fitted"
+    return "cross-fitted" in str(evaluation.get("source", ""))
+
+
+def _figures(flat: dict) -> dict:
+    """bench/eval_shipped.py's flat {"classifier", "index", "fused", "weight"} as an evaluation's figures."""
+    return {
+        "classifier": {"roc_auc": flat.get("classifier")},
+        "asymmetry_index": {"roc_auc": flat.get("index")},
+        "fused": {"roc_auc": flat.get("fused"), "weight": flat.get("weight")},
+    }
 
 
 def _roc_auc(figures: dict, key: str) -> float | None:
@@ -47,8 +79,8 @@ def _roc_auc(figures: dict, key: str) -> float | None:
 
 
 def held_out_auc(version: ModelVersion) -> tuple[float, str] | None:
-    """The classifier's held-out ROC AUC and where it comes from: an --evaluate-on run if there is one,
-    else train_classifier's test split; None when the version was never evaluated."""
+    """The classifier's own held-out ROC AUC and where it comes from (the first of _held_out_figures
+    that has one); None when the version was never evaluated on photos it never trained on."""
     for figures, source in _held_out_figures(version):
         auc = _roc_auc(figures, "classifier")
         if auc is not None:
@@ -56,22 +88,26 @@ def held_out_auc(version: ModelVersion) -> tuple[float, str] | None:
     return None
 
 
-def held_out_fusion(version: ModelVersion) -> tuple[float, float, str] | None:
-    """The fused score's and the asymmetry index's ROC AUC on the same held-out photos, and where they
-    come from (the first source of held_out_auc's order with both); None when none has both."""
+def held_out_fusion(version: ModelVersion, *, weight: float) -> list[tuple[float, float, str]]:
+    """Every own held-out (fused ROC AUC, index ROC AUC, source) that speaks for ``weight``: a fused
+    figure measured at another weight (when its producer recorded the weight) is not evidence for this one."""
+    found = []
     for figures, source in _held_out_figures(version):
         fused, index = _roc_auc(figures, "fused"), _roc_auc(figures, "asymmetry_index")
+        measured_at = (figures.get("fused") or {}).get("weight")
+        if isinstance(measured_at, (int, float)) and abs(float(measured_at) - weight) > 1e-9:
+            continue
         if fused is not None and index is not None:
-            return fused, index, source
-    return None
+            found.append((fused, index, source))
+    return found
 
 
 def activation_problems(version: ModelVersion) -> list[str]:
     """Why this version may not decide, or be shown as a second reader ([] when it may).
 
-    A version whose rule gives the classifier a weight decides: its held-out ROC AUC must reach
-    MODEL_ACTIVATION_AUC_FLOOR (0.80), and its fused score must rank the same held-out photos no worse
-    than the asymmetry index alone. With weight 0 it is a second reader, shown and not deciding:
+    A version whose rule gives the classifier a weight decides: its own held-out ROC AUC must reach
+    MODEL_ACTIVATION_AUC_FLOOR (0.80), and its fused score at that weight must rank none of its own
+    held-out sets below the asymmetry index alone. With weight 0 it is a second reader, shown and not deciding:
     it still needs a held-out evaluation, and an ROC AUC of MODEL_SECOND_READER_AUC_FLOOR (0.65)."""
     problems = []
     thresholds = version.thresholds or {}
@@ -105,13 +141,15 @@ def activation_problems(version: ModelVersion) -> list[str]:
             )
         if not 0 <= weight <= 1:  # 0: a second reader, shown and not deciding
             problems.append(f"its classifier weight {weight} is outside [0, 1]")
-        fusion = held_out_fusion(version) if weight > 0 else None
-        if fusion is not None and fusion[0] < fusion[1]:
+        worse = [f for f in held_out_fusion(version, weight=weight) if f[0] < f[1]] if weight > 0 else []
+        if worse:
             # A weight fitted on one validation split can do this (docs/model-card.md, the five-fold
-            # table's round 3): the classifier would then cost screening what the index alone catches.
+            # table's round 3): the classifier would then cost screening what the index alone catches, on
+            # photos like those. Any one of the version's own held-out sets showing it is enough.
+            fused, index, source = worse[0]
             problems.append(
                 f"with classifier weight {weight:g} its fused rule ranks its held-out photos below the asymmetry "
-                f"index alone ({fusion[0]:.3f} against {fusion[1]:.3f} ROC AUC, {fusion[2]}): give it weight 0 "
+                f"index alone ({fused:.3f} against {index:.3f} ROC AUC, {source}): give it weight 0 "
                 "to show it as a second reader"
             )
     return problems

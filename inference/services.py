@@ -9,8 +9,9 @@ A version may be activated only when
   `register_model --evaluate-on DIR` over labelled photos it never trained on;
 - the classifier's held-out ROC AUC reaches the floor (settings.MODEL_ACTIVATION_AUC_FLOOR, 0.80);
 - its thresholds make a fused rule with an inconclusive band (negative below < positive from).
-- with a classifier weight above 0, its fused score ranks the held-out photos no worse than the
-  asymmetry index alone (a weight fitted on one validation split can fail this).
+- with a classifier weight above 0, its fused score at that weight ranks none of its own held-out
+  sets below the asymmetry index alone (a weight fitted on one validation split can fail this); the
+  palda-dev figures of a version that learnt from palda-dev are its cross-fitted siblings', not its own.
 The conditions are inference.selectors.activation_problems; the worker checks them too before it lets a
 version decide (inference/runtime.py): a version activated behind the service's back screens nothing.
 """

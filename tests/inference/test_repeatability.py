@@ -21,6 +21,7 @@ from inference.engine.decide import (
     NO_PARALYSIS,
     PARALYSIS,
     REPEATABILITY_MEANING,
+    DecisionRule,
     decide,
     explain,
 )
@@ -165,13 +166,31 @@ def test_a_borderline_face_whose_interval_straddles_the_positive_threshold_is_in
     assert decide(asymmetry_index=index, severity="mild", probability=None, rule=rule).label == PARALYSIS
     straddling = decide(asymmetry_index=index, severity="mild", probability=None, rule=rule, uncertainty=0.05)
     assert straddling.label == INCONCLUSIVE
-    # The same with the classifier as a second reader (weight 0): the fused path reads the interval too.
-    fused = rule.__class__(**{**rule.as_dict(), "classifier_weight": 0.0, "fused_negative_below": 0.42})
-    assert decide(asymmetry_index=index, severity="mild", probability=0.9, rule=fused, uncertainty=0.05).label == (
+    # The same with the classifier as a second reader (weight 0): its probability decides nothing, so
+    # the index's path, interval and all, decides (test_a_fused_rule_judges_the_whole_interval below
+    # tests the fused path).
+    second = rule.__class__(**{**rule.as_dict(), "classifier_weight": 0.0, "fused_negative_below": 0.42})
+    assert decide(asymmetry_index=index, severity="mild", probability=0.9, rule=second, uncertainty=0.05).label == (
         INCONCLUSIVE
     )
     steps = explain(asymmetry_index=index, probability=None, rule=straddling.rule)
     assert any(REPEATABILITY_MEANING in step and "0.40–0.50" in step for step in steps)
+
+
+def test_a_fused_rule_judges_the_whole_interval():
+    """A deciding classifier (weight 0.5): the fused score at each end of index ± h must give the label.
+    With P 0.6 the fused score reaches 0.55 where the index's score reaches 0.5, at the index threshold."""
+    rule = DecisionRule.from_thresholds(
+        {"classifier_weight": 0.5, "fused_positive_at": 0.55, "fused_negative_below": 0.45}, name="fused"
+    )
+    index = rule.asymmetry_positive_at + 0.03
+
+    def label(uncertainty: float, at: float = index) -> str:
+        return decide(asymmetry_index=at, severity="mild", probability=0.6, rule=rule, uncertainty=uncertainty).label
+
+    assert label(0.0) == PARALYSIS and label(0.02) == PARALYSIS
+    assert label(0.05) == INCONCLUSIVE  # the interval's bottom is below the point where fused reaches 0.55
+    assert label(0.0, at=0.05) == NO_PARALYSIS and label(0.5, at=0.05) == INCONCLUSIVE
 
 
 @given(index=st.floats(0, 5), uncertainty=st.floats(0, 1))

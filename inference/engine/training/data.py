@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from inference.engine import duplicates
+from inference.engine import duplicates, quality, repeatability
 from inference.engine.align import aligned_face, crop_points
 from inference.engine.classifier import CLASSES
 from inference.engine.face import FaceMeshDetector
@@ -50,6 +50,9 @@ class PreparedSet:
     folds: np.ndarray | None = None  # (N,) cross-validation fold, when the split was made here
     landmarks: np.ndarray | None = None  # (N, 478, 2) float32: the face's landmarks in crop pixels
     kinds: list[str] | None = None  # each photo's class folder (central, peripheral, healthy, ...)
+    # (N,) each photo's index repeatability ± h, as the worker gives it (repeatability.assess): the
+    # interval its decision is judged on. None in packs written before packs carried it.
+    half_widths: np.ndarray | None = None
 
     def subset(self, split: str, splits: list[str] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         mask = np.array([s == split for s in (splits or self.splits)], dtype=bool)
@@ -102,7 +105,7 @@ def prepare(
     detector = detector or FaceMeshDetector()
     if cache_dir and not getattr(detector, "refits", True):
         cache_dir = cache_dir / "photo-fit"  # other landmarks, other faces: never mixed with the refitted ones
-    faces, labels, asym, paths, splits, signatures, landmarks, kinds = [], [], [], [], [], [], [], []
+    faces, labels, asym, paths, splits, signatures, landmarks, kinds, widths = [], [], [], [], [], [], [], [], []
     skipped: dict[str, int] = {}
     for sample in progress(samples):
         item = _cached(cache_dir, sample.path, size) if cache_dir else None
@@ -113,7 +116,8 @@ def prepare(
         if isinstance(item, str):
             skipped[item] = skipped.get(item, 0) + 1
             continue
-        face, index, signature, points = item
+        face, index, signature, points, width = item
+        widths.append(width)
         faces.append(face)
         landmarks.append(points)
         kinds.append(sample.kind)
@@ -134,6 +138,7 @@ def prepare(
         skipped,
         landmarks=np.stack(landmarks).astype(np.float32),
         kinds=kinds,
+        half_widths=np.array(widths, dtype=np.float32),
     )
 
 
@@ -147,12 +152,14 @@ def _prepare_one(path: Path, size: int, detector: FaceMeshDetector):
     if len(search.faces) != 1:
         return "no face" if not search.faces else "several faces"
     points = search.faces[0]
-    index = float(measure(points).asymmetry_index)
+    measurements = measure(points)
+    figures = quality.assess(rgb, search.faces, measurements).figures
     return (
         aligned_face(rgb, points, size=size),
-        index,
+        float(measurements.asymmetry_index),
         duplicates.signature(rgb, points),
         crop_points(points, size).astype(np.float32),
+        repeatability.assess(points, measurements, search.fits, figures).half_width,
     )
 
 
@@ -167,7 +174,7 @@ def _cached(cache_dir: Path, path: Path, size: int):
     with np.load(file, allow_pickle=False) as data:
         if "reason" in data:
             return str(data["reason"])
-        if "layout" not in data or "landmarks" not in data:  # written by an older version: prepare it again
+        if "layout" not in data or "half_width" not in data:  # written by an older version: prepare it again
             return None
         signature = {
             "hash": int(data["hash"]),
@@ -175,7 +182,7 @@ def _cached(cache_dir: Path, path: Path, size: int):
             "layout": data["layout"],
             "layout_mask": data["layout_mask"],
         }
-        return data["face"], float(data["asymmetry"]), signature, data["landmarks"]
+        return data["face"], float(data["asymmetry"]), signature, data["landmarks"], float(data["half_width"])
 
 
 def _store(cache_dir: Path, path: Path, size: int, item) -> None:
@@ -184,7 +191,7 @@ def _store(cache_dir: Path, path: Path, size: int, item) -> None:
     if isinstance(item, str):
         np.savez(file, reason=np.array(item))
     else:
-        face, index, signature, points = item
+        face, index, signature, points, width = item
         np.savez_compressed(
             file,
             face=face,
@@ -194,6 +201,7 @@ def _store(cache_dir: Path, path: Path, size: int, item) -> None:
             layout=signature["layout"],
             layout_mask=signature["layout_mask"],
             landmarks=points,
+            half_width=np.array(width),
         )
 
 
@@ -271,6 +279,7 @@ def save_pack(prepared: PreparedSet, path: Path, *, quality: int = 95) -> None:
         size=np.array(prepared.faces.shape[1]),
         **({"landmarks": prepared.landmarks.astype(np.float16)} if prepared.landmarks is not None else {}),
         **({"kinds": np.array(prepared.kinds)} if prepared.kinds is not None else {}),
+        **({"half_widths": prepared.half_widths} if prepared.half_widths is not None else {}),
     )
 
 
@@ -296,6 +305,7 @@ def load_pack(path: Path) -> PreparedSet:
             folds=None if (folds < 0).any() else folds,
             landmarks=data["landmarks"].astype(np.float32) if "landmarks" in data else None,
             kinds=data["kinds"].tolist() if "kinds" in data else None,
+            half_widths=data["half_widths"] if "half_widths" in data else None,
         )
 
 
