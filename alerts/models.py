@@ -40,6 +40,8 @@ class Alert(models.Model):
     # Central (stroke) pattern: the shortest deadline, the top of the feed, stroke-team wording.
     urgent = models.BooleanField(default=False, db_index=True)
     pattern = models.CharField(max_length=12, blank=True)
+    # A positive photo of the episode showed the central pattern: the alert is headed STROKE PATTERN.
+    stroke_pattern_positive = models.BooleanField(default=False)
     severity = models.CharField(max_length=10)
     score = models.FloatField()
     created_at = models.DateTimeField(auto_now_add=True)
@@ -66,6 +68,8 @@ class Alert(models.Model):
     called_team = models.ForeignKey(
         "portal.CareTeam", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # What made the latest calls due (raised, escalated, a new round): an open screen sounds once per call.
+    call_event = models.ForeignKey("AlertEvent", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     # Repeated positive scans of the patient within an episode join this alert instead of a new one.
     scan_count = models.PositiveIntegerField(default=1)
     latest_scan = models.ForeignKey("scans.Scan", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
@@ -86,12 +90,19 @@ class Alert(models.Model):
 
     @property
     def urgent_label(self) -> str:
-        """How an urgent alert is headed on calls and pages: the central pattern is the stroke pattern;
-        an undetermined one is a possible stroke (ScanResult.is_urgent). "" for a routine alert."""
+        """How an urgent alert is headed on calls and pages, from the strongest evidence of its episode:
+        a positive photo with the central pattern is the stroke pattern; an undetermined pattern, or a
+        central one seen only on an inconclusive photo, is a possible stroke (ScanResult.is_urgent).
+        "" for a routine alert."""
         if not self.urgent:
             return ""
         # An inconclusive result is never called the stroke pattern: the measurement could not decide.
-        return "STROKE PATTERN" if self.pattern == "central" and self.kind == self.Kind.POSITIVE else "POSSIBLE STROKE"
+        return "STROKE PATTERN" if self.stroke_pattern_positive else "POSSIBLE STROKE"
+
+    @property
+    def heading(self) -> str:
+        """The alert's heading on every page, call and notification (static/portal/live.js shows it)."""
+        return self.urgent_label or ("Review" if self.kind == self.Kind.REVIEW else "Facial paralysis alert")
 
     @property
     def escalation_tier(self) -> str:

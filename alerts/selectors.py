@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from django.db.models import Case, IntegerField, Max, Min, QuerySet, Value, When
+from django.db.models import Case, IntegerField, Max, Min, OuterRef, QuerySet, Subquery, Value, When
 
 from alerts.models import Alert, AlertEvent
 from portal.selectors import patient_list_for_user
+from scans.models import Scan
 
 # Everything a serialized alert touches, fetched in the same query.
 ALERT_RELATED = (
@@ -20,6 +21,7 @@ ALERT_RELATED = (
     "latest_scan__result__model_version",
     "acknowledged_by",
     "resolved_by",
+    "call_event",
 )
 
 
@@ -40,8 +42,18 @@ def alert_list_active_for_patient(*, user, patient_id: int) -> QuerySet[Alert]:
 def with_last_event(alerts: QuerySet[Alert]) -> QuerySet[Alert]:
     """Alerts ready to serialize: related rows fetched, and ``last_event_id``, the id of the latest
     thing that happened to each (a client that remembers it can ask for every change since)."""
+    # The episode's referring physician: named on its latest photo that named one (a card describes its
+    # episode, not only its latest photo).
+    referring = Scan.objects.filter(episode_alert=OuterRef("pk"), referring_physician__isnull=False).order_by("-id")
     # The annotation groups rows, and Django drops Meta.ordering from grouped queries: order again.
-    return alerts.select_related(*ALERT_RELATED).annotate(last_event_id=Max("events__id")).order_by("-id")
+    return (
+        alerts.select_related(*ALERT_RELATED)
+        .annotate(
+            last_event_id=Max("events__id"),
+            episode_referring_physician=Subquery(referring.values("referring_physician__full_name")[:1]),
+        )
+        .order_by("-id")
+    )
 
 
 def changed_after(alerts: QuerySet[Alert], *, after_event: int) -> QuerySet[Alert]:

@@ -10,6 +10,9 @@ from alerts.models import Alert
 from portal.api_common import absolute_url
 from portal.clinical import DISCLAIMER
 from portal.serializers import PatientSummarySerializer
+from scans.models import ScanResult
+
+PATTERN_WORDS = dict(ScanResult.Pattern.choices)
 
 
 class AlertSerializer(serializers.ModelSerializer):
@@ -25,8 +28,10 @@ class AlertSerializer(serializers.ModelSerializer):
             "id",
             "last_event_id",
             "kind",
+            "heading",
             "urgent",
             "pattern",
+            "pattern_display",
             "advice",
             "status",
             "severity",
@@ -36,9 +41,14 @@ class AlertSerializer(serializers.ModelSerializer):
             "scan",
             "latest_scan",
             "scan_count",
+            "referring_physician",
             "escalation_level",
             "escalation_tier",
             "next_escalation_at",
+            "repeat_count",
+            "call_round",
+            "call_reason",
+            "latest_call",
             "acknowledged_by",
             "acknowledged_at",
             "resolved_by",
@@ -48,6 +58,23 @@ class AlertSerializer(serializers.ModelSerializer):
         ]
 
     latest_scan = serializers.SerializerMethodField()
+    heading = serializers.CharField(
+        read_only=True,
+        help_text="How the alert is headed, from the strongest evidence of its episode: STROKE PATTERN (a positive "
+        "photo with the central pattern), POSSIBLE STROKE, Facial paralysis alert or Review.",
+    )
+    pattern_display = serializers.SerializerMethodField(help_text="The episode's pattern, in words.")
+    referring_physician = serializers.SerializerMethodField(
+        help_text="The referring physician named on the episode's latest photo that named one."
+    )
+    call_round = serializers.IntegerField(
+        read_only=True,
+        help_text="Calling rounds: 0 from the care team up as the alert escalates; each later round calls every "
+        "tier reached again (a worse photo, a claim released, the patient moved to another team).",
+    )
+    call_reason = serializers.CharField(read_only=True, help_text="Why the latest round called people again.")
+    repeat_count = serializers.IntegerField(read_only=True, help_text="Repeated calls of the top tier this round.")
+    latest_call = serializers.SerializerMethodField()
     escalation_tier = serializers.CharField(read_only=True)
     advice = serializers.CharField(read_only=True, help_text="What the alert asks of its reader while active.")
     last_event_id = serializers.IntegerField(
@@ -83,6 +110,36 @@ class AlertSerializer(serializers.ModelSerializer):
             "quality_warnings": result.quality_warnings if result else [],
             "model_version": result.model_version_name if result else None,
         }
+
+    @extend_schema_field(serializers.DictField(allow_null=True))
+    def get_latest_call(self, alert: Alert) -> dict | None:
+        """What made the latest calls due: {"event_id", "kind" (raised, escalated, repeated, reopened,
+        released, team_changed), "words"}. A screen sounds once for each event_id it has not heard."""
+        event = alert.call_event
+        if event is None:
+            return None
+        if event.kind == event.Kind.RAISED:
+            words = ""
+        elif event.kind == event.Kind.ESCALATED:
+            words = event.note[:1].upper() + event.note[1:] + "."
+        else:
+            words = f"Called again: {alert.call_reason}."
+        return {"event_id": event.id, "kind": event.kind, "words": words}
+
+    def get_pattern_display(self, alert: Alert) -> str:
+        return PATTERN_WORDS.get(alert.pattern, alert.pattern)
+
+    def get_referring_physician(self, alert: Alert) -> str | None:
+        # Annotated by alerts.selectors.with_last_event; a bare row reads its scans.
+        if hasattr(alert, "episode_referring_physician"):
+            return alert.episode_referring_physician
+        scan = (
+            alert.scans.filter(referring_physician__isnull=False)
+            .select_related("referring_physician")
+            .order_by("id")
+            .last()
+        )
+        return scan.referring_physician.full_name if scan else None
 
     def get_acknowledged_by(self, alert: Alert) -> str | None:
         return alert.acknowledged_by.get_username() if alert.acknowledged_by else None

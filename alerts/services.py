@@ -92,6 +92,7 @@ def alert_raise(*, scan, result, now: datetime | None = None) -> Alert:
             kind=_kind_of(result),
             urgent=urgent,
             pattern=result.pattern,
+            stroke_pattern_positive=result.is_positive and result.is_stroke_pattern,
             next_escalation_at=now + ack_deadline(result.severity, urgent=urgent),
             called_team_id=team_id,
         )
@@ -100,7 +101,7 @@ def alert_raise(*, scan, result, now: datetime | None = None) -> Alert:
             alert=alert, kind=AlertEvent.Kind.RAISED, source=AlertEvent.Source.SYSTEM, note=f"scan {scan.id}"
         )
         publish_alert(event_type="alert.created", alert_id=alert.id, patient_id=alert.patient_id, version=event.id)
-        _record_calls(alert, [(0, 0)], now=now)
+        _record_calls(alert, [(0, 0)], now=now, event=event)
     return alert
 
 
@@ -125,10 +126,13 @@ def _join_episode(alert: Alert, *, scan, result, now: datetime) -> Alert:
     }
     if result.is_positive:
         changes["kind"] = Alert.Kind.POSITIVE
+    stroke_pattern_now = result.is_positive and result.is_stroke_pattern and not alert.stroke_pattern_positive
     if becomes_urgent:
         changes.update(urgent=True, pattern=result.pattern)
     elif not alert.pattern or (alert.urgent and result.is_stroke_pattern):  # a possible stroke, then the pattern
         changes["pattern"] = result.pattern
+    if stroke_pattern_now:
+        changes.update(stroke_pattern_positive=True, pattern=result.pattern)
     reopen = alert.status == Alert.Status.ACKNOWLEDGED and worse
     call_again = worse and alert.status in Alert.ACTIVE_STATUSES
     if reopen:
@@ -157,10 +161,10 @@ def _join_episode(alert: Alert, *, scan, result, now: datetime) -> Alert:
     if call_again:
         what = [f"severity {severity}"] if worse_severity else []
         if becomes_urgent:
-            what.append("now a possible stroke" if result.pattern != "central" else "now the stroke pattern")
+            what.append("now the stroke pattern" if stroke_pattern_now else "now a possible stroke")
         if becomes_positive:
             what.append("signs of facial paralysis, no longer only a photo to review")
-        _start_round(alert, reason=f"a worse photo (scan {scan.id}): {', '.join(what)}", now=now)
+        _start_round(alert, reason=f"a worse photo (scan {scan.id}): {', '.join(what)}", now=now, event=event)
     return alert
 
 
@@ -171,10 +175,12 @@ def _open_deadline(severity: str, *, urgent: bool, level: int) -> timedelta:
     return min(deadline, top_tier_repeat()) if level >= TOP_TIER else deadline
 
 
-def _record_calls(alert: Alert, calls: list[tuple[int, int]], *, now: datetime) -> None:
+def _record_calls(alert: Alert, calls: list[tuple[int, int]], *, now: datetime, event: AlertEvent) -> None:
     """Record (tier, repeat) calls of the alert's current round as due, and queue the task that makes
     them once this is committed (alerts/notify.py). A top-tier repeat not made yet is replaced by the
-    newer one: the triage desk is called for the alert as it is now, once."""
+    newer one: the triage desk is called for the alert as it is now, once. ``event`` (what made them
+    due) becomes the alert's latest call: each open screen sounds once per call (static/portal/live.js)."""
+    Alert.objects.filter(id=alert.id).update(call_event=event)
     if any(repeat for _, repeat in calls):
         AlertCall.objects.filter(alert_id=alert.id, round=alert.call_round, made_at__isnull=True, repeat__gt=0).delete()
     AlertCall.objects.bulk_create(
@@ -187,7 +193,7 @@ def _record_calls(alert: Alert, calls: list[tuple[int, int]], *, now: datetime) 
     notify_on_commit(alert.id, max(tier for tier, _ in calls))
 
 
-def _start_round(alert: Alert, *, reason: str, now: datetime) -> None:
+def _start_round(alert: Alert, *, reason: str, now: datetime, event: AlertEvent) -> None:
     """Call again every tier the open alert has reached, from its patient's care team of now, saying
     why. Calls of an earlier round not made yet are replaced by these."""
     AlertCall.objects.filter(alert_id=alert.id, made_at__isnull=True).delete()
@@ -196,7 +202,7 @@ def _start_round(alert: Alert, *, reason: str, now: datetime) -> None:
         call_round=F("call_round") + 1, call_reason=reason[:300], called_team_id=team_id, repeat_count=0
     )
     alert.refresh_from_db()
-    _record_calls(alert, [(tier, 0) for tier in range(alert.escalation_level + 1)], now=now)
+    _record_calls(alert, [(tier, 0) for tier in range(alert.escalation_level + 1)], now=now, event=event)
 
 
 def alert_acknowledge(*, alert_id: int, user, source: str, remote_addr: str | None = None) -> Alert:
@@ -366,7 +372,7 @@ def _release_claim(alert_id: int, *, reason: str, escalate: bool, now: datetime)
         publish_alert(
             event_type="alert.repeated", alert_id=alert.id, patient_id=alert.patient_id, version=event.id, reopened=True
         )
-        _start_round(alert, reason=reason, now=now)
+        _start_round(alert, reason=reason, now=now, event=event)
     return 1
 
 
@@ -398,7 +404,7 @@ def _follow_team_move(alert_id: int, *, now: datetime) -> int:
         )
         publish_alert(event_type="alert.updated", alert_id=alert.id, patient_id=alert.patient_id, version=event.id)
         if alert.status == Alert.Status.OPEN:
-            _start_round(alert, reason=reason, now=now)
+            _start_round(alert, reason=reason, now=now, event=event)
         else:
             Alert.objects.filter(id=alert.id).update(called_team=team)
     return 1
@@ -470,7 +476,7 @@ def _escalate_one(alert_id: int, *, now: datetime) -> int:
             alert_id=alert.id, kind=AlertEvent.Kind.ESCALATED, source=AlertEvent.Source.SYSTEM, note=note
         )
         publish_alert(event_type="alert.escalated", alert_id=alert.id, patient_id=alert.patient_id, version=event.id)
-        _record_calls(alert, [(level, repeat)], now=now)
+        _record_calls(alert, [(level, repeat)], now=now, event=event)
     return 1
 
 

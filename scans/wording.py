@@ -49,6 +49,15 @@ def lay_advice(result) -> LayAdvice:
             "urgent",
             number,
         )
+    if result.label == result.Label.INCONCLUSIVE and result.is_urgent:
+        # Urgent for the clinicians (it may be the stroke pattern): never calm for the caregiver.
+        return LayAdvice(
+            "The photo could not be judged clearly, and it may show signs that can come with a stroke",
+            "The patient's care team has been alerted and will contact you. Do not wait for them if you see "
+            "any of the signs below.",
+            "urgent",
+            number,
+        )
     if result.label == result.Label.INCONCLUSIVE:
         return LayAdvice(
             "The photo could not be judged clearly",

@@ -60,7 +60,7 @@
     const photoAt = alert.latest_scan.uploaded_at;
     meta.append("Severity " + alert.severity + " · score " + alert.score.toFixed(2) + " · latest photo " +
       clock.when(photoAt) + " (", clock.live(photoAt, "alert-age"), ")" +
-      " · referring physician: " + (alert.latest_scan.referring_physician || "none") +
+      " · referring physician: " + (alert.referring_physician || "none") +
       (alert.scan_count > 1 ? " · " + alert.scan_count + (alert.kind === "review" ? " scans" : " positive scans") +
         " in this episode, the first " + clock.when(alert.created_at) : ""));
     const deadline = document.createElement("p");
@@ -82,9 +82,16 @@
     if (alert.urgent && alert.advice) body.append(line("stroke-advice", alert.advice));
     body.append(title, meta, deadline);
     const scan = alert.latest_scan;
-    // The badge is the episode's most concerning pattern; this line is the latest photo's, said as such.
-    if (scan.pattern) {
-      body.append(line("alert-pattern", (alert.scan_count > 1 ? "Latest photo's pattern: " : "Pattern: ") + scan.pattern_display));
+    // The card describes its episode: the pattern behind its heading, and the latest photo's only where
+    // it differs, said as such.
+    if (alert.pattern) {
+      const latest = alert.scan_count > 1 && scan.pattern && scan.pattern !== alert.pattern
+        ? " (latest photo: " + scan.pattern_display + ")" : "";
+      body.append(line("alert-pattern", "Pattern: " + alert.pattern_display + latest));
+    }
+    // Called again: what changed (a worse photo, a released claim, a move to another team).
+    if (alert.status === "open" && alert.call_round > 0 && alert.call_reason) {
+      body.append(line("alert-called-again", "Called again: " + alert.call_reason + "."));
     }
     if (scan.quality_warnings && scan.quality_warnings.length) {
       const warnings = document.createElement("ul");

@@ -145,25 +145,30 @@
   }
 
   // An alert this page received, by whatever path: move the cursor, sound what is new to this page
-  // (once: a raise, an escalation to a tier, another photo), hand it to the page.
+  // (once each: a raise, every call made of it, another positive photo), hand it to the page.
+  // Each call is named by the event that made it due (alert.latest_call: an escalation, a repeat of the
+  // triage desk, a round that calls everyone again after a worse photo, a released claim or a move to
+  // another team): one this page has not heard, made after it was rendered, sounds as a raise does.
   function received(type, alert, frame) {
     state.lastAlertId = Math.max(state.lastAlertId, alert.id);
     state.lastEventId = Math.max(state.lastEventId, alert.last_event_id || 0);
     const before = seen.get(alert.id);
-    const now = { level: alert.escalation_level, scans: alert.scan_count };
+    const now = { scans: alert.scan_count };
     seen.set(alert.id, now);
     const raisedKey = "raised:" + alert.id;
-    const escalatedKey = "escalated:" + alert.id + ":" + now.level;
+    const call = alert.latest_call;
+    const callKey = call ? "call:" + alert.id + ":" + call.event_id : raisedKey;
     const repeatedKey = "repeated:" + alert.id + ":" + now.scans;
+    const positivePhoto = alert.latest_scan && alert.latest_scan.label === "paralysis";
     if (alert.id > start.alert && !heard.has(raisedKey)) {
       // Raised since the page was rendered: one sound, whatever happened to it meanwhile.
-      [raisedKey, escalatedKey, repeatedKey].forEach((key) => heard.add(key));
-      if (alert.status !== "resolved") sound(raisedKey, alert, now.level ? "Escalated to the " + alert.escalation_tier + ". " : "");
-    } else if (now.level > 0 && alert.status === "open" && !heard.has(escalatedKey) &&
-               (type === "alert.escalated" || (before && before.level < now.level))) {
-      heard.add(escalatedKey);
-      sound(escalatedKey, alert, "Escalated to the " + alert.escalation_tier + ". ");
-    } else if (now.scans > 1 && alert.status !== "resolved" && !heard.has(repeatedKey) &&
+      [raisedKey, callKey, repeatedKey].forEach((key) => heard.add(key));
+      if (alert.status !== "resolved") sound(raisedKey, alert, call && call.words ? call.words + " " : "");
+    } else if (alert.status === "open" && call && call.event_id > start.event && !heard.has(callKey)) {
+      heard.add(callKey);
+      heard.add(repeatedKey);
+      sound(callKey, alert, call.words ? call.words + " " : "");
+    } else if (now.scans > 1 && alert.status !== "resolved" && !heard.has(repeatedKey) && positivePhoto &&
                (type === "alert.repeated" || (before && before.scans < now.scans))) {
       // Another positive photo of the patient: heard again even when the alert is already claimed.
       heard.add(repeatedKey);
@@ -172,11 +177,10 @@
     window.dispatchEvent(new CustomEvent("portal:" + type, { detail: frame || { type, alert, replayed: true } }));
   }
 
-  // How an alert is headed (Alert.urgent_label on the server): an inconclusive result is never called
-  // the stroke pattern. The feed's cards use it too.
+  // How an alert is headed: the server's words (Alert.heading, from the strongest evidence of its
+  // episode: an inconclusive photo is never called the stroke pattern). The feed's cards use it too.
   function heading(alert) {
-    if (alert.urgent) return alert.pattern === "central" && alert.kind !== "review" ? "STROKE PATTERN" : "POSSIBLE STROKE";
-    return alert.kind === "review" ? "Review" : "Facial paralysis alert";
+    return alert.heading || (alert.kind === "review" ? "Review" : "Facial paralysis alert");
   }
   state.heading = heading;
 
@@ -322,8 +326,9 @@
   const initial = document.getElementById("initial-alerts");
   if (initial) {
     for (const alert of JSON.parse(initial.textContent)) {
-      seen.set(alert.id, { level: alert.escalation_level, scans: alert.scan_count });
+      seen.set(alert.id, { scans: alert.scan_count });
       heard.add("raised:" + alert.id);
+      if (alert.latest_call) heard.add("call:" + alert.id + ":" + alert.latest_call.event_id);
     }
   }
   refreshCounts().catch(() => {});

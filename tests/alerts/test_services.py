@@ -449,3 +449,56 @@ def mock_attr(owner, name, value):
     from unittest import mock
 
     return mock.patch.object(owner, name, value)
+
+
+def test_an_inconclusive_central_photo_makes_an_alert_urgent_but_never_heads_it_stroke_pattern(people):
+    """The heading follows the strongest evidence of the episode: a routine positive joined by an
+    inconclusive photo of the central pattern is a possible stroke (it was headed STROKE PATTERN)."""
+    from alerts.notify import message
+
+    routine = flagged_scan(people.patient, pattern="peripheral", severity="moderate")
+    alert = alert_raise(scan=routine.scan, result=routine)
+    unsure = flagged_scan(people.patient, label="inconclusive", pattern="central", severity="moderate", score=0.5)
+    joined = alert_raise(scan=unsure.scan, result=unsure)
+    assert joined.id == alert.id and joined.urgent
+    assert joined.heading == "POSSIBLE STROKE" and message(joined, 0)[0].startswith("POSSIBLE STROKE")
+    assert "a possible stroke" in joined.call_reason
+    sure = flagged_scan(people.patient, pattern="central", severity="moderate")
+    assert alert_raise(scan=sure.scan, result=sure).heading == "STROKE PATTERN"
+
+
+def test_an_alert_describes_its_episode_and_names_the_event_of_its_latest_calls(people, settings):
+    """A card headed STROKE PATTERN read "referring physician: none" beside the latest photo: the payload
+    names the episode's referring physician and pattern; each call has an event a screen sounds once."""
+    from alerts.fanout import alert_payload
+
+    settings.ALERT_ACK_DEADLINE_MINUTES = {"urgent": 5, "severe": 5, "moderate": 15, "mild": 30, "none": 60}
+    start = timezone.now()
+    first = factories.ScanResultFactory(
+        scan__patient=people.patient, scan__referring_physician=people.dr_alice, pattern="central", severity="severe"
+    )
+    alert = alert_raise(scan=first.scan, result=first, now=start)
+    later = flagged_scan(people.patient, pattern="peripheral", severity="severe")
+    alert_raise(scan=later.scan, result=later, now=start + timedelta(minutes=1))
+    payload = alert_payload(alert.id)
+    assert payload["heading"] == "STROKE PATTERN" and payload["referring_physician"] == "Dr Alice"
+    assert payload["pattern"] == "central" and payload["latest_scan"]["pattern"] == "peripheral"
+    raised = payload["latest_call"]
+    assert raised["kind"] == "raised" and raised["words"] == ""
+
+    calls = []
+    for minutes in (6, 12, 23, 34):  # lead physician, triage desk, then the desk again twice
+        services.alert_sweep(now=start + timedelta(minutes=minutes))
+        calls.append(alert_payload(alert.id)["latest_call"])
+    assert len({call["event_id"] for call in [raised, *calls]}) == 5
+    assert calls[0]["words"] == "Not acknowledged in time: escalated to the lead physician."
+    assert calls[3]["words"] == "Still not acknowledged: the triage desk is called again (repeat 2)."
+
+    alert_acknowledge(alert_id=alert.id, user=people.alice, source="web")
+    worse = flagged_scan(people.patient, label="paralysis", pattern="central", severity="severe", score=0.99)
+    Alert.objects.filter(id=alert.id).update(severity="moderate")  # so that the severe photo is worse
+    alert_raise(scan=worse.scan, result=worse, now=start + timedelta(minutes=40))
+    reopened = alert_payload(alert.id)
+    assert reopened["status"] == "open" and reopened["escalation_tier"] == "triage desk"
+    assert reopened["latest_call"]["kind"] == "reopened"
+    assert reopened["latest_call"]["words"].startswith("Called again: a worse photo")

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from tests.faces import drooped_astronaut, jpeg_bytes
-from tests.integration.browsers import SocketLink, logged_in_page, shoot, wait_until
+from tests.integration.browsers import SocketLink, elsewhere, logged_in_page, shoot, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -178,8 +178,53 @@ def test_the_feed_loses_no_alert_while_its_socket_is_down(
     clinician.wait_for_selector("#connection.ok")
     clinician.wait_for_timeout(1000)  # a second delivery (the catch-up overlapping the replay) would sound again
     sounded = clinician.evaluate("window.portalLive.sounded")
+    # The routine alert, on the page from the start, was called again (it became a possible stroke): the
+    # event of that call sounds once.
+    from alerts.models import Alert
+
+    call_event = elsewhere.submit(lambda: Alert.objects.get(id=routine.id).call_event_id).result()
     assert sorted(sounded) == sorted(
-        [f"raised:{peripheral.id}", f"raised:{central.id}", f"raised:{review.id}", f"repeated:{routine.id}:2"]
+        [f"raised:{peripheral.id}", f"raised:{central.id}", f"raised:{review.id}", f"call:{routine.id}:{call_event}"]
     )
     row = clinician.locator(f"li.alert[data-alert-id='{routine.id}']")
     assert "STROKE PATTERN" in row.inner_text()
+
+
+def test_each_call_an_open_screen_is_told_of_sounds_once(browser, live_stack, people, settings):
+    """Issue 40: the feed sounded each alert once per tier, so the triage desk's repeated calls and a
+    re-opened alert's new calls were silent. Every call sounds once, announced with what it is."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from alerts.services import alert_acknowledge, alert_raise, alert_sweep
+    from tests import factories
+
+    start = timezone.now()
+
+    def raise_at(moment, **fields):
+        result = factories.ScanResultFactory(scan__patient=people.patient, **fields)
+        return alert_raise(scan=result.scan, result=result, now=moment)
+
+    alert = elsewhere(raise_at, start, pattern="peripheral", severity="moderate")
+    clinician = logged_in_page(browser, live_stack, "alice")
+    clinician.goto(f"{live_stack.base_url}/alerts/")
+    clinician.wait_for_selector("#connection.ok")
+    clinician.wait_for_selector(f"li.alert[data-alert-id='{alert.id}']")
+
+    # The lead physician, the triage desk, then the triage desk again, twice (ALERT_TOP_TIER_REPEAT_MINUTES 10).
+    for count, minutes in enumerate((16, 32, 43, 54), start=1):
+        assert elsewhere(alert_sweep, now=start + timedelta(minutes=minutes))["escalated"] == 1
+        wait_until(clinician, f"window.portalLive.sounded.length === {count}", timeout=20)
+    assert "the triage desk is called again (repeat 2)" in clinician.inner_text("#alert-announcer")
+
+    # Claimed, then a worse photo re-opens it: its calls start again, and sound.
+    elsewhere(alert_acknowledge, alert_id=alert.id, user=people.alice, source="web")
+    elsewhere(raise_at, start + timedelta(minutes=55), pattern="peripheral", severity="severe", score=0.97)
+    wait_until(clinician, "window.portalLive.sounded.length === 5", timeout=20)
+    assert "Called again: a worse photo" in clinician.inner_text("#alert-announcer")
+    card = clinician.locator(f"li.alert[data-alert-id='{alert.id}']")
+    assert "Called again: a worse photo" in card.inner_text()
+    clinician.wait_for_timeout(1500)  # a replayed or caught-up copy of any of them sounds nothing more
+    sounded = clinician.evaluate("window.portalLive.sounded")
+    assert len(sounded) == len(set(sounded)) == 5

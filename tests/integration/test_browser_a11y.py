@@ -79,9 +79,11 @@ def test_no_page_has_a_serious_accessibility_violation(browser, live_stack, peop
             # The feed once an alert has been claimed (its card redrawn with other controls), and with
             # the resolve form open.
             clinician.goto(f"{live_stack.base_url}/alerts/")
-            # Two photos in one episode: the badge keeps the stroke pattern, the line names the latest photo's.
+            # Two photos in one episode: the card describes the episode (its heading and pattern), and names
+            # the latest photo's pattern only as the latest photo's.
             card = clinician.locator("li.alert").first
-            assert "STROKE PATTERN" in card.inner_text() and "Latest photo's pattern: Undetermined" in card.inner_text()
+            text = card.inner_text()
+            assert "STROKE PATTERN" in text and "Pattern: Central" in text and "(latest photo: Undetermined)" in text
             clinician.locator("li.alert button", has_text="Acknowledge").first.click()
             clinician.wait_for_selector("li.alert.status-acknowledged")
             found += axe_violations(clinician)

@@ -154,3 +154,17 @@ def test_a_failed_analysis_leaves_no_raw_upload_behind(people, in_memory_channel
     scan.refresh_from_db()
     assert scan.status == Scan.Status.FAILED
     assert not raw.exists() and scan.upload.name == ""
+
+
+def test_an_inconclusive_photo_urgent_for_the_clinicians_is_not_calm_for_the_caregiver():
+    """Issue 40: "the care team will contact you if needed" stood above "pattern: central, the stroke
+    pattern" on an inconclusive result that had raised an urgent alert."""
+    from scans.models import ScanResult
+    from scans.wording import lay_advice
+
+    unsure_central = ScanResult(label=ScanResult.Label.INCONCLUSIVE, pattern=ScanResult.Pattern.CENTRAL)
+    assert unsure_central.is_urgent
+    advice = lay_advice(unsure_central)
+    assert advice.tone == "urgent" and "has been alerted" in advice.body and "if needed" not in advice.body
+    unsure = ScanResult(label=ScanResult.Label.INCONCLUSIVE, pattern=ScanResult.Pattern.PERIPHERAL)
+    assert lay_advice(unsure).tone == "attention"
