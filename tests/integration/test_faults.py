@@ -290,3 +290,48 @@ def test_an_escalation_fires_on_time_while_analyses_queue_behind_a_busy_worker(
         assert still_waiting >= 2, "the escalation waited for the queued analyses"
     finally:
         stacks.close()
+
+
+def test_a_call_cut_off_by_a_killed_notifier_is_made_after_it_comes_back(django_db_setup, media_root, tmp_path, people):
+    """Issue 40: a tier was marked called before it was called, so a notification task cut off mid-call
+    (here the notifier pool SIGKILLed while a push service holds the call, and Redis restarting empty,
+    so no message of it is left) called nobody, ever. Calls are at least once: once the dead task's
+    lease is over, the sweep queues the call again and it is made."""
+    from alerts.models import AlertCall, AlertEvent
+    from tests.notify_sinks import Device, PushService
+
+    with PushService() as push_service:
+        stacks = _fault_stack(
+            media_root,
+            tmp_path,
+            VAPID_PRIVATE_KEY=push_service.private_key,
+            VAPID_PUBLIC_KEY=push_service.public_key,
+            NOTIFY_PUSH_TIMEOUT_SECONDS="8",
+            NOTIFY_DEADLINE_SECONDS="8",
+            NOTIFY_SOFT_TIME_LIMIT_SECONDS="10",  # a lease of 40 s (alerts.notify.call_lease_seconds)
+            ALERT_SWEEP_SECONDS="1",
+        )
+        stack, redis_server = next(stacks)
+        try:
+            Device(people.alice, push_service, "hang/alice-phone")  # the care team: alice, its lead
+            response = upload(stack, issue_token(people.carol)[1], people.patient.id)
+            assert response.status_code == 202, response.text
+            wait_for(lambda: push_service.hanging == 1, 120, "the notifier to be calling the care team")
+            stack.kill("notifier")  # SIGKILL mid-call
+            redis_server.stop()
+            redis_server.start()  # empty: the unacknowledged message of the killed call is gone
+            stack.restart("notifier")
+            alert_id = Alert.objects.get(scan_id=response.json()["id"]).id
+            assert not AlertEvent.objects.filter(alert_id=alert_id, kind="notified").exists()
+
+            notified = wait_for(
+                lambda: AlertEvent.objects.filter(alert_id=alert_id, kind="notified").first(),
+                120,
+                "the care team to be called after the crash",
+            )
+            assert "alice" in notified.note and "1 unanswered by the deadline" in notified.note
+            call = AlertCall.objects.get(alert_id=alert_id, tier=0)
+            assert call.made_at is not None and call.attempts == 2
+            assert push_service.hung == 2  # held once by the killed call, once by the one that was made
+        finally:
+            stacks.close()
