@@ -2,7 +2,7 @@ from urllib.parse import urlsplit
 
 from django.contrib import admin
 
-from alerts.models import Alert, AlertEvent, PushSubscription
+from alerts.models import Alert, AlertCall, AlertEvent, PushSubscription
 
 
 class AlertEventInline(admin.TabularInline):
@@ -10,6 +10,20 @@ class AlertEventInline(admin.TabularInline):
     extra = 0
     can_delete = False
     readonly_fields = ["kind", "actor", "source", "remote_addr", "note", "at"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class AlertCallInline(admin.TabularInline):
+    """The calls of the alert, for the engineer on call: each tier of each round, when it fell due, how
+    many tries it took and when it was made (an unmade one is queued again by the sweep)."""
+
+    model = AlertCall
+    extra = 0
+    can_delete = False
+    readonly_fields = ["round", "tier", "repeat", "due_at", "attempts", "taken_until", "made_at"]
+    fields = readonly_fields
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -35,7 +49,7 @@ class AlertAdmin(admin.ModelAdmin):
     list_select_related = ["patient", "acknowledged_by"]
     # Transitions go through the services (event rows, broadcasts), never through a form.
     readonly_fields = [field.name for field in Alert._meta.fields]
-    inlines = [AlertEventInline]
+    inlines = [AlertEventInline, AlertCallInline]
 
     def has_add_permission(self, request):
         return False

@@ -129,3 +129,15 @@ def test_the_admin_names_sections_for_what_they_hold(admin_client):
     assert "Sign-in lockouts" in index and "API tokens (mobile app sign-ins)" in index
     assert "FHIR pushes" in index
     assert ">Axes<" not in index and ">Knox<" not in index and "FHIR pushs" not in index
+
+
+def test_the_alert_admin_shows_each_call_and_whether_it_was_made(admin_client, people):
+    """For the engineer on call: a call due and not made (a notifier cut off) is visible as such."""
+    from alerts.models import AlertCall
+    from alerts.services import alert_raise
+
+    result = factories.ScanResultFactory(scan__patient=people.patient)
+    alert = alert_raise(scan=result.scan, result=result)
+    assert AlertCall.objects.filter(alert=alert, tier=0, made_at__isnull=True).count() == 1
+    page = admin_client.get(f"/admin/alerts/alert/{alert.id}/change/").content.decode()
+    assert "Alert calls" in page and 'class="field-attempts"' in page
