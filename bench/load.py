@@ -101,9 +101,9 @@ patient = Patient.objects.get(mrn="MRN-2001")
 ids = []
 for i in range({count}):
     scan = Scan.objects.create(patient=patient, image_width=1, image_height=1, status="done")
+    team = {{"called_team_id": patient.care_team_id}} if hasattr(Alert, "called_team") else {{}}  # older code: none
     alert = Alert.objects.create(scan=scan, latest_scan=scan, patient=patient, severity="severe", score=0.9,
-                                 called_team_id=patient.care_team_id,
-                                 next_escalation_at=timezone.now() + timedelta(days=365))
+                                 next_escalation_at=timezone.now() + timedelta(days=365), **team)
     ids.append(alert.id)
 print(json.dumps(ids))
 """
