@@ -148,7 +148,7 @@ def examine(detector: FaceMeshDetector, rgb: np.ndarray, method: str) -> dict:
     report = quality.assess(rgb, search.faces, m)
     if not report.passed:
         return {"measured": False}
-    sureness = repeatability.assess(search.faces[0], m, search.fits, report.figures)
+    sureness = repeatability.assess(search.faces[0], m, search.fits, report.figures, refits_tried=detector.refits)
     rule, on_interval = rule_for(method)
     decision = decide(
         asymmetry_index=m.asymmetry_index,
@@ -209,11 +209,12 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="shrink every photo first (smaller faces)")
     parser.add_argument("--blur", type=float, default=0.0, help="blur every photo first (Gaussian sd, px)")
     parser.add_argument("--dump", type=Path, help="write every comparison as JSON lines, for fitting")
-    parser.add_argument("--fit", type=Path, nargs="+", help="fit repeatability.FLOOR and SLOPE on dumps and stop")
+    parser.add_argument("--fit", type=Path, nargs="+", help="fit repeatability's constants on dumps and stop")
+    parser.add_argument("--check", type=Path, nargs="*", default=[], help="with --fit: dumps only checked")
     args = parser.parse_args()
     methods = args.methods.split(",")
     if args.fit:
-        fit(args.fit, methods[-1])
+        fit(args.fit, args.check, methods[-1])
         return
     limit_opencv_threads(1)
     detectors = {method: detector_for(method) for method in methods}
@@ -316,55 +317,126 @@ def main() -> None:
 
 
 BANDS = ((0.0, 0.5), (0.5, 1.0), (1.0, 2.0), (2.0, float("inf")))
-
-
-def coverage(rows: list[dict], floor: float, slope: float) -> list[float]:
-    """Per index band (of the unchanged photo): the share of pairs whose change lies within both
-    photos' combined repeatability (repeatability.beyond_noise false)."""
-    saved = repeatability.FLOOR, repeatability.SLOPE
-    repeatability.FLOOR, repeatability.SLOPE = floor, slope
-    try:
-        shares = []
-        for low, high in BANDS:
-            band = [r for r in rows if low <= r["base_index"] < high]
-            within = [
-                not repeatability.beyond_noise(
-                    r["base_index"],
-                    repeatability.half_width(
-                        r["base_index"], eye_distance_px=r["base_eye_distance_px"], sharpness=r["base_sharpness"]
-                    ),
-                    r["copy_index"],
-                    repeatability.half_width(
-                        r["copy_index"], eye_distance_px=r["copy_eye_distance_px"], sharpness=r["copy_sharpness"]
-                    ),
-                )
-                for r in band
-            ]
-            shares.append(float(np.mean(within)) if within else float("nan"))
-        return shares
-    finally:
-        repeatability.FLOOR, repeatability.SLOPE = saved
+# The grid --fit searches: FLOOR, SPREAD_GAIN, POSE_GAIN (repeatability.half_width), and NO_REFIT.
+GRID = (np.arange(0.02, 0.1201, 0.0025), np.arange(0.0, 2.001, 0.1), np.arange(0.0, 0.601, 0.05))
+NO_REFIT_GRID = np.arange(1.0, 4.001, 0.05)
 
 
 def photo_half_width(row: dict, photo: str) -> float:
     """repeatability.half_width of one photo of a dumped pair (``photo``: "base" or "copy")."""
     return repeatability.half_width(
-        row[f"{photo}_index"],
         eye_distance_px=row[f"{photo}_eye_distance_px"],
         sharpness=row[f"{photo}_sharpness"],
         fits_spread=row[f"{photo}_spread"],
+        yaw=abs(row[f"{photo}_yaw"]),
+        refitted=row[f"{photo}_refits"] > 0,
     )
 
 
-def statements(rows: list[dict], boot: int = 2000) -> None:
-    """How often each statement about ``± h`` held on palda-dev's pairs, with the shipped constants:
-    the pair statement the pages make (two photos differ by less than sqrt(h1**2 + h2**2)) and the one
-    they must not make (the copy within the photo's own ± h). 95% intervals resample whole people."""
-    palda = [r for r in rows if r["source"].startswith("palda-dev") and "person" in r]
+class Pairs:
+    """Dumped pairs as arrays, for the grid: each photo's terms of repeatability.half_width (the
+    resolution and sharpness factor taken from half_width itself, with the other terms set to 1 and 0)."""
+
+    def __init__(self, rows: list[dict]):
+        self.rows = rows
+        self.change = np.array([abs(r["copy_index"] - r["base_index"]) for r in rows])
+        self.people = np.array([r.get("person", r["source"]) for r in rows])
+        self.palda = np.array([r["source"].startswith("palda-dev") for r in rows])
+        self.terms = {photo: self._terms(photo) for photo in ("base", "copy")}
+        base = self.terms["base"]
+        self.bands = [(base["index"] >= low) & (base["index"] < high) for low, high in BANDS]
+        for key in ("spread", "yaw"):  # terciles of the photo's own evidence
+            low, high = np.quantile(base[key], [1 / 3, 2 / 3])
+            self.bands += [base[key] < low, (base[key] >= low) & (base[key] < high), base[key] >= high]
+
+    def _terms(self, photo: str) -> dict:
+        saved = repeatability.FLOOR, repeatability.NO_REFIT
+        repeatability.FLOOR, repeatability.NO_REFIT = 1.0, 1.0
+        try:
+            factor = [
+                repeatability.half_width(
+                    eye_distance_px=r[f"{photo}_eye_distance_px"], sharpness=r[f"{photo}_sharpness"]
+                )
+                for r in self.rows
+            ]
+        finally:
+            repeatability.FLOOR, repeatability.NO_REFIT = saved
+        return {
+            "factor": np.array(factor),
+            "index": np.array([r[f"{photo}_index"] for r in self.rows]),
+            "spread": np.array([r[f"{photo}_spread"] for r in self.rows]),
+            "yaw": np.abs([r[f"{photo}_yaw"] for r in self.rows]),
+            "refitted": np.array([r[f"{photo}_refits"] > 0 for r in self.rows]),
+        }
+
+    def widths(self, photo: str, floor: float, gain: float, pose: float, no_refit: float) -> np.ndarray:
+        """repeatability.half_width's form, vectorised for the grid (checked against it: ``within``)."""
+        t = self.terms[photo]
+        refitted = np.sqrt(floor**2 + (gain * t["spread"]) ** 2 + (pose * t["yaw"]) ** 2)
+        alone = no_refit * np.sqrt(floor**2 + (pose * t["yaw"]) ** 2)
+        return np.where(t["refitted"], refitted, alone) * t["factor"]
+
+    def covered(self, *constants: float) -> np.ndarray:
+        return self.change <= np.hypot(self.widths("base", *constants), self.widths("copy", *constants))
+
+    def worst_band(self, covered: np.ndarray, bands=None) -> float:
+        return min(covered[band].mean() for band in (bands or self.bands) if band.sum() >= 20)
+
+
+def grid_fit(pairs: Pairs, mask: np.ndarray | None = None) -> tuple[float, float, float]:
+    """The narrowest (mean width) FLOOR, SPREAD_GAIN, POSE_GAIN under which 95% of the pairs lie within
+    their combined repeatability in every band of index, refit spread and yaw."""
+    mask = np.ones(len(pairs.rows), bool) if mask is None else mask
+    bands = [band & mask for band in pairs.bands]
+    best = None
+    for floor in GRID[0]:
+        for gain in GRID[1]:
+            for pose in GRID[2]:
+                constants = (float(floor), float(gain), float(pose), 1.0)
+                if pairs.worst_band(pairs.covered(*constants), bands) < 0.95:
+                    continue
+                width = float(pairs.widths("base", *constants)[mask].mean())
+                if best is None or width < best[0]:
+                    best = (width, constants[:3])
+    if best is None:
+        raise SystemExit("no FLOOR, SPREAD_GAIN, POSE_GAIN in the grid covers 95% in every band")
+    return tuple(round(c, 4) for c in best[1])
+
+
+def fit_no_refit(pairs: Pairs, constants: tuple) -> float:
+    """The smallest NO_REFIT under which 95% of single-fit pairs (no refits) lie within their combined
+    repeatability in every index band."""
+    for factor in NO_REFIT_GRID:
+        if pairs.worst_band(pairs.covered(*constants, float(factor)), pairs.bands[: len(BANDS)]) >= 0.95:
+            return round(float(factor), 2)
+    raise SystemExit("no NO_REFIT in the grid covers the single-fit pairs")
+
+
+def people_interval(held: np.ndarray, people: np.ndarray, boot: int = 2000) -> tuple[float, float]:
+    """95% interval of a share of pairs, resampling whole people."""
+    names = np.unique(people)
+    rows_of = {name: np.flatnonzero(people == name) for name in names}
+    rng = np.random.default_rng(0)
+    shares = [held[np.concatenate([rows_of[n] for n in rng.choice(names, len(names))])].mean() for _ in range(boot)]
+    low, high = np.percentile(shares, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def share(held: np.ndarray, people: np.ndarray) -> str:
+    low, high = people_interval(held, people)
+    return f"{held.mean():.1%} ({low:.1%}-{high:.1%})"
+
+
+def statements(pairs: Pairs) -> None:
+    """How often each statement about ``± h`` held on palda-dev's pairs, with the shipped constants
+    (repeatability.half_width itself): the pair statement the pages make (two photos differ by less than
+    sqrt(h1**2 + h2**2)) and the one they must not make (the copy within the photo's own ± h)."""
+    palda = [r for r in pairs.rows if r["source"].startswith("palda-dev")]
     if not palda:
         return
+    people = np.array([r.get("person", r["source"]) for r in palda])
     first = np.array([abs(r["copy_index"] - r["base_index"]) <= photo_half_width(r, "base") for r in palda])
-    pair = np.array(
+    within = np.array(
         [
             not repeatability.beyond_noise(
                 r["base_index"], photo_half_width(r, "base"), r["copy_index"], photo_half_width(r, "copy")
@@ -372,56 +444,70 @@ def statements(rows: list[dict], boot: int = 2000) -> None:
             for r in palda
         ]
     )
-    people = np.array([r["person"] for r in palda])
-    names = np.unique(people)
-    rows_of = {name: np.flatnonzero(people == name) for name in names}
-    rng = np.random.default_rng(0)
-    draws = [np.concatenate([rows_of[n] for n in rng.choice(names, len(names))]) for _ in range(boot)]
-
-    def share(held: np.ndarray) -> str:
-        low, high = np.percentile([held[d].mean() for d in draws], [2.5, 97.5])
-        return f"{held.mean():.1%} ({low:.1%}-{high:.1%})"
-
-    mirrored = np.array([r["variant"] == "mirrored" for r in palda])
     print(
-        f"  palda-dev, shipped constants, {len(palda)} pairs of {len(names)} people: within sqrt(h1^2 + h2^2) "
-        f"{share(pair)}; copy within the photo's own +- h {share(first)} "
-        f"({first[~mirrored].mean():.1%} without the mirrored copies)"
+        f"  palda-dev, shipped constants, {len(palda)} pairs of {len(set(people))} people: within sqrt(h1^2 + h2^2) "
+        f"{share(within, people)}; the copy within the photo's own +- h {share(first, people)}"
     )
 
 
-def fit(dumps: list[Path], method: str) -> None:
-    """The two constants of repeatability.half_width: the narrowest (mean width) FLOOR and SLOPE
-    that keep 95% of the first dump's pairs within their combined repeatability in every index band;
-    the other dumps (smaller or blurred photos) check how the width grows there."""
-    sets = [[r for r in map(json.loads, path.read_text().splitlines()) if r["method"] == method] for path in dumps]
-    rows = sets[0]
-    best = None
-    for floor in np.arange(0.005, 0.1001, 0.0025):
-        for slope in np.arange(0.0, 0.1001, 0.0025):
-            shares = coverage(rows, floor, slope)
-            if min(s for s in shares if not np.isnan(s)) < 0.95:
-                continue
-            width = float(np.mean([floor + slope * r["base_index"] for r in rows]))
-            if best is None or width < best[0]:
-                best = (width, round(float(floor), 4), round(float(slope), 4))
-    if best is None:
-        raise SystemExit("no FLOOR, SLOPE in the grid covers 95% in every band")
-    _, floor, slope = best
-    print(f"Fitted on {dumps[0]} ({len(rows)} pairs, method {method}): FLOOR = {floor}, SLOPE = {slope}")
-    statements(rows)
-    print(f"  (shipped: FLOOR = {repeatability.FLOOR}, SLOPE = {repeatability.SLOPE})")
-    header = " / ".join(f"{low:g}-{high:g}" for low, high in BANDS)
-    for path, subset in zip(dumps, sets):
-        shares = coverage(subset, floor, slope)
-        shipped = coverage(subset, repeatability.FLOOR, repeatability.SLOPE)
-        print(
-            f"  {path.name}: {len(subset)} pairs; within the combined repeatability, by index band {header}: "
-            + " / ".join(f"{s:.1%}" for s in shares)
-            + "  (shipped constants: "
-            + " / ".join(f"{s:.1%}" for s in shipped)
-            + ")"
+def read_dump(path: Path, method: str) -> list[dict]:
+    """A dump's pairs of ``method``, without the mirrored copies: a lossless mirror changes nothing by
+    construction (the mirror-consistent mesh), so it says nothing of a second photo's noise and would
+    only dilute the share of pairs that must lie within."""
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    return [r for r in rows if r["method"] == method and r["variant"] != "mirrored"]
+
+
+def fit(dumps: list[Path], checks: list[Path], method: str, folds: int = 5) -> None:
+    """The constants of repeatability.half_width, fitted on ``dumps`` (photos as they are, and smaller):
+    FLOOR, SPREAD_GAIN and POSE_GAIN on ``method``'s pairs, NO_REFIT on their single-fit pairs; then the
+    coverage held out, by person (each fold's pairs judged by constants fitted without its people), and
+    on ``checks`` (copies the fit never saw: blurred photos)."""
+    pairs = Pairs([r for path in dumps for r in read_dump(path, method)])
+    constants = grid_fit(pairs)
+    single = [r for path in dumps for r in read_dump(path, "single")]
+    no_refit = fit_no_refit(Pairs(single), constants) if single else repeatability.NO_REFIT
+    names = ", ".join(path.name for path in dumps)
+    print(
+        f"Fitted on {names} ({len(pairs.rows)} pairs, method {method}, mirrored copies left out): "
+        f"FLOOR = {constants[0]}, SPREAD_GAIN = {constants[1]}, POSE_GAIN = {constants[2]}; "
+        f"NO_REFIT = {no_refit} ({len(single)} single-fit pairs)"
+    )
+    print(
+        f"  (shipped: FLOOR = {repeatability.FLOOR}, SPREAD_GAIN = {repeatability.SPREAD_GAIN}, "
+        f"POSE_GAIN = {repeatability.POSE_GAIN}, NO_REFIT = {repeatability.NO_REFIT})"
+    )
+    # Held out by person: deal the people into folds, fit without each, judge its pairs.
+    rng = np.random.default_rng(0)
+    everyone = np.unique(pairs.people)
+    fold_of = dict(zip(rng.permutation(everyone), np.arange(len(everyone)) % folds))
+    fold = np.array([fold_of[p] for p in pairs.people])
+    held = np.zeros(len(pairs.rows), bool)
+    for k in range(folds):
+        held[fold == k] = pairs.covered(*grid_fit(pairs, fold != k), no_refit)[fold == k]
+    print(
+        f"  held out ({folds} folds by person, constants fitted without each fold's people): within the combined "
+        f"repeatability {share(held, pairs.people)} of all {len(held)} pairs; palda-dev "
+        f"{share(held[pairs.palda], pairs.people[pairs.palda])}"
+    )
+    # The shipped constants, through repeatability.half_width itself.
+    for path in [*dumps, *checks]:
+        subset = Pairs(read_dump(path, method))
+        within = np.array(
+            [
+                not repeatability.beyond_noise(
+                    r["base_index"], photo_half_width(r, "base"), r["copy_index"], photo_half_width(r, "copy")
+                )
+                for r in subset.rows
+            ]
         )
+        bands = " / ".join(f"{within[band].mean():.1%}" if band.sum() else "-" for band in subset.bands)
+        print(
+            f"  {path.name}{' (check)' if path in checks else ''}: {len(subset.rows)} pairs, shipped constants: "
+            f"{share(within, subset.people)} within; by index band 0-0.5 / 0.5-1 / 1-2 / >= 2, spread terciles, "
+            f"yaw terciles: {bands}; mean +- h {np.mean([photo_half_width(r, 'base') for r in subset.rows]):.3f}"
+        )
+    statements(Pairs(read_dump(dumps[0], method)))
 
 
 def whole_analysis(methods: list[str], decoded: list[tuple[str, np.ndarray]]) -> None:

@@ -53,7 +53,7 @@ def fit_rest_rule(
     negative_below = half_normal_quantile(NEGATIVE_QUANTILE, spread)
     if interval_rule:
         negative_below += repeatability.half_width(
-            negative_below, eye_distance_px=repeatability.REFERENCE_EYE_PX, sharpness=repeatability.REFERENCE_SHARPNESS
+            eye_distance_px=repeatability.REFERENCE_EYE_PX, sharpness=repeatability.REFERENCE_SHARPNESS
         )
     return replace(
         base,

@@ -128,7 +128,9 @@ class Pipeline:
             }
             lap("classify")
 
-        sureness = repeatability.assess(points, measurements, search.fits, report.figures)
+        sureness = repeatability.assess(
+            points, measurements, search.fits, report.figures, refits_tried=self.detector.refits
+        )
         warnings = report.warnings + sureness.warnings
         decision = decide(
             asymmetry_index=measurements.asymmetry_index,

@@ -66,6 +66,8 @@ WARNINGS = {
     # Set by inference/engine/repeatability.py, from how far the face's refits disagree.
     "fits_disagree": "The measurements of this photo disagree with each other, so its index is less certain. "
     "Retake the photo with the face straight at the camera, in even light.",
+    "refits_failed": "The face could be measured only once (its checking refits lost it), so its index is less "
+    "certain. Retake the photo with the face straight at the camera, in even light.",
 }
 
 

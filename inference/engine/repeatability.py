@@ -10,11 +10,16 @@ fit of its 95th percentile (`--fit`), so that for a photo measured once:
   what ``--fit`` fits, and ``MEANING`` says it in the words every page uses. It is not "a second
   photo falls within this one's ``index +- h``": on palda-dev that held for fewer pairs (the model
   card gives the figure), as two photos' noise adds up;
-- it grows with the index (a strongly asymmetric mouth is placed less surely), on a small face
-  (fewer pixels per millimetre) and on a soft one;
-- ``fits_spread`` is how much the estimates that one photo's landmarks average disagree (the
-  photo's own fit and its canonical refits, inference/engine/face.py); past FITS_DISAGREE the photo
-  gets a quality warning and its interval widens to twice the spread.
+- it carries the photo's own evidence: how much the estimates its landmarks average disagree
+  (``fits_spread``: the photo's own fit and its canonical refits, inference/engine/face.py), how far
+  the head is turned (yaw), and it grows on a small face (fewer pixels per millimetre) and on a soft
+  one. Each photo's variance is the sum ``FLOOR² + (SPREAD_GAIN·spread)² + (POSE_GAIN·|yaw|)²``, so a
+  photo whose refits agree and which faces the camera gets the narrowest interval, and no photo one
+  narrower than FLOOR;
+- a photo whose canonical refits all lost the face has no spread to show and is measured by one fit
+  alone, which moves more between photos: its half-width is NO_REFIT times the one it would have with
+  agreeing refits (fitted on the bench's single-fit pairs), and it gets a quality warning;
+- past FITS_DISAGREE the photo also gets the warning that its fits disagree.
 
 A result whose interval reaches across a decision threshold is inconclusive, not a coin toss
 (decide.decide's ``uncertainty``), and a change between two visits counts only beyond both photos'
@@ -32,19 +37,22 @@ from inference.engine.decide import REPEATABILITY_MEANING
 from inference.engine.measure import Measurements, measure
 from inference.engine.quality import WARNINGS
 
-# 95% half-width of the index for a sharp face with at least REFERENCE_EYE_PX between the eyes:
-# FLOOR + SLOPE * index. Fitted by bench/repeatability.py --fit (the model card gives its table).
-FLOOR = 0.0725
-SLOPE = 0.015
+# 95% half-width of the index of a sharp face with at least REFERENCE_EYE_PX between the eyes:
+# sqrt(FLOOR² + (SPREAD_GAIN·fits spread)² + (POSE_GAIN·|yaw|)²). Fitted by bench/repeatability.py --fit
+# (the narrowest that keeps 95% of pairs within their combined repeatability in every band of index,
+# spread and yaw); NO_REFIT on its single-fit pairs. The model card gives the table and the held-out check.
+FLOOR = 0.0575
+SPREAD_GAIN = 0.9
+POSE_GAIN = 0.3
+NO_REFIT = 2.25
 # Below this eye distance (pixels of the analysed photo) the half-width grows as 1 / eye distance;
 # below this sharpness (quality.face_figures) as 1 / sqrt(sharpness).
 REFERENCE_EYE_PX = 60.0
 REFERENCE_SHARPNESS = 15.0  # quality.SOFT_SHARPNESS: where the soft-focus warning starts
 # Standard deviation of the signed index over one photo's canonical refits past which they
-# "disagree": palda-dev's 99th percentile (median 0.055, 95th 0.156, 99th 0.192 over its 102 photos).
+# "disagree" (a warning): palda-dev's 99th percentile (median 0.055, 95th 0.156, 99th 0.192 over its
+# 102 photos).
 FITS_DISAGREE = 0.19
-# A photo whose refits disagree gets at least this multiple of their spread as its half-width.
-SPREAD_FACTOR = 2.0
 
 
 # What ``± h`` states, in the one wording every page uses (``meaning`` adds the photos' own figure).
@@ -60,15 +68,23 @@ def meaning(first: float | None = None, second: float | None = None) -> str:
     return f"{MEANING}; for these two, less than {combined(first, second):.2f}"
 
 
-def half_width(index: float, *, eye_distance_px: float, sharpness: float, fits_spread: float = 0.0) -> float:
-    """The index's 95% repeatability, in index units (see the module's docstring)."""
-    base = FLOOR + SLOPE * abs(index)
+def half_width(
+    *,
+    eye_distance_px: float,
+    sharpness: float,
+    fits_spread: float = 0.0,
+    yaw: float = 0.0,
+    refitted: bool = True,
+) -> float:
+    """The index's 95% repeatability, in index units (see the module's docstring). ``refitted``: False
+    for a photo measured by one fit alone (no canonical refit held the face), whose ``fits_spread`` says
+    nothing. The index itself is no term: beside the spread and the turn it narrowed nothing (--fit)."""
+    base = math.sqrt(FLOOR**2 + (SPREAD_GAIN * fits_spread) ** 2 + (POSE_GAIN * yaw) ** 2)
+    if not refitted:
+        base = NO_REFIT * math.sqrt(FLOOR**2 + (POSE_GAIN * yaw) ** 2)
     resolution = max(1.0, REFERENCE_EYE_PX / max(eye_distance_px, 1.0))
     softness = max(1.0, math.sqrt(REFERENCE_SHARPNESS / max(sharpness, 0.1)))
-    width = base * resolution * softness
-    if fits_spread > FITS_DISAGREE:
-        width = max(width, SPREAD_FACTOR * fits_spread)
-    return float(width)
+    return float(base * resolution * softness)
 
 
 def fits_spread(leans: list[float]) -> float:
@@ -109,12 +125,15 @@ class Sureness:
         }
 
 
-def assess(points: np.ndarray, measurements: Measurements, fits: tuple, figures: dict) -> Sureness:
+def assess(
+    points: np.ndarray, measurements: Measurements, fits: tuple, figures: dict, *, refits_tried: bool = True
+) -> Sureness:
     """The repeatability of one analysed face: its landmarks and their measurements, its canonical
-    refits (face.FaceSearch.fits, one-way fits in pairs) and its quality figures (eye_distance_px,
-    sharpness). The spread is over
-    the estimates the landmarks average: the photo's own fit (recovered from the mean, which is half
-    of it) and each canonical refit."""
+    refits (face.FaceSearch.fits, one-way fits in pairs), its quality figures (eye_distance_px,
+    sharpness) and its turn (measurements.yaw). The spread is over the estimates the landmarks average:
+    the photo's own fit (recovered from the mean, which is half of it) and each canonical refit.
+    ``refits_tried``: whether the detector refits at all (face.FaceMeshDetector.refits); where it tried
+    and no refit held the face, the photo is measured by one fit, widened, and says so."""
     refits = [(fits[k] + fits[k + 1]) / 2 for k in range(0, len(fits) - 1, 2)]
     leans = [measure(points).lean for points in refits]
     if refits:
@@ -122,10 +141,14 @@ def assess(points: np.ndarray, measurements: Measurements, fits: tuple, figures:
         leans.append(measure(own).lean)
     spread = fits_spread(leans)
     width = half_width(
-        measurements.asymmetry_index,
         eye_distance_px=float(figures.get("eye_distance_px", REFERENCE_EYE_PX)),
         sharpness=float(figures.get("sharpness", REFERENCE_SHARPNESS)),
         fits_spread=spread,
+        yaw=abs(float(measurements.yaw)),
+        refitted=bool(refits),
     )
-    warnings = [{"code": "fits_disagree", "message": WARNINGS["fits_disagree"]}] if spread > FITS_DISAGREE else []
+    codes = ["fits_disagree"] if spread > FITS_DISAGREE else []
+    if refits_tried and not refits:
+        codes.append("refits_failed")
+    warnings = [{"code": code, "message": WARNINGS[code]} for code in codes]
     return Sureness(measurements.asymmetry_index, width, len(refits), spread, warnings)

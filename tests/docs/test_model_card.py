@@ -7,6 +7,7 @@ import json
 import re
 from pathlib import Path
 
+from inference.engine import repeatability
 from inference.engine.decide import ASYMMETRY_ONLY_RULE
 from inference.shipped import SHIPPED_MODEL
 
@@ -31,3 +32,10 @@ def test_it_counts_palda_devs_people_as_the_evaluation_counted_them():
     source = json.loads(SHIPPED_MODEL.path.with_suffix(".json").read_text())["metrics"]["evaluation"]["source"]
     photos, people = map(int, re.search(r"(\d+) clinical photos of (\d+) people", source).groups())
     assert f"- {photos} photos from {people} people" in CARD
+
+
+def test_it_states_the_repeatability_constants_the_code_applies():
+    r = repeatability
+    formula = f"h = √({r.FLOOR:g}² + ({r.SPREAD_GAIN:g} · refit spread)² + ({r.POSE_GAIN:g} · |yaw|)²)"
+    assert formula in CARD
+    assert f"`{r.NO_REFIT:g} · √({r.FLOOR:g}² + ({r.POSE_GAIN:g} ·" in CARD

@@ -24,17 +24,17 @@ FUSED = DecisionRule.from_thresholds(
 
 
 def test_it_keeps_the_healthy_range_apart_from_the_negative_threshold():
-    """0.41 is the healthy faces' 92.5th percentile plus the narrowest ± h: a decision threshold. The
-    healthy range is the percentile itself, fitted from the same spread."""
+    """The negative threshold is the healthy faces' 92.5th percentile plus the narrowest ± h (v3: 0.41):
+    a decision threshold. The healthy range is the percentile itself, fitted from the same spread."""
     spread = ASYMMETRY_ONLY_RULE.asymmetry_positive_at / calibration.half_normal_quantile(0.975, 1.0)
     assert ASYMMETRY_ONLY_RULE.healthy_below == pytest.approx(calibration.half_normal_quantile(0.925, spread), abs=0.01)
     assert ASYMMETRY_ONLY_RULE.healthy_below < ASYMMETRY_ONLY_RULE.asymmetry_negative_below
     rule = {**ASYMMETRY_ONLY_RULE.as_dict(), "used_classifier": False, "index_uncertainty": 0.08}
     steps = explain(asymmetry_index=0.38, probability=None, rule=rule)
-    assert (
-        "The rule as applied to this photo (± 0.08): negative below 0.33, positive from 0.50, inconclusive between."
-        in steps
-    )
+    negative = ASYMMETRY_ONLY_RULE.asymmetry_negative_below - 0.08
+    positive = ASYMMETRY_ONLY_RULE.asymmetry_positive_at + 0.08
+    said = f"negative below {negative:.2f}, positive from {positive:.2f}, inconclusive between"
+    assert f"The rule as applied to this photo (± 0.08): {said}." in steps
     assert "Healthy range: healthy faces at rest measure below 0.33, 92.5% of them." in steps
 
 

@@ -6,6 +6,7 @@ drawn droops; bench/repeatability.py measures the same on the data sets."""
 from __future__ import annotations
 
 import io
+import math
 
 import cv2
 import numpy as np
@@ -144,20 +145,47 @@ def test_the_uncertainty_grows_on_a_blurred_or_small_face(pipeline):
     assert width["small"] > 1.2 * width["sharp"], width
 
 
-def test_half_width_grows_with_the_index_smaller_faces_and_softer_photos():
-    ref = {"eye_distance_px": repeatability.REFERENCE_EYE_PX, "sharpness": repeatability.REFERENCE_SHARPNESS}
-    assert repeatability.half_width(0.0, **ref) == pytest.approx(repeatability.FLOOR)
-    assert repeatability.half_width(2.0, **ref) > repeatability.half_width(0.5, **ref)
-    assert repeatability.half_width(0.5, eye_distance_px=30, sharpness=ref["sharpness"]) == pytest.approx(
-        2 * repeatability.half_width(0.5, **ref)
+REF = {"eye_distance_px": repeatability.REFERENCE_EYE_PX, "sharpness": repeatability.REFERENCE_SHARPNESS}
+
+
+def test_half_width_grows_on_smaller_faces_and_softer_photos():
+    assert repeatability.half_width(**REF) == pytest.approx(repeatability.FLOOR)
+    assert repeatability.half_width(eye_distance_px=30, sharpness=REF["sharpness"]) == pytest.approx(
+        2 * repeatability.half_width(**REF)
     )
-    assert repeatability.half_width(0.5, eye_distance_px=ref["eye_distance_px"], sharpness=3.75) == pytest.approx(
-        2 * repeatability.half_width(0.5, **ref)
+    assert repeatability.half_width(eye_distance_px=REF["eye_distance_px"], sharpness=3.75) == pytest.approx(
+        2 * repeatability.half_width(**REF)
     )
-    # Refits that disagree widen the interval; a usual spread leaves it as the fit gives it.
-    usual = repeatability.half_width(0.5, **ref, fits_spread=repeatability.FITS_DISAGREE / 2)
-    assert usual == repeatability.half_width(0.5, **ref)
-    assert repeatability.half_width(0.5, **ref, fits_spread=0.3) == pytest.approx(0.6)
+
+
+def test_it_widens_the_interval_with_the_photos_own_refit_spread_at_every_spread():
+    """Issue 40, item 8: the spread counted only past 0.19, so 84 of palda-dev's 102 photos got exactly
+    the index's function. A usual spread (palda-dev's median 0.055, its 95th percentile 0.156) widens it."""
+    agreeing, median, wide = (repeatability.half_width(**REF, fits_spread=s) for s in (0.0, 0.055, 0.156))
+    assert agreeing < median < wide
+    assert wide == pytest.approx(math.hypot(repeatability.FLOOR, repeatability.SPREAD_GAIN * 0.156))
+
+
+def test_it_widens_the_interval_of_a_turned_face():
+    assert (
+        repeatability.half_width(**REF, yaw=0.3)
+        > repeatability.half_width(**REF, yaw=0.1)
+        > (repeatability.half_width(**REF))
+    )
+
+
+def test_a_photo_whose_refits_all_lost_the_face_gets_a_wider_interval_and_a_warning(pipeline, monkeypatch):
+    """The spread of no refits is 0: it used to give the narrowest interval and no warning. Measured by
+    one fit alone, the photo's index moves more between photos (NO_REFIT, fitted on the bench's
+    single-fit pairs)."""
+    rgb = drooped_astronaut(side="left", pixels=16)
+    refitted = pipeline.analyze(Image.fromarray(rgb))
+    monkeypatch.setattr(FaceMeshDetector, "refit", lambda self, rgb, search: search)  # every copy lost
+    alone = Pipeline().analyze(Image.fromarray(rgb))
+    assert alone.status == "done" and alone.measurements["refits"] == 0
+    assert alone.measurements["index_repeatability"] > 1.5 * refitted.measurements["index_repeatability"]
+    assert "refits_failed" in [w["code"] for w in alone.quality["warnings"]]
+    assert "refits_failed" not in [w["code"] for w in refitted.quality["warnings"]]
 
 
 def test_a_borderline_face_whose_interval_straddles_the_positive_threshold_is_inconclusive():
@@ -218,9 +246,11 @@ def test_changes_between_visits_are_read_against_both_photos_repeatability():
     eye_distance_px=st.floats(10, 400),
     sharpness=st.floats(0.5, 200),
     fits_spread=st.floats(0, 0.5),
+    yaw=st.floats(0, 0.45),
+    refitted=st.booleans(),
 )
 def test_repeatability_never_calls_a_face_negative_above_the_healthy_quantile(
-    spread, index, eye_distance_px, sharpness, fits_spread
+    spread, index, eye_distance_px, sharpness, fits_spread, yaw, refitted
 ):
     """The interval rule's threshold sits the narrowest half-width above the 92.5th percentile: a
     sure photo keeps the quantile's decision, a less sure one can only lose its negative."""
@@ -228,13 +258,13 @@ def test_repeatability_never_calls_a_face_negative_above_the_healthy_quantile(
     rule = calibration.fit_rest_rule(leans, interval_rule=True)
     quantile = calibration.half_normal_quantile(calibration.NEGATIVE_QUANTILE, float(np.sqrt(np.mean(leans**2))))
     width = repeatability.half_width(
-        index, eye_distance_px=eye_distance_px, sharpness=sharpness, fits_spread=fits_spread
+        eye_distance_px=eye_distance_px, sharpness=sharpness, fits_spread=fits_spread, yaw=yaw, refitted=refitted
     )
     label = decide(asymmetry_index=index, severity="mild", probability=None, rule=rule, uncertainty=width).label
     if index >= quantile + 0.005:  # the threshold is rounded to two decimals
         assert label != NO_PARALYSIS
     # The surest photo just below the quantile is still called negative.
-    sure = repeatability.half_width(quantile - 0.01, eye_distance_px=200, sharpness=100)
+    sure = repeatability.half_width(eye_distance_px=200, sharpness=100)
     assert (
         decide(asymmetry_index=quantile - 0.01, severity="none", probability=None, rule=rule, uncertainty=sure).label
         == NO_PARALYSIS

@@ -320,7 +320,13 @@ def test_the_index_carries_its_repeatability_interval(api, people, maria):
 def test_it_exports_the_healthy_range_as_a_healthy_range_and_the_rule_as_applied_to_the_photo(api, people):
     """Issue 40, item 9: 0.41 is the healthy 92.5th percentile (0.33) plus the narrowest ± h, a decision
     threshold; a record system reading 0.38 (inconclusive here) must not see it inside the healthy range."""
-    v3 = {**asdict(ASYMMETRY_ONLY_RULE), "used_classifier": False, "index_uncertainty": 0.08}
+    v3 = {
+        **asdict(ASYMMETRY_ONLY_RULE),
+        "name": "asymmetry-rest-v3",
+        "asymmetry_negative_below": 0.41,
+        "used_classifier": False,
+        "index_uncertainty": 0.08,
+    }
     v3.pop("healthy_below", None)  # stored before rules carried it: the rule's name still says which fit it was
     measured = {**MEASUREMENTS, "asymmetry_index": 0.38, "index_repeatability": 0.08, "index_interval": [0.3, 0.46]}
     result = finished_scan(

@@ -242,7 +242,13 @@ def test_it_shows_the_healthy_range_as_a_healthy_range_and_the_rule_as_applied_t
     """Issue 40, item 9: the page said "healthy faces at rest: below 0.41; positive at 0.42 or more",
     but 0.41 is the healthy 92.5th percentile (0.33) plus the narrowest ± h, and with this photo's
     ± 0.08 a positive needs 0.50."""
-    rule = {**asdict(ASYMMETRY_ONLY_RULE), "used_classifier": False, "index_uncertainty": 0.08}
+    rule = {
+        **asdict(ASYMMETRY_ONLY_RULE),
+        "name": "asymmetry-rest-v3",  # as stored by the rule of then
+        "asymmetry_negative_below": 0.41,
+        "used_classifier": False,
+        "index_uncertainty": 0.08,
+    }
     result = factories.ScanResultFactory(
         scan__patient=people.patient,
         label="inconclusive",

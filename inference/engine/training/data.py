@@ -159,7 +159,7 @@ def _prepare_one(path: Path, size: int, detector: FaceMeshDetector):
         float(measurements.asymmetry_index),
         duplicates.signature(rgb, points),
         crop_points(points, size).astype(np.float32),
-        repeatability.assess(points, measurements, search.fits, figures).half_width,
+        repeatability.assess(points, measurements, search.fits, figures, refits_tried=detector.refits).half_width,
     )
 
 
