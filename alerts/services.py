@@ -392,7 +392,12 @@ def alert_follow_team_moves(*, now: datetime) -> int:
 
 def _follow_team_move(alert_id: int, *, now: datetime) -> int:
     with transaction.atomic():
-        alert = Alert.objects.select_for_update().select_related("patient__care_team").filter(id=alert_id).first()
+        alert = (
+            Alert.objects.select_for_update(of=("self",))
+            .select_related("patient__care_team")
+            .filter(id=alert_id)
+            .first()
+        )
         if alert is None or alert.status not in Alert.ACTIVE_STATUSES:
             return 0
         team = alert.patient.care_team

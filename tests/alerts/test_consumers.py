@@ -21,8 +21,11 @@ FRAME_KEYS = {
     "id",
     "last_event_id",
     "kind",
+    "heading",  # from the strongest evidence of the episode (Alert.heading)
     "urgent",
     "pattern",
+    "pattern_display",
+    "referring_physician",  # the episode's
     "advice",
     "status",
     "severity",
@@ -35,6 +38,10 @@ FRAME_KEYS = {
     "escalation_level",
     "escalation_tier",
     "next_escalation_at",  # when an unclaimed alert's next call goes out (the feed shows it)
+    "repeat_count",
+    "call_round",
+    "call_reason",
+    "latest_call",  # the event of its latest calls: a screen sounds once for each
     "acknowledged_by",
     "acknowledged_at",
     "resolved_by",

@@ -167,7 +167,14 @@ def test_a_negative_result_shows_no_pattern_banner_and_does_not_rule_a_stroke_ou
         ("paralysis", "central", "The photo shows signs that can come with a stroke", "urgent"),
         ("paralysis", "undetermined", "The photo shows signs that can come with a stroke", "urgent"),
         ("paralysis", "peripheral", "The photo shows weakness on one side of the face", "urgent"),
-        ("inconclusive", "central", "The photo could not be judged clearly", "attention"),
+        # Urgent for the clinicians (a possible stroke): never calm, nor "if needed", for the caregiver.
+        (
+            "inconclusive",
+            "central",
+            "The photo could not be judged clearly, and it may show signs that can come with a stroke",
+            "urgent",
+        ),
+        ("inconclusive", "peripheral", "The photo could not be judged clearly", "attention"),
         ("no_paralysis", "", "No signs of facial weakness were found in this photo", "calm"),
     ],
 )
