@@ -21,6 +21,13 @@ WARNING_SIGNS = (
 )
 
 
+# A possible stroke: the care team was alerted, and the caregiver is not to wait for it.
+ALERTED_DO_NOT_WAIT = (
+    "The patient's care team has been alerted and will contact you. Do not wait for them if you see any of the "
+    "signs below."
+)
+
+
 @dataclass(frozen=True)
 class LayAdvice:
     headline: str
@@ -36,8 +43,7 @@ def lay_advice(result) -> LayAdvice:
     if result.label == result.Label.PARALYSIS and result.is_urgent:
         return LayAdvice(
             "The photo shows signs that can come with a stroke",
-            "The patient's care team has been alerted and will contact you. Do not wait for them if you see "
-            "any of the signs below.",
+            ALERTED_DO_NOT_WAIT,
             "urgent",
             number,
         )
@@ -53,8 +59,7 @@ def lay_advice(result) -> LayAdvice:
         # Urgent for the clinicians (it may be the stroke pattern): never calm for the caregiver.
         return LayAdvice(
             "The photo could not be judged clearly, and it may show signs that can come with a stroke",
-            "The patient's care team has been alerted and will contact you. Do not wait for them if you see "
-            "any of the signs below.",
+            ALERTED_DO_NOT_WAIT,
             "urgent",
             number,
         )
