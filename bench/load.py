@@ -566,7 +566,7 @@ def report(args, layer: str, web_nodes: int, worker_nodes: int, concurrency: int
         worst = f"{late[-1]:.1f} s" if late else "-"
         print(
             f"  escalations due while uploads were queued: {len(during)} of {len(r['escalations'])} waiting alerts "
-            f"(the sweep every {os.environ.get('ALERT_SWEEP_SECONDS', '15')} s); "
+            f"(ALERT_SWEEP_SECONDS={os.environ.get('ALERT_SWEEP_SECONDS', 'default')}); "
             + summary("fired after the deadline", late, width=0).strip()
             + f"; worst {worst} (target: none later than 30 s){f'; NEVER ESCALATED {never}' if never else ''}"
         )
