@@ -163,3 +163,96 @@ def distant_astronaut(fraction: float = 0.1) -> np.ndarray:
 def blurred_astronaut(sigma: float = 10.0) -> np.ndarray:
     """The portrait shaken out of focus, past where any mesh can place its points."""
     return cv2.GaussianBlur(astronaut(), (0, 0), sigma)
+
+
+# --- Drawn exams (issue 41): poses drawn on a face by warping it at its landmarks -----------------
+# The patient's right is the image's left. Amounts are in pixels of the photo (lids: the fraction of
+# the resting lid gap closed), so a test knows the percentage it drew: the weaker side's movement over
+# the stronger's.
+_SIDE_MARKS = {
+    "right": {
+        "brow": (70, 63, 105, 66, 107),
+        "upper": (158, 159, 160),
+        "lower": (144, 145, 153),
+        "corners": (33, 133),
+        "mouth": 61,
+        "brow_lower": (46, 53, 52, 65, 55),
+    },
+    "left": {
+        "brow": (300, 293, 334, 296, 336),
+        "upper": (385, 386, 387),
+        "lower": (373, 374, 380),
+        "corners": (263, 362),
+        "mouth": 291,
+        "brow_lower": (276, 283, 282, 295, 285),
+    },
+}
+
+
+def draw_pose(
+    rgb: np.ndarray,
+    points: np.ndarray,
+    *,
+    brow_lift: tuple[float, float] = (0.0, 0.0),
+    corner_pull: tuple[float, float] = (0.0, 0.0),
+    lid_close: tuple[float, float] = (0.0, 0.0),
+    jitter_seed: int | None = None,
+) -> np.ndarray:
+    """``rgb`` with a pose drawn on it at ``points`` (its mesh): each pair is (patient's right, left).
+
+    - ``brow_lift``: the brow and the forehead above it move up by that many pixels; the eye stays.
+    - ``corner_pull``: the mouth corner moves that many pixels up and out at 45 degrees (a smile's pull).
+    - ``lid_close``: the upper lid comes down over that fraction of the resting lid gap (0.95: a gap of
+      a twentieth left, which the engine counts as closed), the lower lid and the canthi stay.
+    - ``jitter_seed``: a burst frame: the whole photo shifted by up to a pixel, turned by up to 0.3
+      degrees, zoomed by up to 0.5% and given sensor noise (sigma 2 grey levels), from that seed.
+    """
+    height, width = rgb.shape[:2]
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    unit = float(np.linalg.norm(points[473] - points[468]))  # between the irises
+    midline_x = float(points[168, 0] + points[152, 0]) / 2
+    # Backward map: the output pixel at (x, y) shows the input at (x - dx, y - dy).
+    dx = np.zeros_like(xs)
+    dy = np.zeros_like(ys)
+    for side, brow, corner, lid in zip(("right", "left"), brow_lift, corner_pull, lid_close):
+        marks = _SIDE_MARKS[side]
+        if brow:
+            centre = points[list(marks["brow"])].mean(axis=0)
+            lid_y = points[list(marks["upper"]), 1].mean()
+            # Full lift from the brow's lower edge up, none at the upper lid: the eye stays where it is.
+            edge = points[list(marks["brow_lower"]), 1].mean()
+            vertical = np.clip((lid_y - ys) / max(lid_y - edge, 1.0), 0, 1)
+            vertical *= np.exp(-(np.clip(centre[1] - ys, 0, None) ** 2) / (2 * (0.8 * unit) ** 2))
+            across = np.exp(-((xs - centre[0]) ** 2) / (2 * (0.32 * unit) ** 2))
+            dy -= brow * vertical * across
+        if corner:
+            at = points[marks["mouth"]]
+            outward = -1.0 if at[0] < midline_x else 1.0
+            bump = np.exp(-((xs - at[0]) ** 2 + (ys - at[1]) ** 2) / (2 * (0.3 * unit) ** 2))
+            dx += corner * outward / np.sqrt(2) * bump
+            dy -= corner / np.sqrt(2) * bump
+        if lid:
+            upper_y = points[list(marks["upper"]), 1].mean()
+            lower_y = points[list(marks["lower"]), 1].mean()
+            brow_y = points[list(marks["brow"]), 1].mean()
+            corner_x = points[list(marks["corners"]), 0]
+            middle, half = corner_x.mean(), max(abs(corner_x[1] - corner_x[0]) / 2, 1.0)
+            # The gap narrows towards the canthi: close each column by its share of the middle's gap.
+            profile = np.clip(1 - ((xs - middle) / half) ** 2, 0, 1)
+            shift = lid * (lower_y - upper_y) * profile
+            target = upper_y + shift  # where the upper lid's margin comes to
+            # The lid's skin slides down over the eye (the eye below the new margin stays, covered above
+            # it); the skin between the brow and the lid stretches.
+            rising = np.clip((ys - brow_y) / np.maximum(upper_y - brow_y, 1.0), 0, 1)
+            dy += shift * np.where(ys <= target, rising, 0.0)
+    frame = cv2.remap(rgb, xs - dx, ys - dy, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+    if jitter_seed is None:
+        return frame
+    rng = np.random.default_rng(jitter_seed)
+    matrix = cv2.getRotationMatrix2D(
+        (width / 2, height / 2), float(rng.uniform(-0.3, 0.3)), float(1 + rng.uniform(-0.005, 0.005))
+    )
+    matrix[:, 2] += rng.uniform(-1, 1, size=2)
+    frame = cv2.warpAffine(frame, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+    noisy = frame.astype(np.float32) + rng.normal(0, 2.0, frame.shape)
+    return noisy.round().clip(0, 255).astype(np.uint8)

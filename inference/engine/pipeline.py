@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,6 +18,7 @@ from inference.engine import quality, repeatability
 from inference.engine.align import aligned_face
 from inference.engine.classifier import ResNetClassifier
 from inference.engine.decide import ASYMMETRY_ONLY_RULE, NO_PARALYSIS, DecisionRule, decide
+from inference.engine.exam import ExamResult, RestFace, measure_exam
 from inference.engine.face import FaceMeshDetector, FaceSearch
 from inference.engine.imaging import ANALYSIS_MAX_SIDE, analysis_copy, open_image
 from inference.engine.measure import LEFT, NOSE_BRIDGE, RIGHT, measure
@@ -50,6 +52,18 @@ class Analysis:
         return data
 
 
+@dataclass
+class ExamAnalysis:
+    """A guided exam: the rest photo's own analysis, and the exam measured against it (None when the
+    rest photo was refused: nothing can be measured against it)."""
+
+    rest: Analysis
+    exam: ExamResult | None
+
+    def as_dict(self) -> dict:
+        return {"rest": self.rest.as_dict(), "exam": self.exam.to_dict() if self.exam else None}
+
+
 class Pipeline:
     def __init__(
         self,
@@ -76,6 +90,39 @@ class Pipeline:
         return self.analyze(open_image(raw, max_pixels=self.max_pixels, max_side=ANALYSIS_MAX_SIDE))
 
     def analyze(self, image: Image.Image) -> Analysis:
+        return self._analyze(image)[0]
+
+    def analyze_exam(self, rest: Image.Image, poses: Mapping[str, Sequence[Image.Image]]) -> ExamAnalysis:
+        """A guided exam (issue 41): the rest photo analysed as ``analyze`` does, and each pose's frames
+        measured against it (inference/engine/exam.py) with the rest photo's landmarks, scale and
+        analysed copy reused, not fitted again. A rest photo that is refused refuses the exam."""
+        clock = time.process_time()
+        analysis, rest_face = self._analyze(rest)
+        rest_cpu_ms = (time.process_time() - clock) * 1000
+        if rest_face is None:
+            return ExamAnalysis(rest=analysis, exam=None)
+        result = measure_exam(
+            rest=rest_face,
+            poses={name: [np.asarray(analysis_copy(frame)) for frame in frames] for name, frames in poses.items()},
+            detector=self.detector,
+            rest_affected_side=analysis.affected_side,
+        )
+        result.cpu_ms["rest"] = round(rest_cpu_ms, 1)
+        return ExamAnalysis(rest=analysis, exam=result)
+
+    def analyze_exam_bytes(self, rest: bytes, poses: Mapping[str, Sequence[bytes]]) -> ExamAnalysis:
+        """Raises imaging.ImageRejected for a file that is not a usable image."""
+
+        def decoded(raw: bytes) -> Image.Image:
+            return open_image(raw, max_pixels=self.max_pixels, max_side=ANALYSIS_MAX_SIDE)
+
+        return self.analyze_exam(
+            decoded(rest), {name: [decoded(raw) for raw in frames] for name, frames in poses.items()}
+        )
+
+    def _analyze(self, image: Image.Image) -> tuple[Analysis, RestFace | None]:
+        """The analysis, and for a photo that passed, the fits an exam reuses (its landmarks, its
+        analysed copy and its millimetre scale)."""
         timings: dict[str, float] = {}
         clock = time.perf_counter()
 
@@ -95,7 +142,7 @@ class Pipeline:
             if report is not None:
                 lap("face")
                 figures = {**report.figures, "face_search": search.attempt, "analysed_size": list(image.size)}
-                return Analysis(status="rejected", reason=report.reason, quality=figures, timings_ms=timings)
+                return Analysis(status="rejected", reason=report.reason, quality=figures, timings_ms=timings), None
         lap("face")
         measurements = measure(search.faces[0]) if len(search.faces) == 1 else None
         lap("measure")
@@ -104,7 +151,10 @@ class Pipeline:
         # to the crop a distant face was measured in.
         report_figures = {**report.figures, "face_search": search.attempt, "analysed_size": list(image.size)}
         if not report.passed:
-            return Analysis(status="rejected", reason=report.reason, quality=report_figures, timings_ms=timings)
+            return (
+                Analysis(status="rejected", reason=report.reason, quality=report_figures, timings_ms=timings),
+                None,
+            )
         points = search.faces[0]
 
         probability = None
@@ -142,7 +192,7 @@ class Pipeline:
         )
         overlay = _overlay_jpeg(image, points)
         lap("overlay")
-        return Analysis(
+        analysis = Analysis(
             status="done",
             label=decision.label,
             score=decision.score,
@@ -158,6 +208,7 @@ class Pipeline:
             heatmap_jpeg=heatmap,
             timings_ms=timings,
         )
+        return analysis, RestFace(rgb=rgb, points=points, measurements=measurements, fits=len(search.fits) // 2)
 
     def _zoom_in(self, source: Image.Image, image: Image.Image, rgb: np.ndarray):
         """(image, rgb, search, refusal) after looking for a face the mesh missed: the crop around
