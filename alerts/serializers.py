@@ -42,6 +42,7 @@ class AlertSerializer(serializers.ModelSerializer):
             "latest_scan",
             "scan_count",
             "referring_physician",
+            "onset_at",
             "escalation_level",
             "escalation_tier",
             "next_escalation_at",
@@ -66,6 +67,10 @@ class AlertSerializer(serializers.ModelSerializer):
     pattern_display = serializers.SerializerMethodField(help_text="The episode's pattern, in words.")
     referring_physician = serializers.SerializerMethodField(
         help_text="The referring physician named on the episode's latest photo that named one."
+    )
+    onset_at = serializers.SerializerMethodField(
+        help_text="When the person was last seen without this weakness, as given with the episode's latest photo "
+        "that gave one (null: not known: treated as a possible stroke)."
     )
     call_round = serializers.IntegerField(
         read_only=True,
@@ -104,6 +109,11 @@ class AlertSerializer(serializers.ModelSerializer):
             "image_url": absolute_url(request, reverse("api:scan-file", args=[scan.id, "image"])),
             "uploaded_at": scan.uploaded_at.isoformat(),
             "referring_physician": scan.referring_physician.full_name if scan.referring_physician else None,
+            # The caregiver's own words with the photo ("her mouth looks lopsided since lunch" is the onset,
+            # in words), and when the person was last seen without this weakness (null: not known).
+            "note": scan.note,
+            "onset_at": scan.onset_at.isoformat() if scan.onset_at else None,
+            "urgency_reason": result.urgency_reason if result else "",
             "label": result.label if result else None,
             "pattern": result.pattern if result else None,
             "pattern_display": result.get_pattern_display() if result else "",
@@ -125,6 +135,12 @@ class AlertSerializer(serializers.ModelSerializer):
         else:
             words = f"Called again: {alert.call_reason}."
         return {"event_id": event.id, "kind": event.kind, "words": words}
+
+    def get_onset_at(self, alert: Alert) -> str | None:
+        for scan in (alert.latest_scan, alert.scan):
+            if scan is not None and scan.onset_at is not None:
+                return scan.onset_at.isoformat()
+        return None
 
     def get_pattern_display(self, alert: Alert) -> str:
         return PATTERN_WORDS.get(alert.pattern, alert.pattern)

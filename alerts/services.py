@@ -168,6 +168,45 @@ def _join_episode(alert: Alert, *, scan, result, now: datetime) -> Alert:
     return alert
 
 
+def alert_make_urgent(*, alert_id: int, reason: str, now: datetime | None = None) -> bool:
+    """A result of the alert's episode became a possible stroke after it was recorded (the care team
+    corrected the time of onset): the alert, if active and not urgent yet, becomes urgent, on the urgent
+    deadline, and every tier reached is called again (a claimed one is re-opened). True if it changed."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        alert = (
+            Alert.objects.select_for_update()
+            .filter(id=alert_id, status__in=Alert.ACTIVE_STATUSES, urgent=False)
+            .first()
+        )
+        if alert is None:
+            return False
+        reopen = alert.status == Alert.Status.ACKNOWLEDGED
+        deadline = now + _open_deadline(alert.severity, urgent=True, level=alert.escalation_level)
+        if not reopen and alert.next_escalation_at is not None:
+            deadline = min(deadline, alert.next_escalation_at)
+        changes = {"urgent": True, "next_escalation_at": deadline}
+        if reopen:
+            changes.update(status=Alert.Status.OPEN, acknowledged_by=None, acknowledged_at=None)
+        Alert.objects.filter(id=alert.id).update(**changes)
+        event = AlertEvent.objects.create(
+            alert_id=alert.id,
+            kind=AlertEvent.Kind.REOPENED if reopen else AlertEvent.Kind.REPEATED,
+            source=AlertEvent.Source.SYSTEM,
+            note=reason[:500],
+        )
+        publish_alert(
+            event_type="alert.repeated",
+            alert_id=alert.id,
+            patient_id=alert.patient_id,
+            version=event.id,
+            reopened=reopen,
+        )
+        alert.refresh_from_db()
+        _start_round(alert, reason=f"now a possible stroke: {reason}", now=now, event=event)
+    return True
+
+
 def _open_deadline(severity: str, *, urgent: bool, level: int) -> timedelta:
     """How long an alert at ``level``, called again, waits for a claim before its next step (at the top
     tier: its next repeat, no later than its severity's deadline)."""

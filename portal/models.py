@@ -93,6 +93,18 @@ class Patient(models.Model):
     date_of_birth = models.DateField(null=True, blank=True)
     care_team = models.ForeignKey(CareTeam, null=True, blank=True, on_delete=models.SET_NULL, related_name="patients")
     caregivers = models.ManyToManyField(Caregiver, blank=True, related_name="patients")
+    # A facial palsy the care team knows of, for a patient under follow-up (scans/urgency.py): a photo of
+    # the same side, no worse, is routine; a new side or a worse one is a possible stroke.
+    known_palsy_side = models.CharField(
+        max_length=5, blank=True, choices=[("left", "Left"), ("right", "Right")], help_text="Blank: none known."
+    )
+    known_palsy_severity = models.CharField(
+        max_length=10,
+        blank=True,
+        choices=[("mild", "Mild"), ("moderate", "Moderate"), ("severe", "Severe")],
+        help_text="The worst it is known to be: a photo measured worse is not routine.",
+    )
+    known_palsy_since = models.DateField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -106,6 +118,12 @@ class Patient(models.Model):
 
     def __str__(self) -> str:
         return f"{self.full_name} ({self.mrn})"
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        if bool(self.known_palsy_side) != bool(self.known_palsy_severity):
+            raise ValidationError("A known facial palsy needs both its side and its severity (or neither).")
 
 
 class AuditEventQuerySet(models.QuerySet):

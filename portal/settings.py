@@ -315,6 +315,9 @@ ALERT_ACK_DEADLINE_MINUTES = {
     "mild": env_int("ALERT_DEADLINE_MILD_MINUTES", 30, minimum=1),
     "none": env_int("ALERT_DEADLINE_NONE_MINUTES", 60, minimum=1),
 }
+# A flagged face whose onset ("last seen without this weakness") is this recent, or unknown, is a possible
+# stroke unless its evidence says otherwise (scans/urgency.py).
+STROKE_WINDOW_HOURS = env_int("STROKE_WINDOW_HOURS", 24, minimum=1)
 # A claim left unresolved this long goes back to open and escalates one tier (alerts/services.py), as
 # an on-call pager re-triggers an acknowledged incident.
 ALERT_CLAIM_TIMEOUT_MINUTES = env_int("ALERT_CLAIM_TIMEOUT_MINUTES", 60, minimum=1)

@@ -23,8 +23,9 @@ api_v1 = [
     path("physicians/", portal_apis.PhysicianListApi.as_view(), name="physician-list"),
     path("scans/", scan_apis.ScanListApi.as_view(), name="scan-list"),
     path("scans/<id:pk>/", scan_apis.ScanDetailApi.as_view(), name="scan-detail"),
-    # Before scan-file, whose <str:kind> would take "fhir" too.
+    # Before scan-file, whose <str:kind> would take "fhir" and "onset" too.
     path("scans/<id:pk>/fhir/", scan_apis.ScanFhirApi.as_view(), name="scan-fhir"),
+    path("scans/<id:pk>/onset/", scan_apis.ScanOnsetApi.as_view(), name="scan-onset"),
     path("scans/<id:pk>/<str:kind>/", scan_apis.ScanFileApi.as_view(), name="scan-file"),
     path("alerts/", alert_apis.AlertListApi.as_view(), name="alert-list"),
     path("alerts/<id:pk>/acknowledge/", alert_apis.AlertAcknowledgeApi.as_view(), name="alert-acknowledge"),

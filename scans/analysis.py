@@ -18,10 +18,11 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from alerts.events import publish_scan_updated
-from alerts.services import alert_raise
+from alerts.services import alert_make_urgent, alert_raise
 from inference.engine.imaging import ImageRejected, decode_upload
 from scans.fhir_push import fhir_push_queue
 from scans.models import Scan, ScanResult
+from scans.urgency import urgency_of
 
 logger = logging.getLogger(__name__)
 
@@ -151,6 +152,8 @@ def scan_record_result(*, scan: Scan, analysis, model_version) -> ScanResult:
             model_version=model_version,
             engine_version=analysis.engine_version,
         )
+        decided = urgency_of(result, now=timezone.now(), window_hours=settings.STROKE_WINDOW_HOURS)
+        result.urgent, result.urgency_reason = decided.urgent, decided.reason[:300]
         if analysis.overlay_jpeg:
             result.overlay.save("overlay.jpg", ContentFile(analysis.overlay_jpeg), save=False)
         if analysis.heatmap_jpeg:
@@ -167,3 +170,41 @@ def scan_record_result(*, scan: Scan, analysis, model_version) -> ScanResult:
             alert_raise(scan=locked, result=result)
         fhir_push_queue(result=result)
     return result
+
+
+class OnsetNotAllowed(Exception):
+    """Only the patient's clinicians (and the triage desk) correct a scan's onset."""
+
+
+def scan_onset_update(*, user, scan_id: int, onset_at):
+    """The care team corrects when the person was last seen without this weakness (None: not known).
+    The result's urgency is decided again (scans/urgency.py); one that becomes a possible stroke makes its
+    active alert urgent, called again. One that no longer is leaves its alert as it is: a clinician
+    resolves it. Returns the scan; raises OnsetNotAllowed, or Scan.DoesNotExist when the user may not see it."""
+    from portal.selectors import user_role
+    from scans.selectors import scan_get_visible
+
+    scan = scan_get_visible(user=user, scan_id=scan_id)
+    if scan is None:
+        raise Scan.DoesNotExist
+    if not user_role(user).is_clinical:
+        raise OnsetNotAllowed("Only the patient's clinicians can correct the time of onset.")
+    with transaction.atomic():
+        locked = Scan.objects.select_for_update().get(id=scan.id)
+        locked.onset_at, locked.onset_recorded_by = onset_at, user
+        locked.save(update_fields=["onset_at", "onset_recorded_by"])
+        result = ScanResult.objects.filter(scan=locked).select_related("scan__patient").first()
+        if result is not None:
+            was_urgent = result.urgent
+            decided = urgency_of(result, now=timezone.now(), window_hours=settings.STROKE_WINDOW_HOURS)
+            result.urgent, result.urgency_reason = decided.urgent, decided.reason[:300]
+            result.save(update_fields=["urgent", "urgency_reason"])
+            if decided.urgent and not was_urgent and locked.episode_alert_id:
+                alert_make_urgent(
+                    alert_id=locked.episode_alert_id,
+                    reason=f"the time of onset was corrected by {user.get_username()}: {decided.reason}",
+                )
+        publish_scan_updated(
+            scan_id=locked.id, patient_id=locked.patient_id, uploader_id=locked.uploaded_by_id, status=locked.status
+        )
+    return scan_get_visible(user=user, scan_id=scan.id)

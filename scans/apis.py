@@ -12,6 +12,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from fhir.resources.R4B.resource import Resource
 from rest_framework import generics, status
 from rest_framework.exceptions import APIException, Throttled, ValidationError
+from rest_framework.exceptions import PermissionDenied as DRFPermissionDenied
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
@@ -22,10 +23,11 @@ from inference.engine.imaging import ImageRejected
 from portal.api_common import IdFilter, error_responses
 from portal.models import Physician
 from portal.selectors import patient_get_visible, patient_list_for_user
+from scans.analysis import OnsetNotAllowed, scan_onset_update
 from scans.fhir import FHIR_JSON, patient_record_bundle, scan_report_bundle
 from scans.models import Scan
 from scans.selectors import patient_finished_scans, patient_timeline, scan_get_visible, scan_list_for_user
-from scans.serializers import ScanCreateSerializer, ScanSerializer, TimelinePointSerializer
+from scans.serializers import ScanCreateSerializer, ScanOnsetSerializer, ScanSerializer, TimelinePointSerializer
 from scans.services import read_upload, scan_create, upload_inspect
 from scans.throttling import UploadLimitReached, admit_upload
 
@@ -90,6 +92,7 @@ class ScanListApi(generics.ListAPIView):
                 header=header,
                 referring_physician=physician,
                 note=data.get("note", ""),
+                onset_at=data.get("onset_at"),
             )
         except UploadLimitReached as exc:
             raise Throttled(wait=exc.wait, detail=str(exc)) from None
@@ -112,6 +115,28 @@ class ScanDetailApi(generics.RetrieveAPIView):
 
     def get_queryset(self):
         return scan_list_for_user(user=self.request.user)
+
+
+class ScanOnsetApi(APIView):
+    """The care team corrects when the person was last seen without this weakness."""
+
+    @extend_schema(
+        request=ScanOnsetSerializer,
+        responses={200: ScanSerializer, **error_responses(400, 401, 403, 404, id_in_path=True)},
+        description="Set (or clear, with null: not known) the scan's time of onset. The result's urgency is "
+        "decided again; one that becomes a possible stroke makes its alert urgent and calls the care team again. "
+        "Clinicians of the patient and the triage desk only.",
+    )
+    def put(self, request, pk: int):
+        form = ScanOnsetSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        try:
+            scan = scan_onset_update(user=request.user, scan_id=pk, onset_at=form.validated_data["onset_at"])
+        except Scan.DoesNotExist:
+            raise Http404 from None
+        except OnsetNotAllowed as exc:
+            raise DRFPermissionDenied(str(exc)) from None
+        return Response(ScanSerializer(scan, context={"request": request}).data)
 
 
 class ScanFileApi(APIView):

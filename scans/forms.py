@@ -16,12 +16,31 @@ class NewScanForm(forms.Form):
     held_photo = forms.CharField(required=False, widget=forms.HiddenInput, max_length=64)
     referring_physician = forms.ModelChoiceField(queryset=Physician.objects.all(), required=False, empty_label="None")
     note = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False, max_length=2000)
+    # The time of onset (scans/urgency.py), in the portal's time zone; empty: not known.
+    onset_at = forms.DateTimeField(
+        label="When was the person last seen without this weakness?",
+        help_text="Leave it empty if nobody knows: the care team then treats it as a possible stroke.",
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"],
+    )
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
         self.user = user
         self.fields["patient"].queryset = patient_list_for_user(user=user)
         self.held = None  # {"bytes", "name"} of the kept photo the form refers to, once cleaned
+
+    def clean_onset_at(self):
+        from django.utils import timezone
+
+        from scans.urgency import onset_problem
+
+        onset_at = self.cleaned_data["onset_at"]
+        problem = onset_problem(onset_at, now=timezone.now())
+        if problem:
+            raise forms.ValidationError(problem)
+        return onset_at
 
     def clean_image(self):
         # Without JavaScript nothing clears the other inputs, and guessing which photo was meant could

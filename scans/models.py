@@ -41,6 +41,12 @@ class Scan(models.Model):
         "portal.Physician", null=True, blank=True, on_delete=models.SET_NULL, related_name="referred_scans"
     )
     note = models.TextField(blank=True, max_length=2000)
+    # "When was the person last seen without this weakness?" (scans/urgency.py): null when not known.
+    # Given with the photo, and editable by the care team (who and when recorded below).
+    onset_at = models.DateTimeField(null=True, blank=True)
+    onset_recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     # The file as it was sent, kept only until the worker has decoded it (the web process reads its
     # headers, never its pixels): then `image`, the clean copy, replaces it.
     upload = models.FileField(upload_to=_private_image_path, blank=True)
@@ -105,6 +111,10 @@ class ScanResult(models.Model):
     engine_version = models.CharField(max_length=60)
     overlay = models.FileField(upload_to=_private_image_path, blank=True)
     heatmap = models.FileField(upload_to=_private_image_path, blank=True)
+    # A possible stroke (scans/urgency.py): decided when the result is recorded, from its evidence, the
+    # scan's onset and the patient's known palsy; decided again when the care team corrects the onset.
+    urgent = models.BooleanField(default=False)
+    urgency_reason = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
@@ -131,10 +141,8 @@ class ScanResult(models.Model):
     @property
     def is_urgent(self) -> bool:
         """Treated as a possible stroke, on the urgent path (the shortest deadline, the top of the feed):
-        the central pattern, and a positive face whose pattern is undetermined, as its advice says
-        (docs/model-card.md, "Pattern": on palda-dev this adds 4 of 51 flagged peripheral palsies to the
-        urgent path and none of the central ones, which were all called central or peripheral)."""
-        return self.is_stroke_pattern or (self.is_positive and self.pattern == self.Pattern.UNDETERMINED)
+        ``urgent``, decided by scans/urgency.py (``urgency_reason`` says why)."""
+        return self.urgent
 
     @property
     def quality_warnings(self) -> list[dict]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from django.urls import reverse
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -13,6 +14,7 @@ from portal.api_common import absolute_url
 from portal.clinical import DISCLAIMER
 from portal.serializers import PatientSummarySerializer, PhysicianSerializer
 from scans.models import Scan, ScanResult
+from scans.urgency import onset_problem
 from scans.wording import care_team_news, lay_advice
 
 
@@ -66,6 +68,8 @@ class ScanResultSerializer(serializers.ModelSerializer):
             "pattern_advice",
             "lay_advice",
             "stroke_pattern",
+            "urgent",
+            "urgency_reason",
             "quality_warnings",
             "asymmetry_index",
             "index_repeatability",
@@ -104,6 +108,15 @@ class ScanSerializer(serializers.ModelSerializer):
     overlay_url = serializers.SerializerMethodField()
     heatmap_url = serializers.SerializerMethodField()
     alert_id = serializers.SerializerMethodField()
+    onset_at = serializers.DateTimeField(
+        read_only=True,
+        allow_null=True,
+        help_text="When the person was last seen without this weakness (null: not known). It decides with the "
+        "result's evidence whether it is a possible stroke (result.urgent, result.urgency_reason).",
+    )
+    onset_recorded_by = serializers.SerializerMethodField(
+        help_text="Who gave the onset (the uploader, or the care team)."
+    )
     care_team_news = serializers.SerializerMethodField(
         help_text="What the care team has done with this scan's alert, in plain words for a caregiver: a "
         "clinician is looking, or what they found (the web page shows it in the caregiver's box); empty "
@@ -123,6 +136,8 @@ class ScanSerializer(serializers.ModelSerializer):
             "finished_at",
             "referring_physician",
             "note",
+            "onset_at",
+            "onset_recorded_by",
             "result",
             "image_url",
             "overlay_url",
@@ -160,6 +175,9 @@ class ScanSerializer(serializers.ModelSerializer):
     def get_heatmap_url(self, scan: Scan) -> str | None:
         return self._result_file_url(scan, "heatmap")
 
+    def get_onset_recorded_by(self, scan: Scan) -> str | None:
+        return scan.onset_recorded_by.get_username() if scan.onset_recorded_by_id and scan.onset_recorded_by else None
+
     def get_alert_id(self, scan: Scan) -> int | None:
         return scan.episode_alert_id
 
@@ -167,11 +185,31 @@ class ScanSerializer(serializers.ModelSerializer):
         return care_team_news(scan.episode_alert)
 
 
+ONSET_HELP = (
+    "When was the person last seen without this weakness? An ISO 8601 time with its zone; leave it out (or null) "
+    "when nobody knows: an unknown onset is treated as a possible stroke."
+)
+
+
+class OnsetField(serializers.DateTimeField):
+    def to_internal_value(self, value):
+        onset_at = super().to_internal_value(value)
+        problem = onset_problem(onset_at, now=timezone.now())
+        if problem:
+            raise serializers.ValidationError(problem)
+        return onset_at
+
+
 class ScanCreateSerializer(serializers.Serializer):
     patient = serializers.IntegerField()
     image = serializers.FileField()
     referring_physician = serializers.IntegerField(required=False, allow_null=True)
     note = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    onset_at = OnsetField(required=False, allow_null=True, help_text=ONSET_HELP)
+
+
+class ScanOnsetSerializer(serializers.Serializer):
+    onset_at = OnsetField(allow_null=True, help_text=ONSET_HELP)
 
 
 class TimelinePointSerializer(serializers.Serializer):

@@ -42,6 +42,7 @@ def scan_create(
     header: UploadHeader | None = None,
     referring_physician: Physician | None = None,
     note: str = "",
+    onset_at=None,
 ) -> Scan:
     """Check the upload's headers, keep the file, save the scan as queued, and enqueue its analysis
     on commit (the worker decodes the photo: scans.analysis.scan_analyze).
@@ -59,6 +60,8 @@ def scan_create(
         uploaded_by=user,
         referring_physician=referring_physician,
         note=note.strip()[:2000],
+        onset_at=onset_at,
+        onset_recorded_by=user if onset_at is not None else None,
         image_width=header.width,
         image_height=header.height,
     )

@@ -55,6 +55,7 @@ def new_scan(request):
                 header=header,
                 referring_physician=form.cleaned_data["referring_physician"],
                 note=form.cleaned_data["note"],
+                onset_at=form.cleaned_data["onset_at"],
             )
         except UploadLimitReached as exc:
             form.add_error(None, str(exc))

