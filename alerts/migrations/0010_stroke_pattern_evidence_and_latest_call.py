@@ -11,21 +11,26 @@ def headed_as_before(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('alerts', '0009_calls_at_least_once'),
+        ("alerts", "0009_calls_at_least_once"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='alert',
-            name='call_event',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='alerts.alertevent'),
+            model_name="alert",
+            name="call_event",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="alerts.alertevent",
+            ),
         ),
         migrations.AddField(
-            model_name='alert',
-            name='stroke_pattern_positive',
+            model_name="alert",
+            name="stroke_pattern_positive",
             field=models.BooleanField(default=False),
         ),
         migrations.RunPython(headed_as_before, migrations.RunPython.noop),
-]
+    ]

@@ -4,25 +4,31 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('portal', '0006_auditevent_at_default'),
+        ("portal", "0006_auditevent_at_default"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='patient',
-            name='known_palsy_severity',
-            field=models.CharField(blank=True, choices=[('mild', 'Mild'), ('moderate', 'Moderate'), ('severe', 'Severe')], help_text='The worst it is known to be: a photo measured worse is not routine.', max_length=10),
+            model_name="patient",
+            name="known_palsy_severity",
+            field=models.CharField(
+                blank=True,
+                choices=[("mild", "Mild"), ("moderate", "Moderate"), ("severe", "Severe")],
+                help_text="The worst it is known to be: a photo measured worse is not routine.",
+                max_length=10,
+            ),
         ),
         migrations.AddField(
-            model_name='patient',
-            name='known_palsy_side',
-            field=models.CharField(blank=True, choices=[('left', 'Left'), ('right', 'Right')], help_text='Blank: none known.', max_length=5),
+            model_name="patient",
+            name="known_palsy_side",
+            field=models.CharField(
+                blank=True, choices=[("left", "Left"), ("right", "Right")], help_text="Blank: none known.", max_length=5
+            ),
         ),
         migrations.AddField(
-            model_name='patient',
-            name='known_palsy_since',
+            model_name="patient",
+            name="known_palsy_since",
             field=models.DateField(blank=True, null=True),
         ),
     ]
