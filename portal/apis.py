@@ -107,6 +107,9 @@ class PatientListApi(generics.ListCreateAPIView):
                     full_name=serializer.validated_data["full_name"],
                     date_of_birth=serializer.validated_data.get("date_of_birth"),
                     care_team=care_team,
+                    known_palsy_side=serializer.validated_data.get("known_palsy_side", ""),
+                    known_palsy_severity=serializer.validated_data.get("known_palsy_severity", ""),
+                    known_palsy_since=serializer.validated_data.get("known_palsy_since"),
                 )
                 patient.caregivers.set(serializer.validated_data.get("caregivers", []))
         except IntegrityError:  # the same registration sent twice at once

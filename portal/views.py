@@ -52,16 +52,20 @@ def session_state(request):
 
 
 def information(request):
-    return render(request, "portal/information.html", {"emergency_number": settings.EMERGENCY_PHONE_NUMBER})
+    return render(
+        request,
+        "portal/information.html",
+        {"emergency_number": settings.EMERGENCY_PHONE_NUMBER, "stroke_window_hours": settings.STROKE_WINDOW_HOURS},
+    )
 
 
 @never_cache
 def healthz(request):
     """Liveness of the parts a scan needs (database, Redis, at least one Celery worker): 503 when one is
-    down. The pools that make calls, FHIR sends and the clock's sweeps are reported, "degraded" when one is missing (the
-    web still serves). The classifier is reported too: when it cannot be loaded the status is "degraded" but the
-    answer stays 200, since scans are still screened (by the asymmetry rule) and a load balancer must
-    not take every web node out of service for it."""
+    down. The pools that make calls, FHIR sends and the clock's sweeps are reported, "degraded" when one
+    is missing (the web still serves). The classifier is reported too: when it cannot be loaded the
+    status is "degraded" but the answer stays 200, since scans are still screened (by the asymmetry rule)
+    and a load balancer must not take every web node out of service for it."""
     checks: dict[str, str] = {}
     try:
         with connection.cursor() as cursor:

@@ -64,3 +64,26 @@ class NewScanForm(forms.Form):
             )
             self.add_error("image", message)
         return cleaned
+
+
+class OnsetForm(forms.Form):
+    """The care team's correction of a scan's time of onset (scans.analysis.scan_onset_update)."""
+
+    onset_at = forms.DateTimeField(
+        label="Last seen without this weakness",
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"],
+        help_text="Empty: not known.",
+    )
+
+    def clean_onset_at(self):
+        from django.utils import timezone
+
+        from scans.urgency import onset_problem
+
+        onset_at = self.cleaned_data["onset_at"]
+        problem = onset_problem(onset_at, now=timezone.now())
+        if problem:
+            raise forms.ValidationError(problem)
+        return onset_at

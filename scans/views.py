@@ -8,14 +8,16 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponseBadRequest
 from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
 
 from alerts.selectors import alert_list_active_for_patient
 from inference.engine.imaging import ImageRejected
 from portal.ids import parse_id
 from portal.models import UserRole
 from portal.selectors import patient_get_visible, patient_list_for_user, user_role
+from scans.analysis import OnsetNotAllowed, scan_onset_update
 from scans.charts import asymmetry_trend_svg
-from scans.forms import NewScanForm
+from scans.forms import NewScanForm, OnsetForm
 from scans.models import Scan, ScanResult
 from scans.selectors import latest_change, patient_timeline, scan_get_visible, scan_list_for_user
 from scans.services import (
@@ -141,7 +143,33 @@ def detail(request, pk: int):
     caregiver = user_role(request.user) == UserRole.CAREGIVER
     lay = lay_advice(result) if result is not None and caregiver else None
     news = care_team_news(scan.episode_alert) if lay else ""
-    return render(request, "scans/detail.html", {"scan": scan, "result": result, "lay": lay, "team_news": news})
+    onset_form = OnsetForm(initial={"onset_at": scan.onset_at}) if user_role(request.user).is_clinical else None
+    return render(
+        request,
+        "scans/detail.html",
+        {"scan": scan, "result": result, "lay": lay, "team_news": news, "onset_form": onset_form},
+    )
+
+
+@login_required
+@require_POST
+def onset(request, pk: int):
+    """The care team corrects when the person was last seen without this weakness (the scan page's form)."""
+    form = OnsetForm(request.POST)
+    if not form.is_valid():
+        scan = scan_get_visible(user=request.user, scan_id=pk)
+        if scan is None:
+            raise Http404("No such scan.")
+        result = getattr(scan, "result", None) if scan.status == Scan.Status.DONE else None
+        context = {"scan": scan, "result": result, "lay": None, "team_news": "", "onset_form": form}
+        return render(request, "scans/detail.html", context, status=400)
+    try:
+        scan_onset_update(user=request.user, scan_id=pk, onset_at=form.cleaned_data["onset_at"])
+    except Scan.DoesNotExist:
+        raise Http404("No such scan.") from None
+    except OnsetNotAllowed as exc:
+        raise PermissionDenied(str(exc)) from None
+    return redirect("scans:detail", pk=pk)
 
 
 @login_required

@@ -38,6 +38,13 @@ def test_the_information_page_covers_causes_signs_and_when_to_seek_care(client):
         assert topic in page
 
 
+def test_the_information_page_asks_for_the_time_of_onset_and_says_the_urgency_rule(client, settings):
+    settings.STROKE_WINDOW_HOURS = 24
+    page = " ".join(client.get("/information/").content.decode().split())
+    assert "when the person was last seen without this weakness" in page
+    assert "unless it began more than 24 hours ago" in page and "cannot show whether the forehead is spared" in page
+
+
 def test_history_shows_positive_scans_in_red_and_only_visible_ones(client, people):
     positive = factories.ScanResultFactory(scan__patient=people.patient, label="paralysis").scan
     negative = factories.ScanResultFactory(scan__patient=people.patient, label="no_paralysis").scan

@@ -154,3 +154,45 @@ def test_an_alert_carries_the_onset_and_the_caregivers_note(people, in_memory_ch
     assert payload["scan"]["note"] == "her mouth looks lopsided since lunch"
     assert payload["onset_at"] == seen_well.isoformat()
     assert "within 24 h" in payload["latest_scan"]["urgency_reason"]
+
+
+@pytest.mark.django_db
+def test_a_patient_is_registered_with_a_known_palsy_and_a_half_given_one_is_refused(people, api):
+    alice = api(people.alice)
+    body = {"mrn": "MRN-77", "full_name": "Ada Bell", "known_palsy_side": "left", "known_palsy_severity": "moderate"}
+    made = alice.post("/api/v1/patients/", body, format="json")
+    assert made.status_code == 201 and made.json()["known_palsy_side"] == "left"
+    half = alice.post(
+        "/api/v1/patients/", {"mrn": "MRN-78", "full_name": "Bo", "known_palsy_side": "left"}, format="json"
+    )
+    assert half.status_code == 400 and "both its side and its severity" in half.json()["known_palsy_severity"][0]
+
+
+@pytest.mark.django_db
+def test_the_scan_page_shows_the_onset_and_why_and_the_care_team_corrects_it(client, people, in_memory_channels):
+    scan = factories.ScanFactory(
+        patient=people.patient, status=Scan.Status.PROCESSING, onset_at=None, note="lopsided since lunch"
+    )
+    scan_record_result(scan=scan, analysis=analysis_like(), model_version=None)
+    client.force_login(people.alice)
+    page = client.get(f"/scans/{scan.id}/").content.decode()
+    assert "Last seen without this weakness: <strong>not known</strong>" in page
+    assert "Possible stroke:</strong> Onset unknown" in page and "lopsided since lunch" in page
+    assert 'id="onset-form"' in page
+
+    future = (timezone.localtime() + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
+    refused = client.post(f"/scans/{scan.id}/onset/", {"onset_at": future})
+    assert refused.status_code == 400 and "cannot be in the future" in refused.content.decode()
+    days_ago = (timezone.localtime() - timedelta(days=3)).strftime("%Y-%m-%dT%H:%M")
+    assert client.post(f"/scans/{scan.id}/onset/", {"onset_at": days_ago}).status_code == 302
+    scan.refresh_from_db()
+    assert scan.onset_at is not None and scan.onset_recorded_by == people.alice
+    assert (
+        "Routine:</strong> Last seen without this weakness 72 h ago"
+        in client.get(f"/scans/{scan.id}/").content.decode()
+    )
+    assert Alert.objects.get(scan=scan).urgent  # a possible stroke is never made routine by a correction
+
+    client.force_login(people.carol)
+    assert 'id="onset-form"' not in client.get(f"/scans/{scan.id}/").content.decode()
+    assert client.post(f"/scans/{scan.id}/onset/", {"onset_at": days_ago}).status_code == 403
