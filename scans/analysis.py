@@ -19,9 +19,10 @@ from django.utils import timezone
 
 from alerts.events import publish_scan_updated
 from alerts.services import alert_make_urgent, alert_raise
+from inference.engine.decide import CENTRAL, PERIPHERAL
 from inference.engine.imaging import ImageRejected, decode_upload
 from scans.fhir_push import fhir_push_queue
-from scans.models import Scan, ScanResult
+from scans.models import Scan, ScanPose, ScanResult
 from scans.urgency import urgency_of
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,36 @@ def scan_clean_photo(*, scan: Scan) -> bytes:
     scan.save(update_fields=["image", "upload", "image_sha256", "image_width", "image_height"])
     scan.upload.storage.delete(sent)
     return clean.data
+
+
+def scan_clean_poses(*, scan: Scan) -> tuple[dict[str, list[bytes]], list[dict]]:
+    """A guided exam's pose photos decoded as the photo at rest is (scan_clean_photo): {pose: [frames]},
+    and a refusal for each frame that is not a usable image (the exam goes on without it)."""
+    poses: dict[str, list[bytes]] = {}
+    refused = []
+    for row in ScanPose.objects.filter(scan=scan).order_by("pose", "frame"):
+        if row.image:
+            with row.image.open("rb") as handle:
+                poses.setdefault(row.pose, []).append(handle.read())
+            continue
+        if not row.upload:
+            continue
+        with row.upload.open("rb") as handle:
+            sent = handle.read()
+        try:
+            clean = decode_upload(sent, max_bytes=settings.SCAN_MAX_UPLOAD_BYTES, max_pixels=settings.SCAN_MAX_PIXELS)
+        except ImageRejected as exc:
+            refused.append(
+                {"pose": row.pose, "reason": f"frame {row.frame + 1} could not be read: {exc}", "retake": True}
+            )
+            continue
+        finally:
+            row.upload.delete(save=False)
+        row.image.save("pose.jpg", ContentFile(clean.data), save=False)
+        row.upload = ""
+        row.save(update_fields=["image", "upload"])
+        poses.setdefault(row.pose, []).append(clean.data)
+    return poses, refused
 
 
 def scan_claim(*, scan_id: int) -> bool:
@@ -93,10 +124,20 @@ def scan_analyze(*, scan_id: int) -> None:
         scan_finish(scan=scan, status=Scan.Status.FAILED, reason=GAVE_UP_REASON.format(attempts=scan.attempts - 1))
         return
 
+    exam: dict = {}
     try:
         raw = scan_clean_photo(scan=scan)
         pipeline, version = current_pipeline()
-        analysis = pipeline.analyze_bytes(raw)
+        poses, unreadable = scan_clean_poses(scan=scan)
+        if poses:
+            # A guided exam: the photo at rest analysed as alone, each pose measured against it.
+            examined = pipeline.analyze_exam_bytes(raw, poses)
+            analysis = examined.rest
+            if examined.exam is not None:
+                exam = examined.exam.to_dict()
+                exam["refusals"] = [*unreadable, *exam.get("refusals", [])]
+        else:
+            analysis = pipeline.analyze_bytes(raw)
     except ImageRejected as exc:
         scan_finish(scan=scan, status=Scan.Status.REJECTED, reason=str(exc))
         return
@@ -110,7 +151,7 @@ def scan_analyze(*, scan_id: int) -> None:
     if analysis.status == "rejected":
         scan_finish(scan=scan, status=Scan.Status.REJECTED, reason=analysis.reason)
         return
-    scan_record_result(scan=scan, analysis=analysis, model_version=loaded_version_of(pipeline, version))
+    scan_record_result(scan=scan, analysis=analysis, model_version=loaded_version_of(pipeline, version), exam=exam)
 
 
 def scan_finish(*, scan: Scan, status: str, reason: str) -> None:
@@ -130,9 +171,13 @@ def scan_finish(*, scan: Scan, status: str, reason: str) -> None:
         )
 
 
-def scan_record_result(*, scan: Scan, analysis, model_version) -> ScanResult:
+def scan_record_result(*, scan: Scan, analysis, model_version, exam: dict | None = None) -> ScanResult:
     """Store the result and mark the scan done; a positive or inconclusive result raises its alert in
-    the same transaction, so an alert never exists without its result nor such a result without one."""
+    the same transaction, so an alert never exists without its result nor such a result without one.
+
+    With a guided exam (``exam``, inference/engine/exam.py) whose brow raise named the pattern, the
+    result's pattern and side are the measured ones (the guess at rest is kept in its measurements), and
+    the forehead's finding decides the urgency with the time of onset (scans/urgency.py)."""
     with transaction.atomic():
         locked = Scan.objects.select_for_update().get(id=scan.id)
         if locked.status != Scan.Status.PROCESSING or hasattr(locked, "result"):
@@ -151,7 +196,16 @@ def scan_record_result(*, scan: Scan, analysis, model_version) -> ScanResult:
             decision=analysis.decision,
             model_version=model_version,
             engine_version=analysis.engine_version,
+            exam=exam or {},
         )
+        if exam and exam.get("pattern") in (CENTRAL, PERIPHERAL) and result.label != ScanResult.Label.NO_PARALYSIS:
+            result.measurements = {
+                **(result.measurements or {}),
+                "pattern_at_rest": result.pattern,
+                "forehead_involved": exam["pattern"] == PERIPHERAL,
+            }
+            result.pattern = exam["pattern"]
+            result.affected_side = exam.get("affected_side") or result.affected_side
         decided = urgency_of(result, now=timezone.now(), window_hours=settings.STROKE_WINDOW_HOURS)
         result.urgent, result.urgency_reason = decided.urgent, decided.reason[:300]
         if analysis.overlay_jpeg:

@@ -25,7 +25,7 @@ from portal.models import Physician
 from portal.selectors import patient_get_visible, patient_list_for_user
 from scans.analysis import OnsetNotAllowed, scan_onset_update
 from scans.fhir import FHIR_JSON, patient_record_bundle, scan_report_bundle
-from scans.models import Scan
+from scans.models import Scan, ScanPose
 from scans.selectors import patient_finished_scans, patient_timeline, scan_get_visible, scan_list_for_user
 from scans.serializers import ScanCreateSerializer, ScanOnsetSerializer, ScanSerializer, TimelinePointSerializer
 from scans.services import read_upload, scan_create, upload_inspect
@@ -58,20 +58,32 @@ class ScanListApi(generics.ListAPIView):
         responses={202: ScanSerializer, **error_responses(400, 401, 429)},
         parameters=[
             OpenApiParameter(
+                "Idempotency-Key",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                required=False,
+                description="The client's key for this upload: a repeat answers the scan it made.",
+            ),
+            OpenApiParameter(
                 "Location",
                 OpenApiTypes.URI,
                 OpenApiParameter.HEADER,
                 required=True,
                 response=[202],
                 description="The new scan's URL (as `url` in the body).",
-            )
+            ),
         ],
         description="Upload a facial photo. Answers 202 at once; the analysis follows (poll the scan "
         "URL or listen on /ws/alerts/ for scan.updated).\n\n"
         "The photo: a relaxed face at rest (not smiling), looking straight at the camera, the whole face "
         "from forehead to chin filling most of the frame, in even light, with the phone level with the eyes "
         "and glasses off if possible. Example: /static/scans/framing-example.svg. A photo that cannot be "
-        "measured ends `rejected`, with `status_reason` saying how to retake it.",
+        "measured ends `rejected`, with `status_reason` saying how to retake it.\n\n"
+        "A guided exam sends, beside that photo at rest, the same face raising the eyebrows (`brows_raised`), "
+        "closing the eyes tightly (`eyes_closed`) and smiling (`smile`), each optional and repeated for 1-3 "
+        "frames: the result then names the pattern from the forehead in motion (`result.exam`).\n\n"
+        "`Idempotency-Key` (request header, at most 100 characters): a retried upload with the same key "
+        "answers the first scan instead of making a second one.",
     )
     def post(self, request, *args, **kwargs):
         form = ScanCreateSerializer(data=request.data)
@@ -83,6 +95,30 @@ class ScanListApi(generics.ListAPIView):
             if physician is None:
                 raise ValidationError({"referring_physician": ["Unknown physician."]})
         raw = read_upload(data["image"], max_bytes=settings.SCAN_MAX_UPLOAD_BYTES)
+        key = request.headers.get("Idempotency-Key", "").strip()
+        if len(key) > 100:
+            raise ValidationError({"Idempotency-Key": ["At most 100 characters."]})
+        if key:
+            earlier = (
+                scan_list_for_user(user=request.user).filter(uploaded_by=request.user, idempotency_key=key).first()
+            )
+            if earlier is not None:  # a retried upload: the scan it made, nothing charged again
+                body = ScanSerializer(earlier, context={"request": request}).data
+                return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["url"]})
+        poses = {}
+        for pose in ScanPose.Pose.values:
+            frames = []
+            for upload in data.get(pose) or []:
+                frame = read_upload(upload, max_bytes=settings.SCAN_MAX_UPLOAD_BYTES)
+                try:
+                    admit_upload(request, frame, upload_inspect)
+                except ImageRejected as exc:
+                    raise ValidationError({pose: [str(exc)]}) from None
+                except UploadLimitReached as exc:
+                    raise Throttled(wait=exc.wait, detail=str(exc)) from None
+                frames.append(frame)
+            if frames:
+                poses[pose] = frames
         try:
             header = admit_upload(request, raw, upload_inspect)
             scan = scan_create(
@@ -93,6 +129,8 @@ class ScanListApi(generics.ListAPIView):
                 referring_physician=physician,
                 note=data.get("note", ""),
                 onset_at=data.get("onset_at"),
+                poses=poses,
+                idempotency_key=key,
             )
         except UploadLimitReached as exc:
             raise Throttled(wait=exc.wait, detail=str(exc)) from None

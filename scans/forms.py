@@ -4,6 +4,27 @@ from django import forms
 
 from portal.models import Physician
 from portal.selectors import patient_list_for_user
+from scans.models import ScanPose
+
+
+class MultiplePhotos(forms.ClearableFileInput):
+    """A phone's burst: one to three photos of a pose in one input."""
+
+    allow_multiple_selected = True
+
+    def __init__(self, attrs=None):
+        super().__init__({"accept": "image/*", "multiple": True, **(attrs or {})})
+
+
+class PosePhotosField(forms.FileField):
+    """One to three files of a pose (Django's pattern for an input with several files)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, required=False, widget=MultiplePhotos, **kwargs)
+
+    def clean(self, data, initial=None):
+        files = data if isinstance(data, (list, tuple)) else [data] if data else []
+        return [super(PosePhotosField, self).clean(file, initial) for file in files]
 
 
 class NewScanForm(forms.Form):
@@ -16,6 +37,10 @@ class NewScanForm(forms.Form):
     held_photo = forms.CharField(required=False, widget=forms.HiddenInput, max_length=64)
     referring_physician = forms.ModelChoiceField(queryset=Physician.objects.all(), required=False, empty_label="None")
     note = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False, max_length=2000)
+    # A guided exam (issue 41), each pose optional, up to three frames each (one input, several files).
+    brows_raised = PosePhotosField(label="Eyebrows raised")
+    eyes_closed = PosePhotosField(label="Eyes closed tightly")
+    smile = PosePhotosField(label="A big smile")
     # The time of onset (scans/urgency.py), in the portal's time zone; empty: not known.
     onset_at = forms.DateTimeField(
         label="When was the person last seen without this weakness?",
@@ -42,6 +67,17 @@ class NewScanForm(forms.Form):
             raise forms.ValidationError(problem)
         return onset_at
 
+    def pose_files(self) -> dict[str, list]:
+        """{pose: [1-3 uploaded files]} of the exam's poses given."""
+        return {pose: self.cleaned_data[pose] for pose in ScanPose.Pose.values if self.cleaned_data.get(pose)}
+
+    def clean(self):
+        cleaned = self._clean_photo()
+        for pose in ScanPose.Pose.values:
+            if len(self.files.getlist(self.add_prefix(pose))) > ScanPose.MAX_FRAMES:
+                self.add_error(pose, f"At most {ScanPose.MAX_FRAMES} photos of a pose: choose the best ones.")
+        return cleaned
+
     def clean_image(self):
         # Without JavaScript nothing clears the other inputs, and guessing which photo was meant could
         # analyse the wrong one.
@@ -49,7 +85,7 @@ class NewScanForm(forms.Form):
             raise forms.ValidationError("Two photos were chosen. Choose one photo, then start the analysis.")
         return self.cleaned_data["image"]
 
-    def clean(self):
+    def _clean_photo(self):
         from scans.services import HELD_PHOTO_SECONDS, photo_held
 
         cleaned = super().clean()

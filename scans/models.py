@@ -65,16 +65,55 @@ class Scan(models.Model):
     episode_alert = models.ForeignKey(
         "alerts.Alert", null=True, blank=True, on_delete=models.SET_NULL, related_name="scans"
     )
+    # A guided exam's pose photos (ScanPose), counted: {"brows_raised": 2, "smile": 1}; {} for a photo alone.
+    # Written with them, so that no list or answer reads the poses to say so.
+    pose_frames = models.JSONField(default=dict, blank=True)
+    # The uploader's Idempotency-Key (the IETF draft's header): a retried upload answers this scan
+    # instead of making a second one.
+    idempotency_key = models.CharField(max_length=100, blank=True)
 
     class Meta:
         ordering = ["-uploaded_at", "-id"]
         indexes = [models.Index(fields=["patient", "-uploaded_at"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["uploaded_by", "idempotency_key"],
+                condition=~models.Q(idempotency_key=""),
+                name="one_scan_per_idempotency_key",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"Scan {self.pk} of patient {self.patient_id} ({self.status})"
 
     def get_absolute_url(self) -> str:
         return reverse("scans:detail", args=[self.pk])
+
+
+class ScanPose(models.Model):
+    """A pose photo of a guided exam (issue 41): the same face, in the same sitting, as its scan's photo
+    at rest, measured against it (inference/engine/exam.py). One to three frames of each pose."""
+
+    class Pose(models.TextChoices):
+        BROWS_RAISED = "brows_raised", "Eyebrows raised"
+        EYES_CLOSED = "eyes_closed", "Eyes closed tightly"
+        SMILE = "smile", "A big smile"
+
+    MAX_FRAMES = 3
+
+    scan = models.ForeignKey(Scan, on_delete=models.CASCADE, related_name="poses")
+    pose = models.CharField(max_length=12, choices=Pose.choices)
+    frame = models.PositiveSmallIntegerField()
+    # As for the scan: the file as sent until the worker decoded it, then the clean JPEG.
+    upload = models.FileField(upload_to=_private_image_path, blank=True)
+    image = models.FileField(upload_to=_private_image_path, blank=True)
+
+    class Meta:
+        ordering = ["scan", "pose", "frame"]
+        constraints = [models.UniqueConstraint(fields=["scan", "pose", "frame"], name="one_photo_per_pose_frame")]
+
+    def __str__(self) -> str:
+        return f"{self.get_pose_display()} (frame {self.frame + 1}) of scan {self.scan_id}"
 
 
 class ScanResult(models.Model):
@@ -115,6 +154,9 @@ class ScanResult(models.Model):
     # scan's onset and the patient's known palsy; decided again when the care team corrects the onset.
     urgent = models.BooleanField(default=False)
     urgency_reason = models.CharField(max_length=300, blank=True)
+    # A guided exam's measurements against the photo at rest (inference/engine/exam.py ExamResult.to_dict):
+    # movement per side, the eFACE-style items, a House-Brackmann estimate, refusals. {} for a photo alone.
+    exam = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

@@ -70,6 +70,7 @@ class ScanResultSerializer(serializers.ModelSerializer):
             "stroke_pattern",
             "urgent",
             "urgency_reason",
+            "exam",
             "quality_warnings",
             "asymmetry_index",
             "index_repeatability",
@@ -114,6 +115,9 @@ class ScanSerializer(serializers.ModelSerializer):
         help_text="When the person was last seen without this weakness (null: not known). It decides with the "
         "result's evidence whether it is a possible stroke (result.urgent, result.urgency_reason).",
     )
+    poses = serializers.SerializerMethodField(
+        help_text='A guided exam\'s pose photos: {"brows_raised": 2, ...} frames.'
+    )
     onset_recorded_by = serializers.SerializerMethodField(
         help_text="Who gave the onset (the uploader, or the care team)."
     )
@@ -138,6 +142,7 @@ class ScanSerializer(serializers.ModelSerializer):
             "note",
             "onset_at",
             "onset_recorded_by",
+            "poses",
             "result",
             "image_url",
             "overlay_url",
@@ -175,6 +180,9 @@ class ScanSerializer(serializers.ModelSerializer):
     def get_heatmap_url(self, scan: Scan) -> str | None:
         return self._result_file_url(scan, "heatmap")
 
+    def get_poses(self, scan: Scan) -> dict[str, int]:
+        return dict(scan.pose_frames or {})
+
     def get_onset_recorded_by(self, scan: Scan) -> str | None:
         return scan.onset_recorded_by.get_username() if scan.onset_recorded_by_id and scan.onset_recorded_by else None
 
@@ -206,6 +214,24 @@ class ScanCreateSerializer(serializers.Serializer):
     referring_physician = serializers.IntegerField(required=False, allow_null=True)
     note = serializers.CharField(required=False, allow_blank=True, max_length=2000)
     onset_at = OnsetField(required=False, allow_null=True, help_text=ONSET_HELP)
+    # A guided exam (issue 41): the same face, in the same sitting, in up to three poses, each field
+    # repeated for a burst's frames (1 to 3).
+    brows_raised = serializers.ListField(
+        child=serializers.FileField(),
+        required=False,
+        max_length=3,
+        help_text="The eyebrows raised as high as they go, as if surprised (1-3 frames): the forehead in motion "
+        "tells a stroke (forehead spared) from a peripheral palsy.",
+    )
+    eyes_closed = serializers.ListField(
+        child=serializers.FileField(), required=False, max_length=3, help_text="The eyes closed tightly (1-3 frames)."
+    )
+    smile = serializers.ListField(
+        child=serializers.FileField(),
+        required=False,
+        max_length=3,
+        help_text="A big smile showing the teeth (1-3 frames).",
+    )
 
 
 class ScanOnsetSerializer(serializers.Serializer):

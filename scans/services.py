@@ -11,12 +11,12 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.core.files.base import ContentFile
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from inference.engine.imaging import UploadHeader, inspect_upload
 from portal.models import Physician
 from portal.selectors import patient_get_visible
-from scans.models import Scan
+from scans.models import Scan, ScanPose
 from scans.tasks import analyze_scan
 
 logger = logging.getLogger(__name__)
@@ -43,9 +43,15 @@ def scan_create(
     referring_physician: Physician | None = None,
     note: str = "",
     onset_at=None,
+    poses: dict[str, list[bytes]] | None = None,
+    idempotency_key: str = "",
 ) -> Scan:
     """Check the upload's headers, keep the file, save the scan as queued, and enqueue its analysis
     on commit (the worker decodes the photo: scans.analysis.scan_analyze).
+
+    A guided exam brings its pose photos (``poses``: {pose: [1-3 frames]}), kept beside the photo at
+    rest and analysed against it. An ``idempotency_key`` the uploader used before answers that scan:
+    a retried upload never makes two.
 
     The one check that the uploader may see the patient, for the API and the form alike. Raises
     PermissionDenied (no such patient, or not visible to the user) or ImageRejected (bad image).
@@ -55,22 +61,47 @@ def scan_create(
     if patient is None:
         raise PermissionDenied("You may not upload scans for this patient.")
     header = header or upload_inspect(image_bytes)
+    if idempotency_key:
+        earlier = Scan.objects.filter(uploaded_by=user, idempotency_key=idempotency_key).first()
+        if earlier is not None:
+            return earlier
     scan = Scan(
+        idempotency_key=idempotency_key,
         patient=patient,
         uploaded_by=user,
         referring_physician=referring_physician,
         note=note.strip()[:2000],
+        pose_frames={pose: len(frames) for pose, frames in (poses or {}).items() if frames},
         onset_at=onset_at,
         onset_recorded_by=user if onset_at is not None else None,
         image_width=header.width,
         image_height=header.height,
     )
     scan.upload.save("upload.bin", ContentFile(image_bytes), save=False)
+    pose_rows = [
+        ScanPose(pose=pose, frame=frame) for pose, frames in (poses or {}).items() for frame in range(len(frames))
+    ]
+    for row in pose_rows:
+        row.upload.save("upload.bin", ContentFile(poses[row.pose][row.frame]), save=False)
     try:
-        scan.save()  # one INSERT: no transaction of its own to open and commit around it
-    except Exception:
-        # The row was not saved: do not leave an orphaned patient photo on disk.
+        if pose_rows or idempotency_key:
+            with transaction.atomic():  # a savepoint: a clash on the key leaves the caller's transaction usable
+                scan.save()
+                for row in pose_rows:
+                    row.scan = scan
+                ScanPose.objects.bulk_create(pose_rows)
+        else:
+            scan.save()  # one INSERT: no transaction of its own to open and commit around it
+    except Exception as exc:
+        # The rows were not saved: do not leave orphaned patient photos on disk.
         scan.upload.delete(save=False)
+        for row in pose_rows:
+            row.upload.delete(save=False)
+        if idempotency_key and isinstance(exc, IntegrityError):
+            # The same upload sent twice at once: the other one made the scan.
+            earlier = Scan.objects.filter(uploaded_by=user, idempotency_key=idempotency_key).first()
+            if earlier is not None:
+                return earlier
         raise
     # Queued once the row is committed: at once on its own, or when a caller's transaction commits.
     transaction.on_commit(lambda: _enqueue(scan.id))

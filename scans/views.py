@@ -49,6 +49,17 @@ def new_scan(request):
         else:
             raw, name = form.held["bytes"], form.held["name"]
         try:
+            poses = {}
+            for pose, uploads in form.pose_files().items():
+                frames = []
+                for upload in uploads:
+                    frame = read_upload(upload, max_bytes=settings.SCAN_MAX_UPLOAD_BYTES)
+                    try:
+                        admit_upload(request, frame, upload_inspect)
+                    except ImageRejected as exc:
+                        raise PoseRejected(pose, exc) from None
+                    frames.append(frame)
+                poses[pose] = frames
             header = admit_upload(request, raw, upload_inspect)
             scan = scan_create(
                 user=request.user,
@@ -58,7 +69,11 @@ def new_scan(request):
                 referring_physician=form.cleaned_data["referring_physician"],
                 note=form.cleaned_data["note"],
                 onset_at=form.cleaned_data["onset_at"],
+                poses=poses,
             )
+        except PoseRejected as exc:
+            form.add_error(exc.pose, f"This photo could not be used: {exc.reason}")
+            kept = _keep_photo(request, form, raw, name)
         except UploadLimitReached as exc:
             form.add_error(None, str(exc))
             status = 429
@@ -131,6 +146,12 @@ def history(request):
             "patients": patient_list_for_user(user=request.user),
         },
     )
+
+
+class PoseRejected(Exception):
+    def __init__(self, pose: str, reason: Exception):
+        super().__init__(str(reason))
+        self.pose, self.reason = pose, str(reason)
 
 
 @login_required
