@@ -143,8 +143,8 @@ def _local(code: str, display: str) -> tuple[str, str, str]:
 
 
 def _quantity(value: float, unit: str) -> dict:
-    """A UCUM quantity: "mm", "deg", or "1" for a figure without a unit (a ratio, an index, a probability)."""
-    human = {"mm": "mm", "deg": "°", "1": "1"}[unit]
+    """A UCUM quantity: "mm", "deg", "%", or "1" for a figure without a unit (a ratio, an index, a probability)."""
+    human = {"mm": "mm", "deg": "°", "1": "1", "%": "%"}[unit]
     return {"value": value, "unit": human, "system": UCUM, "code": unit}
 
 
@@ -407,6 +407,89 @@ def observation_entries(result: ScanResult, *, patient: Entry, device: Entry, me
             "note": [{"text": classifier.get("detail") or "No classifier took part in this result."}],
         }
     entries.append(observation("classifier-probability", "Classifier probability of paralysis", **probability))
+    entries.extend(onset_and_urgency_entries(result, observation))
+    entries.extend(exam_entries(result, observation))
+    return entries
+
+
+def onset_and_urgency_entries(result: ScanResult, observation) -> list[Entry]:
+    """When the person was last seen without this weakness (or that it is not known), and whether the
+    result is a possible stroke, with the sentence why (scans/urgency.py)."""
+    onset_at = result.scan.onset_at
+    onset = (
+        {"valueDateTime": onset_at}
+        if onset_at is not None
+        else {
+            "dataAbsentReason": _absent("unknown", "Unknown"),
+            "note": [{"text": "Not known when it was photographed."}],
+        }
+    )
+    entries = [observation("onset", "Last seen without this weakness (time of onset)", **onset)]
+    if result.needs_clinician:
+        entries.append(
+            observation(
+                "possible-stroke",
+                "Possible stroke: urgent review (screening rule)",
+                valueBoolean=result.urgent,
+                note=[{"text": result.urgency_reason}] if result.urgency_reason else None,
+            )
+        )
+    return entries
+
+
+def exam_entries(result: ScanResult, observation) -> list[Entry]:
+    """A guided exam's findings (inference/engine/exam.py): the forehead in one sentence, each pose's
+    weaker side's movement as a share of the other's (right and left in mm as components), and the
+    House-Brackmann estimate with how it was derived. None for a photo alone."""
+    exam = result.exam or {}
+    if not exam:
+        return []
+    entries = []
+    if exam.get("forehead_finding"):
+        entries.append(
+            observation("exam-forehead", "Forehead in motion (guided exam)", valueString=exam["forehead_finding"])
+        )
+    for name, pose in (exam.get("poses") or {}).items():
+        label = f"{pose.get('asked_as') or name}: weaker side's movement as a share of the other's"
+        if pose.get("status") == "measured" and isinstance(pose.get("percent"), (int, float)):
+            sides = pose.get("movement_mm") or {}
+            components = [
+                ObservationComponent(
+                    code=_concept(_local(f"exam-{name}-{side}", f"Movement of the patient's {side} side")),
+                    valueQuantity=_quantity(sides[side], "mm"),
+                )
+                for side in ("right", "left")
+                if isinstance(sides.get(side), (int, float))
+            ]
+            entries.append(
+                observation(
+                    f"exam-{name}",
+                    label,
+                    valueQuantity=_quantity(round(float(pose["percent"]), 1), "%"),
+                    component=components or None,
+                )
+            )
+        else:
+            entries.append(
+                observation(
+                    f"exam-{name}",
+                    label,
+                    dataAbsentReason=_absent("not-performed", "Not Performed"),
+                    note=[{"text": pose.get("reason") or "Pose not performed: retake."}],
+                )
+            )
+    grade = (exam.get("house_brackmann") or {}).get("grade")
+    if grade:
+        entries.append(
+            observation(
+                "exam-house-brackmann",
+                "House-Brackmann grade, estimated from the guided exam",
+                valueString=str(grade),
+                note=[{"text": exam["house_brackmann"].get("derivation", "")}]
+                if exam["house_brackmann"].get("derivation")
+                else None,
+            )
+        )
     return entries
 
 

@@ -162,8 +162,9 @@ ONE_REPORT = {
     "Practitioner": 1,
     "ServiceRequest": 1,
     "DiagnosticReport": 1,
-    # index, 7 regions, score, pattern, severity, affected side, classifier probability
-    "Observation": 13,
+    # index, 7 regions, score, pattern, severity, affected side, classifier probability, the time of onset
+    # (issue 41: a time, or "unknown"), possible stroke (true or false, with why)
+    "Observation": 15,
     "Device": 1,
     "Media": 1,
 }
@@ -562,7 +563,7 @@ def test_a_recorded_result_is_pushed_as_a_transaction_bundle(fhir_settings, peop
     assert media.content.url == f"https://portal.example.org/api/v1/scans/{result.scan_id}/image/"
     (report,) = resources(bundle, "DiagnosticReport")
     assert DISCLAIMER in report.conclusion
-    assert server.count("DiagnosticReport") == 1 and server.count("Observation") == 13
+    assert server.count("DiagnosticReport") == 1 and server.count("Observation") == ONE_REPORT["Observation"]
 
 
 def test_nothing_is_owed_without_an_endpoint(fhir_settings, people, django_capture_on_commit_callbacks):
@@ -802,3 +803,22 @@ def test_the_endpoint_setting_is_parsed_strictly_and_turns_the_sweep_on():
     assert on.stdout.split() == ["True", "https://fhir.example.org/r4"], on.stderr
     wrong = _settings_say("", FHIR_ENDPOINT="fhir.example.org")
     assert wrong.returncode != 0 and "give the server's http(s) base URL" in wrong.stderr
+
+
+def test_the_report_carries_the_onset_the_urgency_and_a_guided_exams_findings(api, people):
+    """Issue 41, item 5: FHIR gets the time of onset (or that it is unknown), whether the result is a
+    possible stroke and why, and each pose's weaker side's share with right and left in mm."""
+    from tests.scans.test_fhir_validator import exam_scan
+
+    result = exam_scan(people)
+    bundle = parsed(api(people.alice).get(f"/api/v1/scans/{result.scan_id}/fhir/"))
+    observations = {observation.code.coding[0].code: observation for observation in resources(bundle, "Observation")}
+    assert observations["onset"].dataAbsentReason.coding[0].code == "unknown"
+    assert observations["possible-stroke"].valueBoolean is True
+    assert "stroke pattern" in observations["possible-stroke"].note[0].text
+    brow = observations["exam-brows_raised"]
+    assert brow.valueQuantity.unit == "%" and {c.code.coding[0].code for c in brow.component} == {
+        "exam-brows_raised-right",
+        "exam-brows_raised-left",
+    }
+    assert "forehead" in observations["exam-forehead"].valueString.lower()

@@ -15,6 +15,7 @@ import pytest
 from django.utils import timezone
 
 from inference.engine.decide import ASYMMETRY_ONLY_RULE
+from inference.engine.pipeline import Pipeline
 from inference.models import ModelVersion
 from scans import fhir
 from scans.models import Scan, ScanResult
@@ -71,6 +72,9 @@ def finished_variants(people) -> dict[str, ScanResult]:
             affected_side="",
             score=0.1,
         ),
+        # A guided exam (issue 41): its findings, as the engine gives them for a drawn central exam, and an
+        # onset not known (the other scans' is three days ago: the factories').
+        "exam-central-onset-unknown": exam_scan(people),
         "negative-mild-before-repeatability": finished_scan(
             people.patient,
             label=ScanResult.Label.NO_PARALYSIS,
@@ -81,6 +85,17 @@ def finished_variants(people) -> dict[str, ScanResult]:
             measurements={k: v for k, v in MEASUREMENTS.items() if not k.startswith("index_")},
         ),
     }
+
+
+def exam_scan(people) -> ScanResult:
+    from tests.scans.test_exam import drawn_central_exam
+
+    exam = drawn_central_exam()
+    examined = Pipeline().analyze_exam_bytes(exam["rest"], {"brows_raised": [exam["brows"]], "smile": [exam["smile"]]})
+    result = finished_scan(people.patient, exam=examined.exam.to_dict())
+    Scan.objects.filter(id=result.scan_id).update(onset_at=None)
+    result.scan.refresh_from_db()
+    return result
 
 
 def emitted_bundles(api, people) -> dict[str, bytes | str]:
