@@ -114,6 +114,8 @@ class AlertSerializer(serializers.ModelSerializer):
             "note": scan.note,
             "onset_at": scan.onset_at.isoformat() if scan.onset_at else None,
             "urgency_reason": result.urgency_reason if result else "",
+            # A guided exam's forehead finding, in one sentence ("" for a photo alone).
+            "exam_finding": (result.exam or {}).get("forehead_finding", "") if result else "",
             "label": result.label if result else None,
             "pattern": result.pattern if result else None,
             "pattern_display": result.get_pattern_display() if result else "",

@@ -90,6 +90,7 @@
       onset.textContent = "Last seen without this weakness: not known (treated as a possible stroke)";
     }
     body.append(title, meta, onset, deadline);
+    if (alert.latest_scan.exam_finding) body.append(line("alert-exam", "Guided exam: " + alert.latest_scan.exam_finding));
     if (alert.latest_scan.urgency_reason) body.append(line("alert-urgency", alert.latest_scan.urgency_reason));
     // The caregiver's own words with the photos of this episode.
     for (const scan of alert.latest_scan.id === alert.scan.id ? [alert.scan] : [alert.scan, alert.latest_scan]) {
