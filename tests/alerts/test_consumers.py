@@ -26,6 +26,7 @@ FRAME_KEYS = {
     "pattern",
     "pattern_display",
     "referring_physician",  # the episode's
+    "onset_at",  # when the person was last seen without this weakness (issue 41), null: not known
     "advice",
     "status",
     "severity",
