@@ -6,7 +6,8 @@
 (function () {
   "use strict";
   const form = document.getElementById("new-scan-form");
-  const inputs = [...form.querySelectorAll("input[type=file]")];
+  // Only the photo at rest's three inputs: a guided exam's pose inputs keep their own photos.
+  const inputs = [...form.querySelectorAll("input[type=file][name=image]")];
   const preview = document.getElementById("photo-preview");
   const held = form.querySelector("input[name=held_photo]");
   const kept = document.getElementById("kept-photo");
