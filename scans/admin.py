@@ -60,6 +60,12 @@ class ScanAdmin(admin.ModelAdmin):
         # The alert service links a scan to its episode's alert; an admin editing it could point a
         # scan at another patient's alert (issue 29 point 10).
         "episode_alert",
+        # The care team corrects the onset on the scan page or the API, which decide the urgency again
+        # (scans.analysis.scan_onset_update); a form here would change it without doing so.
+        "onset_at",
+        "onset_recorded_by",
+        "pose_frames",
+        "idempotency_key",
     ]
     inlines = [ScanResultInline]
     date_hierarchy = "uploaded_at"
