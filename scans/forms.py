@@ -16,6 +16,30 @@ class MultiplePhotos(forms.ClearableFileInput):
         super().__init__({"accept": "image/*", "multiple": True, **(attrs or {})})
 
 
+class OnsetField(forms.DateTimeField):
+    """When the person was last seen without this weakness (scans/urgency.py), in the portal's time zone
+    from a phone's date-and-time picker; empty: not known; a time to come is refused."""
+
+    def __init__(self, **kwargs):
+        super().__init__(
+            required=False,
+            widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+            input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"],
+            **kwargs,
+        )
+
+    def clean(self, value):
+        from django.utils import timezone
+
+        from scans.urgency import onset_problem
+
+        onset_at = super().clean(value)
+        problem = onset_problem(onset_at, now=timezone.now())
+        if problem:
+            raise forms.ValidationError(problem)
+        return onset_at
+
+
 class PosePhotosField(forms.FileField):
     """One to three files of a pose (Django's pattern for an input with several files)."""
 
@@ -42,12 +66,9 @@ class NewScanForm(forms.Form):
     eyes_closed = PosePhotosField(label="Eyes closed tightly")
     smile = PosePhotosField(label="A big smile")
     # The time of onset (scans/urgency.py), in the portal's time zone; empty: not known.
-    onset_at = forms.DateTimeField(
+    onset_at = OnsetField(
         label="When was the person last seen without this weakness?",
         help_text="Leave it empty if nobody knows: the care team then treats it as a possible stroke.",
-        required=False,
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
-        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"],
     )
 
     def __init__(self, *args, user, **kwargs):
@@ -55,17 +76,6 @@ class NewScanForm(forms.Form):
         self.user = user
         self.fields["patient"].queryset = patient_list_for_user(user=user)
         self.held = None  # {"bytes", "name"} of the kept photo the form refers to, once cleaned
-
-    def clean_onset_at(self):
-        from django.utils import timezone
-
-        from scans.urgency import onset_problem
-
-        onset_at = self.cleaned_data["onset_at"]
-        problem = onset_problem(onset_at, now=timezone.now())
-        if problem:
-            raise forms.ValidationError(problem)
-        return onset_at
 
     def pose_files(self) -> dict[str, list]:
         """{pose: [1-3 uploaded files]} of the exam's poses given."""
@@ -105,21 +115,4 @@ class NewScanForm(forms.Form):
 class OnsetForm(forms.Form):
     """The care team's correction of a scan's time of onset (scans.analysis.scan_onset_update)."""
 
-    onset_at = forms.DateTimeField(
-        label="Last seen without this weakness",
-        required=False,
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
-        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"],
-        help_text="Empty: not known.",
-    )
-
-    def clean_onset_at(self):
-        from django.utils import timezone
-
-        from scans.urgency import onset_problem
-
-        onset_at = self.cleaned_data["onset_at"]
-        problem = onset_problem(onset_at, now=timezone.now())
-        if problem:
-            raise forms.ValidationError(problem)
-        return onset_at
+    onset_at = OnsetField(label="Last seen without this weakness", help_text="Empty: not known.")
