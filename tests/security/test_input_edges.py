@@ -146,7 +146,21 @@ def test_registering_a_patient_does_not_tell_a_clinician_whether_another_team_kn
     assert (
         answers[0]
         == answers[1]
-        == (201, ["care_team", "caregivers", "created_at", "date_of_birth", "full_name", "id", "mrn"])
+        == (
+            201,
+            [
+                "care_team",
+                "caregivers",
+                "created_at",
+                "date_of_birth",
+                "full_name",
+                "id",
+                "known_palsy_severity",
+                "known_palsy_side",
+                "known_palsy_since",
+                "mrn",
+            ],
+        )
     )
     # Alice's team has a record of its own; the other team's record is untouched and still unseen by her.
     assert Patient.objects.filter(mrn=known_elsewhere).count() == 2
