@@ -135,13 +135,8 @@ def _join_episode(alert: Alert, *, scan, result, now: datetime) -> Alert:
         changes.update(stroke_pattern_positive=True, pattern=result.pattern)
     reopen = alert.status == Alert.Status.ACKNOWLEDGED and worse
     call_again = worse and alert.status in Alert.ACTIVE_STATUSES
-    if reopen:
-        changes.update(status=Alert.Status.OPEN, acknowledged_by=None, acknowledged_at=None)
     if call_again:
-        deadline = now + _open_deadline(severity, urgent=alert.urgent or becomes_urgent, level=alert.escalation_level)
-        if not reopen and alert.next_escalation_at is not None:
-            deadline = min(deadline, alert.next_escalation_at)
-        changes["next_escalation_at"] = deadline
+        changes.update(_called_again(alert, severity=severity, urgent=alert.urgent or becomes_urgent, now=now))
     Alert.objects.filter(id=alert.id).update(**changes)
     scan.__class__.objects.filter(id=scan.id).update(episode_alert=alert)
     event = AlertEvent.objects.create(
@@ -182,12 +177,7 @@ def alert_make_urgent(*, alert_id: int, reason: str, now: datetime | None = None
         if alert is None:
             return False
         reopen = alert.status == Alert.Status.ACKNOWLEDGED
-        deadline = now + _open_deadline(alert.severity, urgent=True, level=alert.escalation_level)
-        if not reopen and alert.next_escalation_at is not None:
-            deadline = min(deadline, alert.next_escalation_at)
-        changes = {"urgent": True, "next_escalation_at": deadline}
-        if reopen:
-            changes.update(status=Alert.Status.OPEN, acknowledged_by=None, acknowledged_at=None)
+        changes = {"urgent": True, **_called_again(alert, severity=alert.severity, urgent=True, now=now)}
         Alert.objects.filter(id=alert.id).update(**changes)
         event = AlertEvent.objects.create(
             alert_id=alert.id,
@@ -205,6 +195,22 @@ def alert_make_urgent(*, alert_id: int, reason: str, now: datetime | None = None
         alert.refresh_from_db()
         _start_round(alert, reason=f"now a possible stroke: {reason}", now=now, event=event)
     return True
+
+
+def _called_again(alert: Alert, *, severity: str, urgent: bool, now: datetime) -> dict:
+    """The changes that put an active alert, made worse, back on the clock: a claimed one re-opened on
+    the deadline of what it now is; an open one keeps the sooner of its deadline and that one."""
+    deadline = now + _open_deadline(severity, urgent=urgent, level=alert.escalation_level)
+    if alert.status == Alert.Status.ACKNOWLEDGED:
+        return {
+            "status": Alert.Status.OPEN,
+            "acknowledged_by": None,
+            "acknowledged_at": None,
+            "next_escalation_at": deadline,
+        }
+    if alert.next_escalation_at is not None:
+        deadline = min(deadline, alert.next_escalation_at)
+    return {"next_escalation_at": deadline}
 
 
 def _open_deadline(severity: str, *, urgent: bool, level: int) -> timedelta:
